@@ -1,0 +1,26 @@
+# One command to set up and run the console, one to set up and run the tests.
+# The virtualenv creates itself on first use and refreshes when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/mlx-console $(ARGS)
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests bench
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV)

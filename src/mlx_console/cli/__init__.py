@@ -1,0 +1,47 @@
+"""Entry point `mlx-console`: subcommands for scripts, no subcommand = the TUI.
+
+Each subcommand lives in its own module exposing `register(subparsers)`; the parser it adds sets
+`func(args) -> int`. Text output is for people; `--json` output is a contract (see README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mlx_console import __version__
+from mlx_console.core.errors import ConsoleError
+
+SUBCOMMANDS = ("doctor", "backends", "triage", "settings", "bench", "demo_model")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlx-console",
+        description="Operations console for MLX serving. With no subcommand, opens the TUI.",
+    )
+    parser.add_argument("--version", action="version", version=f"mlx-console {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="config file (default: $MLX_CONSOLE_CONFIG or the user config dir)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"mlx_console.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            from mlx_console.ui.app import run_console
+
+            return run_console(args)
+        return int(args.func(args) or 0)
+    except ConsoleError as e:
+        print(f"mlx-console: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,1 @@
+"""The domain: supervisor, system, logs, settings, bench. Never imports Textual or mlx."""

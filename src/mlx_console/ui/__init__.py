@@ -1,0 +1,1 @@
+"""The Textual UI: thin widgets and screens over the core."""
