@@ -1969,6 +1969,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def detect_server_aliases(host: str) -> list[str]:
+    """localhost/127.0.0.1 (when bound there), hostname, hostname.local, FQDN, non-loopback IPv4 (as oMLX)."""
+    out: list[str] = []
+    if {h.strip() for h in host.split(",")} & {"127.0.0.1", "localhost", "0.0.0.0", "::"}:
+        out += ["localhost", "127.0.0.1"]
+    hostname = socket.gethostname()
+    if hostname:
+        out += [hostname] + ([] if hostname.endswith(".local") else [f"{hostname}.local"])
+    fqdn = socket.getfqdn()
+    if fqdn and not fqdn.endswith((".ip6.arpa", ".in-addr.arpa")):
+        out.append(fqdn)
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.connect(("192.0.2.1", 9))  # no packet is sent; this only picks the outgoing interface
+        out.append(u.getsockname()[0])
+    with contextlib.suppress(OSError):
+        out += [i[4][0] for i in socket.getaddrinfo(hostname, None, family=socket.AF_INET)]
+    result: list[str] = []
+    for a in out:
+        if a not in result and (a == "127.0.0.1" or not a.startswith("127.")):
+            result.append(a)
+    return result
+
+
 def env_float(name: str) -> float | None:
     v = os.environ.get(name)
     try:
@@ -2080,8 +2103,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"Starting server at http://{h}:{port}", flush=True)
     uvicorn_line(f"Started server process [{os.getpid()}]")
     uvicorn_line("Waiting for application startup.")
-    hostname = socket.gethostname()
-    aliases = ["localhost", "127.0.0.1", hostname, f"{hostname}.local"]
+    aliases = detect_server_aliases(str(host))
     if not gs.data["server"].get("server_aliases"):
         gs.data["server"]["server_aliases"] = aliases
         gs.save()
