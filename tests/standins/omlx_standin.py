@@ -354,16 +354,25 @@ class GlobalSettings:
                 self.data["network"][key] = getattr(a, key)
 
     def validate(self) -> list[str]:
+        """0.5.0's checks and messages (its sets print in hash order; here in a fixed one)."""
         errors = []
-        srv = self.data["server"]
+        srv, mem = self.data["server"], self.data["memory"]
         if not isinstance(srv["port"], int) or not 1 <= srv["port"] <= 65535:
-            errors.append(f"Invalid port: {srv['port']}. Must be between 1 and 65535.")
-        if srv["log_level"] not in ("trace", "debug", "info", "warning", "error"):
-            errors.append(f"Invalid log level: {srv['log_level']}")
-        if srv["sse_keepalive_mode"] not in ("chunk", "comment", "off"):
-            errors.append(f"Invalid sse_keepalive_mode: {srv['sse_keepalive_mode']}")
-        if int(self.data["scheduler"]["max_concurrent_requests"]) < 1:
-            errors.append("max_concurrent_requests must be >= 1")
+            errors.append(f"Invalid port: {srv['port']} (must be 1-65535)")
+        levels = {"trace", "debug", "info", "warning", "error", "critical"}
+        if str(srv["log_level"]).lower() not in levels:
+            errors.append(f"Invalid log_level: {srv['log_level']} (must be one of {sorted(levels)})")
+        modes = {"chunk", "comment", "off"}
+        if srv["sse_keepalive_mode"] not in modes:
+            errors.append(f"Invalid sse_keepalive_mode: {srv['sse_keepalive_mode']} (must be one of {sorted(modes)})")
+        tiers = ["aggressive", "balanced", "custom", "safe"]
+        if mem["memory_guard_tier"] not in tiers:
+            errors.append(f"Invalid memory_guard_tier: {mem['memory_guard_tier']} (must be one of {tiers})")
+        elif mem["memory_guard_tier"] == "custom" and not float(mem["memory_guard_custom_ceiling_gb"] or 0) > 0:
+            errors.append("memory_guard_custom_ceiling_gb must be > 0 when memory_guard_tier is 'custom'")
+        mcr = self.data["scheduler"]["max_concurrent_requests"]
+        if not isinstance(mcr, int) or mcr < 1:
+            errors.append(f"Invalid max_concurrent_requests: {mcr} (must be > 0)")
         return errors
 
     def ensure_directories(self) -> None:

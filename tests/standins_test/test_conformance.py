@@ -152,3 +152,95 @@ def test_server_log_lines_are_real_lines(start_standin: StartStandin) -> None:
               "omlx.engine_pool INFO Preloading pinned model: tiny-llama"]
     for w in wanted:
         assert w in mine
+
+
+def edge_case_scenario(s: Standin) -> list[dict[str, Any]]:
+    """The steps behind api-replies-settings-edge-cases.json (V/U keys, hand edit, bad files), in order."""
+    c = s.client(timeout=30)
+    out: list[dict[str, Any]] = []
+    m, msgs = "tiny-llama", [{"role": "user", "content": "Say hello"}]
+    path = f"/admin/api/models/{m}/settings"
+    settings_file = s.base / "model_settings.json"
+
+    def add(r: httpx.Response) -> None:
+        out.append({"status": r.status_code, "json": r.json()})
+
+    def stream(model: str) -> None:
+        body = {"model": model, "messages": msgs, "max_tokens": 4, "stream": True,
+                "stream_options": {"include_usage": True}}
+        if model != m:
+            body.pop("stream_options")
+        with c.stream("POST", "/v1/chat/completions", json=body) as r:
+            lines = list(r.iter_lines())
+            out.append({"status": r.status_code, "sse": lines if r.status_code == 200 else None,
+                        "json": None if r.status_code == 200 else json.loads("".join(lines))})
+
+    def chat() -> None:
+        add(c.post("/v1/chat/completions", json={"model": m, "messages": msgs, "max_tokens": 4}))
+
+    stream(m)
+    stream("nope")
+    add(c.post(f"/v1/models/{m}/unload"))
+    chat()
+    add(c.post("/admin/api/login", json={"api_key": s.api_key}))
+    add(c.put(path, json={"turboquant_kv_enabled": True}))
+    chat()
+    add(c.put(path, json={"mtp_num_draft_tokens": 5}))
+    add(c.put(path, json={"index_cache_freq": 4}))
+    add(c.post(f"/v1/models/{m}/load"))
+    add(c.put(path, json={"model_type_override": "vlm"}))
+    add(c.put(path, json={"model_type_override": None}))
+    d = json.loads(settings_file.read_text())
+    d["models"][m]["my_unknown_key"] = 1
+    d["models"][m]["display_name"] = "Hand edited"
+    d["models"]["other-model"] = {"temperature": 0.1}
+    settings_file.write_text(json.dumps(d, indent=4))
+    out.append({"file": settings_file.read_text()})
+    add(c.put(path, json={"top_k": 20}))
+    out.append({"file": settings_file.read_text()})
+    add(c.put(path, json={"is_default": True}))
+    add(c.get("/health"))
+    d = json.loads(settings_file.read_text())
+    d["models"][m].update(max_tokens=77, mtp_enabled=True, dflash_enabled=True)
+    settings_file.write_text(json.dumps(d, indent=2))
+    add(c.post("/admin/api/reload"))
+    add(c.get("/admin/api/models"))
+    settings_file.write_text("{ not json")
+    add(c.post("/admin/api/reload"))
+    add(c.get("/admin/api/models"))
+    out.append({"file": settings_file.read_text()})
+    add(c.put(path, json={"temperature": 0.7}))
+    out.append({"file": settings_file.read_text()})
+    add(c.get("/admin/api/logs", params={"lines": 3, "file": "server.log.2020-01-01"}))
+    add(c.get("/admin/api/logs", params={"file": "../x"}))
+    add(httpx.post(f"{s.base_url}/admin/api/models/{m}/load", headers={"Authorization": f"Bearer {s.api_key}"}))
+    add(httpx.post(f"{s.base_url}/admin/api/models/{m}/unload", headers={"Authorization": f"Bearer {s.api_key}"}))
+    return out
+
+
+def test_settings_edge_cases_match_recorded_real_omlx(start_standin: StartStandin) -> None:
+    s = start_standin()
+    recorded = [r for r in json.loads((REAL / "api-replies-settings-edge-cases.json").read_text())
+                if r.get("label") != "global-settings"]
+    got = edge_case_scenario(s)
+    problems = []
+    for rec, mine in zip(recorded, got, strict=True):
+        label = rec.get("label")
+        if "file" in rec:
+            if rec["file"] != mine["file"]:
+                problems.append(f"{label}: file\n  real:  {rec['file']}\n  stand: {mine['file']}")
+        elif rec["status"] != mine["status"]:
+            problems.append(f"{label}: status {rec['status']} != {mine['status']}")
+        elif "sse" in rec and rec["status"] == 200:
+            if sse_shape(rec["sse"]) != sse_shape(mine["sse"]):
+                problems.append(f"{label}: SSE\n  real:  {sse_shape(rec['sse'])}\n  stand: {sse_shape(mine['sse'])}")
+        else:
+            want = rec["json"] if "json" in rec else json.loads("".join(rec["sse"]))
+            if mask(want, tokens=True) != mask(mine["json"], tokens=True):
+                problems.append(f"{label}:\n  real:  {mask(want, tokens=True)}\n  stand: {mask(mine['json'], tokens=True)}")
+    assert not problems, "\n".join(problems)
+    log = s.log_text()
+    assert "Runtime settings variant changed for tiny-llama; unloading before reload." in log
+    assert ("Failed to load settings for model 'tiny-llama': mtp_enabled and dflash_enabled cannot both be True; "
+            "choose one speculative-decoding path per model") in log
+    assert "Invalid JSON in settings file: Expecting property name enclosed in double quotes: line 1 column 3" in log
