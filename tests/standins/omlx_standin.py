@@ -2144,6 +2144,21 @@ def serve(args: argparse.Namespace) -> int:
             os._exit(134)
         threading.Thread(target=crash, daemon=True).start()
 
+    parent = os.environ.get("OMLX_STANDIN_EXIT_WITH_PARENT")
+    if parent and parent.isdigit():
+        # Test safety net: a killed test runner must not leave stand-ins behind.
+        def watch_parent(pid: int = int(parent)) -> None:
+            while True:
+                time.sleep(0.5)
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    on_signal(signal.SIGINT, None)
+                    return
+                except PermissionError:
+                    continue
+        threading.Thread(target=watch_parent, daemon=True).start()
+
     httpd.serve_forever(poll_interval=0.2)
     uvicorn_line("Shutting down")
     uvicorn_line("Waiting for application shutdown.")
