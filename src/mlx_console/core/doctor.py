@@ -263,7 +263,7 @@ def _model_checks(cfg: Config | None, mem: MemoryInfo | None) -> list[Check]:
                 out.append(Check(cid, FAIL, f"{p.model} does not exist", "fix `model` in the profile"))
             else:
                 out.append(Check(cid, WARN, f"{p.model} is not in the HF cache: mlx_lm.server would download it "
-                                 "(with HF_HUB_OFFLINE=1 it dies)", f"huggingface-cli download {p.model}"))
+                                 "(with HF_HUB_OFFLINE=1 it dies)", f"hf download {p.model}"))
             continue
         if not m.mlx_weights:
             out.append(Check(cid, FAIL, f"{m.path} has no model*.safetensors: mlx_lm.server's generation thread "
