@@ -47,12 +47,15 @@ def render(report: doctor.Report, color: bool) -> str:
     if report.listening:
         lines.append("listening:")
         pw = max(len(str(x.port)) for x in report.listening)
-        bw = max(len(x.backend) + (0 if x.confirmed else 1) for x in report.listening)
+        bw = max(len(x.backend) + 1 for x in report.listening)
         for x in report.listening:
-            backend = x.backend + ("" if x.confirmed else "?")
+            backend = x.backend + ("?" if x.is_llm and not x.confirmed else "")
             addr = ",".join(x.addresses)
+            note = " (API key required)" if x.auth_required else ""
             lines.append(f"  {x.port:>{pw}}  {backend:<{bw}}  pid {x.pid if x.pid else '-':<7} "
-                         f"{addr:<15} {x.command[:100]}")
+                         f"{addr:<15} {x.command[:100]}{note}")
+        if any(x.is_llm and not x.confirmed for x in report.listening):
+            lines.append("  (?: guessed from the command line, not confirmed by GET /v1/models)")
     else:
         lines.append("listening: no LLM ports in use")
     n = {s: sum(1 for c in report.checks if c.status == s) for s in doctor.STATUSES}

@@ -105,9 +105,9 @@ def _state_dir_check() -> Check:
     return Check("state_dir", PASS, f"{d} is writable")
 
 
-def _platform_check(chip: ChipInfo | None) -> Check:
+def _platform_check(chip: ChipInfo | None, problem: str | None) -> Check:
     if chip is None:
-        return Check("platform", WARN, "chip info did not answer in time", "")
+        return Check("platform", WARN, f"chip info {problem or 'unavailable'}", "run the doctor again")
     if sys.platform == "darwin" and not chip.apple_silicon:
         return Check("platform", FAIL, f"{chip.summary()}: MLX needs Apple Silicon",
                      "run on an M-series Mac (and a native arm64 Python, not under Rosetta)")
@@ -115,9 +115,9 @@ def _platform_check(chip: ChipInfo | None) -> Check:
     return Check("platform", PASS, chip.summary() + note)
 
 
-def _memory_checks(mem: MemoryInfo | None, probe: MlxProbe | None) -> list[Check]:
+def _memory_checks(mem: MemoryInfo | None, probe: MlxProbe | None, problem: str | None) -> list[Check]:
     if mem is None:
-        return [Check("memory", WARN, "memory info did not answer in time")]
+        return [Check("memory", WARN, f"memory info {problem or 'unavailable'}", "run the doctor again")]
     out: list[Check] = []
     level = system.ratio_level(mem.available, mem.total)
     status = {"normal": PASS, "warn": WARN, "critical": FAIL}.get(level, WARN)
@@ -146,9 +146,9 @@ def _memory_checks(mem: MemoryInfo | None, probe: MlxProbe | None) -> list[Check
     return out
 
 
-def _mlx_check(probe: MlxProbe | None) -> Check:
+def _mlx_check(probe: MlxProbe | None, problem: str | None) -> Check:
     if probe is None:
-        return Check("mlx", WARN, "the mlx probe did not answer in time", "run: python -c 'import mlx.core'")
+        return Check("mlx", WARN, f"the mlx probe {problem or 'is unavailable'}", "run: python -c 'import mlx.core'")
     if probe.error:
         return Check("mlx", FAIL, f"mlx does not import: {probe.error}",
                      "pip install mlx (macOS) or 'mlx[cpu]' (Linux) into this environment")
@@ -202,7 +202,9 @@ def _hf_cache_check(models: list[models_mod.ModelInfo]) -> Check:
     return Check("hf_cache", PASS, f"{hub}: {n} model(s)")
 
 
-def _port_checks(cfg: Config | None, found: list[Listener]) -> list[Check]:
+def _port_checks(cfg: Config | None, found: list[Listener], problem: str | None) -> list[Check]:
+    if problem:
+        return [Check("ports", WARN, f"listing listening ports {problem}", "run the doctor again")]
     out: list[Check] = []
     by_port: dict[int, list[Listener]] = {}
     for x in found:
@@ -254,7 +256,7 @@ def _model_checks(cfg: Config | None, mem: MemoryInfo | None) -> list[Check]:
             continue
         if not p.model:
             continue
-        m = models_mod.resolve(p.model, f"profile:{p.name}")
+        m = models_mod.resolve_profile(p)
         cid = f"model:{p.name}"
         if m is None:
             if p.demo:
@@ -296,11 +298,15 @@ def ports_of_interest(cfg: Config | None) -> set[int]:
     return ports
 
 
-def _get(fut: Future[T], deadline: float) -> T | None:
+def _get(fut: Future[T], deadline: float, name: str, problems: dict[str, str]) -> T | None:
+    """The probe's result, or None with the reason in problems[name] (a probe never breaks the doctor)."""
     try:
         return fut.result(timeout=max(0.0, deadline - time.monotonic()))
     except FutureTimeout:
-        return None
+        problems[name] = "did not answer in time"
+    except Exception as e:  # noqa: BLE001 - reported as a check, not raised
+        problems[name] = f"failed: {type(e).__name__}: {e}"
+    return None
 
 
 def run(config: Config | None, *, config_error: str | None = None, budget: float = 6.0,
@@ -310,6 +316,7 @@ def run(config: Config | None, *, config_error: str | None = None, budget: float
     deadline = t0 + budget
     interest = ports_of_interest(config)
     keys = {p.port: p.api_key for p in (config.backends if config else []) if p.api_key}
+    problems: dict[str, str] = {}
     pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="doctor")
     try:
         f_chip = pool.submit(system.chip)
@@ -320,10 +327,12 @@ def run(config: Config | None, *, config_error: str | None = None, budget: float
         f_omlx = pool.submit(omlx_version)
         if progress:
             progress("probing: chip, memory, mlx, ports, models, omlx")
-        chip, mem, probe = _get(f_chip, deadline), _get(f_mem, deadline), _get(f_mlx, deadline)
-        found = _get(f_ports, deadline) or []
-        models = (_get(f_models, deadline) if f_models else None) or []
-        omlx = _get(f_omlx, deadline) or (None, "did not answer in time")
+        chip = _get(f_chip, deadline, "platform", problems)
+        mem = _get(f_mem, deadline, "memory", problems)
+        probe = _get(f_mlx, deadline, "mlx", problems)
+        found = _get(f_ports, deadline, "ports", problems) or []
+        models = (_get(f_models, deadline, "models", problems) if f_models else None) or []
+        omlx = _get(f_omlx, deadline, "omlx", problems) or (None, problems.get("omlx", ""))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     listening = [x for x in found if x.port in interest or x.is_llm]
@@ -335,17 +344,17 @@ def run(config: Config | None, *, config_error: str | None = None, budget: float
         "omlx": omlx[0],
     }
     checks = [
-        _platform_check(chip),
-        *_memory_checks(mem, probe),
+        _platform_check(chip, problems.get("platform")),
+        *_memory_checks(mem, probe, problems.get("memory")),
         Check("python", PASS if sys.version_info >= (3, 11) else FAIL, f"Python {versions['python']} ({sys.executable})",
               "" if sys.version_info >= (3, 11) else "use Python 3.11 or newer"),
-        _mlx_check(probe),
+        _mlx_check(probe, problems.get("mlx")),
         _mlx_lm_check(mlx_lm_v, config),
         _omlx_check(omlx[0], omlx[1], config),
         _config_check(config, config_error),
         _state_dir_check(),
         _hf_cache_check(models),
-        *_port_checks(config, found),
+        *_port_checks(config, found, problems.get("ports")),
         *_bind_checks(config, found),
         *_model_checks(config, mem),
     ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,13 +133,15 @@ def read_model_dir(path: Path, model_id: str, source: str, revision: str | None 
 
 # --- where models live ---------------------------------------------------------------------------------
 
-def hf_cache_dir() -> Path:
-    """$HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub (huggingface_hub's own order)."""
+def hf_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """$HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub (huggingface_hub's own order).
+    env: variables that override ours (a profile's `env`, which its server sees)."""
+    environ = {**os.environ, **(env or {})}
     for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return Path(os.environ[var]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+        if environ.get(var):
+            return Path(environ[var]).expanduser()
+    if environ.get("HF_HOME"):
+        return Path(environ["HF_HOME"]).expanduser() / "hub"
     return Path("~/.cache/huggingface/hub").expanduser()
 
 
@@ -185,9 +187,17 @@ def _entries(d: Path) -> list[Path]:
         return []
 
 
+def _read(fn: Callable[..., ModelInfo | None], *args: Any) -> ModelInfo | None:
+    """One unreadable entry (permissions, a vanished snapshot) must not hide all the others."""
+    try:
+        return fn(*args)
+    except OSError:
+        return None
+
+
 def scan_hf_cache(hub: Path | None = None) -> list[ModelInfo]:
     hub = hub or hf_cache_dir()
-    return [m for p in _entries(hub) if (m := read_hf_repo(p)) is not None]
+    return [m for p in _entries(hub) if (m := _read(read_hf_repo, p)) is not None]
 
 
 def scan_model_dir(root: Path, source: str) -> list[ModelInfo]:
@@ -197,14 +207,14 @@ def scan_model_dir(root: Path, source: str) -> list[ModelInfo]:
     for sub in _entries(root):
         if (sub / "adapter_config.json").exists():
             continue  # LoRA adapters are not models
-        if (m := read_model_dir(sub, sub.name, source)) is not None:
+        if (m := _read(read_model_dir, sub, sub.name, source)) is not None:
             found.append(m)
         elif sub.name.startswith("models--"):
-            if (m := read_hf_repo(sub, source)) is not None:
+            if (m := _read(read_hf_repo, sub, source)) is not None:
                 found.append(m)
         else:
-            found += [m for c in _entries(sub) if (m := read_model_dir(c, c.name, source)) is not None]
-    if not found and (m := read_model_dir(root, root.name, source)) is not None:
+            found += [m for c in _entries(sub) if (m := _read(read_model_dir, c, c.name, source)) is not None]
+    if not found and (m := _read(read_model_dir, root, root.name, source)) is not None:
         found.append(m)
     return found
 
@@ -237,7 +247,8 @@ def omlx_model_dirs(profile: Profile) -> list[Path]:
 
 
 def resolve(model: str, source: str = "profile", hub: Path | None = None) -> ModelInfo | None:
-    """A model reference as a profile names it: an existing directory, or a hub id looked up in the HF cache."""
+    """A model reference as a profile names it: an existing directory, or a hub id looked up in the HF cache
+    (`hub`, default hf_cache_dir())."""
     path = Path(model).expanduser()
     if path.is_dir():
         found = read_model_dir(path, model, source)
@@ -249,6 +260,13 @@ def resolve(model: str, source: str = "profile", hub: Path | None = None) -> Mod
     if "/" in model and not model.startswith(("/", ".", "~")):
         return read_hf_repo((hub or hf_cache_dir()) / ("models--" + model.replace("/", "--")))
     return None
+
+
+def resolve_profile(profile: Profile, hub: Path | None = None) -> ModelInfo | None:
+    """The model an mlx-lm profile serves (its `env` may move the HF cache), or None when not on disk."""
+    if not profile.model:
+        return None
+    return _read(resolve, profile.model, f"profile:{profile.name}", hub or hf_cache_dir(profile.env))
 
 
 def discover(config: Config, hub: Path | None = None) -> list[ModelInfo]:
@@ -268,7 +286,7 @@ def discover(config: Config, hub: Path | None = None) -> list[ModelInfo]:
         add(scan_model_dir(d, "model_dirs"))
     for prof in config.backends:
         if prof.kind == "mlx-lm" and prof.model:
-            m = resolve(prof.model, f"profile:{prof.name}", hub)
+            m = resolve_profile(prof, hub)
             if m is not None:
                 m = by_path.setdefault(os.path.realpath(m.path), m)
                 m.used_by.append(prof.name)

@@ -170,9 +170,12 @@ def _fill_process(listener: Listener) -> None:
         with p.oneshot():
             listener.process = p.name()
             try:
-                listener.cmdline = p.cmdline()
+                cmdline = p.cmdline()
             except (psutil.AccessDenied, psutil.ZombieProcess):
-                listener.cmdline = []
+                cmdline = []
+            while cmdline and not cmdline[-1].strip():
+                cmdline.pop()  # a process title set with setproctitle (oMLX's) leaves empty padding args
+            listener.cmdline = cmdline
             try:
                 listener.user = p.username()
             except (psutil.Error, KeyError):
