@@ -155,6 +155,10 @@ class SettingsStore:
         models = self.doc.get("models") if isinstance(self.doc, dict) else None
         return models if isinstance(models, dict) else {}
 
+    def loaded_models(self) -> dict[str, Any]:
+        """The models as they were loaded (before any edit)."""
+        return _models_of(self._base_doc)
+
     def get(self, model: str) -> dict[str, Any]:
         block = self.models().get(model)
         return block if isinstance(block, dict) else {}
@@ -311,6 +315,10 @@ class SettingsStore:
         self._base_doc = copy.deepcopy(self.doc)
         self._parse_issues = [i for i in self._parse_issues if "duplicate key" not in i.message]
         return SaveResult(self.path, True, self.base_hash, diff, backup_path, changes)
+
+    def check_unchanged(self, if_hash: str | None = None) -> None:
+        """Raise ConflictError unless the file on disk is still what was loaded (and matches `if_hash`)."""
+        self._check_unchanged(atomic.read_current(self.path), self.rendered(), if_hash)
 
     def _check_unchanged(self, theirs: bytes | None, ours: bytes, if_hash: str | None) -> None:
         current = atomic.content_hash(theirs)
