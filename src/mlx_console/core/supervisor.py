@@ -137,7 +137,10 @@ class Supervisor:
         server = live_process(state.pid, state.create_time)
         sup = live_process(state.supervisor_pid, state.supervisor_create_time)
         status, reason = state.status, state.reason
-        if status in ACTIVE and sup is None:
+        if status in ACTIVE and state.pid and server is None and sup is not None:
+            # Between the crash and the supervisor's next look (< its poll interval): already dead.
+            status, reason = "dead", f"server pid {state.pid} is gone (its supervisor is handling it)"
+        elif status in ACTIVE and sup is None:
             if server is None:
                 status, reason = "dead", (f"server pid {state.pid} and its supervisor are gone "
                                           f"(last known: {state.status}{': ' + state.reason if state.reason else ''})")
@@ -248,7 +251,7 @@ class Supervisor:
                 last = st.status
             if st.status == "ready":
                 return st
-            if st.status in ("dead", "stopped") and "restarting in" not in st.reason:
+            if st.status in ("dead", "stopped") and st.supervisor_pid is None:  # final: nobody restarts it
                 raise ConsoleError(self._failure(st))
             if time.monotonic() >= deadline:
                 raise ConsoleError(f"{name}: not ready after {wait:g}s (still {st.status}"
