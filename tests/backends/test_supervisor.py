@@ -213,3 +213,63 @@ def test_state_file_is_json_with_identity(make_sup, tiny_model: Path, port: int)
     assert data["cmdline"][:4] == [sys.executable, "-m", "mlx_lm", "server"] and data["port"] == port
     assert data["model"] == str(tiny_model)
     sup.stop("a")
+
+
+def test_swap_model_restarts_on_the_other_model_and_restart_keeps_it(
+        make_sup, tiny_model: Path, tmp_path: Path, port: int) -> None:
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_model, other)
+    sup = make_sup(mlx("a", tiny_model, port))
+    first = sup.start("a", wait=60)
+    swapped = sup.swap_model("a", str(other), wait=60)
+    assert swapped.status == "ready" and swapped.model == str(other) and swapped.pid != first.pid
+    assert str(other) in psutil.Process(swapped.pid).cmdline()
+    again = sup.restart("a", wait=60)
+    assert again.model == str(other) and again.pid != swapped.pid
+    sup.stop("a")
+
+
+def test_repeated_crashes_give_up_after_the_retry_cap(write_config, tiny_model: Path, port: int) -> None:
+    from dataclasses import replace
+
+    sup = Supervisor(write_config(mlx("a", tiny_model, port, restart="always")),
+                     timings=replace(FAST, retry_cap=2, backoff_initial=0.1))
+    pids = []
+    for _ in range(3):
+        st = wait_for(lambda: (s := sup.status("a")).status == "ready" and s.pid not in pids and s, timeout=60) \
+            if pids else sup.start("a", wait=60)
+        pids.append(st.pid)
+        os.kill(st.pid, signal.SIGKILL)
+    final = wait_for(lambda: (s := sup.status("a")).status == "dead" and s.supervisor_pid is None and s, timeout=10)
+    assert "gave up after 2 restarts" in final.reason and final.restarts == 2
+    events = [e["reason"] for e in read_state(sup.dir("a")).events if e["status"] == "dead"]
+    assert "restarting in 0.1s (restart 1/2)" in events[0] and "restarting in 0.2s (restart 2/2)" in events[1]
+
+
+def test_a_hung_server_is_degraded_by_the_probe_and_recovers(write_config, tiny_model: Path, port: int) -> None:
+    """/health cannot see a hang; the 1-token completion can. SIGSTOP is a real hang."""
+    from dataclasses import replace
+
+    sup = Supervisor(write_config(mlx("a", tiny_model, port, restart="never")),
+                     timings=replace(FAST, probe_interval=0.3, probe_timeout=0.7, probe_failures=2))
+    st = sup.start("a", wait=60)
+    os.kill(st.pid, signal.SIGSTOP)
+    try:
+        deg = wait_for(lambda: (s := sup.status("a")).status == "degraded" and s, timeout=10)
+        assert "liveness probe failed" in deg.reason and deg.pid == st.pid
+    finally:
+        os.kill(st.pid, signal.SIGCONT)
+    wait_for(lambda: sup.status("a").status == "ready", timeout=10)
+    sup.stop("a")
+
+
+def test_two_consoles_starting_at_once_start_one_server(make_sup, tiny_model: Path, port: int) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sup = make_sup(mlx("a", tiny_model, port))
+    with ThreadPoolExecutor(2) as ex:
+        a, b = ex.map(lambda _: Supervisor(sup.config, timings=FAST).start("a", wait=60), range(2))
+    assert a.pid == b.pid and a.supervisor_pid == b.supervisor_pid
+    servers = [p for p in psutil.process_iter(["cmdline"]) if str(port) in " ".join(p.info["cmdline"] or [])]
+    assert [p.pid for p in servers] == [a.pid]
+    sup.stop("a")

@@ -7,6 +7,7 @@ psutil) to answer status, so every console sees the same truth, and signals the 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -41,6 +42,9 @@ from mlx_console.core.supervise_state import (
 )
 
 Progress = Callable[[str], None]
+
+LOCK_FILE = "start.lock"
+LOG_ROTATE_BYTES = 64 * 1024 * 1024
 
 JSON_KEYS = ("name", "kind", "status", "pid", "port", "model", "uptime_s", "rss_bytes", "log")
 
@@ -175,17 +179,25 @@ class Supervisor:
         reason and the log lines that say why when it dies or does not get ready in time."""
         say = progress or _noop
         profile = self.config.backend(name)
+        d = self.dir(name)
+        d.mkdir(parents=True, exist_ok=True)
+        # Two consoles starting the same backend at once: the second waits, then finds it running.
+        with (d / LOCK_FILE).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            st = self._start_locked(profile, d, say, model)
+        return self._wait(name, wait, say) if wait is not None else st
+
+    def _start_locked(self, profile: Profile, d: Path, say: Progress, model: str | None) -> BackendStatus:
+        name = profile.name
         kind = kind_for(profile.kind)
         cur = self.status(name)
         if cur.active and cur.supervisor_pid:
             say(f"{name}: already {cur.status} (pid {cur.pid}, supervisor pid {cur.supervisor_pid})")
-            return self._wait(name, wait, say) if wait is not None else cur
-        d = self.dir(name)
-        d.mkdir(parents=True, exist_ok=True)
+            return cur
         if cur.active and cur.pid:  # server alive, supervisor gone: supervise it again, do not restart it
             say(f"{name}: re-adopting server pid {cur.pid} (its supervisor is gone)")
             self._spawn_supervisor(d, adopt=True)
-            return self._wait(name, wait, say) if wait is not None else self._wait_supervisor(name, None)
+            return self._wait_supervisor(name, None)
         model = model or profile.model
         if profile.demo and model:
             self._ensure_demo_model(Path(model), say)
@@ -196,6 +208,7 @@ class Supervisor:
             say(f"warning: {warning}")
         command = kind.command(profile, model)
         log = self.log_path(name)
+        _rotate_if_large(log)
         spec = Spec(
             run_id=uuid.uuid4().hex, name=name, kind=profile.kind, command=command,
             env=kind.env(profile), host=profile.host, port=profile.port, model=model,
@@ -209,8 +222,7 @@ class Supervisor:
                              logs=[str(log), *spec.extra_logs]))
         say(f"{name}: starting {profile.kind} on {profile.base_url} (log: {log})")
         self._spawn_supervisor(d, adopt=False)
-        st = self._wait_supervisor(name, spec.run_id)
-        return self._wait(name, wait, say) if wait is not None else st
+        return self._wait_supervisor(name, spec.run_id)
 
     def _spawn_supervisor(self, d: Path, adopt: bool) -> None:
         cmd = [sys.executable, "-m", "mlx_console.core.supervise", str(d)] + (["--adopt"] if adopt else [])
@@ -336,6 +348,15 @@ class Supervisor:
             return self.status(name)
         self.stop(name, progress)
         return self.start(name, wait=wait, progress=progress, model=model)
+
+
+def _rotate_if_large(log: Path) -> None:
+    """The server log is appended across runs; past LOG_ROTATE_BYTES it moves to .1 (one old copy kept)."""
+    try:
+        if log.stat().st_size > LOG_ROTATE_BYTES:
+            os.replace(log, log.with_name(log.name + ".1"))
+    except OSError:
+        pass
 
 
 def _rss(p: psutil.Process) -> int | None:
