@@ -21,11 +21,14 @@ from dataclasses import dataclass
 _RUNNER = """\
 import sys, traceback
 src = open("solution.py", encoding="utf-8").read() + "\\n\\n" + open("asserts.py", encoding="utf-8").read()
+open("check.py", "w", encoding="utf-8").write(src)
 try:
-    exec(compile(src, "solution.py", "exec"), {"__name__": "__main__"})
-except BaseException as e:  # report the exception class and message on the last line
+    exec(compile(src, "check.py", "exec"), {"__name__": "__main__"})
+except BaseException as e:  # the exception, its message or the failing line, on a marker line
     sys.stderr.write(traceback.format_exc())
-    sys.stderr.write("\\n@@EXC@@" + type(e).__name__ + ": " + str(e)[:200] + "\\n")
+    frames = traceback.extract_tb(e.__traceback__)
+    where = (frames[-1].line or "") if frames else ""
+    sys.stderr.write("\\n@@EXC@@" + type(e).__name__ + ": " + (str(e) or where)[:200] + "\\n")
     sys.exit(1)
 """
 
@@ -101,9 +104,8 @@ def run_code(code: str | None, asserts: str, timeout_s: float = 10.0, cpu_s: int
             return SandboxResult("passed", "", how)
         marker = [ln for ln in stderr.splitlines() if ln.startswith("@@EXC@@")]
         if marker:
-            exc = marker[-1][len("@@EXC@@"):]
-            name = exc.split(":", 1)[0]
-            return SandboxResult(f"failed:{name}", exc, how)
+            name, _, msg = marker[-1][len("@@EXC@@"):].partition(": ")
+            return SandboxResult(f"failed:{name}", msg, how)
         if proc.returncode < 0:
             sig = -proc.returncode
             # SIGXCPU (24 on Linux/macOS) = the CPU limit; SIGKILL after it too.
