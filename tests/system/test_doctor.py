@@ -162,3 +162,54 @@ def test_doctor_is_fast_and_reports_a_taken_profile_port(tmp_path: Path, plain_p
     assert "not a known LLM backend" in by["port:p"].detail
     assert [x.pid for x in report.listening if x.port == plain_port_listener] == [os.getpid()]
     assert by["models:p"].status == "warn" and str(tmp_path / "om" / "models") in by["models:p"].detail
+
+
+def test_version_specific_checks(tmp_path: Path) -> None:
+    omlx_profile = config_mod.parse({"backend": [{"name": "o", "kind": "omlx"}]}, tmp_path / "c.toml")
+    c = doctor._omlx_check("0.5.0", "python package", None, "0.32.2")
+    assert c.status == "warn" and "SequenceStateMachine" in c.detail and "0.31.3" in c.fix
+    assert doctor._omlx_check("0.5.0", "python package", None, "0.31.3").status == "pass"
+    assert doctor._omlx_check("0.5.0", "/opt/homebrew/bin/omlx", None, "0.32.2").status == "pass"  # own env
+    c = doctor._omlx_check(None, "not found", omlx_profile, None)
+    assert c.status == "fail" and "'omlx'" in c.detail
+    assert doctor._omlx_check(None, "not found", None, None).status == "pass"
+    assert "before 0.32.2" in doctor._mlx_lm_check("0.32.0", None).detail
+    mlx_profile = config_mod.parse({"backend": [{"name": "m", "kind": "mlx-lm", "model": "x"}]}, tmp_path / "c")
+    assert doctor._mlx_lm_check(None, mlx_profile).status == "fail"
+    assert doctor._mlx_lm_check(None, None).status == "warn"
+
+
+STANDIN = Path(__file__).resolve().parents[1] / "standins" / "omlx_standin.py"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not STANDIN.exists(), reason="the oMLX stand-in lands from the standin branch")
+def test_omlx_standin_with_api_key_is_confirmed(tmp_path: Path, port: int) -> None:
+    base = tmp_path / "omlx"
+    (base / "models").mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, str(STANDIN), "serve", "--base-path", str(base), "--port", str(port),
+                             "--api-key", "sekrit"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        from mlx_console.core import system
+
+        [locked] = system.listeners([port], probe=True, probe_ports=[port])
+        # 401 on /v1/models, but oMLX's open /health (engine_pool) confirms it
+        assert (locked.pid, locked.backend, locked.confirmed, locked.auth_required) == (proc.pid, "omlx", True, True)
+        assert "sekrit" not in locked.command
+        owner = system.owner_of(port, api_key="sekrit")
+        assert owner is not None and (owner.backend, owner.confirmed, owner.auth_required) == ("omlx", True, False)
+        cfg = config_mod.parse({"backend": [{"name": "om", "kind": "omlx", "port": port, "api_key": "sekrit",
+                                             "base_path": str(base), "command": [sys.executable, str(STANDIN)]}]},
+                               tmp_path / "c.toml")
+        by = {c.id: c for c in doctor.run(cfg).checks}
+        assert by["port:om"].status == "pass" and "is omlx" in by["port:om"].detail
+        assert "sekrit" not in by["port:om"].detail
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -170,8 +170,13 @@ def _mlx_lm_check(version: str | None, cfg: Config | None) -> Check:
     return Check("mlx_lm", PASS, f"mlx-lm {version}")
 
 
-def _omlx_check(version: str | None, where: str, cfg: Config | None) -> Check:
+def _omlx_check(version: str | None, where: str, cfg: Config | None, mlx_lm: str | None) -> Check:
     profiles = [p for p in (cfg.backends if cfg else []) if p.kind == "omlx"]
+    if version is not None and where == "python package" and _version_tuple(version)[:2] == (0, 5) \
+            and _version_tuple(mlx_lm) >= (0, 32):
+        # backends.md §2.0: oMLX 0.5 with PyPI mlx-lm 0.32.x dies at start (SequenceStateMachine ImportError)
+        return Check("omlx", WARN, f"oMLX {version} with mlx-lm {mlx_lm} in one environment: `omlx serve` "
+                     "fails with ImportError SequenceStateMachine", "pip install 'mlx-lm==0.31.3' in oMLX's environment")
     if version is not None:
         return Check("omlx", PASS, f"oMLX {version} ({where})")
     for p in profiles:
@@ -350,7 +355,7 @@ def run(config: Config | None, *, config_error: str | None = None, budget: float
               "" if sys.version_info >= (3, 11) else "use Python 3.11 or newer"),
         _mlx_check(probe, problems.get("mlx")),
         _mlx_lm_check(mlx_lm_v, config),
-        _omlx_check(omlx[0], omlx[1], config),
+        _omlx_check(omlx[0], omlx[1], config, mlx_lm_v),
         _config_check(config, config_error),
         _state_dir_check(),
         _hf_cache_check(models),
