@@ -172,6 +172,9 @@ def test_version_specific_checks(tmp_path: Path) -> None:
     assert doctor._omlx_check("0.5.0", "/opt/homebrew/bin/omlx", None, "0.32.2").status == "pass"  # own env
     c = doctor._omlx_check(None, "not found", omlx_profile, None)
     assert c.status == "fail" and "'omlx'" in c.detail
+    assert doctor._omlx_check("0.5.0", "omlx", omlx_profile, None).status == "fail"  # profile's command missing
+    assert doctor.omlx_version([[sys.executable, "-c", "print('0.6.1')"]]) == ("0.6.1", f"{sys.executable} -c print('0.6.1')")
+    assert doctor.omlx_version([[sys.executable, "-c", "pass"]]) == (None, "not found")
     assert doctor._omlx_check(None, "not found", None, None).status == "pass"
     assert "before 0.32.2" in doctor._mlx_lm_check("0.32.0", None).detail
     mlx_profile = config_mod.parse({"backend": [{"name": "m", "kind": "mlx-lm", "model": "x"}]}, tmp_path / "c")
@@ -207,7 +210,10 @@ def test_omlx_standin_with_api_key_is_confirmed(tmp_path: Path, port: int) -> No
         cfg = config_mod.parse({"backend": [{"name": "om", "kind": "omlx", "port": port, "api_key": "sekrit",
                                              "base_path": str(base), "command": [sys.executable, str(STANDIN)]}]},
                                tmp_path / "c.toml")
-        by = {c.id: c for c in doctor.run(cfg).checks}
+        report = doctor.run(cfg)
+        assert report.versions["omlx"] == "0.5.0"  # from the profile's command: `… omlx_standin.py --version`
+        by = {c.id: c for c in report.checks}
+        assert by["omlx"].status == "pass" and by["models:om"].status == "warn"  # no models in base/models
         assert by["port:om"].status == "pass" and "is omlx" in by["port:om"].detail
         assert "sekrit" not in by["port:om"].detail
     finally:

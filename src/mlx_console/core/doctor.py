@@ -13,7 +13,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
@@ -73,16 +73,19 @@ def _pkg_version(name: str) -> str | None:
         return None
 
 
-def omlx_version(timeout: float = 3.0) -> tuple[str | None, str]:
-    """(version, where it was found). The console's environment first, then `omlx --version` on PATH."""
+def omlx_version(commands: Sequence[list[str]] = (), timeout: float = 3.0) -> tuple[str | None, str]:
+    """(version, where it was found): the console's environment, then `omlx --version` on PATH, then
+    `<command> --version` of each omlx profile (an app bundle's omlx is often not on PATH)."""
     v = _pkg_version("omlx")
     if v:
         return v, "python package"
-    exe = shutil.which("omlx")
-    if exe is None:
-        return None, "not found"
-    out = system.run_text([exe, "--version"], timeout)
-    return ((out or "").strip().splitlines() or [None])[-1] or "unknown", exe
+    candidates = [[exe] for exe in [shutil.which("omlx")] if exe] + [list(c) for c in commands if c]
+    for cmd in candidates:
+        out = system.run_text([*cmd, "--version"], timeout)
+        lines = (out or "").strip().splitlines()
+        if lines and lines[-1][:1].isdigit():
+            return lines[-1].strip(), " ".join(cmd)
+    return None, "not found"
 
 
 def _version_tuple(v: str | None) -> tuple[int, ...]:
@@ -172,6 +175,11 @@ def _mlx_lm_check(version: str | None, cfg: Config | None) -> Check:
 
 def _omlx_check(version: str | None, where: str, cfg: Config | None, mlx_lm: str | None) -> Check:
     profiles = [p for p in (cfg.backends if cfg else []) if p.kind == "omlx"]
+    for p in profiles:
+        exe = p.command[0]
+        if shutil.which(exe) is None and not os.path.isfile(os.path.expanduser(exe)):
+            return Check("omlx", FAIL, f"profile {p.name!r} runs {exe!r}, which is not found",
+                         "install oMLX (macOS app or Homebrew) or set `command` in the profile")
     if version is not None and where == "python package" and _version_tuple(version)[:2] == (0, 5) \
             and _version_tuple(mlx_lm) >= (0, 32):
         # backends.md §2.0: oMLX 0.5 with PyPI mlx-lm 0.32.x dies at start (SequenceStateMachine ImportError)
@@ -179,14 +187,10 @@ def _omlx_check(version: str | None, where: str, cfg: Config | None, mlx_lm: str
                      "fails with ImportError SequenceStateMachine", "pip install 'mlx-lm==0.31.3' in oMLX's environment")
     if version is not None:
         return Check("omlx", PASS, f"oMLX {version} ({where})")
-    for p in profiles:
-        exe = p.command[0]
-        if shutil.which(exe) is None and not os.path.isfile(os.path.expanduser(exe)):
-            return Check("omlx", FAIL, f"profile {p.name!r} runs {exe!r}, which is not found",
-                         "install oMLX (macOS app or Homebrew) or set `command` in the profile")
     if profiles:
-        names = ", ".join(p.name for p in profiles)
-        return Check("omlx", PASS, f"oMLX package not found; profile(s) {names} use their own command")
+        cmd = " ".join(profiles[0].command)
+        return Check("omlx", WARN, f"profile {profiles[0].name!r}: `{cmd} --version` printed no version",
+                     f"check that `{cmd} serve --help` runs")
     return Check("omlx", PASS, "oMLX not installed (no omlx profile configured)")
 
 
@@ -329,7 +333,8 @@ def run(config: Config | None, *, config_error: str | None = None, budget: float
         f_mlx = pool.submit(system.mlx_probe, None, min(4.0, budget))
         f_ports = pool.submit(system.listeners, None, probe=True, probe_ports=interest, api_keys=keys)
         f_models = pool.submit(models_mod.discover, config) if config else None
-        f_omlx = pool.submit(omlx_version)
+        f_omlx = pool.submit(omlx_version, [p.command for p in (config.backends if config else [])
+                                            if p.kind == "omlx"])
         if progress:
             progress("probing: chip, memory, mlx, ports, models, omlx")
         chip = _get(f_chip, deadline, "platform", problems)
