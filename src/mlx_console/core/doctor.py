@@ -132,7 +132,7 @@ def _memory_checks(mem: MemoryInfo | None, probe: MlxProbe | None, problem: str 
         status, fix = (FAIL if status == FAIL else WARN), "swap is nearly full: free memory or reboot"
     out.append(Check("memory", status, detail, fix))
     pstatus = {"normal": PASS, "warn": WARN, "critical": FAIL}.get(mem.pressure, WARN)
-    out.append(Check("memory_pressure", pstatus, f"{mem.pressure}: {mem.detail}",
+    out.append(Check("memory_pressure", pstatus, f"{mem.pressure} ({mem.pressure_reason or 'no signal'})",
                      "" if pstatus == PASS else "memory is under pressure: unload models or close apps first"))
     if sys.platform == "darwin":
         ws = mem.working_set or (probe.working_set if probe else None)
