@@ -219,3 +219,50 @@ def test_omlx_standin_with_api_key_is_confirmed(tmp_path: Path, port: int) -> No
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_bind_checks_for_profiles_and_live_listeners(tmp_path: Path) -> None:
+    cfg = config_mod.parse({"backend": [
+        {"name": "lan", "kind": "mlx-lm", "model": "x", "host": "0.0.0.0"},
+        {"name": "keyed", "kind": "omlx", "host": "192.168.1.5", "api_key": "k"},
+        {"name": "open", "kind": "omlx", "host": "::"},
+        {"name": "local", "kind": "omlx", "host": "127.0.0.1"}]}, tmp_path / "c.toml")
+    from mlx_console.core.system import Listener
+
+    live = [Listener(port=8080, addresses=["0.0.0.0"], pid=1, backend="mlx-lm"),
+            Listener(port=8000, addresses=["0.0.0.0"], pid=2, backend="omlx", auth_required=True),
+            Listener(port=9000, addresses=["127.0.0.1", "::1"], pid=3, backend="omlx"),
+            Listener(port=22, addresses=["0.0.0.0"], pid=4, backend="unknown")]
+    by = {c.id: c for c in doctor._bind_checks(cfg, live)}
+    assert set(by) == {"bind:lan", "bind:open", "exposed:8080"}
+    assert "mlx_lm.server has no API key" in by["bind:lan"].detail
+    assert all(c.status == "warn" and c.fix for c in by.values())
+
+
+def test_mac_checks_from_fixture_facts() -> None:
+    """The macOS branches, fed with facts parsed from the captured outputs (tests/system/test_parse.py)."""
+    from mlx_console.core import system
+    from mlx_console.core.system_parse import GIB
+
+    fx = Path(__file__).parent / "fixtures" / "macos"
+    profiler = (fx / "macstudio-m4max-128gb-Mac16-9-system_profiler-SPHardwareDataType-filtered-with-stderr.txt")
+    chip = system.chip_macos(profiler.read_text(), "machdep.cpu.brand_string: Apple M4 Max\n", "macOS 26.4")
+    c = doctor._platform_check(chip, None, mac=True)
+    assert c.status == "pass" and "Apple M4 Max" in c.detail and "not macOS" not in c.detail
+    intel = system.chip_macos("Processor Name: 6-Core Intel Core i7\n", None)
+    assert doctor._platform_check(intel, None, mac=True).status == "fail"
+    mem = system.memory_macos("hw.memsize: 137438953472\nkern.memorystatus_vm_pressure_level: 4\n"
+                              "iogpu.wired_limit_mb: 114688\nvm.swapusage: total = 2048.00M  used = 2000.00M  "
+                              "free = 48.00M  (encrypted)\n", "System-wide memory free percentage: 40%\n")
+    by = {c.id: c for c in doctor._memory_checks(mem, None, mac=True)}
+    assert by["memory_pressure"].status == "fail" and "kernel level 4" in by["memory_pressure"].detail
+    assert by["memory"].status == "warn" and "swap is nearly full" in by["memory"].fix
+    assert by["metal_working_set"].status == "pass" and "112.0 GiB" in by["metal_working_set"].detail
+    assert "iogpu.wired_limit_mb=114688" in by["metal_working_set"].detail
+    mem.working_set, mem.wired_limit_mb = None, 0
+    assert {c.id: c for c in doctor._memory_checks(mem, None, mac=True)}["metal_working_set"].status == "warn"
+    cpu = system.MlxProbe(version="0.32.4", device="Device(cpu, 0)")
+    assert doctor._mlx_check(cpu, None, mac=True).status == "warn"
+    assert doctor._mlx_check(cpu, None, mac=False).status == "pass"
+    assert doctor._mlx_check(system.MlxProbe(error="No module named 'mlx'"), None).status == "fail"
+    assert mem.total == 128 * GIB and mem.working_set is None

@@ -27,6 +27,7 @@ from mlx_console.core.system import ChipInfo, Listener, MemoryInfo, MlxProbe, fm
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 STATUSES = (PASS, WARN, FAIL)
+IS_MAC = sys.platform == "darwin"
 T = TypeVar("T")
 
 
@@ -108,17 +109,17 @@ def _state_dir_check() -> Check:
     return Check("state_dir", PASS, f"{d} is writable")
 
 
-def _platform_check(chip: ChipInfo | None, problem: str | None) -> Check:
+def _platform_check(chip: ChipInfo | None, problem: str | None, mac: bool = IS_MAC) -> Check:
     if chip is None:
         return Check("platform", WARN, f"chip info {problem or 'unavailable'}", "run the doctor again")
-    if sys.platform == "darwin" and not chip.apple_silicon:
+    if mac and not chip.apple_silicon:
         return Check("platform", FAIL, f"{chip.summary()}: MLX needs Apple Silicon",
                      "run on an M-series Mac (and a native arm64 Python, not under Rosetta)")
-    note = "" if sys.platform == "darwin" else " (not macOS: MLX runs on its CPU backend)"
+    note = "" if mac else " (not macOS: MLX runs on its CPU backend)"
     return Check("platform", PASS, chip.summary() + note)
 
 
-def _memory_checks(mem: MemoryInfo | None, probe: MlxProbe | None, problem: str | None) -> list[Check]:
+def _memory_checks(mem: MemoryInfo | None, problem: str | None, mac: bool = IS_MAC) -> list[Check]:
     if mem is None:
         return [Check("memory", WARN, f"memory info {problem or 'unavailable'}", "run the doctor again")]
     out: list[Check] = []
@@ -134,9 +135,8 @@ def _memory_checks(mem: MemoryInfo | None, probe: MlxProbe | None, problem: str 
     pstatus = {"normal": PASS, "warn": WARN, "critical": FAIL}.get(mem.pressure, WARN)
     out.append(Check("memory_pressure", pstatus, f"{mem.pressure} ({mem.pressure_reason or 'no signal'})",
                      "" if pstatus == PASS else "memory is under pressure: unload models or close apps first"))
-    if sys.platform == "darwin":
-        ws = mem.working_set or (probe.working_set if probe else None)
-        mem.working_set = ws
+    if mac:
+        ws = mem.working_set
         wired = mem.wired_limit_mb
         src = f"iogpu.wired_limit_mb={wired}" if wired else "system default (iogpu.wired_limit_mb=0)"
         if ws is None:
@@ -149,14 +149,14 @@ def _memory_checks(mem: MemoryInfo | None, probe: MlxProbe | None, problem: str 
     return out
 
 
-def _mlx_check(probe: MlxProbe | None, problem: str | None) -> Check:
+def _mlx_check(probe: MlxProbe | None, problem: str | None, mac: bool = IS_MAC) -> Check:
     if probe is None:
         return Check("mlx", WARN, f"the mlx probe {problem or 'is unavailable'}", "run: python -c 'import mlx.core'")
     if probe.error:
         return Check("mlx", FAIL, f"mlx does not import: {probe.error}",
                      "pip install mlx (macOS) or 'mlx[cpu]' (Linux) into this environment")
     detail = f"mlx {probe.version}, default device {probe.device}"
-    if sys.platform == "darwin" and "gpu" not in (probe.device or ""):
+    if mac and "gpu" not in (probe.device or ""):
         return Check("mlx", WARN, detail + ": not using the GPU",
                      "use a native arm64 Python (not Rosetta) and the macOS build of mlx")
     return Check("mlx", PASS, detail)
@@ -345,6 +345,8 @@ def run(config: Config | None, *, config_error: str | None = None, budget: float
         omlx = _get(f_omlx, deadline, "omlx", problems) or (None, problems.get("omlx", ""))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+    if mem is not None and mem.working_set is None and probe is not None:
+        mem.working_set = probe.working_set  # wired limit 0 (default): Metal's own recommendation
     listening = [x for x in found if x.port in interest or x.is_llm]
     mlx_lm_v = _pkg_version("mlx-lm")
     versions = {
@@ -355,7 +357,7 @@ def run(config: Config | None, *, config_error: str | None = None, budget: float
     }
     checks = [
         _platform_check(chip, problems.get("platform")),
-        *_memory_checks(mem, probe, problems.get("memory")),
+        *_memory_checks(mem, problems.get("memory")),
         Check("python", PASS if sys.version_info >= (3, 11) else FAIL, f"Python {versions['python']} ({sys.executable})",
               "" if sys.version_info >= (3, 11) else "use Python 3.11 or newer"),
         _mlx_check(probe, problems.get("mlx")),
