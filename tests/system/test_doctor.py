@@ -156,6 +156,7 @@ def test_doctor_is_fast_and_reports_a_taken_profile_port(tmp_path: Path, plain_p
                                          "command": [sys.executable], "base_path": str(tmp_path / "om")}]},
                            tmp_path / "c.toml")
     report = doctor.run(cfg)
+    print(render(report, color=False))  # shown when an assertion below fails
     assert report.elapsed_s < 3.0  # ~0.1-0.3 s measured here; slack for a loaded CI box
     by = {c.id: c for c in report.checks}
     assert by["port:p"].status == "warn" and f"pid {os.getpid()}" in by["port:p"].detail

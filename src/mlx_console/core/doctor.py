@@ -23,7 +23,7 @@ from mlx_console import paths
 from mlx_console.core import models as models_mod
 from mlx_console.core import system
 from mlx_console.core.config import DEFAULT_PORTS, Config, Profile
-from mlx_console.core.system import ChipInfo, Listener, MemoryInfo, MlxProbe, fmt_bytes
+from mlx_console.core.system import ChipInfo, Listener, MemoryInfo, MlxProbe, fmt_bytes, is_loopback
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 STATUSES = (PASS, WARN, FAIL)
@@ -234,14 +234,10 @@ def _port_checks(cfg: Config | None, found: list[Listener], problem: str | None)
     return out
 
 
-def _is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def _bind_checks(cfg: Config | None, found: list[Listener]) -> list[Check]:
     out: list[Check] = []
     for p in cfg.backends if cfg else []:
-        if _is_loopback(p.host):
+        if is_loopback(p.host):
             continue
         if p.kind == "mlx-lm":
             out.append(Check(f"bind:{p.name}", WARN, f"binds {p.host}: mlx_lm.server has no API key, anyone "

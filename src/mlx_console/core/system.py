@@ -39,6 +39,7 @@ from mlx_console.core.system_ports import (  # noqa: F401  (re-exported: the agr
     UNKNOWN,
     Listener,
     guess_backend,
+    is_loopback,
     listeners,
     owner_of,
 )

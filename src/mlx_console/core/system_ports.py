@@ -28,6 +28,10 @@ LLM_BACKENDS = (MLX_LM, OMLX, "llama.cpp", "ollama", "vllm", OPENAI)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith(("127.", "::ffff:127."))
+
+
 @dataclass
 class Listener:
     """One listening TCP port and its owner. pid/process are None when the owner is not visible to us."""
@@ -50,7 +54,7 @@ class Listener:
 
     @property
     def loopback_only(self) -> bool:
-        return bool(self.addresses) and all(a in LOOPBACK or a.startswith("127.") for a in self.addresses)
+        return bool(self.addresses) and all(is_loopback(a) for a in self.addresses)
 
     @property
     def command(self) -> str:
@@ -165,10 +169,13 @@ def _listen_lsof(timeout: float = 3.0) -> list[tuple[str, int, int | None]]:
 
 
 def _raw_listeners() -> list[tuple[str, int, int | None]]:
-    try:
-        return _listen_psutil_global()
-    except (psutil.AccessDenied, PermissionError, OSError):
-        pass  # macOS without root
+    for _attempt in range(2):
+        try:
+            return _listen_psutil_global()
+        except (psutil.AccessDenied, PermissionError):
+            break  # macOS without root
+        except (psutil.Error, OSError):
+            continue  # a process vanished while its sockets were being listed: try again
     found = _listen_own_processes()
     return found or _listen_lsof()
 
@@ -211,8 +218,8 @@ def _fill_process(listener: Listener) -> None:
 
 def _probe_host(listener: Listener) -> str:
     for a in listener.addresses:
-        if a in LOOPBACK or a.startswith("127."):
-            return a
+        if is_loopback(a):
+            return a.removeprefix("::ffff:")
     if any(":" in a for a in listener.addresses) and "0.0.0.0" not in listener.addresses:
         return "::1"
     return "127.0.0.1"
