@@ -176,6 +176,7 @@ def test_version_specific_checks(tmp_path: Path) -> None:
     assert doctor._omlx_check("0.5.0", "omlx", omlx_profile, None).status == "fail"  # profile's command missing
     assert doctor.omlx_version([[sys.executable, "-c", "print('0.6.1')"]]) == ("0.6.1", f"{sys.executable} -c print('0.6.1')")
     assert doctor.omlx_version([[sys.executable, "-c", "pass"]]) == (None, "not found")
+    assert doctor.omlx_version([[sys.executable, "-c", "print('omlx 0.7.0.dev1')"]])[0] == "0.7.0.dev1"
     assert doctor._omlx_check(None, "not found", None, None).status == "pass"
     assert "before 0.32.2" in doctor._mlx_lm_check("0.32.0", None).detail
     mlx_profile = config_mod.parse({"backend": [{"name": "m", "kind": "mlx-lm", "model": "x"}]}, tmp_path / "c")

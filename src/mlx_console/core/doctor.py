@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -82,10 +83,10 @@ def omlx_version(commands: Sequence[list[str]] = (), timeout: float = 3.0) -> tu
         return v, "python package"
     candidates = [[exe] for exe in [shutil.which("omlx")] if exe] + [list(c) for c in commands if c]
     for cmd in candidates:
-        out = system.run_text([*cmd, "--version"], timeout)
-        lines = (out or "").strip().splitlines()
-        if lines and lines[-1][:1].isdigit():
-            return lines[-1].strip(), " ".join(cmd)
+        out = (system.run_text([*cmd, "--version"], timeout) or "").strip().splitlines()
+        m = re.search(r"\b(\d+\.\d+[\w.+-]*)", out[-1]) if out else None  # "0.5.0" or "omlx 0.5.0"
+        if m:
+            return m.group(1), " ".join(cmd)
     return None, "not found"
 
 
