@@ -43,12 +43,6 @@ model = "{tiny_model}"
 port = {mlx_server.port}
 
 [[backend]]
-name = "clash"
-kind = "omlx"
-port = {mlx_server.port}
-command = ["{sys.executable}"]
-
-[[backend]]
 name = "wide"
 kind = "mlx-lm"
 model = "{tiny_model}"
@@ -74,7 +68,14 @@ port = {port}
     assert (srv["pid"], srv["backend"]) == (mlx_server.proc.pid, "mlx-lm")
     by = checks_by_id(data)
     assert by["port:tiny"]["status"] == "pass" and str(mlx_server.proc.pid) in by["port:tiny"]["detail"]
-    assert by["port:clash"]["status"] == "warn" and "mlx-lm" in by["port:clash"]["detail"]
+    clash = config_mod.parse({"backend": [
+        {"name": "clash", "kind": "omlx", "port": mlx_server.port, "command": [sys.executable]},
+        {"name": "twin", "kind": "omlx", "port": port, "command": [sys.executable]},
+        {"name": "twin2", "kind": "mlx-lm", "model": "m", "port": port}]}, tmp_path / "c.toml")
+    by2 = {c.id: c for c in doctor.run(clash).checks}
+    assert by2["port:clash"].status == "warn" and "is mlx-lm" in by2["port:clash"].detail
+    assert f"stop pid {mlx_server.proc.pid}" in by2["port:clash"].fix
+    assert by2["port:twin"].status == "warn" and "also the port of profile(s) twin2" in by2["port:twin"].detail
     assert by["bind:wide"]["status"] == "warn" and "no API key" in by["bind:wide"]["detail"]
     assert by["model:tiny"]["status"] == "pass" and "needs ~" in by["model:tiny"]["detail"]
     assert by["mlx"]["status"] == "pass" and "default device" in by["mlx"]["detail"]

@@ -219,7 +219,13 @@ def _port_checks(cfg: Config | None, found: list[Listener], problem: str | None)
     by_port: dict[int, list[Listener]] = {}
     for x in found:
         by_port.setdefault(x.port, []).append(x)
-    for p in cfg.backends if cfg else []:
+    profiles = cfg.backends if cfg else []
+    for p in profiles:
+        sharing = [q.name for q in profiles if q.port == p.port and q is not p]
+        if sharing:
+            out.append(Check(f"port:{p.name}", WARN, f"port {p.port} is also the port of profile(s) "
+                             f"{', '.join(sharing)}: only one can run at a time", "give each profile its own port"))
+            continue
         owners = by_port.get(p.port, [])
         if not owners:
             out.append(Check(f"port:{p.name}", PASS, f"port {p.port} is free"))
@@ -248,8 +254,9 @@ def _bind_checks(cfg: Config | None, found: list[Listener]) -> list[Check]:
                              "set api_key in the profile or bind 127.0.0.1"))
     for x in found:
         if x.is_llm and not x.loopback_only and not x.auth_required:
-            out.append(Check(f"exposed:{x.port}", WARN,
-                             f"{x.backend} on {', '.join(x.addresses)}:{x.port} answers without an API key",
+            answered = x.confirmed or bool(x.models)
+            how = "answers GET /v1/models without an API key" if answered else "is reachable from other hosts"
+            out.append(Check(f"exposed:{x.port}", WARN, f"{x.backend} on {', '.join(x.addresses)}:{x.port} {how}",
                              "bind 127.0.0.1 (tunnel over SSH) or set an API key"))
     return out
 
