@@ -300,7 +300,7 @@ def _omlx_models_check(p: Profile) -> Check:
     if missing:
         return Check(f"models:{p.name}", WARN, f"oMLX model dir {missing[0]} does not exist",
                      f"mkdir -p {missing[0]} and put models there (one folder per model)")
-    n = sum(len(models_mod.scan_model_dir(d, p.name)) for d in dirs)
+    n = sum(len(models_mod.scan_model_dir(d, f"omlx:{p.name}")) for d in dirs)
     return Check(f"models:{p.name}", PASS if n else WARN, f"{n} model(s) in {', '.join(map(str, dirs))}",
                  "" if n else "put an MLX model folder (config.json + *.safetensors) there")
 
