@@ -269,3 +269,29 @@ def test_mac_checks_from_fixture_facts() -> None:
     assert doctor._mlx_check(cpu, None, mac=False).status == "pass"
     assert doctor._mlx_check(system.MlxProbe(error="No module named 'mlx'"), None).status == "fail"
     assert mem.total == 128 * GIB and mem.working_set is None
+
+
+@pytest.mark.parametrize(("no_color", "coloured"), [(None, True), ("1", False)])
+def test_colour_on_a_real_tty(no_color: str | None, coloured: bool) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    if no_color:
+        env["NO_COLOR"] = no_color
+    proc = subprocess.Popen([sys.executable, "-m", "mlx_console", "doctor"], stdout=slave,
+                            stderr=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the tty
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(30)
+    os.close(master)
+    assert b"PASS" in out
+    assert (b"\x1b[32mPASS" in out) is coloured
