@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - depends on the platform's wheels
 
 # Lines that can head a warning/error event or carry a traceback (see events.parse_line): a superset.
 PROBLEM_PATTERNS: tuple[str, ...] = (
-    r" - (?:WARNING|WARN|ERROR|CRITICAL|FATAL) - ",
+    r"- (?:WARNING|WARN|ERROR|CRITICAL|FATAL) +- ",
     r"^(?:WARNING|WARN|ERROR|CRITICAL|FATAL):",
     r"^\[(?:WARNING|WARN|ERROR|CRITICAL|FATAL)\] ",
     r"^Traceback \(most recent call last\):",
