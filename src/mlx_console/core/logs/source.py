@@ -265,6 +265,9 @@ class LogFollower:
                 self.generation += 1
                 self._pos = self._partial_off = 0
                 self._number = 0
+        if self._fd is None and st is None and self.generation == 0:
+            # Not there yet: when it appears, everything in it is new.
+            self._start, self._start_offset = "begin", None
         if self._fd is None and st is not None:
             first = self.generation == 0
             try:
