@@ -1,0 +1,162 @@
+"""`mlx-console settings …` as a user runs it: contracts, exit codes, file untouched on refusal."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlx_console.cli import main
+
+FIXTURE = Path(__file__).parent / "fixtures" / "omlx_0.5.0_written.json"
+
+
+@pytest.fixture
+def sfile(tmp_path: Path) -> Path:
+    p = tmp_path / "model_settings.json"
+    p.write_bytes(FIXTURE.read_bytes())
+    return p
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["settings", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_show_json_contract(sfile: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "show", "--file", str(sfile), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert set(data) == {"path", "hash", "models", "issues"}
+    assert data["path"] == str(sfile)
+    assert data["models"]["tiny-llama"]["turboquant_kv_enabled"] is True
+    # the real oMLX file pins the model and sets a TTL: worth a warning, not an error
+    assert data["issues"] == [{"model": "tiny-llama", "key": "ttl_seconds", "level": "warning",
+                               "message": "ignored while is_pinned is true"}]
+    code, out, _ = run(capsys, "show", "--file", str(sfile), "tiny-llama", "--json")
+    assert list(json.loads(out)["models"]) == ["tiny-llama"]
+
+
+def test_show_text_and_issues(sfile: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = json.loads(sfile.read_text())
+    doc["models"]["tiny-llama"]["turboquant_kv"] = True
+    doc["models"]["tiny-llama"]["top_p"] = 7
+    sfile.write_text(json.dumps(doc, indent=2))
+    code, out, _ = run(capsys, "show", "--file", str(sfile))
+    assert code == 0 and "tiny-llama" in out and "[variant]" in out
+    assert "shorthand for 'turboquant_kv_enabled'" in out and "oMLX will drop this key" in out
+    code, out, _ = run(capsys, "show", "--file", str(sfile), "--json")
+    issues = json.loads(out)["issues"]
+    assert any(i["key"] == "top_p" and i["level"] == "error" and "<= 1" in i["message"] for i in issues)
+    assert all(set(i) >= {"model", "key", "message"} for i in issues)
+
+
+def test_set_prints_a_unified_diff_and_writes(sfile: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "set", "--file", str(sfile), "tiny-llama", "temperature=0.6", "mtp=false")
+    assert code == 0, err
+    assert out.startswith("--- ") and '+      "temperature": 0.6,' in out
+    assert "shorthand for 'mtp_enabled'" in err
+    assert json.loads(sfile.read_text())["models"]["tiny-llama"]["temperature"] == 0.6
+
+
+@pytest.mark.parametrize("assignment", ["turboquant_kv_bits=5", "mtp_enabled=true dflash_enabled=true",
+                                        "nonsense_key=1", "is_pinned=perhaps", "max_tokens"])
+def test_set_refuses_and_leaves_the_file_byte_identical(sfile: Path, capsys: pytest.CaptureFixture[str],
+                                                        assignment: str) -> None:
+    before = sfile.read_bytes()
+    code, out, err = run(capsys, "set", "--file", str(sfile), "tiny-llama", *assignment.split())
+    assert code == 1 and out == ""
+    assert err.strip()
+    assert sfile.read_bytes() == before
+
+
+def test_force_allows_an_unknown_key(sfile: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "set", "--file", str(sfile), "--force", "tiny-llama", "my_extension=3")
+    assert code == 0
+    assert json.loads(sfile.read_text())["models"]["tiny-llama"]["my_extension"] == 3
+    assert "oMLX will drop this key" in err
+
+
+def test_if_hash_and_dry_run(sfile: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = sfile.read_bytes()
+    code, out, _ = run(capsys, "show", "--file", str(sfile), "--json")
+    good = json.loads(out)["hash"]
+    code, out, err = run(capsys, "set", "--file", str(sfile), "--if-hash", "ab" * 32, "tiny-llama", "top_k=4")
+    assert code == 1 and "--if-hash" in err and sfile.read_bytes() == before
+    code, out, err = run(capsys, "set", "--file", str(sfile), "--dry-run", "tiny-llama", "top_k=4")
+    assert code == 0 and '+      "top_k": 4,' in out and "dry run" in err and sfile.read_bytes() == before
+    code, out, err = run(capsys, "set", "--file", str(sfile), "--if-hash", good, "--json", "tiny-llama", "top_k=4")
+    assert code == 0
+    data = json.loads(out)
+    assert data["wrote_file"] and data["steps"][0]["key"] == "top_k" and data["steps"][0]["route"] == "file"
+
+
+def test_unset_and_validate(sfile: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "unset", "--file", str(sfile), "tiny-llama", "ttl")
+    assert code == 0 and '-      "ttl_seconds": 600,' in out
+    assert "ttl_seconds" not in json.loads(sfile.read_text())["models"]["tiny-llama"]
+    code, out, _ = run(capsys, "validate", "--file", str(sfile))
+    assert code == 0 and "valid" in out
+    doc = json.loads(sfile.read_text())
+    doc["models"]["tiny-llama"].update({"mtp_enabled": True, "dflash_enabled": True, "turboquant_kv_bits": 5})
+    sfile.write_text(json.dumps(doc, indent=2))
+    code, out, err = run(capsys, "validate", "--file", str(sfile))
+    assert code == 1
+    assert "mtp_enabled and dflash_enabled" in out and "turboquant_kv_bits" in out and "2 problem" in err
+    code, out, _ = run(capsys, "validate", "--file", str(sfile), "--json")
+    assert code == 1 and json.loads(out)["valid"] is False
+
+
+def test_bad_json_exit_1_with_line_and_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "model_settings.json"
+    p.write_text('{"version": 1,\n "models": {,}}')
+    code, out, err = run(capsys, "show", "--file", str(p), "--json")
+    assert code == 1 and out == "" and f"{p}:2:13" in err
+
+
+def test_diff_against_a_bench_record(sfile: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    block = dict(json.loads(sfile.read_text())["models"]["tiny-llama"])
+    record = {"schema": 1, "run_id": "r1", "model": "tiny-llama",
+              "config": {"server_flags": [], "model_settings": {k: v for k, v in block.items()
+                                                                 if k not in ("force_sampling",)}}}
+    rec = tmp_path / "run.json"
+    rec.write_text(json.dumps(record))
+    code, out, _ = run(capsys, "diff", "--file", str(sfile), "--against", str(rec))
+    assert code == 0 and "same settings" in out  # an absent default equals an explicit default
+    record["config"]["model_settings"]["turboquant_kv_bits"] = 3.0
+    record["config"]["model_settings"]["ttl_seconds"] = 60
+    rec.write_text(json.dumps(record))
+    code, out, _ = run(capsys, "diff", "--file", str(sfile), "--against", str(rec), "--json")
+    data = json.loads(out)
+    assert data["count"] == 2 and data["one_flag"] is False
+    assert {d["key"] for d in data["differences"]} == {"turboquant_kv_bits", "ttl_seconds"}
+    code, out, _ = run(capsys, "diff", "--file", str(sfile), "--against", str(rec))
+    assert "more than one flag" in out and '-    "turboquant_kv_bits": 3.0,' in out
+
+
+def test_default_path_is_the_omlx_profile_base_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = tmp_path / "omlx-base"
+    base.mkdir()
+    (base / "model_settings.json").write_bytes(FIXTURE.read_bytes())
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[[backend]]\nname = "o"\nkind = "omlx"\nport = 1\nbase_path = "{base}"\n')
+    code = main(["--config", str(cfg), "settings", "show", "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and json.loads(out)["path"] == str(base / "model_settings.json")
+
+
+def test_keys_lists_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "keys", "--json")
+    fields = json.loads(out)
+    assert code == 0 and any(f["key"] == "turboquant_kv_bits" and f["choices"] == [2, 2.5, 3, 3.5, 4, 6, 8]
+                             for f in fields)
+
+
+def test_console_script_runs(sfile: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "mlx_console", "settings", "validate", "--file", str(sfile)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

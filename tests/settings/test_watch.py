@@ -1,0 +1,35 @@
+"""The watcher tells an open editor that the file was replaced under it (as oMLX and editors do)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from mlx_console.core.settings.atomic import content_hash, write_atomic
+from mlx_console.core.settings.watch import SettingsWatcher
+
+
+def test_watcher_reports_atomic_replace_and_plain_write(tmp_path: Path) -> None:
+    path = tmp_path / "model_settings.json"
+    path.write_text(json.dumps({"version": 1, "models": {}}))
+    seen: list[str] = []
+    got = threading.Event()
+
+    def on_change(h: str) -> None:
+        seen.append(h)
+        got.set()
+
+    with SettingsWatcher(path, on_change):
+        (tmp_path / "other.json").write_text("{}")  # other files are ignored
+        time.sleep(0.3)
+        assert not seen
+        new = b'{"version": 1, "models": {"a": {}}}'
+        write_atomic(path, new)  # rename over it, like oMLX's save
+        assert got.wait(5)
+        assert seen[-1] == content_hash(new)
+        got.clear()
+        path.write_bytes(b"{}")
+        assert got.wait(5)
+        assert seen[-1] == content_hash(b"{}")
