@@ -159,3 +159,21 @@ def test_cli_set_against_running_server(omlx, capsys: pytest.CaptureFixture[str]
     code = main(["--config", str(omlx.config_path), "settings", "unset", "tiny-llama", "is_pinned"])
     capsys.readouterr()
     assert code == 0 and omlx.server_settings()["is_pinned"] is False
+
+
+def test_admin_422_detail_is_readable(omlx) -> None:  # noqa: ANN001
+    with OmlxAdmin(omlx.url, omlx.api_key) as admin, pytest.raises(AdminError) as e:
+        admin.put_settings("tiny-llama", {"is_pinned": "maybe"})
+    assert e.value.status == 422 and e.value.detail.startswith("is_pinned: Input should be a valid boolean")
+
+
+def test_stale_file_with_reload_routes_everything_through_the_file(omlx) -> None:  # noqa: ANN001
+    cfg = config_mod.load(omlx.config_path)
+    apply(_store_with(omlx, top_k=3), cfg)
+    hand = _store(omlx)
+    hand.set("tiny-llama", "min_p", 0.05)
+    hand.save()
+    result = apply(_store_with(omlx, temperature=0.4), cfg, reload=True)
+    assert [s.route for s in result.steps] == ["file"] and result.reloaded and not result.replies
+    server = omlx.server_settings()
+    assert server["min_p"] == 0.05 and server["temperature"] == 0.4

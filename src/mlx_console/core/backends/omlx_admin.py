@@ -31,6 +31,13 @@ def _detail(resp: httpx.Response) -> str:
         detail = body.get("detail", body.get("error", body))
         if isinstance(detail, dict):
             detail = detail.get("message", detail)
+        if isinstance(detail, list):  # a FastAPI 422: [{"loc": ["body", "key"], "msg": …}, …]
+            parts = []
+            for d in detail:
+                if isinstance(d, dict):
+                    loc = ".".join(str(x) for x in (d.get("loc") or [])[1:])
+                    parts.append(f"{loc}: {d.get('msg', d)}" if loc else str(d.get("msg", d)))
+            return "; ".join(parts) or str(detail)
         return str(detail)
     return str(body)
 

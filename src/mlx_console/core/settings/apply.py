@@ -209,7 +209,9 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
         files = [s for s in result.steps if s.route == "file"]
         use_put = bool(puts) and not stale
         if stale:
-            files = result.steps  # the reload carries everything
+            for s in result.steps:  # the reload carries everything
+                s.route, s.why = "file", "sent with the reload (the file already differed from oMLX's memory)"
+            files, puts = result.steps, []
         result.diff = store.diff()
         if dry_run:
             result.hash = store.base_hash
@@ -228,9 +230,10 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
                 try:
                     reply = admin.put_settings(model, body)
                 except AdminError as e:
-                    done = ", ".join(result.replies) or "none"
-                    raise SettingsError(f"oMLX refused the settings of {model!r}: {e.detail or e} (models already "
-                                        f"applied: {done}); the file is what oMLX wrote") from None
+                    done = ", ".join(result.replies)
+                    tail = (f"; already applied (and written by oMLX): {done}" if done
+                            else "; nothing was changed")
+                    raise SettingsError(f"oMLX refused the settings of {model!r}: {e.detail or e}{tail}") from None
                 result.replies[model] = reply
                 stored = reply.get("settings") or {}
                 for key, wanted in body.items():
