@@ -160,3 +160,21 @@ def test_console_script_runs(sfile: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "mlx_console", "settings", "validate", "--file", str(sfile)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_diff_against_last_bench_run(sfile: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlx_console.core.bench.store import bench_dir
+
+    block = json.loads(sfile.read_text())["models"]["tiny-llama"]
+    for i, ttl in enumerate((600, 30)):
+        record = {"schema": 1, "run_id": f"run{i}", "ts": f"2026-11-25T10:0{i}:00Z", "model": "tiny-llama", "cells": {},
+               "config": {"server_flags": None, "model_settings": {**block, "ttl_seconds": ttl}}}
+        (bench_dir() / f"run{i}.json").write_text(json.dumps(record))
+    code, out, _ = run(capsys, "diff", "--file", str(sfile), "--against", "last", "tiny-llama", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["baseline"] == "last run run1" and data["one_flag"] is True
+    assert data["differences"] == [{"model": "tiny-llama", "key": "ttl_seconds", "baseline": 30, "current": 600}]
+    code, out, _ = run(capsys, "diff", "--file", str(sfile), "--against", "run0")
+    assert code == 0 and "same settings as run run0" in out
+    code, _, err = run(capsys, "diff", "--file", str(sfile), "--against", "nope")
+    assert code == 1 and "no such file" in err
