@@ -177,3 +177,17 @@ def test_stale_file_with_reload_routes_everything_through_the_file(omlx) -> None
     assert [s.route for s in result.steps] == ["file"] and result.reloaded and not result.replies
     server = omlx.server_settings()
     assert server["min_p"] == 0.05 and server["temperature"] == 0.4
+
+
+def test_apply_values_and_exact_restore(omlx) -> None:  # noqa: ANN001
+    from mlx_console.core.settings.apply import apply_values
+
+    cfg = config_mod.load(omlx.config_path)
+    apply_values(cfg, "tiny-llama", {"temperature": 0.9, "top_k": 4})
+    baseline = dict(json.loads(omlx.settings_file.read_text())["models"]["tiny-llama"])
+    result = apply_values(cfg, "tiny-llama", {"turboquant_kv_enabled": True, "top_k": None})
+    assert {s.change.key for s in result.steps} == {"turboquant_kv_enabled", "top_k"}
+    assert omlx.server_settings()["top_k"] is None
+    apply_values(cfg, "tiny-llama", baseline, exact=True)
+    server = omlx.server_settings()
+    assert server["top_k"] == 4 and server["turboquant_kv_enabled"] is False and server["temperature"] == 0.9

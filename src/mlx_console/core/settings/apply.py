@@ -272,3 +272,24 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
     result.diff = unified(store.base, final, str(path))
     return result
 
+
+
+def apply_values(config: Config | None, model: str, values: dict[str, Any], *, path: Path | None = None,
+                 exact: bool = False, reload: bool = False, offline: bool = False,
+                 progress: Callable[[str], None] | None = None) -> ApplyResult:
+    """Set `model`'s keys to `values` (None removes a key) and apply them, for callers such as bench bisect.
+
+    `exact=True` makes the model's settings equal `values` (other keys are removed): restoring a baseline.
+    """
+    from mlx_console.core.settings.locate import default_path
+
+    store = SettingsStore.load(path or default_path(config))
+    if exact:
+        for key in [k for k in store.get(model) if k not in values]:
+            store.unset(model, key)
+    for key, value in values.items():
+        if value is None:
+            store.unset(model, key)
+        else:
+            store.set(model, key, value, force=True)
+    return apply(store, config, reload=reload, offline=offline, progress=progress)
