@@ -191,3 +191,18 @@ def test_apply_values_and_exact_restore(omlx) -> None:  # noqa: ANN001
     apply_values(cfg, "tiny-llama", baseline, exact=True)
     server = omlx.server_settings()
     assert server["top_k"] == 4 and server["turboquant_kv_enabled"] is False and server["temperature"] == 0.9
+
+
+def test_unknown_keys_survive_the_servers_save(omlx) -> None:  # noqa: ANN001
+    cfg = config_mod.load(omlx.config_path)
+    store = _store(omlx)
+    store.set("tiny-llama", "my_note", "keep me", force=True)
+    result = apply(store, cfg)
+    assert not result.pending_reload  # oMLX ignores an unknown key: nothing to reload
+    store = _store(omlx)
+    assert store.get("tiny-llama")["my_note"] == "keep me"
+    store.set("tiny-llama", "temperature", 0.8)  # a PUT: oMLX rewrites the file from memory without my_note
+    result = apply(store, cfg)
+    assert any("dropped my_note" in m for m in result.messages)
+    block = json.loads(omlx.settings_file.read_text())["models"]["tiny-llama"]
+    assert block["my_note"] == "keep me" and block["temperature"] == 0.8

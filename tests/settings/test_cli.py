@@ -178,3 +178,12 @@ def test_diff_against_last_bench_run(sfile: Path, capsys: pytest.CaptureFixture[
     assert code == 0 and "same settings as run run0" in out
     code, _, err = run(capsys, "diff", "--file", str(sfile), "--against", "nope")
     assert code == 1 and "no such file" in err
+
+
+def test_hand_formatted_file_is_rewritten_in_omlx_layout_with_a_note(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "model_settings.json"
+    p.write_text('{"version": 1, "models": {"a": {"top_k": 1}}}\n')
+    code, out, err = run(capsys, "set", "--file", str(p), "a", "top_k=2")
+    assert code == 0 and "not laid out the way oMLX writes it" in err
+    assert p.read_text() == '{\n  "version": 1,\n  "models": {\n    "a": {\n      "top_k": 2\n    }\n  }\n}\n'

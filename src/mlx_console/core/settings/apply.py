@@ -165,6 +165,9 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
         raise SettingsError(f"{path}: not applied:\n" + "\n".join(f"  {i}" for i in bad))
     store.check_unchanged(if_hash)
     changes = store.changes()
+    if changes and store.exists and not store.is_canonical:
+        result.messages.append("the file was not laid out the way oMLX writes it: this save rewrites its layout "
+                               "(so would oMLX's next save)")
 
     if not target.running:
         result.steps = plan(changes, version, None)
@@ -215,7 +218,7 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
         result.diff = store.diff()
         if dry_run:
             result.hash = store.base_hash
-            if files:
+            if any(s.effect != "unknown" for s in files) or stale:
                 result.pending_reload = not reload
             return result
 
@@ -244,18 +247,33 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
                 result.messages.append(f"{model}: applied through the admin API"
                                        + (f" ({', '.join(flags)})" if flags else ""))
             result.wrote_file = True  # oMLX rewrote the file from memory
-        if files:
-            # Write the keys the PUT cannot carry onto the file as oMLX left it.
+        writes = [(s.change.model, s.change.key, s.change.new) for s in files]
+        if use_put:
+            # oMLX's save drops keys it does not know; the file keeps them (oMLX ignores them anyway).
+            now = SettingsStore.load(path, version).models()
+            for model, block in store.models().items():
+                if not isinstance(block, dict):
+                    continue
+                for key, value in block.items():
+                    spec = KEYS.get(key)
+                    if (spec is None or not known_to(spec, version)) and key not in (now.get(model) or {}):
+                        writes.append((model, key, value))
+                        result.messages.append(f"{model}: oMLX's save dropped {key} (unknown to oMLX {version}); "
+                                               "put back in the file, its next save drops it again")
+        if writes:
+            # Write what the PUT cannot carry onto the file as oMLX left it.
             fresh = SettingsStore.load(path, version)
-            for s in files:
-                c = s.change
-                if c.new is MISSING:
-                    fresh.unset(c.model, c.key)
+            for model, key, value in writes:
+                if value is MISSING:
+                    fresh.unset(model, key)
                 else:
-                    fresh.set(c.model, c.key, c.new, force=True)
+                    fresh.set(model, key, value, force=True)
             saved = fresh.save(backup=False)
             result.wrote_file = result.wrote_file or saved.wrote
-            keys = ", ".join(f"{s.change.model}:{s.change.key}" for s in files)
+        # Keys the installed oMLX knows but only reads from the file (unknown ones it ignores anyway).
+        unread = [s for s in files if s.effect != "unknown" or stale]
+        if unread:
+            keys = ", ".join(f"{s.change.model}:{s.change.key}" for s in unread)
             if reload:
                 say("POST /admin/api/reload (unloads all models)")
                 reply = admin.reload()
