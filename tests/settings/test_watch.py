@@ -33,3 +33,29 @@ def test_watcher_reports_atomic_replace_and_plain_write(tmp_path: Path) -> None:
         path.write_bytes(b"{}")
         assert got.wait(5)
         assert seen[-1] == content_hash(b"{}")
+
+
+def test_async_watch_yields_new_hashes(tmp_path: Path) -> None:
+    import asyncio
+
+    from mlx_console.core.settings.watch import watch_hashes
+
+    path = tmp_path / "model_settings.json"
+    path.write_text("{}")
+    new = b'{"version": 1}'
+
+    async def main() -> str:
+        stop = asyncio.Event()
+
+        async def writer() -> None:
+            await asyncio.sleep(0.4)
+            write_atomic(path, new)
+
+        task = asyncio.create_task(writer())
+        async for h in watch_hashes(path, stop_event=stop):
+            stop.set()
+            await task
+            return h
+        raise AssertionError("watcher ended without a change")
+
+    assert asyncio.run(asyncio.wait_for(main(), 10)) == content_hash(new)
