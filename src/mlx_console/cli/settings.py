@@ -118,6 +118,11 @@ def _issues_json(issues: list[Issue]) -> list[dict[str, Any]]:
     return [i.to_json() for i in issues]
 
 
+def _is_default(default: Any, value: Any) -> bool:
+    return type(default) is type(value) and default == value or (isinstance(default, (int, float)) and isinstance(
+        value, (int, float)) and not isinstance(value, bool) and not isinstance(default, bool) and default == value)
+
+
 def _fmt(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -150,7 +155,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         for key, value in block.items():
             spec = KEYS.get(key)
             tag = effect_of(key, store.omlx_version)
-            note = "" if spec else "  ← unknown"
+            note = "  ← unknown" if spec is None else ("  (default)" if _is_default(spec.default, value) else "")
             print(f"  {key:<{width}}  {_fmt(value)}   [{tag}]{note}")
     if issues:
         print()

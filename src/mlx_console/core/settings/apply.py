@@ -218,8 +218,10 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
         result.diff = store.diff()
         if dry_run:
             result.hash = store.base_hash
-            if any(s.effect != "unknown" for s in files) or stale:
-                result.pending_reload = not reload
+            if (any(s.effect != "unknown" for s in files) or stale) and not reload:
+                result.pending_reload = True
+                result.messages.append("this would leave keys oMLX reads only after POST /admin/api/reload "
+                                       "(unloads all models; `--reload`) or a restart")
             return result
 
         backup = atomic.write_backup(path, store.base) if store.base is not None and changes else None
