@@ -119,8 +119,9 @@ def _issues_json(issues: list[Issue]) -> list[dict[str, Any]]:
 
 
 def _is_default(default: Any, value: Any) -> bool:
-    return type(default) is type(value) and default == value or (isinstance(default, (int, float)) and isinstance(
-        value, (int, float)) and not isinstance(value, bool) and not isinstance(default, bool) and default == value)
+    if isinstance(default, bool) or isinstance(value, bool):
+        return default is value  # 1 == True, but not as a setting
+    return default == value
 
 
 def _fmt(value: Any) -> str:
