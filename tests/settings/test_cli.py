@@ -187,3 +187,12 @@ def test_hand_formatted_file_is_rewritten_in_omlx_layout_with_a_note(tmp_path: P
     code, out, err = run(capsys, "set", "--file", str(p), "a", "top_k=2")
     assert code == 0 and "not laid out the way oMLX writes it" in err
     assert p.read_text() == '{\n  "version": 1,\n  "models": {\n    "a": {\n      "top_k": 2\n    }\n  }\n}\n'
+
+
+def test_unknown_model_id_gets_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "models" / "tiny-llama").mkdir(parents=True)
+    p = tmp_path / "model_settings.json"
+    code, _, err = run(capsys, "set", "--file", str(p), "tiny-lama", "top_k=2")
+    assert code == 0 and "'tiny-lama' is neither in the file nor a directory" in err and "tiny-llama" in err
+    code, _, err = run(capsys, "set", "--file", str(p), "tiny-llama", "top_k=2")
+    assert code == 0 and "neither" not in err and "file hash now" in err

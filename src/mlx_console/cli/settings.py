@@ -201,6 +201,11 @@ def _report_conflict(e: ConflictError) -> None:
 def _edit(args: argparse.Namespace, edit: Any) -> int:
     config = _config(args)
     store = _load(args, config)
+    known = _model_dirs(store.path)
+    if args.model not in store.models() and known is not None and args.model not in known:
+        close = ", ".join(sorted(known)[:8]) or "none"
+        _err(f"warning: {args.model!r} is neither in the file nor a directory of {store.path.parent / 'models'} "
+             f"(models there: {close}); oMLX ids are directory names")
     edit(store)
     for hint in dict.fromkeys(store.hints):
         _err(f"hint: {hint}")
@@ -241,8 +246,10 @@ def _print_result(args: argparse.Namespace, result: ApplyResult, store: Settings
         _err(m)
     if result.dry_run:
         _err("dry run: nothing written, nothing sent")
-    elif result.backup:
-        _err(f"previous version kept in {result.backup}")
+    else:
+        if result.backup:
+            _err(f"previous version kept in {result.backup}")
+        _err(f"file hash now {result.hash}")
 
 
 def cmd_set(args: argparse.Namespace) -> int:
