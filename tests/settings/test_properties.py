@@ -91,3 +91,51 @@ def test_any_bytes_load_or_bad_file(data: bytes) -> None:
         assert str(p) in str(e)
         return
     store.issues()
+
+
+def _valid(spec) -> st.SearchStrategy:  # noqa: ANN001
+    if spec.choices is not None:
+        return st.sampled_from(spec.choices)
+    if spec.type == "bool":
+        return st.booleans()
+    if spec.type == "int":
+        lo = int(spec.minimum) + (1 if spec.exclusive_min else 0) if spec.minimum is not None else -1000
+        hi = int(spec.maximum) if spec.maximum is not None else 10**12
+        return st.integers(lo, hi)
+    if spec.type == "float":
+        lo = spec.minimum if spec.minimum is not None else -1e6
+        hi = spec.maximum if spec.maximum is not None else 1e6
+        return st.floats(lo, hi, exclude_min=spec.exclusive_min, allow_nan=False)
+    if spec.type == "str":
+        return st.text(max_size=12)
+    if spec.type == "dict":
+        return st.dictionaries(st.text(max_size=5), st.integers() | st.booleans(), max_size=3)
+    return st.lists(st.text(max_size=5), max_size=3)
+
+
+ops = st.lists(st.sampled_from([k for k, s in KEYS.items() if not s.newer]).flatmap(
+    lambda k: st.tuples(st.just(k), st.none() | _valid(KEYS[k]))), min_size=1, max_size=12)
+
+
+@slow
+@given(ops=ops)
+def test_edits_save_in_omlx_layout_and_order(ops: list) -> None:
+    from mlx_console.core.settings.schema import ORDER
+
+    p = _file(b'{\n  "version": 1,\n  "models": {\n    "m": {\n      "is_pinned": true\n    }\n  }\n}')
+    store = SettingsStore.load(p)
+    for key, value in ops:
+        if value is None:
+            store.unset("m", key)
+        else:
+            store.set("m", key, value)
+    try:
+        store.save()
+    except SettingsError:
+        return  # a cross-key rule refused it: the file is untouched
+    data = p.read_bytes()
+    assert data == json.dumps(json.loads(data), indent=2, ensure_ascii=False).encode()
+    again = SettingsStore.load(p)
+    assert again.get("m") == store.get("m")
+    keys = list(again.get("m"))
+    assert keys == sorted(keys, key=ORDER.__getitem__)  # where oMLX itself would write them
