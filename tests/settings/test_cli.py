@@ -196,3 +196,18 @@ def test_unknown_model_id_gets_a_warning(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 0 and "'tiny-lama' is neither in the file nor a directory" in err and "tiny-llama" in err
     code, _, err = run(capsys, "set", "--file", str(p), "tiny-llama", "top_k=2")
     assert code == 0 and "neither" not in err and "file hash now" in err
+
+
+def test_backups_and_restore(sfile: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    original = sfile.read_bytes()
+    run(capsys, "set", "--file", str(sfile), "tiny-llama", "top_k=1")
+    run(capsys, "set", "--file", str(sfile), "tiny-llama", "top_k=2")
+    code, out, _ = run(capsys, "backups", "--file", str(sfile), "--json")
+    rows = json.loads(out)["backups"]
+    assert code == 0 and len(rows) == 2 and Path(rows[1]["path"]).read_bytes() == original
+    code, out, err = run(capsys, "restore", "--file", str(sfile), "2")
+    assert code == 0, err
+    assert '-      "top_k": 2,' in out
+    assert sfile.read_bytes() == original  # byte-identical: the backup was oMLX's layout
+    code, _, err = run(capsys, "restore", "--file", str(sfile), "9")
+    assert code == 1 and "no backup 9" in err
