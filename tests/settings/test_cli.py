@@ -211,3 +211,18 @@ def test_backups_and_restore(sfile: Path, capsys: pytest.CaptureFixture[str]) ->
     assert sfile.read_bytes() == original  # byte-identical: the backup was oMLX's layout
     code, _, err = run(capsys, "restore", "--file", str(sfile), "9")
     assert code == 1 and "no backup 9" in err
+
+
+def test_version_awareness(sfile: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "validate", "--file", str(sfile), "--omlx-version", "0.4.2", "--json")
+    issues = json.loads(out)["issues"]
+    flagged = {i["key"] for i in issues if "newer than the installed oMLX 0.4.2" in i["message"]}
+    assert {"dflash_enabled", "mtp_enabled", "trust_remote_code"} <= flagged and code == 0  # flagged, not dropped
+    assert "dflash_enabled" in json.loads(sfile.read_text())["models"]["tiny-llama"]
+    code, _, err = run(capsys, "set", "--file", str(sfile), "tiny-llama", "dflash_block_size=16")
+    assert code == 1 and "newer than the installed oMLX 0.5.0" in err
+    code, _, err = run(capsys, "set", "--file", str(sfile), "--omlx-version", "0.6.4", "tiny-llama",
+                       "dflash_block_size=16")
+    assert code == 0, err
+    code, out, _ = run(capsys, "show", "--file", str(sfile), "--json")
+    assert any(i["key"] == "dflash_block_size" and "newer" in i["message"] for i in json.loads(out)["issues"])
