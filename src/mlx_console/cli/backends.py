@@ -131,7 +131,7 @@ def run_swap(args: argparse.Namespace) -> int:
 def run_stop(args: argparse.Namespace) -> int:
     sup = Supervisor(load_config(args))
     before = sup.status(args.name)
-    if not before.active:
+    if not before.active and not before.supervisor_pid:  # (a supervisor in backoff would restart it)
         why = f": {before.reason}" if before.reason and before.status == "dead" else ""
         return _out(args, before, f"{args.name}: already {before.status}{why}")
     st = sup.stop(args.name, progress=_progress)

@@ -144,13 +144,14 @@ class Supervise:
         self.state = State(
             name=self.spec.name, kind=self.spec.kind, status="starting", run_id=self.spec.run_id,
             host=self.spec.host, port=self.spec.port, model=self.spec.model, base_url=self.spec.base_url,
-            restart_policy=self.spec.restart, log=self.spec.log, logs=[self.spec.log, *self.spec.extra_logs],
+            restart_policy=self.spec.restart, swapped=self.spec.swapped, log=self.spec.log, logs=[self.spec.log, *self.spec.extra_logs],
             supervisor_pid=me.pid, supervisor_create_time=me.create_time(),
         )
         self.adopt_from = read_state(dir) if adopt else None
         self.stop_requested = False
         self.ever_ready = False  # in this supervisor's life: failures before the first ready are not retried
         self.consecutive = 0
+        self.child: Child | None = None
         self.probes: queue.Queue[tuple[str, str]] = queue.Queue()
         host = urlsplit(self.spec.base_url).hostname or "127.0.0.1"
         self.connect_host = host
@@ -170,15 +171,15 @@ class Supervise:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # an SSH drop is not a reason to stop serving
-        child = self._adopt() if self.adopt_from else None
+        self.child = self._adopt() if self.adopt_from else None
         while True:
-            if child is None:
-                child = self._spawn()
-                if child is None:
+            if self.child is None:
+                self.child = self._spawn()
+                if self.child is None:
                     return 0
-            outcome, reason, retry = self._watch(child)
-            self.state.exit_code = child.exit_code
-            child = None
+            outcome, reason, retry = self._watch(self.child)
+            self.state.exit_code = self.child.exit_code
+            self.child = None
             if outcome == "stopped":
                 self.set("stopped", reason)
                 return 0
@@ -392,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return sup.run()
     except Exception as e:
+        # Never leave an unsupervised server behind a supervisor that broke.
+        if sup.child is not None and not sup.child.exited():
+            sup.child.terminate(sup.t.grace)
         sup.set("dead", f"supervisor failed: {type(e).__name__}: {e}")
         raise
 

@@ -59,6 +59,7 @@ class Spec:
     log: str
     extra_logs: list[str] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
+    swapped: bool = False  # the model came from swap_model, not from the profile
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Spec:
@@ -85,6 +86,7 @@ class State:
     model: str | None = None
     base_url: str = ""
     restart_policy: str = "on-failure"
+    swapped: bool = False  # model chosen by swap_model (restart keeps it), not the profile's
     restarts: int = 0
     exit_code: int | None = None
     supervisor_pid: int | None = None

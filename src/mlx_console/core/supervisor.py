@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import psutil
 
 from mlx_console import paths
@@ -146,8 +147,10 @@ class Supervisor:
             status, reason = "dead", f"server pid {state.pid} is gone (its supervisor is handling it)"
         elif status in ACTIVE and sup is None:
             if server is None:
-                status, reason = "dead", (f"server pid {state.pid} and its supervisor are gone "
-                                          f"(last known: {state.status}{': ' + state.reason if state.reason else ''})")
+                was = f"last known: {state.status}{': ' + state.reason if state.reason else ''}"
+                status, reason = "dead", (f"server pid {state.pid} and its supervisor are gone ({was})"
+                                          if state.pid else f"its supervisor is gone ({was}); see "
+                                          f"{self.dir(name) / SUPERVISE_LOG}")
             else:
                 reason = (f"unsupervised: supervisor pid {state.supervisor_pid} is gone; "
                           "`backends start` re-adopts it")
@@ -198,6 +201,7 @@ class Supervisor:
             say(f"{name}: re-adopting server pid {cur.pid} (its supervisor is gone)")
             self._spawn_supervisor(d, adopt=True)
             return self._wait_supervisor(name, None)
+        swapped = bool(model) and model != profile.model
         model = model or profile.model
         if profile.demo and model:
             self._ensure_demo_model(Path(model), say)
@@ -213,13 +217,13 @@ class Supervisor:
             run_id=uuid.uuid4().hex, name=name, kind=profile.kind, command=command,
             env=kind.env(profile), host=profile.host, port=profile.port, model=model,
             base_url=profile.base_url, api_key=profile.api_key, restart=profile.restart, log=str(log),
-            extra_logs=[str(p) for p in kind.extra_logs(profile)], timings=self.timings,
+            extra_logs=[str(p) for p in kind.extra_logs(profile)], timings=self.timings, swapped=swapped,
         )
         write_spec(d, spec)
         write_state(d, State(name=name, kind=profile.kind, status="starting", reason="spawning supervisor",
                              run_id=spec.run_id, host=profile.host, port=profile.port, model=model,
                              base_url=profile.base_url, restart_policy=profile.restart, log=str(log),
-                             logs=[str(log), *spec.extra_logs]))
+                             logs=[str(log), *spec.extra_logs], swapped=swapped))
         say(f"{name}: starting {profile.kind} on {profile.base_url} (log: {log})")
         self._spawn_supervisor(d, adopt=False)
         return self._wait_supervisor(name, spec.run_id)
@@ -330,9 +334,9 @@ class Supervisor:
         return self.status(name)
 
     def restart(self, name: str, wait: float | None = None, progress: Progress | None = None) -> BackendStatus:
-        """Stop and start again, on the model it was running (so a swapped model stays swapped)."""
+        """Stop and start again: on the swapped-in model if `swap_model` chose one, else the profile's."""
         state = read_state(self.dir(name))
-        model = state.model if state else None
+        model = state.model if state and state.swapped else None  # else the profile's (maybe edited) model
         self.stop(name, progress)
         return self.start(name, wait=wait, progress=progress, model=model)
 
@@ -343,8 +347,14 @@ class Supervisor:
         if profile.kind == "omlx":
             from mlx_console.core.backends.omlx import OmlxClient
 
+            st = self.status(name)
+            if not st.active:
+                raise ConsoleError(f"{name}: cannot load {model}: the backend is {st.status}; start it first")
             (progress or _noop)(f"{name}: loading {model} through the oMLX API…")
-            OmlxClient(profile.base_url, profile.api_key).load(model)
+            try:
+                OmlxClient(st.base_url, profile.api_key).load(model)
+            except httpx.HTTPError as e:
+                raise ConsoleError(f"{name}: loading {model} failed: {type(e).__name__}: {e}") from e
             return self.status(name)
         self.stop(name, progress)
         return self.start(name, wait=wait, progress=progress, model=model)
