@@ -23,8 +23,6 @@ from backends_helpers import FAST, gone, wait_for  # noqa: E402
 
 STANDIN = Path(__file__).resolve().parents[1] / "standins" / "omlx_standin.py"
 pytestmark = pytest.mark.slow
-if not STANDIN.exists():  # until the stand-in's branch is on main
-    pytest.skip("oMLX stand-in not present", allow_module_level=True)
 
 
 @pytest.fixture

@@ -97,7 +97,7 @@ def test_port_taken_by_a_plain_socket(make_sup, tiny_model: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         sup = make_sup(mlx("a", tiny_model, s.getsockname()[1]))
-        with pytest.raises(ConsoleError, match=rf"pid {os.getpid()} \(not an LLM backend"):
+        with pytest.raises(ConsoleError, match=rf"pid {os.getpid()} \(.*\), not a known LLM backend"):
             sup.start("a")
 
 
@@ -205,13 +205,16 @@ def test_demo_profile_builds_its_model_first(tmp_path: Path, port: int) -> None:
 
 
 def test_state_file_is_json_with_identity(make_sup, tiny_model: Path, port: int) -> None:
-    sup = make_sup(mlx("a", tiny_model, port))
+    sup = make_sup(mlx("a", tiny_model, port), mlx("b", tiny_model, port))
     st = sup.start("a")  # no wait: returns once the supervisor knows the pid
     assert st.status in ("starting", "loading", "ready") and st.pid
     data = json.loads((sup.dir("a") / "state.json").read_text())
     assert data["pid"] == st.pid and abs(data["create_time"] - psutil.Process(st.pid).create_time()) < 0.05
     assert data["cmdline"][:4] == [sys.executable, "-m", "mlx_lm", "server"] and data["port"] == port
     assert data["model"] == str(tiny_model)
+    wait_for(lambda: sup.status("a").status == "ready", timeout=60)
+    with pytest.raises(ConsoleError, match=rf"pid {st.pid} .*(is|looks like) mlx-lm.* backend 'a' of this console"):
+        sup.start("b")
     sup.stop("a")
 
 

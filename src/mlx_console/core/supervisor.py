@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import psutil
 
 from mlx_console import paths
+from mlx_console.core import system
 from mlx_console.core.backends.base import kind_for
 from mlx_console.core.config import Config, Profile
 from mlx_console.core.errors import ConsoleError
@@ -35,7 +35,6 @@ from mlx_console.core.supervise_state import (
     State,
     Timings,
     live_process,
-    port_open,
     read_state,
     tail_lines,
     write_spec,
@@ -298,7 +297,7 @@ class Supervisor:
         say(f"demo model built in {model_dir}")
 
     def _check_port(self, profile: Profile) -> None:
-        owner = port_owner(profile.port, profile.base_url)
+        owner = port_owner(profile.port, profile.api_key)
         if owner:
             raise ConsoleError(f"cannot start {profile.name!r}: port {profile.port} is taken by {owner}")
 
@@ -420,39 +419,6 @@ def _terminate(p: psutil.Process, grace: float) -> None:
 
 
 # -- who holds a port ------------------------------------------------------------------------------
-def _listeners(port: int) -> list[psutil.Process | None]:
-    """Processes listening on the TCP port (None for a socket whose owner this user cannot see)."""
-    pids: list[int | None] = []
-    try:
-        conns = psutil.net_connections(kind="inet")
-        pids = [c.pid for c in conns if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
-    except psutil.AccessDenied:  # macOS without root: ask process by process
-        for p in psutil.process_iter():
-            try:
-                if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
-                       for c in p.net_connections(kind="inet")):
-                    pids.append(p.pid)
-            except psutil.Error:
-                continue
-    out: list[psutil.Process | None] = []
-    for pid in dict.fromkeys(pids):
-        try:
-            out.append(psutil.Process(pid) if pid else None)
-        except psutil.Error:
-            out.append(None)
-    return out
-
-
-def guess_kind(cmdline: list[str]) -> str | None:
-    """Which backend a command line looks like."""
-    text = " ".join(cmdline).lower()
-    if "mlx_lm.server" in text or "mlx_lm server" in text or "mlx_lm/server" in text:
-        return "mlx-lm"
-    if "omlx" in text:
-        return "omlx"
-    return None
-
-
 def _our_backend(pid: int) -> str | None:
     base = paths.backends_dir()
     for d in base.iterdir() if base.exists() else []:
@@ -462,25 +428,13 @@ def _our_backend(pid: int) -> str | None:
     return None
 
 
-def port_owner(port: int, base_url: str) -> str | None:
-    """A readable description of whoever listens on the port, or None when it is free."""
-    procs = _listeners(port)
-    if not procs:
-        if not port_open(urlsplit(base_url).hostname or "127.0.0.1", port):
-            return None
-        procs = [None]
-    descs = []
-    for p in procs:
-        if p is None:
-            descs.append("a process this user cannot see (another user's?)")
-            continue
-        try:
-            cmd = p.cmdline()
-        except psutil.Error:
-            cmd = []
-        ours = _our_backend(p.pid)
-        kind = guess_kind(cmd)
-        what = (f"backend {ours!r} of this console" if ours
-                else f"looks like {kind}" if kind else "not an LLM backend by its command line")
-        descs.append(f"pid {p.pid} ({what}): {' '.join(cmd) or p.name()}")
-    return "; ".join(descs)
+def port_owner(port: int, api_key: str | None = None) -> str | None:
+    """Who listens on the port (pid, command line, which backend it looks like), or None when it is free."""
+    owner = system.owner_of(port, api_key=api_key)
+    if owner is None:
+        return None
+    text = owner.describe()
+    ours = _our_backend(owner.pid) if owner.pid else None
+    if ours:
+        text += f" — backend {ours!r} of this console (`mlx-console backends stop {ours}`)"
+    return text
