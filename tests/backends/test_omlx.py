@@ -54,6 +54,9 @@ def test_start_models_load_unload_stop(make_sup, omlx_base: Path, port: int) -> 
     sup.swap_model("o", "tiny-llama")  # oMLX: load through the API, no restart
     assert [(m["id"], m["loaded"]) for m in client.models()] == [("tiny-llama", True)]
     assert sup.status("o").pid == st.pid
+    # The supervisor keeps the loaded-model list in the state: the status shows it.
+    wait_for(lambda: sup.status("o").loaded_models == ["tiny-llama"], timeout=5)
+    assert sup.status("o").model == "tiny-llama" and sup.status("o").to_json()["model"] == "tiny-llama"
     client.unload("tiny-llama")
     assert client.models()[0]["loaded"] is False
     with pytest.raises(ConsoleError, match="HTTP 401"):

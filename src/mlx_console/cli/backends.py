@@ -95,7 +95,7 @@ def run_list(args: argparse.Namespace) -> int:
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
     for r in rows:
-        if r.reason and r.status != "ready":
+        if r.reason and (r.status in ("dead", "degraded") or "unsupervised" in r.reason):
             print(f"  {r.name}: {r.reason}")
     return 0
 

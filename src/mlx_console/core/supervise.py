@@ -152,7 +152,7 @@ class Supervise:
         self.ever_ready = False  # in this supervisor's life: failures before the first ready are not retried
         self.consecutive = 0
         self.child: Child | None = None
-        self.probes: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.probes: queue.Queue[tuple[str, Any]] = queue.Queue()
         host = urlsplit(self.spec.base_url).hostname or "127.0.0.1"
         self.connect_host = host
 
@@ -335,6 +335,10 @@ class Supervise:
                 self.set("degraded", f"liveness probe failed: {detail}")
                 if self.spec.restart != "never":
                     return "degraded", f"liveness probe failed: {detail}", True
+            elif what == "models":
+                self.state.loaded_models = list(detail)
+                self.say(f"loaded models: {', '.join(detail) or '(none)'}")
+                write_state(self.dir, self.state)
             elif what == "recovered" and self.state.status == "degraded":
                 self.set("ready", "liveness probe answers again")
 
@@ -365,8 +369,24 @@ class Supervise:
                 if stop.wait(0.3):
                     return
         fails = 0
-        while not stop.wait(t.probe_interval):
+        next_probe = time.monotonic() + t.probe_interval
+        tracks_models = self.kind.tracks_models
+        last_models: list[str] | None = None
+        while True:
+            if tracks_models:  # oMLX: which models are loaded, for the status (cheap, every few seconds)
+                ids = self.kind.loaded_models(spec.base_url, spec.api_key, timeout=min(5.0, t.probe_timeout))
+                if ids is not None and ids != last_models:
+                    self.probes.put(("models", ids))
+                    last_models = ids
+            wait = next_probe - time.monotonic()
+            if tracks_models:
+                wait = min(wait, t.models_interval)
+            if stop.wait(max(0.0, wait)):
+                return
+            if time.monotonic() < next_probe:
+                continue
             res = self.kind.probe(spec.base_url, spec.api_key, timeout=t.probe_timeout)
+            next_probe = time.monotonic() + t.probe_interval
             if stop.is_set():
                 return
             if res.ok:

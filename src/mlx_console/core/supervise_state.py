@@ -39,6 +39,7 @@ class Timings:
     backoff_max: float = 60.0
     retry_cap: int = 5  # consecutive restarts without a stable period, then give up (dead)
     stable_after: float = 60.0  # ready this long → the consecutive-restart count resets
+    models_interval: float = 2.0  # oMLX: how often the loaded-model list is refreshed
 
 
 @dataclass
@@ -88,6 +89,7 @@ class State:
     restart_policy: str = "on-failure"
     swapped: bool = False  # model chosen by swap_model (restart keeps it), not the profile's
     restarts: int = 0
+    loaded_models: list[str] = field(default_factory=list)  # oMLX: models loaded right now
     exit_code: int | None = None
     supervisor_pid: int | None = None
     supervisor_create_time: float | None = None

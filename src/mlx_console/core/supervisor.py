@@ -67,6 +67,7 @@ class BackendStatus:
     base_url: str = ""
     restart_policy: str = "on-failure"
     restarts: int = 0
+    loaded_models: list[str] = field(default_factory=list)  # oMLX: loaded right now (`model` joins them)
     reason: str = ""
     exit_code: int | None = None
     logs: list[str] = field(default_factory=list)
@@ -153,8 +154,10 @@ class Supervisor:
             else:
                 reason = (f"unsupervised: supervisor pid {state.supervisor_pid} is gone; "
                           "`backends start` re-adopts it")
+        loaded = state.loaded_models if status in ACTIVE else []
         st = BackendStatus(
-            name=name, kind=state.kind, status=status, port=state.port, model=state.model,
+            name=name, kind=state.kind, status=status, port=state.port,
+            model=", ".join(loaded) if loaded else state.model, loaded_models=list(loaded),
             log=state.log or str(self.log_path(name)), host=state.host, base_url=state.base_url,
             restart_policy=state.restart_policy, restarts=state.restarts, reason=reason,
             exit_code=state.exit_code, logs=state.logs or [str(p) for p in self.log_paths(name)],
