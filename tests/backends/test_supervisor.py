@@ -276,3 +276,25 @@ def test_two_consoles_starting_at_once_start_one_server(make_sup, tiny_model: Pa
     servers = [p for p in psutil.process_iter(["cmdline"]) if str(port) in " ".join(p.info["cmdline"] or [])]
     assert [p.pid for p in servers] == [a.pid]
     sup.stop("a")
+
+
+def test_a_busy_server_is_not_taken_for_a_hung_one(write_config, tiny_llama4_model: Path, port: int) -> None:
+    """Llama 4 cannot batch: the probe waits behind a long request. Busy CPU → not counted as a failure."""
+    import threading
+    from dataclasses import replace
+
+    sup = Supervisor(write_config(mlx("a", tiny_llama4_model, port, restart="never")),
+                     timings=replace(FAST, probe_interval=1.0, probe_timeout=0.7, probe_failures=2))
+    st = sup.start("a", wait=60)
+    body = {"messages": [{"role": "user", "content": "go"}], "max_tokens": 600, "temperature": 0}
+    long = threading.Thread(target=lambda: httpx.post(f"{st.base_url}/v1/chat/completions", json=body, timeout=120))
+    long.start()
+    seen = set()
+    while long.is_alive():
+        seen.add(sup.status("a").status)
+        time.sleep(0.1)
+    long.join()
+    log = (sup.dir("a") / "supervise.log").read_text()
+    assert "timed out while busy" in log, log
+    assert seen == {"ready"}, log
+    sup.stop("a")

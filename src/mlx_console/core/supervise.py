@@ -34,6 +34,11 @@ from mlx_console.core.supervise_state import (
     write_state,
 )
 
+# A liveness probe that times out while the server used this share of one core is "busy", not "hung";
+# after this many busy timeouts in a row it counts anyway (a spinning server is not serving either).
+BUSY_CPU_SHARE = 0.10
+MAX_BUSY_TIMEOUTS = 5
+
 
 def describe_exit(code: int | None) -> str:
     if code is None:
@@ -368,7 +373,7 @@ class Supervise:
                     return
                 if stop.wait(0.3):
                     return
-        fails = 0
+        fails, busy = 0, 0
         next_probe = time.monotonic() + t.probe_interval
         tracks_models = self.kind.tracks_models
         last_models: list[str] | None = None
@@ -385,6 +390,7 @@ class Supervise:
                 return
             if time.monotonic() < next_probe:
                 continue
+            cpu_before, t0 = self._cpu_seconds(), time.monotonic()
             res = self.kind.probe(spec.base_url, spec.api_key, timeout=t.probe_timeout)
             next_probe = time.monotonic() + t.probe_interval
             if stop.is_set():
@@ -392,11 +398,26 @@ class Supervise:
             if res.ok:
                 if fails >= t.probe_failures:
                     self.probes.put(("recovered", res.detail))
-                fails = 0
+                fails, busy = 0, 0
+                continue
+            # A timeout while the server is working hard (a long request on a model that cannot batch)
+            # is not a hang: don't count it, for a while. A hang or a dead thread burns no CPU.
+            used = self._cpu_seconds() - cpu_before
+            if res.listening and not res.dead and used >= BUSY_CPU_SHARE * (time.monotonic() - t0) \
+                    and busy < MAX_BUSY_TIMEOUTS:
+                busy += 1
+                self.say(f"liveness probe timed out while busy (cpu {used:.1f}s): not counted ({res.detail})")
                 continue
             fails += 1
             if fails == t.probe_failures or res.dead:
                 self.probes.put(("unhealthy", res.detail))
+
+    def _cpu_seconds(self) -> float:
+        try:
+            c = psutil.Process(self.state.pid or 0).cpu_times()
+            return c.user + c.system
+        except (psutil.Error, ValueError):
+            return 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
