@@ -101,3 +101,26 @@ def test_missing_omlx_command_is_a_clear_error(make_sup, omlx_base: Path, port: 
     sup = make_sup({**omlx("o", omlx_base, port), "command": ["/nonexistent/omlx"]})
     with pytest.raises(ConsoleError, match="oMLX command not found"):
         sup.start("o")
+
+
+def test_cli_models_load_unload(make_sup, omlx_base: Path, port: int) -> None:
+    import json
+    import subprocess
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mlx_console", "backends", *args], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    sup = make_sup(omlx("o", omlx_base, port))
+    r = cli("models", "o")
+    assert r.returncode == 1 and "needs a running backend; it is stopped" in r.stderr
+    sup.start("o", wait=30)
+    r = cli("models", "o", "--json")
+    assert r.returncode == 0 and [(m["id"], m["loaded"]) for m in json.loads(r.stdout)] == [("tiny-llama", False)]
+    assert cli("load", "o", "tiny-llama").returncode == 0
+    assert "tiny-llama  loaded" in cli("models", "o").stdout
+    r = cli("unload", "o", "tiny-llama")
+    assert r.returncode == 0 and "unloaded tiny-llama" in r.stdout
+    r = cli("unload", "o", "tiny-llama")  # oMLX: 400 when it is not loaded
+    assert r.returncode == 1 and "HTTP 400" in r.stderr
+    sup.stop("o")

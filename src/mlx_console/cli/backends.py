@@ -1,4 +1,4 @@
-"""`mlx-console backends list|status|start|stop|restart|swap`: backend lifecycle for scripts.
+"""`mlx-console backends list|status|start|stop|restart|swap|load|unload|models`: backend lifecycle for scripts.
 
 `list --json` prints exactly `[{"name","kind","status","pid","port","model","uptime_s","rss_bytes","log", …extra}]`.
 Progress goes to stderr; a failure exits 1 with the reason and the log lines that say why.
@@ -43,12 +43,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(sp)
     sp.set_defaults(func=run_stop)
 
-    sw = bs.add_parser("swap", help="serve another model (mlx-lm: restart; oMLX: load through its API)")
-    sw.add_argument("name", metavar="NAME")
-    sw.add_argument("model", metavar="MODEL")
-    sw.add_argument("--wait", type=float, metavar="SECONDS")
-    add_json_flag(sw)
-    sw.set_defaults(func=run_swap)
+    for action in ("swap", "load"):
+        sw = bs.add_parser(action, help="serve MODEL (mlx-lm: restart on it; oMLX: load it through its API)")
+        sw.add_argument("name", metavar="NAME")
+        sw.add_argument("model", metavar="MODEL")
+        sw.add_argument("--wait", type=float, metavar="SECONDS", help="mlx-lm: wait until ready again")
+        add_json_flag(sw)
+        sw.set_defaults(func=run_swap)
+
+    un = bs.add_parser("unload", help="oMLX: unload MODEL through its API")
+    un.add_argument("name", metavar="NAME")
+    un.add_argument("model", metavar="MODEL")
+    add_json_flag(un)
+    un.set_defaults(func=run_unload)
+
+    ms = bs.add_parser("models", help="the backend's models with their loaded state")
+    ms.add_argument("name", metavar="NAME")
+    add_json_flag(ms)
+    ms.set_defaults(func=run_models)
 
 
 def _progress(msg: str) -> None:
@@ -136,3 +148,21 @@ def run_stop(args: argparse.Namespace) -> int:
         return _out(args, before, f"{args.name}: already {before.status}{why}")
     st = sup.stop(args.name, progress=_progress)
     return _out(args, st, f"{args.name}: stopped (was pid {before.pid})")
+
+
+def run_unload(args: argparse.Namespace) -> int:
+    st = Supervisor(load_config(args)).unload(args.name, args.model)
+    return _out(args, st, f"{args.name}: unloaded {args.model}")
+
+
+def run_models(args: argparse.Namespace) -> int:
+    models = Supervisor(load_config(args)).models(args.name)
+    if args.json:
+        print_json(models)
+        return 0
+    for m in models:
+        state = {True: "loaded", False: "-", None: "?"}[m.get("loaded")]
+        print(f"{m['id']}  {state}")
+    if not models:
+        print(f"{args.name}: no models", file=sys.stderr)
+    return 0

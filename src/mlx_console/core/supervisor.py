@@ -347,19 +347,40 @@ class Supervisor:
         """mlx-lm: restart on another model. oMLX: load it through the API (oMLX evicts as it needs)."""
         profile = self.config.backend(name)
         if profile.kind == "omlx":
-            from mlx_console.core.backends.omlx import OmlxClient
-
-            st = self.status(name)
-            if not st.active:
-                raise ConsoleError(f"{name}: cannot load {model}: the backend is {st.status}; start it first")
             (progress or _noop)(f"{name}: loading {model} through the oMLX API…")
-            try:
-                OmlxClient(st.base_url, profile.api_key).load(model)
-            except httpx.HTTPError as e:
-                raise ConsoleError(f"{name}: loading {model} failed: {type(e).__name__}: {e}") from e
+            self._omlx_call(name, f"loading {model}", lambda c: c.load(model))
             return self.status(name)
         self.stop(name, progress)
         return self.start(name, wait=wait, progress=progress, model=model)
+
+    def models(self, name: str) -> list[dict[str, Any]]:
+        """The backend's models with their loaded state. oMLX: every model it knows (through its API);
+        mlx-lm: the one model it serves."""
+        profile = self.config.backend(name)
+        if profile.kind == "omlx":
+            return self._omlx_call(name, "listing models", lambda c: c.models())
+        st = self.status(name)
+        return [{"id": st.model, "loaded": st.status == "ready"}] if st.model else []
+
+    def unload(self, name: str, model: str) -> BackendStatus:
+        """oMLX: unload through its API. mlx_lm.server cannot unload its model: stop the backend instead."""
+        profile = self.config.backend(name)
+        if profile.kind != "omlx":
+            raise ConsoleError(f"{name}: mlx_lm.server cannot unload its model; "
+                               f"`mlx-console backends stop {name}` frees it")
+        self._omlx_call(name, f"unloading {model}", lambda c: c.unload(model))
+        return self.status(name)
+
+    def _omlx_call(self, name: str, what: str, call: Callable[[Any], Any]) -> Any:
+        from mlx_console.core.backends.omlx import OmlxClient
+
+        st = self.status(name)
+        if not st.active:
+            raise ConsoleError(f"{name}: {what} needs a running backend; it is {st.status}")
+        try:
+            return call(OmlxClient(st.base_url, self.config.backend(name).api_key))
+        except httpx.HTTPError as e:
+            raise ConsoleError(f"{name}: {what} failed: {type(e).__name__}: {e}") from e
 
 
 def _rotate_if_large(log: Path) -> None:
