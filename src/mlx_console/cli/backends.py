@@ -11,6 +11,7 @@ import sys
 
 from mlx_console.cli._common import add_json_flag, load_config, print_json
 from mlx_console.core.supervisor import BackendStatus, Supervisor
+from mlx_console.core.system import fmt_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,61 +21,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
     bs = p.add_subparsers(dest="action", metavar="ACTION")
 
-    ls = bs.add_parser("list", help="every configured backend with its status")
-    add_json_flag(ls)
-    ls.set_defaults(func=run_list)
-
-    st = bs.add_parser("status", help="one backend's status (with the reason when it is not ready)")
-    st.add_argument("name", metavar="NAME")
-    add_json_flag(st)
-    st.set_defaults(func=run_status)
-
-    for action, helptext in (("start", "start a backend (or re-adopt one whose supervisor is gone)"),
-                             ("restart", "stop, then start again on the same model")):
-        a = bs.add_parser(action, help=helptext)
-        a.add_argument("name", metavar="NAME")
-        a.add_argument("--wait", type=float, metavar="SECONDS",
-                       help="wait until a 1-token completion answers; fail after SECONDS")
+    def action(name: str, helptext: str, func: object, *, target: bool = True, model: bool = False,
+               wait: str | None = None) -> None:
+        a = bs.add_parser(name, help=helptext)
+        if target:
+            a.add_argument("name", metavar="NAME")
+        if model:
+            a.add_argument("model", metavar="MODEL")
+        if wait:
+            a.add_argument("--wait", type=float, metavar="SECONDS", help=wait)
         add_json_flag(a)
-        a.set_defaults(func=run_start if action == "start" else run_restart)
+        a.set_defaults(func=func)
 
-    sp = bs.add_parser("stop", help="stop a backend: SIGTERM, then SIGKILL after a grace period")
-    sp.add_argument("name", metavar="NAME")
-    add_json_flag(sp)
-    sp.set_defaults(func=run_stop)
-
-    for action in ("swap", "load"):
-        sw = bs.add_parser(action, help="serve MODEL (mlx-lm: restart on it; oMLX: load it through its API)")
-        sw.add_argument("name", metavar="NAME")
-        sw.add_argument("model", metavar="MODEL")
-        sw.add_argument("--wait", type=float, metavar="SECONDS", help="mlx-lm: wait until ready again")
-        add_json_flag(sw)
-        sw.set_defaults(func=run_swap)
-
-    un = bs.add_parser("unload", help="oMLX: unload MODEL through its API")
-    un.add_argument("name", metavar="NAME")
-    un.add_argument("model", metavar="MODEL")
-    add_json_flag(un)
-    un.set_defaults(func=run_unload)
-
-    ms = bs.add_parser("models", help="the backend's models with their loaded state")
-    ms.add_argument("name", metavar="NAME")
-    add_json_flag(ms)
-    ms.set_defaults(func=run_models)
+    until_ready = "wait until a 1-token completion answers; fail after SECONDS"
+    action("list", "every configured backend with its status", run_list, target=False)
+    action("status", "one backend's status (with the reason when it is not ready)", run_status)
+    action("start", "start a backend (or re-adopt one whose supervisor is gone)", run_start, wait=until_ready)
+    action("restart", "stop, then start again (a swapped-in model stays)", run_restart, wait=until_ready)
+    action("stop", "stop a backend: SIGTERM, then SIGKILL after a grace period", run_stop)
+    for name in ("swap", "load"):
+        action(name, "serve MODEL (mlx-lm: restart on it; oMLX: load it through its API)", run_swap,
+               model=True, wait="mlx-lm: " + until_ready)
+    action("unload", "oMLX: unload MODEL through its API", run_unload, model=True)
+    action("models", "the backend's models with their loaded state", run_models)
 
 
 def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024  # type: ignore[assignment]
-    return "-"
 
 
 def _human_secs(s: float | None) -> str:
@@ -102,7 +75,7 @@ def run_list(args: argparse.Namespace) -> int:
     table = [("NAME", "KIND", "STATUS", "PID", "PORT", "UPTIME", "RSS", "MODEL")]
     for r in rows:
         table.append((r.name, r.kind, r.status, str(r.pid or "-"), str(r.port or "-"),
-                      _human_secs(r.uptime_s), _human_bytes(r.rss_bytes), r.model or "-"))
+                      _human_secs(r.uptime_s), fmt_bytes(r.rss_bytes) if r.rss_bytes else "-", r.model or "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
