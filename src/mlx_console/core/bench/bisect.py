@@ -143,8 +143,28 @@ def plan(base: dict[str, Any], cand: dict[str, Any]) -> list[tuple[str, dict[str
 
 
 def _explains(target: dict[str, Any], trial: dict[str, Any]) -> bool:
+    """A trial explains the candidate's change when it has the same overall verdict and cause AND
+    reproduces the change itself: the same cells flip, or a metric that moved in the candidate moves
+    the same way by at least half as much (so a 6 % wobble cannot "explain" a 3× slowdown)."""
     t, s = target["overall"], trial["overall"]
-    return t["verdict"] in ("worse", "better") and s["verdict"] == t["verdict"] and s["cause"] == t["cause"]
+    if t["verdict"] not in ("worse", "better") or s["verdict"] != t["verdict"] or s["cause"] != t["cause"]:
+        return False
+    tc, sc = target["cells"], trial["cells"]
+    if t["cause"] in ("error", "must_pass_flip", "quality_drop") or (
+            t["cause"] == "improvement" and not _moved(tc)):
+        flipped = {cid for cid, e in tc.items() if e.get("verdict") in ("flip", "error")}
+        return any(sc.get(cid, {}).get("verdict") == tc[cid]["verdict"] for cid in flipped)
+    for cid, metric, verdict, change in _moved(tc):
+        m = ((sc.get(cid) or {}).get("metrics") or {}).get(metric) or {}
+        if m.get("verdict") == verdict and m.get("change_pct") is not None and change \
+                and m["change_pct"] / change >= 0.5:
+            return True
+    return False
+
+
+def _moved(cells: dict[str, Any]) -> list[tuple[str, str, str, float]]:
+    return [(cid, name, m["verdict"], m["change_pct"]) for cid, e in cells.items()
+            for name, m in (e.get("metrics") or {}).items() if m["verdict"] in ("regression", "improvement")]
 
 
 # ---------------------------------------------------------------- running
