@@ -71,32 +71,38 @@ class ConsoleApp(App[int]):
     # ---- layout ------------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static(id="topbar")
-        yield BackendsTable(id="backends")
-        with Horizontal(id="body"):
-            with Vertical(id="log-pane"):
-                yield Static(id="log-title")
-                yield LogView(id="log")
-                yield Static(id="log-status")
-                yield TriageCard(id="triage")
-            yield BenchPane(id="bench")
-        yield CommandLine(self.completion_candidates, id="cmdline")
-        yield KeyBar(id="keys")
+        # Kept as attributes: app.query_one() searches the *active* screen, which may be a modal.
+        self.topbar = Static(id="topbar")
+        self.backends_table = BackendsTable(id="backends")
+        self.log_title = Static(id="log-title")
+        self.log_view = LogView(id="log")
+        self.log_status = Static(id="log-status")
+        self.triage_card = TriageCard(id="triage")
+        self.log_pane = Vertical(self.log_title, self.log_view, self.log_status, self.triage_card, id="log-pane")
+        self.bench_pane = BenchPane(id="bench")
+        self.body = Horizontal(self.log_pane, self.bench_pane, id="body")
+        self.command_line = CommandLine(self.completion_candidates, id="cmdline")
+        self.key_bar = KeyBar(id="keys")
+        yield self.topbar
+        yield self.backends_table
+        yield self.body
+        yield self.command_line
+        yield self.key_bar
 
     def on_mount(self) -> None:
         for theme in self.theme_set.themes.values():
             self.register_theme(theme)
         self.register_theme(FALLBACK)
-        self.set_theme(self.config.theme, quiet=False)
+        self.set_theme(self.config.theme, at_start=True)
         if self.keymap_config:
             self.set_keymap(self.keymap_config)
         for notice in self.startup_notices:
             self.notify(notice, severity="warning", timeout=10)
         self.apply_width(self.size.width)
-        self.query_one(BenchPane).display = False
+        self.bench_pane.display = False
         self.update_topbar()
         self.update_log_title()
-        self.query_one(LogView).focus()
+        self.log_view.focus()
         self.backends_table.show(self.backends.placeholder_rows(), narrow=self.narrow)
         self.backend_poll = Poller(self, "backends", BACKENDS_INTERVAL, self.backends.rows, self.show_backends,
                                    active=self.dashboard_visible, on_error=self.poll_failed)
@@ -113,14 +119,6 @@ class ConsoleApp(App[int]):
         self.set_interval(1.0, self.check_tty, name="tty-watchdog")
 
     @property
-    def backends_table(self) -> BackendsTable:
-        return self.query_one(BackendsTable)
-
-    @property
-    def log_view(self) -> LogView:
-        return self.query_one(LogView)
-
-    @property
     def narrow(self) -> bool:
         return self.size.width < NARROW_WIDTH
 
@@ -128,7 +126,7 @@ class ConsoleApp(App[int]):
         self.apply_width(event.size.width)
 
     def apply_width(self, width: int) -> None:
-        body = self.query_one("#body")
+        body = self.body
         body.set_class(width < NARROW_WIDTH, "-narrow")
         table = self.backends_table
         if table.narrow != (width < NARROW_WIDTH) and table.rows_data:
@@ -144,9 +142,9 @@ class ConsoleApp(App[int]):
         scopes: tuple[str, ...] = ("console", "backend")
         if isinstance(self.focused, LogView):
             scopes = ("log", "console", "backend")
-        elif isinstance(self.focused, BenchPane) or self.query_one(BenchPane).has_focus_within:
+        elif isinstance(self.focused, BenchPane) or self.bench_pane.has_focus_within:
             scopes = ("bench", "console", "backend")
-        self.query_one(KeyBar).set_scopes(scopes)
+        self.key_bar.set_scopes(scopes)
 
     # ---- top bar, memory -------------------------------------------------------------------------------
 
@@ -157,7 +155,7 @@ class ConsoleApp(App[int]):
         t.append(f" {where} ", style="dim")
         if memory:
             t.append(f" {memory}")
-        self.query_one("#topbar", Static).update(t)
+        self.topbar.update(t)
 
     # ---- backends --------------------------------------------------------------------------------------
 
@@ -167,7 +165,7 @@ class ConsoleApp(App[int]):
                 for r in rows]
         self.backends_table.show(rows, narrow=self.narrow)
         if self.backends.unavailable:
-            self.query_one("#topbar", Static).tooltip = self.backends.unavailable
+            self.topbar.tooltip = self.backends.unavailable
         if self.log_backend is None and rows:
             self.select_log(str(rows[0].get("name")))
         self.update_log_title()
@@ -226,7 +224,7 @@ class ConsoleApp(App[int]):
 
     def backend_progress(self, name: str, message: str) -> None:
         self._busy[name] = message[:60]
-        self.query_one("#log-status", Static).update(Text(f" {name}: {message}", style="bold"))
+        self.log_status.update(Text(f" {name}: {message}", style="bold"))
         if self.backend_poll:
             self.backend_poll.poke()
 
@@ -323,7 +321,7 @@ class ConsoleApp(App[int]):
         if not self.is_mounted:
             return
         title = Text(no_wrap=True, overflow="ellipsis")
-        bench_visible = self.query_one(BenchPane).display
+        bench_visible = self.bench_pane.display
         if self.narrow:
             title.append(" Log ", style="reverse bold" if not bench_visible else "dim")
             title.append(" Bench ", style="reverse bold" if bench_visible else "dim")
@@ -334,7 +332,7 @@ class ConsoleApp(App[int]):
         path = self._feed.path if self._feed is not None else None
         if path is not None and not self.narrow:
             title.append(f"  {path}", style="dim")
-        self.query_one("#log-title", Static).update(title)
+        self.log_title.update(title)
 
     def update_log_status(self, status: LogView.Status | None = None) -> None:
         log = self.log_view
@@ -354,7 +352,7 @@ class ConsoleApp(App[int]):
         busy = self._busy.get(self.log_backend or "")
         if busy:
             t.append(f"  {self.log_backend}: {busy}", style="italic")
-        self.query_one("#log-status", Static).update(t)
+        self.log_status.update(t)
 
     @on(LogView.Status)
     def _log_status(self, event: LogView.Status) -> None:
@@ -362,14 +360,14 @@ class ConsoleApp(App[int]):
 
     @on(LogView.EventSelected)
     def _event_selected(self, event: LogView.EventSelected) -> None:
-        self.query_one(TriageCard).show_event(event.event)
+        self.triage_card.show_event(event.event)
 
     # ---- bench pane ------------------------------------------------------------------------------------
 
     def action_toggle_bench(self) -> None:
-        pane = self.query_one(BenchPane)
+        pane = self.bench_pane
         pane.display = not pane.display
-        self.query_one("#log-pane").display = not (self.narrow and pane.display)
+        self.log_pane.display = not (self.narrow and pane.display)
         if pane.display:
             pane.refresh_state(self.selected_backend())
         elif not self.log_view.has_focus:
@@ -377,7 +375,7 @@ class ConsoleApp(App[int]):
         self.update_log_title()
 
     def action_run_bench(self, suite: str | None = None) -> None:
-        pane = self.query_one(BenchPane)
+        pane = self.bench_pane
         if not pane.display:
             self.action_toggle_bench()
         pane.run(self.selected_backend(), suite)
@@ -412,7 +410,7 @@ class ConsoleApp(App[int]):
 
     def action_command_line(self, mode: str = ":") -> None:
         text = self.log_view.filter_text if mode == "/" else ""
-        self.query_one(CommandLine).open(mode, text)
+        self.command_line.open(mode, text)
 
     def completion_candidates(self, kind: str) -> list[str]:
         if kind == "backend":
@@ -422,7 +420,7 @@ class ConsoleApp(App[int]):
         if kind == "model":
             return list(getattr(self, "known_models", []))
         if kind == "suite":
-            return self.query_one(BenchPane).suite_names()
+            return self.bench_pane.suite_names()
         return []
 
     @on(CommandLine.Submitted)
@@ -455,7 +453,7 @@ class ConsoleApp(App[int]):
             if arg:
                 self.action_run_bench(arg)
             else:
-                pane = self.query_one(BenchPane)
+                pane = self.bench_pane
                 if not pane.display:
                     self.action_toggle_bench()
         elif name == "doctor":
@@ -463,21 +461,24 @@ class ConsoleApp(App[int]):
         elif name == "filter":
             self.log_view.filter_text = arg
         elif name == "theme":
-            self.set_theme(arg, quiet=False)
+            self.set_theme(arg)
         elif name == "q":
-            self.action_quit()
+            self.exit(0)
 
-    def set_theme(self, name: str, quiet: bool = True) -> None:
+    def set_theme(self, name: str, at_start: bool = False) -> None:
+        """Switch theme. At start an unusable theme falls back with a notice; `:theme` keeps the current one."""
         theme, notice = self.theme_set.resolve(name)
-        if notice and not quiet:
-            self.notify(notice, severity="warning", timeout=8)
-        if notice and name in self.available_themes:  # a Textual built-in name is still honoured
-            self.theme = name
+        if notice and not at_start:
+            known = ", ".join(sorted(self.theme_set.themes))
+            self.notify(f"theme {name!r} is not available (known: {known}); keeping {self.theme}",
+                        severity="warning", timeout=8)
             return
+        if notice:
+            self.notify(notice, severity="warning", timeout=10)
         self.theme = theme.name
         if self.is_mounted:
             self.backends_table.show(self.backends_table.rows_data)
-            self.query_one(KeyBar).refresh()
+            self.key_bar.refresh()
 
     # ---- palette ---------------------------------------------------------------------------------------
 
@@ -502,8 +503,8 @@ class ConsoleApp(App[int]):
                                         discover=name == self.selected_backend())
         for theme in sorted(self.theme_set.themes):
             yield SystemCommand(f"Theme: {theme}", f":theme {theme}",
-                                lambda t=theme: self.set_theme(t, quiet=False), discover=False)
-        yield SystemCommand("Quit", "Quit the console (backends keep running)", self.action_quit)
+                                lambda t=theme: self.set_theme(t), discover=False)
+        yield SystemCommand("Quit", "Quit the console (backends keep running)", lambda: self.exit(0))
 
     # ---- terminal going away ---------------------------------------------------------------------------
 

@@ -115,7 +115,7 @@ class CommandLine(Horizontal):
         if self.mode != ":":
             return
         value = self.input.value
-        if not self._cycle or value not in self._cycle:
+        if not self._cycle or value not in self._cycle or len(self._cycle) == 1:
             self._cycle = complete(value, self.candidates)
             self._cycle_pos = -1
         if not self._cycle:

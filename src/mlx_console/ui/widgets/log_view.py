@@ -132,7 +132,7 @@ class LogView(ScrollView, can_focus=True):
         self._update_size()
         if self.follow:
             self._cursor = -1
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
         self.refresh()
         self._post_status()
 
@@ -240,7 +240,7 @@ class LogView(ScrollView, can_focus=True):
         if follow:
             self._new_lines = 0
             self._cursor = -1
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
             self.refresh()
             self._announce_event()
         self._post_status()
@@ -255,7 +255,7 @@ class LogView(ScrollView, can_focus=True):
         self._update_size()
         if self.follow or keep is None:
             self._cursor = -1
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
         else:
             self._move_to_row(min(self._row_of(keep), max(0, self._shown_count() - 1)))
         self.refresh()
@@ -284,9 +284,9 @@ class LogView(ScrollView, can_focus=True):
         height = self.scrollable_content_region.height or 1
         top = round(self.scroll_y)
         if row < top:
-            self.scroll_to(y=row, animate=False, immediate=True)
+            self.scroll_to(y=row, animate=False, immediate=True, force=True)
         elif row >= top + height:
-            self.scroll_to(y=row - height + 1, animate=False, immediate=True)
+            self.scroll_to(y=row - height + 1, animate=False, immediate=True, force=True)
         self.refresh()
         self._announce_event()
 
@@ -326,7 +326,7 @@ class LogView(ScrollView, can_focus=True):
         self.follow = not self.follow
 
     def action_filter(self) -> None:
-        self.app.run_action("command_line('/')")
+        self.app.action_command_line("/")  # type: ignore[attr-defined]
 
     def action_clear_filter(self) -> None:
         self.filter_text = ""
