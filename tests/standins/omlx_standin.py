@@ -758,6 +758,13 @@ class Pool:
                 e.load_failure = str(fail)
                 self.log.error(f"Failed to load model {model_id}: {fail}")
                 raise HTTPError(500, str(fail))
+            mt = str(e.config.get("model_type", ""))
+            tc = e.config.get("text_config") if isinstance(e.config.get("text_config"), dict) else {}
+            if "llama4" in (mt, str(tc.get("model_type", "")).replace("_text", "")) and int(
+                    self.gs.data["scheduler"]["max_concurrent_requests"]) > 1:
+                logging.getLogger("omlx.scheduler").info(
+                    "Llama 4 detected; serializing requests because ChunkedKVCache does not support multi-row "
+                    "batching yet")
             e.loaded = True
             e.signature = expected
             e.actual_size = e.actual_weight_bytes
@@ -815,6 +822,27 @@ class Pool:
                     self.ensure_loaded(mid)
                 except HTTPError as err:
                     self.log.error(f"Failed to preload pinned model {mid}: {err.detail}")
+
+    def check_ttl(self) -> None:
+        """Unload idle models past their ttl_seconds (or the global idle timeout), as 0.5.0 does every second."""
+        now = time.time()
+        glob = self.gs.data["idle_timeout"].get("idle_timeout_seconds")
+        with self.lock:
+            for mid, e in self.entries.items():
+                if not e.loaded or e.is_loading or e.is_pinned:
+                    continue
+                ttl = (self.settings.get(mid) or {}).get("ttl_seconds")
+                ttl = glob if ttl is None else ttl
+                if ttl is None:
+                    continue
+                idle = now - e.last_access
+                if idle < ttl:
+                    continue
+                if e.in_use > 0:
+                    e.last_access = now
+                    continue
+                self.log.info(f"TTL expired for model '{mid}' (idle {idle:.0f}s > ttl {ttl}s)")
+                self._unload_locked(e)
 
     def status_models(self) -> list[dict[str, Any]]:
         return [{
@@ -2121,6 +2149,15 @@ def serve(args: argparse.Namespace) -> int:
     logging.getLogger("omlx.process_memory_enforcer").info(
         f"Process memory enforcer started (tier={gs.data['memory']['memory_guard_tier']}, "
         f"ceiling={format_gb(ceiling)}, interval=1.0s)")
+    def ttl_loop() -> None:
+        while not app.shutting_down.is_set():
+            time.sleep(1.0)
+            try:
+                pool.check_ttl()
+            except Exception as e:  # noqa: BLE001 - as oMLX: log and keep checking
+                slog.error(f"TTL check error: {e}")
+
+    threading.Thread(target=ttl_loop, name="ttl", daemon=True).start()
     pool.preload_pinned()  # in the lifespan, before startup completes (connections wait in the backlog)
     uvicorn_line("Application startup complete.")
 

@@ -189,3 +189,21 @@ def test_no_api_key_means_open_api_and_no_admin_login(start_standin: StartStandi
     assert httpx.get(f"{s.base_url}/v1/models").status_code == 200
     r = httpx.post(f"{s.base_url}/admin/api/login", json={"api_key": "x"})
     assert (r.status_code, r.json()["detail"]) == (400, "No API key configured. Please set up an API key first.")
+
+
+def test_ttl_unloads_idle_model(start_standin: StartStandin) -> None:
+    s = start_standin()
+    a = s.admin()
+    assert a.put("/admin/api/models/tiny-llama/settings", json={"ttl_seconds": 1}).status_code == 200
+    a.post("/v1/models/tiny-llama/load")
+    s.wait_log("TTL expired for model 'tiny-llama' (idle ", timeout=6)
+    assert a.get("/v1/models/status").json()["models"][0]["loaded"] is False
+
+
+def test_llama4_model_logs_serialized_batching(start_standin: StartStandin, tmp_path) -> None:
+    base = tmp_path / "b"
+    make_model(base / "models", "tiny-llama4", {"model_type": "llama4", "text_config": {"model_type": "llama4_text"}})
+    s = start_standin(base=base)
+    s.client().post("/v1/models/tiny-llama4/load")
+    assert ("omlx.scheduler - INFO - [-] - Llama 4 detected; serializing requests because ChunkedKVCache does not "
+            "support multi-row batching yet") in s.log_text()
