@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -1394,8 +1395,17 @@ class Handler(BaseHTTPRequestHandler):
     app: App  # set on the class by serve()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # http.server's own lines are not oMLX's; the access log is written in log_request
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # Only at --log-level trace does oMLX turn on uvicorn's access log.
         if self.app.gs.data["server"]["log_level"] == "trace":
-            uvicorn_line(f'{self.client_address[0]}:{self.client_address[1]} - "{self.requestline}" {args[1] if len(args) > 1 else ""}')
+            try:
+                phrase = HTTPStatus(int(code)).phrase
+            except ValueError:
+                phrase = ""
+            uvicorn_line(f'{self.client_address[0]}:{self.client_address[1]} - "{self.command} {self.path} '
+                         f'{self.request_version}" {code} {phrase}')
 
     # --- plumbing ---
     def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
@@ -2098,6 +2108,7 @@ def serve(args: argparse.Namespace) -> int:
         faults.wedged.set()
     app = App(gs, faults, fh)
     Handler.app = app
+    ThreadingHTTPServer.request_queue_size = 128  # uvicorn's backlog is 2048; 5 would refuse bench bursts
     try:
         httpd = ThreadingHTTPServer((bind_hosts[0], port), Handler)
     except OSError as e:

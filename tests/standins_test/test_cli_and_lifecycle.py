@@ -127,3 +127,13 @@ def test_port_taken_fails_fast(start_standin: StartStandin) -> None:
     other = start_standin(port=s.port, wait=False)
     assert other.proc.wait(10) == 1
     assert "address already in use" in other.stderr()
+
+
+@pytest.mark.slow
+def test_trace_level_turns_on_the_access_log(start_standin: StartStandin) -> None:
+    s = start_standin("--log-level", "trace")
+    httpx.get(f"{s.base_url}/health")
+    assert re.search(r'^INFO:     127\.0\.0\.1:\d+ - "GET /health HTTP/1\.1" 200 OK$', s.stderr(), re.M)
+    quiet = start_standin()
+    httpx.get(f"{quiet.base_url}/health")
+    assert '"GET /health' not in quiet.stderr()
