@@ -619,6 +619,10 @@ class Pool:
         self.waiting = 0
         self.slots = threading.BoundedSemaphore(int(gs.data["scheduler"]["max_concurrent_requests"]))
 
+    def count(self, name: str, delta: int) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + delta)
+
     # model_settings.json ---------------------------------------------------------------------------------------
     def load_settings(self) -> None:
         log = logging.getLogger("omlx.model_settings")
@@ -1673,23 +1677,28 @@ class Handler(BaseHTTPRequestHandler):
             if faults.wedged.is_set():
                 # #1883/#2852: /health stays 200, the request gets headers and keepalives but never an answer.
                 self._keepalive_wait(lambda: not faults.wedged.is_set(), frame)
-            pool.waiting += 1
-            got = False
+            pool.count("waiting", +1)
+            got: list[bool] = []
+
+            def acquired() -> bool:
+                if pool.slots.acquire(blocking=False):
+                    got.append(True)
+                return bool(got)
+
             try:
-                got = pool.slots.acquire(blocking=False)
-                if not got:
-                    self._keepalive_wait(lambda: pool.slots.acquire(blocking=False), frame)
-                    got = True
+                if not acquired():  # --max-concurrent-requests reached: queue, keepalives flowing
+                    self._keepalive_wait(acquired, frame)
             finally:
-                pool.waiting -= 1
-            pool.active += 1
+                pool.count("waiting", -1)
+            if not got:
+                return self._abort_stream()  # shutting down
+            pool.count("active", +1)
             try:
                 self._generate(body, chat, stream, rid, model_id, prompt, prompt_tokens, max_tokens, tools,
                                load_s, t_start)
             finally:
-                pool.active -= 1
-                if got:
-                    pool.slots.release()
+                pool.count("active", -1)
+                pool.slots.release()
         finally:
             e.in_use -= 1
             e.last_access = time.time()

@@ -207,3 +207,31 @@ def test_llama4_model_logs_serialized_batching(start_standin: StartStandin, tmp_
     s.client().post("/v1/models/tiny-llama4/load")
     assert ("omlx.scheduler - INFO - [-] - Llama 4 detected; serializing requests because ChunkedKVCache does not "
             "support multi-row batching yet") in s.log_text()
+
+
+def test_parallel_streams_and_queueing(start_standin: StartStandin) -> None:
+    s = start_standin("--max-concurrent-requests", "1", "--standin-tokens-per-second", "50")
+    c = s.client()
+    c.post("/v1/models/tiny-llama/load")
+    body = {"model": "tiny-llama", "messages": MSGS, "max_tokens": 10, "stream": True,
+            "stream_options": {"include_usage": True}}
+    results: list[int] = []
+
+    def one() -> None:
+        with s.client(timeout=30).stream("POST", "/v1/chat/completions", json=body) as r:
+            results.append(events(list(r.iter_lines()))[-1]["usage"]["completion_tokens"])
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    seen_waiting = 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(t.is_alive() for t in threads):
+        st = c.get("/api/status").json()
+        seen_waiting = max(seen_waiting, st["waiting_requests"])
+        assert st["active_requests"] <= 1
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert results == [10, 10, 10, 10] and seen_waiting >= 1
+    assert c.get("/api/status").json()["total_requests"] == 4
