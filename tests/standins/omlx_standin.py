@@ -29,7 +29,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -1402,14 +1401,7 @@ class Handler(BaseHTTPRequestHandler):
         pass  # http.server's own lines are not oMLX's; the access log is written in log_request
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # Only at --log-level trace does oMLX turn on uvicorn's access log.
-        if self.app.gs.data["server"]["log_level"] == "trace":
-            try:
-                phrase = HTTPStatus(int(code)).phrase
-            except ValueError:
-                phrase = ""
-            uvicorn_line(f'{self.client_address[0]}:{self.client_address[1]} - "{self.command} {self.path} '
-                         f'{self.request_version}" {code} {phrase}')
+        pass  # oMLX 0.5.0 prints no access log, not even at --log-level trace (measured)
 
     # --- plumbing ---
     def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
@@ -1457,6 +1449,9 @@ class Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> tuple[Any, bool]:
         n = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(n) if n else b""
+        if self.command == "POST" and self.app.log.isEnabledFor(TRACE):
+            self.app.log.log(TRACE, "Incoming %s %s — body: %s", self.command, urlsplit(self.path).path,
+                             raw.decode("utf-8", errors="replace"))
         if not raw:
             return None, False
         try:
@@ -1634,6 +1629,14 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(msgs, list) or not msgs:
                 raise HTTPError(400, "messages must be a non-empty list", ascii_arrow=True)
             prompt = message_text(msgs)
+            app.log.debug(f"Chat completion request received: model={name}, messages={len(msgs)}, "
+                          f"stream={bool(body.get('stream'))}, max_tokens={body.get('max_tokens')}, "
+                          f"temp={body.get('temperature')}")
+            for i, msg in enumerate(msgs):
+                if isinstance(msg, dict):
+                    content = msg.get("content")
+                    app.log.log(TRACE, "  Message[%d]: role=%s, content=%s...", i, msg.get("role"),
+                                str(content)[:200] if content else "(empty)")
         else:
             pr = body.get("prompt")
             prompt = " ".join(map(str, pr)) if isinstance(pr, list) else str(pr)
@@ -1785,9 +1788,14 @@ class Handler(BaseHTTPRequestHandler):
             obj = "chat.completion.chunk" if chat else "text_completion"
 
             def emit(choices: list[dict[str, Any]], **extra: Any) -> None:
-                payload = {"id": rid, "object": obj, "created": created, "model": model_name, "choices": choices,
-                           **extra}
-                self._chunk("data: " + json.dumps(payload, separators=(",", ":"), ensure_ascii=False) + "\n\n")
+                # Chat chunks are pydantic dumps (compact); text-completion chunks are json.dumps (spaced, ASCII),
+                # and their usage chunk carries a fresh id — as 0.5.0 sends them.
+                ident = rid if chat or not extra else "cmpl-" + uuid.uuid4().hex[:8]
+                payload = {"id": ident, "object": obj, "created": created, "model": model_name,
+                           "choices": choices, **extra}
+                text = (json.dumps(payload, separators=(",", ":"), ensure_ascii=False) if chat
+                        else json.dumps(payload))
+                self._chunk("data: " + text + "\n\n")
 
             if chat:
                 emit([{"index": 0, "delta": {"role": "assistant"}}])
@@ -1831,6 +1839,8 @@ class Handler(BaseHTTPRequestHandler):
                          "usage": usage(False)}
             self._chunk(json.dumps(reply, ensure_ascii=False))
             self._end_stream()
+        logging.getLogger("omlx.scheduler").log(TRACE, "Request %s generated text:\n%s", uuid.uuid4(),
+                                                 "".join(toks) if tool_call is None else json.dumps(tool_call))
         elapsed = max(time.time() - t_start, 1e-6)
         m = pool.metrics
         m["total_requests"] += 1

@@ -235,3 +235,16 @@ def test_parallel_streams_and_queueing(start_standin: StartStandin) -> None:
         t.join()
     assert results == [10, 10, 10, 10] and seen_waiting >= 1
     assert c.get("/api/status").json()["total_requests"] == 4
+
+
+def test_text_completion_stream_wire_format(start_standin: StartStandin) -> None:
+    s = start_standin()
+    body = {"model": "tiny-llama", "prompt": "hi", "max_tokens": 3, "stream": True,
+            "stream_options": {"include_usage": True}}
+    with s.client().stream("POST", "/v1/completions", json=body) as r:
+        lines = [ln for ln in r.iter_lines() if ln]
+    assert lines[0].startswith('data: {"id":"cmpl-keepalive","object":"text_completion","created":0,')
+    assert lines[1].startswith('data: {"id": "cmpl-')  # json.dumps spacing, as 0.5.0 sends it
+    evs = events(lines)
+    assert evs[-1]["usage"]["completion_tokens"] == 3 and evs[-1]["id"] != evs[-2]["id"]
+    assert lines[-1] == "data: [DONE]"
