@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-VERSION = "0.5.0"
+# What it reports (`--version`, /api/status); OMLX_STANDIN_VERSION lets a test pose as another release, but the
+# behaviour stays 0.5.0's.
+VERSION = os.environ.get("OMLX_STANDIN_VERSION") or "0.5.0"
 STANDIN = "omlx-standin"
 TRACE = 5
 
@@ -1906,6 +1908,22 @@ class Handler(BaseHTTPRequestHandler):
             for line in body.get("lines") or [body.get("message", "")]:
                 lg.log(level if isinstance(level, int) else logging.INFO, line)
             return self._send_json(200, {"ok": True})
+        if path == "/standin/log-rate":
+            # A log that keeps growing: `lines_per_second` INFO lines for `seconds` (console idle-CPU benches).
+            rate = max(0.1, float(body.get("lines_per_second", 10)))
+            seconds = float(body.get("seconds", 10))
+            lg = logging.getLogger(str(body.get("logger", "omlx.scheduler")))
+            text = str(body.get("message", "Cache phase timings: cleanup_finished_sync=0.1ms/{n}"))
+
+            def write() -> None:
+                n, end = 0, time.time() + seconds
+                while time.time() < end and not app.shutting_down.is_set():
+                    n += 1
+                    lg.info(text.replace("{n}", str(n)))
+                    time.sleep(1.0 / rate)
+
+            threading.Thread(target=write, daemon=True).start()
+            return self._send_json(200, {"lines_per_second": rate, "seconds": seconds})
         if path == "/standin/rotate-log":
             dest = app.file_handler.rotate_now(body.get("day"))
             return self._send_json(200, {"rotated_to": str(dest)})

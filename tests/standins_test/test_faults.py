@@ -122,3 +122,10 @@ def test_slow_generation_speed(start_standin: StartStandin) -> None:
     r = s.client().post("/v1/chat/completions", json={**BODY, "max_tokens": 10})
     assert r.json()["usage"]["completion_tokens"] == 10
     assert time.monotonic() - t0 >= 0.45
+
+
+def test_log_rate_and_version_override(start_standin: StartStandin) -> None:
+    s = start_standin(env={"OMLX_STANDIN_VERSION": "0.6.4"})
+    assert s.client().get("/api/status").json()["version"] == "0.6.4"
+    s.control("log-rate", lines_per_second=20, seconds=0.5, message="tick {n}")
+    s.wait_log("omlx.scheduler - INFO - [-] - tick 5", timeout=5)
