@@ -606,7 +606,8 @@ class Pool:
         self.gs = gs
         self.faults = faults
         self.log = logging.getLogger("omlx.engine_pool")
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()  # state
+        self.load_lock = threading.Lock()  # oMLX's engine-pool asyncio lock: loads are serialized
         self.entries: dict[str, ModelEntry] = {}
         self.settings: dict[str, dict[str, Any]] = {}
         self.settings_file = gs.base_path / "model_settings.json"
@@ -708,7 +709,14 @@ class Pool:
 
     # load / unload -----------------------------------------------------------------------------------------------
     def ensure_loaded(self, model_id: str, *, for_request: bool = False) -> float:
-        """Load (or variant-reload) a model; returns seconds spent loading. Raises HTTPError like 0.5.0."""
+        """Load (or variant-reload) a model; returns seconds spent loading. Raises HTTPError like 0.5.0.
+
+        Like 0.5.0's get_engine, this runs under one pool-wide lock held for the whole load: a second load, or a
+        request to another (loaded) model, waits until the running load is done."""
+        with self.load_lock:
+            return self._ensure_loaded(model_id, for_request=for_request)
+
+    def _ensure_loaded(self, model_id: str, *, for_request: bool) -> float:
         with self.lock:
             e = self.entries.get(model_id)
             if e is None:
@@ -1589,11 +1597,9 @@ class Handler(BaseHTTPRequestHandler):
         if e.loaded:
             return self._send_json(200, {"status": "ok", "model_id": model_id,
                                          "message": f"Already loaded: {model_id}"})
-        if e.is_loading:
-            if admin:
-                raise HTTPError(409, f"Model is already loading: {model_id}")
-            raise HTTPError(409, f"Model '{model_id}' is already being loaded")
-        pool.ensure_loaded(model_id)
+        if e.is_loading and admin:
+            raise HTTPError(409, f"Model is already loading: {model_id}")
+        pool.ensure_loaded(model_id)  # /v1: waits for a load in progress, then "Loaded" (0.5.0 does the same)
         if admin:
             logging.getLogger("omlx.admin.routes").info(f"Manually loaded model: {model_id}")
         self._send_json(200, {"status": "ok", "model_id": model_id, "message": f"Loaded {model_id}"})

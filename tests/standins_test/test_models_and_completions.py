@@ -39,9 +39,9 @@ def test_discovery_ids_sizes_and_skipped_dirs(start_standin: StartStandin, tmp_p
     assert c.get("/health").json()["engine_pool"]["model_count"] == 2
 
 
-def test_load_delay_shows_loading_and_second_load_is_409(start_standin: StartStandin) -> None:
+def test_load_delay_shows_loading_and_loads_are_serialized(start_standin: StartStandin) -> None:
     s = start_standin("--standin-load-seconds", "1.0")
-    c = s.client()
+    c, a = s.client(), s.admin()
     t = threading.Thread(target=lambda: s.client().post("/v1/models/tiny-llama/load"))
     t.start()
     deadline = time.monotonic() + 3
@@ -51,11 +51,14 @@ def test_load_delay_shows_loading_and_second_load_is_409(start_standin: StartSta
             break
         time.sleep(0.02)
     assert m["is_loading"] and m["loading_started_at"] and not m["loaded"]
+    r = a.post("/admin/api/models/tiny-llama/load")
+    assert (r.status_code, r.json()) == (409, {"detail": "Model is already loading: tiny-llama"})
+    # /v1 waits on the pool lock for the running load, then answers like a fresh load (as 0.5.0).
     r = c.post("/v1/models/tiny-llama/load")
-    assert r.status_code == 409
-    assert r.json()["error"]["message"] == "Model 'tiny-llama' is already being loaded"
+    assert r.json() == {"status": "ok", "model_id": "tiny-llama", "message": "Loaded tiny-llama"}
     t.join()
     assert c.get("/v1/models/status").json()["models"][0]["loaded"] is True
+    assert s.log_text().count("Loaded model: tiny-llama") == 1
 
 
 def test_too_large_model_is_507(start_standin: StartStandin, tmp_path) -> None:
