@@ -164,3 +164,6 @@ def test_command_line_secrets_are_redacted() -> None:
                                         "--port", "8000"]
     x = system.Listener(port=1, pid=2, cmdline=cmd)
     assert "sekrit" not in x.command and "sekrit" not in x.describe() and "sekrit" not in json.dumps(x.to_json())
+    assert "of user" not in x.describe()
+    x.user = "someone-else"
+    assert x.describe().startswith("pid 2 (omlx serve --api-key *** ") and " of user someone-else, " in x.describe()
