@@ -105,6 +105,9 @@ def test_batch_error_that_killed_the_thread_has_both_categories() -> None:
         ('  "content": "<tool_call>\\n{\\"name\\": \\"get_weather\\", \\"arguments\\": {}}\\n</tool_call>",', "tool_call_plaintext"),
         ("huggingface_hub.errors.LocalEntryNotFoundError: Cannot find an appropriate cached snapshot folder", "model_not_found"),
         ("ValueError: Tokenizer class TokenizersBackend does not exist or is not currently imported.", "tokenizer"),
+        ("AttributeError: 'ArraysCache' object has no attribute 'merge'", "batch_cache_shape"),
+        ("RuntimeError: [malloc] Unable to allocate 68719476736 bytes.", "oom_inference"),
+        ("-[MTLDebugComputeCommandEncoder validateCommonDrawErrors:]:5782: failed assertion `… MTLBuffer …'", "metal_error"),
     ],
 )
 def test_family_variants(line: str, cat: str) -> None:
