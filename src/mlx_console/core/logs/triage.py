@@ -62,6 +62,14 @@ class TriagedEvent:
         return self.main.title if self.main else self.event.summary.strip()[:200]
 
     @property
+    def cause(self) -> str:
+        return self.main.cause if self.main else ""
+
+    @property
+    def first_move(self) -> str:
+        return self.main.first_move if self.main else ""
+
+    @property
     def references(self) -> list[str]:
         seen: dict[str, None] = {}
         for m in self.matches:
@@ -69,7 +77,7 @@ class TriagedEvent:
         return list(seen)
 
     def to_json(self) -> dict[str, Any]:
-        """The `triage --json` contract (plus `patterns`, `summary`)."""
+        """The `triage --json` contract (plus `patterns`, `cause`, `summary`)."""
         main = self.main
         return {
             "line": self.first_line,
@@ -78,9 +86,10 @@ class TriagedEvent:
             "pattern": main.id if main else None,
             "severity": self.severity,
             "title": self.title,
-            "first_move": main.first_move if main else "",
+            "first_move": self.first_move,
             "references": self.references,
             "patterns": [m.id for m in self.matches],
+            "cause": self.cause,
             "summary": self.event.summary,
         }
 
