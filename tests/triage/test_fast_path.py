@@ -27,8 +27,7 @@ def _plain(data: bytes, include_all: bool) -> list[dict]:
 
 
 def _fast(data: bytes, include_all: bool, engine: str) -> list[dict]:
-    sc = Scanner(default_catalog(), engine=engine, include_problems=include_all)
-    return [e.to_json() for e in triage_buffer(data, include_all=include_all, scanner=sc)]
+    return [e.to_json() for e in triage_buffer(data, include_all=include_all, engine=engine)]
 
 
 def _corpus_blob() -> bytes:
@@ -62,7 +61,7 @@ def test_fast_equals_plain_on_all_fixtures(engine: str, include_all: bool) -> No
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 120), include_all=st.booleans())
 def test_fast_equals_plain_on_shuffled_lines(engine: str, seed: int, n: int, include_all: bool) -> None:
     rng = random.Random(seed)

@@ -142,12 +142,13 @@ def triage_text(text: str, catalog: Catalog | None = None, *, include_all: bool 
     return triage_lines(split_text(text), catalog, include_all=include_all)
 
 
-def _iter_lines(buf, start: int) -> Iterator[str]:
+def _iter_lines(buf, start: int) -> Iterator[tuple[str, int]]:
+    """(text, offset) of each line from `start` on."""
     size = len(buf)
     while start < size:
         nl = buf.find(b"\n", start)
         end = size if nl < 0 else nl
-        yield decode_line(buf[start:end])
+        yield decode_line(buf[start:end]), start
         start = end + 1
 
 
@@ -174,18 +175,21 @@ def triage_buffer(
     scan = scanner or _scanner(cat, include_all, engine)
     out: list[TriagedEvent] = []
     covered = 0  # last line number already inside a returned (or rejected) event
+    resume = 0  # offset of the line after it: a fresh Grouper started there behaves as the full run does
     for off, n in scan.candidates(buf):
         if n <= covered:
             continue
         start, first = off, n
         for _ in range(_MAX_BACK):
-            if start == 0 or parse_line(_line_at(buf, start)).is_head:
+            if start <= resume or parse_line(_line_at(buf, start)).is_head:
                 break
             start = _prev_start(buf, start)
             first -= 1
         g = Grouper(first)
         found: Event | None = None
-        for text in _iter_lines(buf, start):
+        offsets: list[int] = []  # offsets[k]: where line first + k starts
+        for text, line_off in _iter_lines(buf, start):
+            offsets.append(line_off)
             ev = g.feed(text)
             if ev is not None and ev.last_line >= n:
                 found = ev
@@ -197,6 +201,8 @@ def triage_buffer(
         if found is None or found.last_line < n:
             continue
         covered = found.last_line
+        k = covered + 1 - first
+        resume = offsets[k] if k < len(offsets) else len(buf)
         t = _judge(found, cat, include_all)
         if t is not None:
             out.append(t)
