@@ -128,10 +128,14 @@ def _follow(path: str, catalog: Catalog, include_all: bool, printer: _Printer) -
         if not os.path.exists(path):
             print(f"{path} does not exist yet: waiting for it", file=sys.stderr)
         print(f"following {path} (Ctrl-C to stop)", file=sys.stderr)
-        generation = 0
+        generation, error = 0, None
         try:
             while not stop.is_set():
                 printer.emit(live.step(0.25))
+                if live.error != error:
+                    error = live.error
+                    if error:
+                        print(f"mlx-console triage: {error} (retrying)", file=sys.stderr)
                 if live.generation != generation:
                     generation = live.generation
                     print(f"{path}: rotated or truncated; line numbers restart at 1", file=sys.stderr)

@@ -100,6 +100,11 @@ class LiveTriage:
             self._last_line_at = now
         return out
 
+    @property
+    def error(self) -> str | None:
+        """Why the file cannot be read right now (it is retried), or None."""
+        return self._follower.error if self._follower is not None else None
+
     def finish(self) -> list[TriagedEvent]:
         """Report the event still open (call before close when stopping)."""
         return self._triager.flush() if self._triager is not None else []
