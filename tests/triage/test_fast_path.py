@@ -99,3 +99,13 @@ def test_triage_file_on_a_big_file_with_a_long_line(tmp_path: Path) -> None:
     # The line is cut (head and tail kept, marked), so the error at its end is still seen.
     assert (ev.first_line, ev.last_line, ev.categories) == (20001, 20001, ["port_in_use"])
     assert "line truncated: " in ev.event.lines[0] and len(ev.event.lines[0]) < 70_000
+
+
+def test_without_hyperscan_auto_falls_back_to_re(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scan, "hyperscan", None)
+    sc = Scanner(default_catalog())
+    assert sc.engine == "re"
+    data = b"ok\nOSError: [Errno 98] Address already in use\n"
+    assert [e.categories for e in triage_buffer(data, scanner=sc)] == [["port_in_use"]]
+    with pytest.raises(RuntimeError, match="hyperscan is not installed"):
+        Scanner(default_catalog(), engine="hyperscan")

@@ -94,8 +94,13 @@ class TriagedEvent:
         }
 
 
+_QUIET_LEVELS = frozenset({"DEBUG", "TRACE"})
+
+
 def _judge(event: Event, catalog: Catalog, include_all: bool) -> TriagedEvent | None:
-    matches = catalog.match(event)
+    # DEBUG/TRACE records carry request and response bodies (anything a user typed or a model said):
+    # they are never the report of a bug, so patterns are not tried on them.
+    matches = [] if event.level in _QUIET_LEVELS else catalog.match(event)
     if matches or (include_all and event.is_problem):
         return TriagedEvent(event, tuple(matches))
     return None
