@@ -20,7 +20,7 @@ from mlx_console.core.config import Config, Profile
 from mlx_console.core.settings import atomic
 from mlx_console.core.settings.errors import SettingsError
 from mlx_console.core.settings.locate import profile_for
-from mlx_console.core.settings.schema import EFFECT_TEXT, KEYS, effect_of, known_to
+from mlx_console.core.settings.schema import EFFECT_TEXT, KEYS, effect_of, effective, known_to
 from mlx_console.core.settings.store import MISSING, Change, SettingsStore
 from mlx_console.core.settings.textdiff import unified
 
@@ -124,13 +124,6 @@ def plan(changes: list[Change], version: str, server_models: set[str] | None) ->
     return steps
 
 
-def _normal(value: Any, key: str) -> Any:
-    spec = KEYS.get(key)
-    if value is None and spec is not None:
-        return spec.default
-    return value
-
-
 def drift(file_models: dict[str, Any], server: list[dict[str, Any]], version: str) -> dict[str, list[str]]:
     """Keys where the file differs from what the running oMLX holds in memory (it would overwrite them)."""
     out: dict[str, list[str]] = {}
@@ -142,7 +135,7 @@ def drift(file_models: dict[str, Any], server: list[dict[str, Any]], version: st
         block = file_models.get(mid)
         block = block if isinstance(block, dict) else {}
         keys = [k for k, s in KEYS.items() if known_to(s, version)]
-        differ = [k for k in keys if _normal(block.get(k), k) != _normal(server_settings.get(k), k)]
+        differ = [k for k in keys if effective(block, k) != effective(server_settings, k)]
         if differ:
             out[mid] = differ
     return out
@@ -243,7 +236,7 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
                 stored = reply.get("settings") or {}
                 for key, wanted in body.items():
                     got = stored.get(key, KEYS[key].default if key in KEYS else None)
-                    if _normal(got, key) != _normal(wanted, key):
+                    if effective({key: got}, key) != effective({key: wanted}, key):
                         result.messages.append(f"{model}: oMLX stored {key}={got!r} (asked {wanted!r})")
                 flags = [k for k in ("requires_reload", "auto_unloaded", "auto_reloaded") if reply.get(k)]
                 result.messages.append(f"{model}: applied through the admin API"

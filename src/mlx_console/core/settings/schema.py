@@ -395,6 +395,15 @@ def suggest(name: str) -> str | None:
     return close[0] if close else None
 
 
+def effective(block: dict[str, Any], key: str) -> Any:
+    """The value oMLX uses for `key` in a model's block: the block's value, else (absent or null) the default."""
+    value = block.get(key)
+    if value is None:
+        spec = KEYS.get(key)
+        return spec.default if spec is not None else None
+    return value
+
+
 def effect_of(name: str, omlx_version: str = OMLX_VERSION) -> Effect:
     spec = KEYS.get(name)
     if spec is None or not known_to(spec, omlx_version):
