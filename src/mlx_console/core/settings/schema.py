@@ -6,6 +6,8 @@ the UI form and every validation message are generated from this table.
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -115,7 +117,7 @@ class KeySpec:
                 return f"{_show(value)} is not allowed: expected {self.allowed_text()}"
             return None
         if self.choices is not None:
-            if value not in self.choices or (t == "str" and not isinstance(value, str)):
+            if value not in self.choices:
                 return f"{_show(value)} is not allowed: expected {self.allowed_text()}"
             return None
         if t in ("int", "float"):
@@ -128,8 +130,6 @@ class KeySpec:
 
 
 def _show(v: Any) -> str:
-    import json
-
     try:
         return json.dumps(v, ensure_ascii=False, allow_nan=True)
     except (TypeError, ValueError):
@@ -386,7 +386,6 @@ def resolve_alias(name: str) -> tuple[str, str] | None:
 
 def suggest(name: str) -> str | None:
     """A close real key for a typo, or the alias target."""
-    import difflib
 
     alias = resolve_alias(name)
     if alias:
