@@ -42,8 +42,9 @@ def test_omlx_written_file_round_trips_byte_identical(settings_file: Path) -> No
     result = store.save()
     assert not result.wrote
     assert settings_file.read_bytes() == before
-    # a set to the same value is no change either
+    # a set to the same value is no change either (4 and 4.0 are the same number)
     store.set("tiny-llama", "max_tokens", 64)
+    store.set_text("tiny-llama", "turboquant_kv_bits", "4.0")
     assert not store.dirty
 
 

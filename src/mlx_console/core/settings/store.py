@@ -223,7 +223,11 @@ class SettingsStore:
             raise BadValue(f"model {model!r}: its settings are not a JSON object; fix the file by hand first",
                            model=model)
         if key in block:
-            block[key] = value
+            old = block[key]
+            same_number = (isinstance(old, (int, float)) and not isinstance(old, bool) and not isinstance(value, bool)
+                           and isinstance(value, (int, float)) and old == value)
+            if not same_number:  # 4 → 4.0 is no change: keep the file's spelling
+                block[key] = value
         else:
             models[model] = _insert_in_order(block, key, value)
         if key == "is_default" and value is True:
