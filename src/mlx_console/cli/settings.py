@@ -262,7 +262,7 @@ def _print_result(args: argparse.Namespace, result: ApplyResult, store: Settings
     for m in result.messages:
         _err(m)
     if result.dry_run:
-        _err("dry run: nothing written, nothing sent")
+        _err("dry run: nothing written, no change sent")
     else:
         if result.backup:
             _err(f"previous version kept in {result.backup}")
