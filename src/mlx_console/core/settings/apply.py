@@ -23,6 +23,7 @@ from mlx_console.core.settings.locate import profile_for
 from mlx_console.core.settings.schema import EFFECT_TEXT, KEYS, effect_of, effective, known_to
 from mlx_console.core.settings.store import MISSING, Change, SettingsStore
 from mlx_console.core.settings.textdiff import unified
+from mlx_console.core.settings.validate import errors
 
 Route = Literal["put", "file"]
 
@@ -153,11 +154,14 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
     if target.version:
         store.omlx_version = target.version
     version = store.omlx_version
-    bad = store.new_errors()
-    if bad:
-        raise SettingsError(f"{path}: not applied:\n" + "\n".join(f"  {i}" for i in bad))
-    store.check_unchanged(if_hash)
     changes = store.changes()
+    touched = {c.model for c in changes}
+    # New errors, and old ones in a model being changed: oMLX would drop that model's whole block.
+    bad = store.new_errors() + [i for i in errors(store.issues()) if i.model in touched]
+    if bad:
+        listing = "\n".join(f"  {i}" for i in dict.fromkeys(bad))
+        raise SettingsError(f"{path}: not applied:\n{listing}")
+    store.check_unchanged(if_hash)
     if changes and store.exists and not store.is_canonical:
         result.messages.append("the file was not laid out the way oMLX writes it: this save rewrites its layout "
                                "(so would oMLX's next save)")
