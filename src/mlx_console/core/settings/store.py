@@ -282,6 +282,13 @@ class SettingsStore:
         """Unified diff of the file on load → the file a save would write."""
         return unified(self.base, self.rendered(), str(self.path))
 
+    def diff_against(self, baseline: str, model: str | None = None) -> Any:
+        """One flag at a time: a `baseline.BaselineDiff` of these settings against a named baseline (a file,
+        `last` bench run or a run id); `.one_flag` is False when more than one key differs."""
+        from mlx_console.core.settings import baseline as baseline_mod
+
+        return baseline_mod.compare(self.models(), baseline_mod.load(baseline, model), model)
+
     def new_errors(self, model_dirs: set[str] | None = None) -> list[Issue]:
         """Errors the edit introduces (errors already in the loaded file are not the edit's fault)."""
         before = {(i.model, i.key, i.message) for i in errors(check_document(self._base_doc, self.omlx_version,
