@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlx_console.core.settings import atomic
+from mlx_console.core.settings import baseline as baseline_mod
 from mlx_console.core.settings.errors import BadFile, BadValue, Conflict, ConflictError, SettingsError
 from mlx_console.core.settings.schema import KEYS, OMLX_VERSION, ORDER, known_to, resolve_alias, suggest
 from mlx_console.core.settings.textdiff import unified
@@ -282,11 +283,9 @@ class SettingsStore:
         """Unified diff of the file on load → the file a save would write."""
         return unified(self.base, self.rendered(), str(self.path))
 
-    def diff_against(self, baseline: str, model: str | None = None) -> Any:
-        """One flag at a time: a `baseline.BaselineDiff` of these settings against a named baseline (a file,
-        `last` bench run or a run id); `.one_flag` is False when more than one key differs."""
-        from mlx_console.core.settings import baseline as baseline_mod
-
+    def diff_against(self, baseline: str, model: str | None = None) -> baseline_mod.BaselineDiff:
+        """One flag at a time: these settings against a named baseline (a file, `last` bench run or a run id);
+        `.one_flag` is False when more than one key differs."""
         return baseline_mod.compare(self.models(), baseline_mod.load(baseline, model), model)
 
     def new_errors(self, model_dirs: set[str] | None = None) -> list[Issue]:
