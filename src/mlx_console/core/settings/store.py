@@ -325,7 +325,11 @@ class SettingsStore:
                 self._check_unchanged(atomic.read_current(self.path), ours, None)
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic.write_atomic(self.path, ours, before_replace=still_unchanged)
+            try:
+                atomic.write_atomic(self.path, ours, before_replace=still_unchanged, expected=self.base)
+            except atomic.ReplacedChanged as e:
+                self._check_unchanged(e.theirs, ours, None)  # raises the ConflictError with their bytes
+                raise
         self.base = ours
         self.base_hash = atomic.content_hash(ours)
         self._base_doc = copy.deepcopy(self.doc)
