@@ -74,12 +74,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temps(path: Path) -> None:
-    """Temp files left by a writer killed mid-save (only ours, only of dead processes)."""
+    """Temp files left by a writer killed mid-save (only ours, only of dead processes). Their bytes go to the
+    backups first: after a kill inside a swap, a temp file can hold the version that was displaced."""
     with contextlib.suppress(OSError):
         for entry in path.parent.iterdir():
             m = _TMP_RE.match(entry.name)
             if m and m.group("name") == path.name and not _pid_alive(int(m.group("pid"))):
                 with contextlib.suppress(OSError):
+                    write_backup(path, entry.read_bytes())
                     entry.unlink()
 
 
