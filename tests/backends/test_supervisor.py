@@ -73,9 +73,14 @@ def test_kill9_is_seen_within_a_second_and_restarted(make_sup, tiny_model: Path,
     sup.stop("a")
 
 
-def test_restart_never_stays_dead_with_the_reason(make_sup, tiny_model: Path, port: int) -> None:
+def test_dead_generation_thread_then_crash_with_restart_never(make_sup, tiny_model: Path, port: int) -> None:
     sup = make_sup(mlx("a", tiny_model, port, restart="never"))
     first = sup.start("a", wait=60)
+    with sup.log_path("a").open("a") as f:  # the line 0.32.2 writes when its generation thread dies
+        f.write("2026-11-25 13:22:47,639 - ERROR - mlx_lm.server generation thread died: boom\n")
+    deg = wait_for(lambda: (s := sup.status("a")).status == "degraded" and s, timeout=2)
+    assert "generation thread died: boom" in deg.reason and deg.pid == first.pid  # never: left up, not "ready"
+
     os.kill(first.pid, signal.SIGKILL)
     st = wait_for(lambda: (s := sup.status("a")).status == "dead" and s.supervisor_pid is None and s, timeout=5)
     assert "SIGKILL" in st.reason and st.pid is None and st.restarts == 0
@@ -126,8 +131,17 @@ def test_missing_model_dir_is_refused_before_start(make_sup, tmp_path: Path, por
 
 def test_a_new_console_re_adopts_and_a_lost_supervisor_is_replaced(make_sup, tiny_model: Path,
                                                                    port: int) -> None:
-    sup = make_sup(mlx("a", tiny_model, port))
-    st = sup.start("a", wait=60)
+    sup = make_sup(mlx("a", tiny_model, port), mlx("b", tiny_model, port))
+    st = sup.start("a")  # no wait: returns once the supervisor knows the pid
+    assert st.status in ("starting", "loading", "ready") and st.pid
+    data = json.loads((sup.dir("a") / "state.json").read_text())
+    assert data["pid"] == st.pid and abs(data["create_time"] - psutil.Process(st.pid).create_time()) < 0.05
+    assert data["cmdline"][:4] == [sys.executable, "-m", "mlx_lm", "server"] and data["port"] == port
+    assert data["model"] == str(tiny_model)
+    wait_for(lambda: sup.status("a").status == "ready", timeout=60)
+    with pytest.raises(ConsoleError, match=rf"pid {st.pid} .*(is|looks like) mlx-lm.* backend 'a' of this console"):
+        sup.start("b")
+
     again = Supervisor(sup.config, timings=FAST)  # a console started later
     assert again.status("a").pid == st.pid and again.status("a").status == "ready"
     # The supervisor dies hard: the server keeps serving, unsupervised, and says so.
@@ -157,16 +171,6 @@ def test_recycled_pid_is_not_ours(make_sup, tiny_model: Path, port: int) -> None
     assert st.status == "dead" and st.pid is None and st.supervisor_pid is None
     assert sup.stop("a").status in ("dead", "stopped")
     assert psutil.pid_exists(me.pid)  # and it did not signal us
-
-
-def test_generation_thread_death_in_the_log_marks_degraded(make_sup, tiny_model: Path, port: int) -> None:
-    sup = make_sup(mlx("a", tiny_model, port, restart="never"))
-    st = sup.start("a", wait=60)
-    with sup.log_path("a").open("a") as f:  # the line 0.32.2 writes when its generation thread dies
-        f.write("2026-11-25 13:22:47,639 - ERROR - mlx_lm.server generation thread died: boom\n")
-    deg = wait_for(lambda: (s := sup.status("a")).status == "degraded" and s, timeout=2)
-    assert "generation thread died: boom" in deg.reason and deg.pid == st.pid  # never: left up, but not "ready"
-    sup.stop("a")
 
 
 def test_address_in_use_in_the_log_kills_the_server(tiny_model: Path, tmp_path: Path, isolated_state: Path) -> None:
@@ -202,20 +206,6 @@ def test_demo_profile_builds_its_model_first(tmp_path: Path, port: int) -> None:
     assert st.status == "ready" and (model_dir / "model.safetensors").exists()
     assert any("building the tiny demo model" in m for m in seen)
     sup.stop("demo")
-
-
-def test_state_file_is_json_with_identity(make_sup, tiny_model: Path, port: int) -> None:
-    sup = make_sup(mlx("a", tiny_model, port), mlx("b", tiny_model, port))
-    st = sup.start("a")  # no wait: returns once the supervisor knows the pid
-    assert st.status in ("starting", "loading", "ready") and st.pid
-    data = json.loads((sup.dir("a") / "state.json").read_text())
-    assert data["pid"] == st.pid and abs(data["create_time"] - psutil.Process(st.pid).create_time()) < 0.05
-    assert data["cmdline"][:4] == [sys.executable, "-m", "mlx_lm", "server"] and data["port"] == port
-    assert data["model"] == str(tiny_model)
-    wait_for(lambda: sup.status("a").status == "ready", timeout=60)
-    with pytest.raises(ConsoleError, match=rf"pid {st.pid} .*(is|looks like) mlx-lm.* backend 'a' of this console"):
-        sup.start("b")
-    sup.stop("a")
 
 
 def test_swap_model_restarts_on_the_other_model_and_restart_keeps_it(
