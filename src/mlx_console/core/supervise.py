@@ -34,10 +34,9 @@ from mlx_console.core.supervise_state import (
     write_state,
 )
 
-# A liveness probe that times out while the server used this share of one core is "busy", not "hung";
-# after this many busy timeouts in a row it counts anyway (a spinning server is not serving either).
+# A liveness probe that times out while the server used this share of one core is "busy", not "hung"
+# (up to Timings.busy_timeouts in a row: a spinning server is not serving either).
 BUSY_CPU_SHARE = 0.10
-MAX_BUSY_TIMEOUTS = 5
 
 
 def describe_exit(code: int | None) -> str:
@@ -414,7 +413,7 @@ class Supervise:
             # is not a hang: don't count it, for a while. A hang or a dead thread burns no CPU.
             used = self._cpu_seconds() - cpu_before
             if res.listening and not res.dead and used >= BUSY_CPU_SHARE * (time.monotonic() - t0) \
-                    and busy < MAX_BUSY_TIMEOUTS:
+                    and busy < t.busy_timeouts:
                 busy += 1
                 self.say(f"liveness probe timed out while busy (cpu {used:.1f}s): not counted ({res.detail})")
                 continue

@@ -33,6 +33,7 @@ class Timings:
     probe_interval: float = 30.0  # liveness completions once ready
     probe_timeout: float = 60.0  # a liveness completion slower than this counts as failed
     probe_failures: int = 2  # consecutive failed liveness probes → degraded
+    busy_timeouts: int = 5  # probe timeouts while the server burns CPU that are not counted, in a row
     load_timeout: float = 900.0  # from spawn to the first answered completion
     grace: float = 10.0  # SIGTERM → SIGKILL
     backoff_initial: float = 1.0
