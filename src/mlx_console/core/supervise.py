@@ -149,7 +149,7 @@ class Supervise:
             name=self.spec.name, kind=self.spec.kind, status="starting", run_id=self.spec.run_id,
             host=self.spec.host, port=self.spec.port, model=self.spec.model, base_url=self.spec.base_url,
             restart_policy=self.spec.restart, swapped=self.spec.swapped, log=self.spec.log,
-            logs=[self.spec.log, *self.spec.extra_logs],
+            logs=[self.spec.log, *self.spec.extra_logs], warnings=list(self.spec.warnings),
             supervisor_pid=me.pid, supervisor_create_time=me.create_time(),
         )
         self.adopt_from = read_state(dir) if adopt else None
