@@ -157,6 +157,22 @@ def test_a_new_console_re_adopts_and_a_lost_supervisor_is_replaced(make_sup, tin
     again.stop("a")
 
 
+def test_starting_until_the_new_supervisor_reports_then_dead_if_it_never_does(make_sup, tiny_model: Path,
+                                                                             port: int) -> None:
+    from mlx_console.core.supervise_state import State
+
+    sup = make_sup(mlx("a", tiny_model, port))
+    d = sup.dir("a")
+    d.mkdir(parents=True)
+    write_state(d, State(name="a", kind="mlx-lm", status="starting", reason="spawning supervisor", port=port))
+    assert sup.status("a").status == "starting"
+    data = json.loads((d / "state.json").read_text())
+    data["updated_at"] -= 60
+    (d / "state.json").write_text(json.dumps(data))
+    st = sup.status("a")
+    assert st.status == "dead" and "supervise.log" in st.reason
+
+
 def test_recycled_pid_is_not_ours(make_sup, tiny_model: Path, port: int) -> None:
     sup = make_sup(mlx("a", tiny_model, port))
     d = sup.dir("a")

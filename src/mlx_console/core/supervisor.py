@@ -153,6 +153,9 @@ class Supervisor:
         if status in ACTIVE and state.pid and server is None and sup is not None:
             # Between the crash and the supervisor's next look (< its poll interval): already dead.
             status, reason = "dead", f"server pid {state.pid} is gone (its supervisor is handling it)"
+        elif status in ACTIVE and sup is None and state.supervisor_pid is None \
+                and time.time() - state.updated_at < 30:
+            pass  # written by start() just before it spawned the supervisor, which has not reported yet
         elif status in ACTIVE and sup is None:
             if server is None:
                 was = f"last known: {state.status}{': ' + state.reason if state.reason else ''}"
@@ -172,6 +175,8 @@ class Supervisor:
             configured=profile is not None, updated_at=state.updated_at, warnings=list(state.warnings),
             events=list(state.events),
         )
+        if not st.active and profile is not None:  # what a start would use now (the config may have changed)
+            st.port, st.host, st.base_url, st.model = profile.port, profile.host, profile.base_url, profile.model
         if sup is not None:
             st.supervisor_pid = sup.pid
         if server is not None and status in ACTIVE:
