@@ -337,7 +337,7 @@ class Supervisor:
         if sup is not None:
             say(f"{name}: stopping (supervisor pid {sup.pid}, server pid {state.pid})")
             _signal(sup, signal.SIGTERM)
-            if not _wait_gone(sup, grace + 5):
+            if not _wait_gone(sup, grace + 10):
                 _signal(sup, signal.SIGKILL)
                 _wait_gone(sup, 5)
         server = live_process(state.pid, state.create_time)
