@@ -123,6 +123,15 @@ def test_model_dir_without_weights_is_dead_with_the_reason(make_sup, tiny_model:
         psutil.Process(pid)
 
 
+def test_bad_server_args_are_dead_at_start_with_the_servers_words(make_sup, tiny_model: Path, port: int) -> None:
+    sup = make_sup(mlx("a", tiny_model, port, args=["--no-such-flag"]))
+    with pytest.raises(ConsoleError) as e:
+        sup.start("a", wait=30)
+    assert "exited with code 2" in str(e.value) and "unrecognized arguments: --no-such-flag" in str(e.value)
+    st = sup.status("a")
+    assert st.status == "dead" and "unrecognized arguments: --no-such-flag" in st.reason and st.exit_code == 2
+
+
 def test_missing_model_dir_is_refused_before_start(make_sup, tmp_path: Path, port: int) -> None:
     sup = make_sup(mlx("a", tmp_path / "nope", port))
     with pytest.raises(ConsoleError, match="does not exist"):

@@ -300,7 +300,8 @@ class Supervise:
         # The last exception line (`SomethingError: message`) makes the reason for a crash readable.
         stripped = line.strip()
         head = stripped.split(":", 1)[0]
-        if head.endswith(("Error", "Exception")) and " " not in head and ":" in stripped:
+        if (head.endswith(("Error", "Exception")) and " " not in head and ":" in stripped) \
+                or ": error: " in stripped:  # argparse: `prog: error: unrecognized arguments: …`
             self.last_error = stripped[:300]
 
     def _with_last_error(self, reason: str, scanner: LogScanner) -> str:

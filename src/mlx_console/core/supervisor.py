@@ -266,7 +266,9 @@ class Supervisor:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             state = read_state(d)
-            if state and state.supervisor_pid and (run_id is None or state.run_id == run_id):
+            if state and (run_id is None or state.run_id == run_id) and (
+                    live_process(state.supervisor_pid, state.supervisor_create_time)
+                    or (run_id and state.supervisor_pid and state.status in ("dead", "stopped"))):
                 return self.status(name)
             time.sleep(0.05)
         tail = "\n".join(tail_lines(d / SUPERVISE_LOG))
@@ -398,7 +400,7 @@ class Supervisor:
             raise ConsoleError(f"{name}: {what} failed: {type(e).__name__}: {e}") from e
 
 
-_ALARM = re.compile(r"\w(Error|Exception)\b|\bERROR\b|CRITICAL|died|Errno|Traceback")
+_ALARM = re.compile(r"\w(Error|Exception)\b|- (ERROR|CRITICAL) -|\berror:|died|Errno|Traceback")
 
 
 def _why_lines(lines: list[str], n: int = 15) -> list[str]:
