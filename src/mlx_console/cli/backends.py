@@ -1,16 +1,141 @@
-"""`mlx-console backends`: not yet implemented."""
+"""`mlx-console backends list|status|start|stop|restart|swap|load|unload|models`: backend lifecycle for scripts.
+
+`list --json` prints exactly `[{"name","kind","status","pid","port","model","uptime_s","rss_bytes","log", …extra}]`.
+Progress goes to stderr; a failure exits 1 with the reason and the log lines that say why.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from mlx_console.cli._common import add_json_flag, load_config, print_json
+from mlx_console.core.supervisor import BackendStatus, Supervisor
+from mlx_console.core.system import fmt_bytes
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("backends", help="(not yet implemented)")
-    p.set_defaults(func=run)
+    p = sub.add_parser("backends", help="list, start, stop and restart backends",
+                       description="Backends run detached under a supervising process: they outlive the "
+                       "console and an SSH drop. Status comes from the same state files the TUI reads.")
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+    bs = p.add_subparsers(dest="action", metavar="ACTION")
+
+    def action(name: str, helptext: str, func: object, *, target: bool = True, model: bool = False,
+               wait: str | None = None) -> None:
+        a = bs.add_parser(name, help=helptext)
+        if target:
+            a.add_argument("name", metavar="NAME")
+        if model:
+            a.add_argument("model", metavar="MODEL")
+        if wait:
+            a.add_argument("--wait", type=float, metavar="SECONDS", help=wait)
+        add_json_flag(a)
+        a.set_defaults(func=func)
+
+    until_ready = "wait until a 1-token completion answers; fail after SECONDS"
+    action("list", "every configured backend with its status", run_list, target=False)
+    action("status", "one backend's status (with the reason when it is not ready)", run_status)
+    action("start", "start a backend (or re-adopt one whose supervisor is gone)", run_start, wait=until_ready)
+    action("restart", "stop, then start again (a swapped-in model stays)", run_restart, wait=until_ready)
+    action("stop", "stop a backend: SIGTERM, then SIGKILL after a grace period", run_stop)
+    for name in ("swap", "load"):
+        action(name, "serve MODEL (mlx-lm: restart on it; oMLX: load it through its API)", run_swap,
+               model=True, wait="mlx-lm: " + until_ready)
+    action("unload", "oMLX: unload MODEL through its API", run_unload, model=True)
+    action("models", "the backend's models with their loaded state", run_models)
 
 
-def run(args: argparse.Namespace) -> int:
-    print("mlx-console backends: not yet implemented", file=sys.stderr)
-    return 2
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _human_secs(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = int(s)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def _line(st: BackendStatus) -> str:
+    where = f"pid {st.pid}, {st.base_url}" if st.pid else st.base_url
+    text = f"{st.name}: {st.status} ({where})"
+    return text + (f" — {st.reason}" if st.reason else "")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    rows = Supervisor(load_config(args)).list()
+    if args.json:
+        print_json([r.to_json() for r in rows])
+        return 0
+    table = [("NAME", "KIND", "STATUS", "PID", "PORT", "UPTIME", "RSS", "MODEL")]
+    for r in rows:
+        table.append((r.name, r.kind, r.status, str(r.pid or "-"), str(r.port or "-"),
+                      _human_secs(r.uptime_s), fmt_bytes(r.rss_bytes) if r.rss_bytes else "-", r.model or "-"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    for r in rows:
+        if r.reason and (r.status in ("dead", "degraded") or "unsupervised" in r.reason):
+            print(f"  {r.name}: {r.reason}")
+    return 0
+
+
+def _out(args: argparse.Namespace, st: BackendStatus, text: str) -> int:
+    if args.json:
+        print_json(st.to_json())
+    else:
+        print(text)
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    st = Supervisor(load_config(args)).status(args.name)
+    return _out(args, st, _line(st) + f"\nlog: {st.log}")
+
+
+def run_start(args: argparse.Namespace) -> int:
+    st = Supervisor(load_config(args)).start(args.name, wait=args.wait, progress=_progress)
+    return _out(args, st, _line(st))
+
+
+def run_restart(args: argparse.Namespace) -> int:
+    st = Supervisor(load_config(args)).restart(args.name, wait=args.wait, progress=_progress)
+    return _out(args, st, _line(st))
+
+
+def run_swap(args: argparse.Namespace) -> int:
+    st = Supervisor(load_config(args)).swap_model(args.name, args.model, wait=args.wait, progress=_progress)
+    return _out(args, st, _line(st))
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    sup = Supervisor(load_config(args))
+    before = sup.status(args.name)
+    if not before.active and not before.supervisor_pid:  # (a supervisor in backoff would restart it)
+        why = f": {before.reason}" if before.reason and before.status == "dead" else ""
+        return _out(args, before, f"{args.name}: already {before.status}{why}")
+    st = sup.stop(args.name, progress=_progress)
+    return _out(args, st, f"{args.name}: stopped (was pid {before.pid})")
+
+
+def run_unload(args: argparse.Namespace) -> int:
+    st = Supervisor(load_config(args)).unload(args.name, args.model)
+    return _out(args, st, f"{args.name}: unloaded {args.model}")
+
+
+def run_models(args: argparse.Namespace) -> int:
+    models = Supervisor(load_config(args)).models(args.name)
+    if args.json:
+        print_json(models)
+        return 0
+    for m in models:
+        state = {True: "loaded", False: "-", None: "?"}[m.get("loaded")]
+        print(f"{m['id']}  {state}")
+    if not models:
+        print(f"{args.name}: no models", file=sys.stderr)
+    return 0

@@ -1,16 +1,184 @@
-"""`mlx-console triage`: not yet implemented."""
+"""`mlx-console triage FILE|- [--json] [--follow] [--all]`: recognise known MLX serving bugs in a log."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import mmap
+import os
+import signal
+import stat
 import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from typing import TextIO
+
+from mlx_console.cli._common import add_json_flag, load_config
+from mlx_console.core.logs.patterns import Catalog
+from mlx_console.core.logs.source import LogFollower, count_newlines
+from mlx_console.core.logs.triage import TriagedEvent, Triager, triage_buffer
+
+_QUIET_FLUSH = 1.0  # seconds without new lines before the open event of a followed log is reported
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("triage", help="(not yet implemented)")
+    p = sub.add_parser(
+        "triage",
+        help="recognise known MLX serving bugs in a log file",
+        description="Group a server log into events and report those matching the known-bug catalogue "
+        "(plus the user's catalogue files from the config key `catalog`). Exit 0 whether or not events "
+        "were found, 2 if the file cannot be read.",
+    )
+    p.add_argument("file", metavar="FILE", help="log file to read, or - for standard input")
+    add_json_flag(p)
+    p.add_argument("--follow", "-f", action="store_true", help="keep reading as the log grows (Ctrl-C to stop)")
+    p.add_argument("--all", action="store_true", help="also report warning/error events no pattern knows")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    print("mlx-console triage: not yet implemented", file=sys.stderr)
+def _block(t: TriagedEvent) -> str:
+    rng = f"line {t.first_line}" if t.first_line == t.last_line else f"lines {t.first_line}-{t.last_line}"
+    cats = ", ".join(t.categories) or "unrecognised"
+    out = [f"{rng}  [{cats}]  {t.severity}  {t.title}"]
+    summary = t.event.summary.strip()
+    if len(summary) > 300:
+        summary = summary[:300] + "…"
+    out.append(f"  > {summary}")
+    if t.main:
+        out.append(f"  cause: {t.main.cause}")
+        out.append(f"  first move: {t.main.first_move}")
+        out.extend(f"  see: {r}" for r in t.main.references[:2])
+        out.append(f"  pattern: {', '.join(m.id for m in t.matches)}")
+    return "\n".join(out)
+
+
+class _Printer:
+    def __init__(self, as_json: bool, out: TextIO):
+        self.as_json = as_json
+        self.out = out
+        self.counts: Counter[str] = Counter()
+        self.unknown = 0
+        self.total = 0
+
+    def emit(self, events: Iterable[TriagedEvent]) -> None:
+        for t in events:
+            self.total += 1
+            self.counts.update(t.categories)
+            self.unknown += not t.categories
+            if self.as_json:
+                self.out.write(json.dumps(t.to_json(), ensure_ascii=False) + "\n")
+            else:
+                self.out.write(_block(t) + "\n\n")
+        self.out.flush()
+
+    def summary(self, source: str) -> None:
+        if self.as_json:
+            return
+        if not self.total:
+            self.out.write(f"{source}: no known problems found\n")
+            return
+        parts = [f"{c} {n}" for c, n in self.counts.most_common()]
+        if self.unknown:
+            parts.append(f"unrecognised {self.unknown}")
+        self.out.write(f"{source}: {self.total} event(s): " + ", ".join(parts) + "\n")
+
+
+def _load_catalog(args: argparse.Namespace) -> Catalog:
+    cfg = load_config(args)
+    return Catalog.load(cfg.catalogs)
+
+
+def _fail(msg: str) -> int:
+    print(f"mlx-console triage: {msg}", file=sys.stderr)
     return 2
+
+
+def _triage_path(path: str, catalog: Catalog, include_all: bool, follow: bool, printer: _Printer) -> tuple[int, int] | int:
+    """Triage the file as it is now; returns (offset, lines read) where following resumes, or an exit code."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):  # a pipe or device: read it as a stream
+                printer.emit(triage_buffer(f.read(), catalog, include_all=include_all))
+                return 0, 0
+            end = st.st_size
+            if end and follow:
+                # Stop at the last complete line: a line still being written is read by the follower.
+                tail = os.pread(f.fileno(), min(end, 1 << 20), max(0, end - (1 << 20)))
+                if not tail.endswith(b"\n"):
+                    nl = tail.rfind(b"\n")
+                    end = end - len(tail) + nl + 1 if nl >= 0 else 0
+            if end:
+                with mmap.mmap(f.fileno(), end, access=mmap.ACCESS_READ) as mm:
+                    printer.emit(triage_buffer(mm, catalog, include_all=include_all))
+            return end, count_newlines(f.fileno(), end) if follow else 0
+    except IsADirectoryError:
+        return _fail(f"{path}: is a directory")
+    except FileNotFoundError:
+        return _fail(f"{path}: no such file")
+    except PermissionError:
+        return _fail(f"{path}: permission denied")
+    except OSError as e:
+        return _fail(f"{path}: cannot read: {e.strerror or e}")
+
+
+def _follow(path: str, offset: int, lines: int, triager: Triager, printer: _Printer) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    last = time.monotonic()
+    generation = 0
+    with LogFollower(path, start_offset=offset, start_line=lines) as fol:
+        print(f"following {path} (Ctrl-C to stop)", file=sys.stderr)
+        try:
+            while not stop.is_set():
+                batch = fol.poll()
+                for ln in batch:
+                    if ln.generation != generation:
+                        generation = ln.generation
+                        printer.emit(triager.reset(ln.number))
+                        print(f"{path}: rotated or truncated; line numbers restart", file=sys.stderr)
+                    printer.emit(triager.feed(ln.text))
+                now = time.monotonic()
+                if batch:
+                    last = now
+                elif now - last > _QUIET_FLUSH:
+                    printer.emit(triager.flush())
+                    last = now
+                fol.wait(0.25)
+        except KeyboardInterrupt:
+            pass
+    printer.emit(triager.flush())
+
+
+def _follow_stdin(triager: Triager, printer: _Printer) -> None:
+    try:
+        for raw in sys.stdin.buffer:
+            text = raw.rstrip(b"\n").decode("utf-8", "replace")
+            printer.emit(triager.feed(text.removesuffix("\r")))
+    except KeyboardInterrupt:
+        pass
+    printer.emit(triager.flush())
+
+
+def run(args: argparse.Namespace) -> int:
+    catalog = _load_catalog(args)
+    printer = _Printer(args.json, sys.stdout)
+    if args.file == "-":
+        if args.follow:
+            _follow_stdin(Triager(catalog, include_all=args.all), printer)
+        else:
+            data = sys.stdin.buffer.read()
+            printer.emit(triage_buffer(data, catalog, include_all=args.all))
+        printer.summary("stdin")
+        return 0
+    res = _triage_path(args.file, catalog, args.all, args.follow, printer)
+    if isinstance(res, int):
+        return res
+    if args.follow:
+        offset, lines = res
+        _follow(args.file, offset, lines, Triager(catalog, include_all=args.all, first_line=lines + 1), printer)
+    printer.summary(args.file)
+    return 0
+

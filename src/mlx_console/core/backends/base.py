@@ -1,0 +1,137 @@
+"""What a backend kind is: its command line, its log files, its fatal log lines and its readiness probe.
+
+One small interface (`BackendKind`) with one implementation per kind (mlx_lm.py, omlx.py). The supervising
+process and the Supervisor use only this interface; nothing here starts or stops processes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from mlx_console.core.config import Profile
+
+# What the supervising process does when a log line matches.
+LineAction = Literal["degraded", "fatal"]
+
+# The 1-token completion both kinds answer (backends.md §1.6): no `seed`, it changes the code path.
+PING_BODY: dict = {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1, "temperature": 0}
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+@dataclass(frozen=True)
+class LogRule:
+    """A log line that says the backend is not healthy even though the process is alive."""
+
+    pattern: re.Pattern[str]
+    action: LineAction
+    reason: str  # may use {0} for the first group of the match
+
+    def match(self, line: str) -> str | None:
+        m = self.pattern.search(line)
+        if not m:
+            return None
+        groups = [g.strip() for g in m.groups() if g]
+        return self.reason.format(*(groups or [""])).strip()
+
+
+# Both servers keep running when their port is taken (backends.md §5): Linux errno 98, macOS 48.
+PORT_TAKEN = LogRule(
+    re.compile(r"\[Errno (?:98|48)\][^\n]*address already in use", re.I),
+    "fatal", "port already in use (the log says: Address already in use)",
+)
+
+
+@dataclass
+class ProbeResult:
+    """One readiness/liveness probe. `ok` = a completion (or the kind's equivalent) answered in time."""
+
+    ok: bool
+    listening: bool  # something answered HTTP on the port (loading, not just starting)
+    detail: str = ""
+    dead: bool = False  # the server said its generation is gone for good (e.g. 404 generation thread died)
+
+
+@dataclass
+class BackendKind:
+    """Base for a backend kind. Subclasses fill in the command line, rules and the probe."""
+
+    kind: str = ""
+    log_rules: tuple[LogRule, ...] = field(default_factory=tuple)
+
+    def command(self, profile: Profile, model: str | None) -> list[str]:
+        raise NotImplementedError
+
+    def env(self, profile: Profile) -> dict[str, str]:
+        # Unbuffered: print() output of the server reaches the log file as it happens.
+        return {"PYTHONUNBUFFERED": "1", **profile.env}
+
+    def extra_logs(self, profile: Profile) -> list[Path]:
+        """Log files the backend writes itself (besides its captured stdout/stderr)."""
+        return []
+
+    def check_model(self, profile: Profile, model: str | None) -> None:
+        """Raise ConsoleError when the model cannot possibly load (e.g. a path that does not exist)."""
+
+    def probe(self, base_url: str, api_key: str | None, timeout: float) -> ProbeResult:
+        raise NotImplementedError
+
+    # Kinds that serve several models (oMLX) report which are loaded; mlx-lm serves its one --model.
+    tracks_models = False
+
+    def loaded_models(self, base_url: str, api_key: str | None, timeout: float) -> list[str] | None:
+        return None
+
+    def classify(self, line: str) -> tuple[LineAction, str] | None:
+        for rule in self.log_rules:
+            reason = rule.match(line)
+            if reason is not None:
+                return rule.action, reason
+        return None
+
+    def exposure_warning(self, profile: Profile) -> str | None:
+        """A warning when the backend listens beyond loopback without an API key."""
+        if profile.host in LOOPBACK_HOSTS or profile.api_key:
+            return None
+        return (f"backend {profile.name!r} binds {profile.host} (not loopback) with no API key: "
+                "anyone who can reach this host can use it")
+
+
+def headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def ping_completion(base_url: str, api_key: str | None, timeout: float, model: str | None = None) -> ProbeResult:
+    """POST a 1-token chat completion. Ready/alive = 200 within the timeout."""
+    body = dict(PING_BODY)
+    if model:
+        body["model"] = model
+    try:
+        r = httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=headers(api_key),
+                       timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)))
+    except httpx.ConnectError as e:
+        return ProbeResult(False, False, f"not listening: {e}")
+    except httpx.TimeoutException:
+        return ProbeResult(False, True, f"completion did not answer within {timeout:g}s")
+    except httpx.HTTPError as e:
+        return ProbeResult(False, True, f"completion failed: {type(e).__name__}: {e}")
+    if r.status_code == 200:
+        return ProbeResult(True, True, "1-token completion answered")
+    text = r.text.strip()[:300]
+    dead = r.status_code == 404 and "generation thread died" in text
+    return ProbeResult(False, True, f"completion answered HTTP {r.status_code}: {text}", dead=dead)
+
+
+def kind_for(kind: str) -> BackendKind:
+    """The implementation of a profile's `kind`."""
+    # Imported here: the kind modules import this one.
+    from mlx_console.core.backends.mlx_lm import MlxLmKind
+    from mlx_console.core.backends.omlx import OmlxKind
+
+    kinds: dict[str, type[BackendKind]] = {"mlx-lm": MlxLmKind, "omlx": OmlxKind}
+    return kinds[kind]()

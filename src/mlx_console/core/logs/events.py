@@ -1,0 +1,208 @@
+"""Parse server log lines per format and group them into events (a record plus its traceback).
+
+API: `parse_line(text) -> Parsed`; `Grouper` (incremental: `feed(text) -> Event|None`, `flush()`);
+`group_lines(lines, first_line=1) -> list[Event]`. Formats: mlx_lm.server (`asctime - LEVEL - msg`, access
+lines, Python warnings, print lines), oMLX file/console (`asctime - logger - LEVEL - [rid] - msg`), uvicorn and
+stdlib `LEVEL:name:msg`; anything else is `unknown`. A traceback, `Exception in thread …:` or
+`Exception occurred during processing …` block joins the record that introduces it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PROBLEM_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
+_LV = "TRACE|DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL"
+_TS = r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?"
+
+# Order matters: the first that matches wins. Each is a "head": it always starts a new event.
+_HEADS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("mlx_lm", re.compile(rf"^(?P<ts>{_TS}) - (?P<level>{_LV}) - (?P<msg>.*)$")),
+    ("omlx", re.compile(rf"^(?:(?P<ts>{_TS}) - )?(?P<logger>[A-Za-z_][\w.]*) +- (?P<level>{_LV}) +- "
+                        rf"(?:\[(?P<rid>[^\]]*)\] - )?(?P<msg>.*)$")),
+    ("access", re.compile(r'^(?P<client>\S+) - - \[(?P<ts>[^\]]+)\] "(?P<msg>(?P<method>[A-Z]+) (?P<path>\S+) '
+                          r'HTTP/[\d.]+)" (?P<status>\d{3}) (?P<size>\S+)$')),
+    ("stdlib", re.compile(rf"^(?P<level>{_LV}):(?:(?P<logger>[\w.]+):|\s+)(?P<msg>.*)$")),
+    ("bracket", re.compile(rf"^\[(?P<level>{_LV})\] (?P<msg>.*)$")),
+    ("pywarning", re.compile(r"^(?P<path>\S.*?):(?P<lineno>\d+): (?P<cat>\w*Warning): (?P<msg>.*)$")),
+    ("thread_exc", re.compile(r"^(?P<msg>Exception in thread .*)$")),
+    ("request_exc", re.compile(r"^(?P<msg>Exception occurred during processing of request from .*)$")),
+)
+_TRACEBACK = "Traceback (most recent call last):"
+_CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
+_ERRORISH = re.compile(
+    r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b(?::|$)|(?:Error|ERROR|FATAL|Fatal error)\b"
+    r"|libc\+\+abi: terminating|terminate called|Segmentation fault|Abort trap|zsh: (?:abort|killed))"
+)
+_FIXED_LEVEL = {"thread_exc": "ERROR", "request_exc": "ERROR", "pywarning": "WARNING"}
+
+
+@dataclass(frozen=True)
+class Parsed:
+    fmt: str  # one of the _HEADS names, "traceback", "blank", "indented" or "unknown"
+    level: str | None
+    message: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_head(self) -> bool:
+        return self.fmt in _HEAD_NAMES
+
+
+_HEAD_NAMES = frozenset(name for name, _ in _HEADS)
+
+
+def _norm_level(level: str | None) -> str | None:
+    if level is None:
+        return None
+    return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
+
+
+def parse_line(text: str) -> Parsed:
+    """Recognise one line's format, level and message (no state: grouping is the Grouper's job)."""
+    if not text.strip():
+        return Parsed("blank", None, "")
+    first = text[0]
+    if first in " \t":
+        return Parsed("indented", None, text)
+    if text.startswith(_TRACEBACK):
+        return Parsed("traceback", "ERROR", text)
+    for name, rx in _HEADS:
+        m = rx.match(text)
+        if m:
+            d = {k: v for k, v in m.groupdict().items() if v is not None}
+            level = _norm_level(d.get("level")) or _FIXED_LEVEL.get(name)
+            if name == "access" and d["status"].startswith("5"):
+                level = "ERROR"
+            return Parsed(name, level, d.get("msg", text), d)
+    return Parsed("unknown", "ERROR" if _ERRORISH.match(text) else None, text)
+
+
+@dataclass
+class Event:
+    """A run of lines that belong together: a record and its continuation (traceback, indented lines)."""
+
+    first_line: int  # 1-based
+    lines: list[str]
+    fmt: str
+    level: str | None
+    has_traceback: bool = False
+    exception: str | None = None  # the exception line ending the (last) traceback
+
+    @property
+    def last_line(self) -> int:
+        return self.first_line + len(self.lines) - 1
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def is_problem(self) -> bool:
+        """An error or warning event (shown by `triage --all` even when no pattern knows it)."""
+        return self.has_traceback or self.level in PROBLEM_LEVELS
+
+    @property
+    def summary(self) -> str:
+        """The most telling line: the exception for a traceback, else the first line."""
+        return self.exception or self.lines[0]
+
+
+# Traceback states of the open event.
+_NO_TB, _FRAMES, _AFTER_EXC, _CHAINING = range(4)
+
+
+class Grouper:
+    """Feed lines one at a time; get back each event once the line after it shows it is complete."""
+
+    def __init__(self, first_line: int = 1):
+        self.next_line = first_line
+        self._cur: Event | None = None
+        self._blanks = 0  # blank lines seen after the open event's last line (kept only if it goes on)
+        self._tb = _NO_TB
+
+    def _start(self, n: int, text: str, p: Parsed) -> Event | None:
+        done = self.flush()
+        self._cur = Event(n, [text], p.fmt, p.level)
+        self._tb = _NO_TB
+        if p.fmt == "traceback":
+            self._cur.has_traceback = True
+            self._tb = _FRAMES
+        return done
+
+    def _append(self, text: str) -> None:
+        cur = self._cur
+        assert cur is not None
+        if self._blanks:
+            cur.lines.extend([""] * self._blanks)
+            self._blanks = 0
+        cur.lines.append(text)
+
+    def _introduces(self, cur: Event) -> bool:
+        if self._blanks:
+            return False
+        return (
+            cur.level in PROBLEM_LEVELS
+            or cur.fmt in ("thread_exc", "request_exc")
+            or cur.lines[-1].rstrip().endswith(":")
+        )
+
+    def feed(self, text: str) -> Event | None:
+        n = self.next_line
+        self.next_line += 1
+        p = parse_line(text)
+        cur = self._cur
+        if p.fmt == "blank":
+            if cur is not None:
+                self._blanks += 1
+            return None
+        if p.is_head or cur is None:
+            return self._start(n, text, p)
+        if p.fmt == "traceback":
+            if self._tb == _CHAINING or (not cur.has_traceback and self._introduces(cur)):
+                self._append(text)
+                cur.has_traceback = True
+                self._tb = _FRAMES
+                return None
+            return self._start(n, text, p)
+        if self._tb == _FRAMES:
+            self._append(text)
+            if p.fmt != "indented":
+                cur.exception = text
+                self._tb = _AFTER_EXC
+            return None
+        if self._tb in (_AFTER_EXC, _CHAINING):
+            if text.startswith(_CHAIN):
+                self._append(text)
+                self._tb = _CHAINING
+                return None
+            if not self._blanks:  # a multi-line exception message, or `----` after a request traceback
+                self._append(text)
+                return None
+        if p.fmt == "indented" and not self._blanks:
+            self._append(text)
+            return None
+        return self._start(n, text, p)
+
+    def flush(self) -> Event | None:
+        """Close and return the open event (at end of input, or when a live log goes quiet)."""
+        done, self._cur = self._cur, None
+        self._blanks = 0
+        self._tb = _NO_TB
+        return done
+
+    @property
+    def pending(self) -> Event | None:
+        return self._cur
+
+
+def group_lines(lines: Iterable[str], first_line: int = 1) -> list[Event]:
+    g = Grouper(first_line)
+    out = [e for e in map(g.feed, lines) if e is not None]
+    last = g.flush()
+    if last is not None:
+        out.append(last)
+    return out

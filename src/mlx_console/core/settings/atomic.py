@@ -1,0 +1,161 @@
+"""Crash-safe file replacement: temp file in the same dir, fsync, rename, fsync the dir; plus backups and a lock.
+
+A reader (or oMLX at start) sees the old bytes or the new bytes, never a mix, even after kill -9 or power loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mlx_console import paths
+
+BACKUP_GENERATIONS = 5
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]+\.mlx-console-tmp$")
+
+
+def content_hash(data: bytes | None) -> str:
+    """sha256 of the file's bytes; "absent" for a file that does not exist."""
+    return "absent" if data is None else hashlib.sha256(data).hexdigest()
+
+
+def hash_matches(expected: str, actual: str) -> bool:
+    """--if-hash accepts the full hash or a prefix of at least 8 hex digits."""
+    expected = expected.strip().lower()
+    if expected == actual:
+        return True
+    return len(expected) >= 8 and actual != "absent" and actual.startswith(expected)
+
+
+def read_current(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _key_of(path: Path) -> str:
+    resolved = str(path.expanduser().resolve())
+    return hashlib.sha1(resolved.encode()).hexdigest()[:12] + "-" + path.name
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Serialize our own writers of `path` (other mlx-console processes); oMLX itself takes no lock."""
+    lock_dir = paths.state_dir() / "settings-locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_dir / (_key_of(path) + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Temp files left by a writer killed mid-save (only ours, only of dead processes)."""
+    with contextlib.suppress(OSError):
+        for entry in path.parent.iterdir():
+            m = _TMP_RE.match(entry.name)
+            if m and m.group("name") == path.name and not _pid_alive(int(m.group("pid"))):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = None,
+                 before_replace: Callable[[], None] | None = None) -> None:
+    """Replace `path` with `data` atomically; keep `mode` (default: the current file's, else 0666 & ~umask).
+
+    `before_replace` runs after the temp file is durable and just before the rename: it may raise to
+    abort (the temp file is removed, the target untouched).
+    """
+    directory = path.parent
+    if mode is None:
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+    tmp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.mlx-console-tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if before_replace is not None:
+            before_replace()
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(directory)
+
+
+def backup_dir(path: Path) -> Path:
+    return paths.state_dir() / "settings-backups" / _key_of(path)
+
+
+def write_backup(path: Path, data: bytes, keep: int = BACKUP_GENERATIONS) -> Path:
+    """Keep `data` (the version about to be replaced) in the state dir; prune to the newest `keep`."""
+    directory = backup_dir(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    source = directory / "SOURCE"
+    if not source.exists():
+        source.write_text(str(path.expanduser().resolve()) + "\n", encoding="utf-8")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    target = directory / f"{path.name}.{stamp}"
+    n = 0
+    while target.exists():
+        n += 1
+        target = directory / f"{path.name}.{stamp}.{n}"
+    write_atomic(target, data, mode=0o600)
+    backups = list_backups(path)
+    for old in backups[keep:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+    return target
+
+
+def list_backups(path: Path) -> list[Path]:
+    """Backups of `path`, newest first."""
+    directory = backup_dir(path)
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if p.name.startswith(path.name + ".")]
+    return sorted(found, key=lambda p: p.name, reverse=True)
+

@@ -1,0 +1,464 @@
+"""Backend lifecycle for the CLI and the TUI: start (detached, supervised), stop, restart, status, re-adopt.
+
+Each started backend gets a supervising process (core/supervise.py) in its own session that owns the
+server, restarts it per the profile's policy and writes `state.json`; this module reads that file (plus
+psutil) to answer status, so every console sees the same truth, and signals the supervisor to stop.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from mlx_console import paths
+from mlx_console.core import system
+from mlx_console.core.backends.base import kind_for
+from mlx_console.core.config import Config, Profile
+from mlx_console.core.errors import ConsoleError
+from mlx_console.core.supervise_state import (
+    ACTIVE,
+    SERVER_LOG,
+    SUPERVISE_LOG,
+    Spec,
+    State,
+    Timings,
+    live_process,
+    read_state,
+    tail_lines,
+    write_spec,
+    write_state,
+)
+
+Progress = Callable[[str], None]
+
+LOCK_FILE = "start.lock"
+LOG_ROTATE_BYTES = 64 * 1024 * 1024
+
+JSON_KEYS = ("name", "kind", "status", "pid", "port", "model", "uptime_s", "rss_bytes", "log")
+
+
+@dataclass
+class BackendStatus:
+    """One backend as the console sees it. `pid` is the server itself; the supervisor has its own field."""
+
+    name: str
+    kind: str
+    status: str  # starting | loading | ready | degraded | dead | stopped
+    pid: int | None = None
+    port: int | None = None
+    model: str | None = None
+    uptime_s: float | None = None
+    rss_bytes: int | None = None
+    log: str = ""
+    supervisor_pid: int | None = None
+    host: str = "127.0.0.1"
+    base_url: str = ""
+    restart_policy: str = "on-failure"
+    restarts: int = 0
+    loaded_models: list[str] = field(default_factory=list)  # oMLX: loaded right now (`model` joins them)
+    reason: str = ""
+    exit_code: int | None = None
+    logs: list[str] = field(default_factory=list)
+    configured: bool = True  # False: found in the state dir but no longer in the config
+    updated_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: d[k] for k in JSON_KEYS} | {k: v for k, v in d.items() if k not in JSON_KEYS}
+
+
+def _noop(msg: str) -> None:
+    pass
+
+
+class Supervisor:
+    """`Supervisor(config)`; `list()`, `status(name)`, `start(name, wait, progress)`, `stop(name)`,
+    `restart(name)`, `swap_model(name, model)`, `log_path(name)`. Cheap to create; holds no processes."""
+
+    def __init__(self, config: Config, timings: Timings | None = None):
+        self.config = config
+        self.timings = timings or Timings()
+
+    # -- reading ---------------------------------------------------------------------------------
+    def dir(self, name: str) -> Path:
+        return paths.backends_dir() / name
+
+    def log_path(self, name: str) -> Path:
+        """The server's captured stdout+stderr (the file to tail)."""
+        return self.dir(name) / SERVER_LOG
+
+    def log_paths(self, name: str) -> list[Path]:
+        """Every log of the backend: the captured one first, then the backend's own (oMLX server.log)."""
+        extra: list[Path] = []
+        try:
+            profile = self.config.backend(name)
+            extra = kind_for(profile.kind).extra_logs(profile)
+        except ConsoleError:
+            st = read_state(self.dir(name))
+            extra = [Path(p) for p in (st.logs[1:] if st else [])]
+        return [self.log_path(name), *extra]
+
+    def list(self) -> list[BackendStatus]:
+        """Configured backends, then any still running that the config no longer names."""
+        out = [self.status(p.name) for p in self.config.backends]
+        names = {p.name for p in self.config.backends}
+        base = paths.backends_dir()
+        for d in sorted(base.iterdir()) if base.exists() else []:
+            if d.name not in names and (d / "state.json").exists():
+                st = self.status(d.name)
+                if st.active:
+                    out.append(st)
+        return out
+
+    poll = list  # cheap (reads a few small files and asks psutil): fine to call every second from a UI
+    refresh = list
+
+    def status(self, name: str) -> BackendStatus:
+        profile = self._profile_or_none(name)
+        state = read_state(self.dir(name))
+        if state is None:
+            if profile is None:
+                raise ConsoleError(f"no backend named {name!r}")
+            return BackendStatus(name=name, kind=profile.kind, status="stopped", port=profile.port,
+                                 model=profile.model, log=str(self.log_path(name)), host=profile.host,
+                                 base_url=profile.base_url, restart_policy=profile.restart,
+                                 logs=[str(p) for p in self.log_paths(name)])
+        server = live_process(state.pid, state.create_time)
+        sup = live_process(state.supervisor_pid, state.supervisor_create_time)
+        status, reason = state.status, state.reason
+        if status in ACTIVE and state.pid and server is None and sup is not None:
+            # Between the crash and the supervisor's next look (< its poll interval): already dead.
+            status, reason = "dead", f"server pid {state.pid} is gone (its supervisor is handling it)"
+        elif status in ACTIVE and sup is None:
+            if server is None:
+                was = f"last known: {state.status}{': ' + state.reason if state.reason else ''}"
+                status, reason = "dead", (f"server pid {state.pid} and its supervisor are gone ({was})"
+                                          if state.pid else f"its supervisor is gone ({was}); see "
+                                          f"{self.dir(name) / SUPERVISE_LOG}")
+            else:
+                reason = (f"unsupervised: supervisor pid {state.supervisor_pid} is gone; "
+                          "`backends start` re-adopts it")
+        loaded = state.loaded_models if status in ACTIVE else []
+        st = BackendStatus(
+            name=name, kind=state.kind, status=status, port=state.port,
+            model=", ".join(loaded) if loaded else state.model, loaded_models=list(loaded),
+            log=state.log or str(self.log_path(name)), host=state.host, base_url=state.base_url,
+            restart_policy=state.restart_policy, restarts=state.restarts, reason=reason,
+            exit_code=state.exit_code, logs=state.logs or [str(p) for p in self.log_paths(name)],
+            configured=profile is not None, updated_at=state.updated_at,
+        )
+        if sup is not None:
+            st.supervisor_pid = sup.pid
+        if server is not None and status in ACTIVE:
+            st.pid = server.pid
+            st.uptime_s = round(time.time() - server.create_time(), 1)
+            st.rss_bytes = _rss(server)
+        return st
+
+    def _profile_or_none(self, name: str) -> Profile | None:
+        try:
+            return self.config.backend(name)
+        except ConsoleError:
+            return None
+
+    # -- starting --------------------------------------------------------------------------------
+    def start(self, name: str, wait: float | None = None, progress: Progress | None = None,
+              model: str | None = None) -> BackendStatus:
+        """Start (or re-adopt) a backend. With `wait`, block until ready; raise ConsoleError with the
+        reason and the log lines that say why when it dies or does not get ready in time."""
+        say = progress or _noop
+        profile = self.config.backend(name)
+        d = self.dir(name)
+        d.mkdir(parents=True, exist_ok=True)
+        # Two consoles starting the same backend at once: the second waits, then finds it running.
+        with (d / LOCK_FILE).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            st = self._start_locked(profile, d, say, model)
+        return self._wait(name, wait, say) if wait is not None else st
+
+    def _start_locked(self, profile: Profile, d: Path, say: Progress, model: str | None) -> BackendStatus:
+        name = profile.name
+        kind = kind_for(profile.kind)
+        cur = self.status(name)
+        if cur.active and cur.supervisor_pid:
+            say(f"{name}: already {cur.status} (pid {cur.pid}, supervisor pid {cur.supervisor_pid})")
+            return cur
+        if cur.active and cur.pid:  # server alive, supervisor gone: supervise it again, do not restart it
+            say(f"{name}: re-adopting server pid {cur.pid} (its supervisor is gone)")
+            self._spawn_supervisor(d, adopt=True)
+            return self._wait_supervisor(name, None)
+        swapped = bool(model) and model != profile.model
+        model = model or profile.model
+        if profile.demo and model:
+            self._ensure_demo_model(Path(model), say)
+        kind.check_model(profile, model)
+        self._check_port(profile)
+        warning = kind.exposure_warning(profile)
+        if warning:
+            say(f"warning: {warning}")
+        command = kind.command(profile, model)
+        log = self.log_path(name)
+        _rotate_if_large(log)
+        spec = Spec(
+            run_id=uuid.uuid4().hex, name=name, kind=profile.kind, command=command,
+            env=kind.env(profile), host=profile.host, port=profile.port, model=model,
+            base_url=profile.base_url, api_key=profile.api_key, restart=profile.restart, log=str(log),
+            extra_logs=[str(p) for p in kind.extra_logs(profile)], timings=self.timings, swapped=swapped,
+        )
+        write_spec(d, spec)
+        write_state(d, State(name=name, kind=profile.kind, status="starting", reason="spawning supervisor",
+                             run_id=spec.run_id, host=profile.host, port=profile.port, model=model,
+                             base_url=profile.base_url, restart_policy=profile.restart, log=str(log),
+                             logs=[str(log), *spec.extra_logs], swapped=swapped))
+        say(f"{name}: starting {profile.kind} on {profile.base_url} (log: {log})")
+        self._spawn_supervisor(d, adopt=False)
+        return self._wait_supervisor(name, spec.run_id)
+
+    def _spawn_supervisor(self, d: Path, adopt: bool) -> None:
+        cmd = [sys.executable, "-m", "mlx_console.core.supervise", str(d)] + (["--adopt"] if adopt else [])
+        with (d / SUPERVISE_LOG).open("ab") as out:
+            # Own session: no SIGHUP when the SSH session or terminal goes; its output goes to its own
+            # file, so it never holds the caller's stdout/stderr open. It forks once and exits at once.
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, close_fds=True, cwd=d)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise ConsoleError(f"the supervising process did not detach within 30s: see {d / SUPERVISE_LOG}") from None
+
+    def _wait_supervisor(self, name: str, run_id: str | None) -> BackendStatus:
+        """Until the new supervisor has written its state (it knows the server pid then)."""
+        d = self.dir(name)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = read_state(d)
+            if state and state.supervisor_pid and (run_id is None or state.run_id == run_id):
+                return self.status(name)
+            time.sleep(0.05)
+        tail = "\n".join(tail_lines(d / SUPERVISE_LOG))
+        raise ConsoleError(f"{name}: the supervising process did not report within 30s; "
+                           f"{d / SUPERVISE_LOG} says:\n{tail}")
+
+    def _wait(self, name: str, wait: float, say: Progress) -> BackendStatus:
+        """Until ready (return), dead/stopped (raise with the log lines), or `wait` seconds (raise)."""
+        deadline = time.monotonic() + wait
+        last = ""
+        while True:
+            st = self.status(name)
+            if st.status != last:
+                if st.status in ("starting", "loading"):
+                    say(f"{name}: {st.status}" + (f" (pid {st.pid})" if st.pid else ""))
+                last = st.status
+            if st.status == "ready":
+                return st
+            if st.status in ("dead", "stopped") and st.supervisor_pid is None:  # final: nobody restarts it
+                raise ConsoleError(self._failure(st))
+            if time.monotonic() >= deadline:
+                raise ConsoleError(f"{name}: not ready after {wait:g}s (still {st.status}"
+                                   f"{': ' + st.reason if st.reason else ''}); it keeps running — see "
+                                   f"{st.log} or `mlx-console backends stop {name}`")
+            time.sleep(0.1)
+
+    def _failure(self, st: BackendStatus) -> str:
+        state = read_state(self.dir(st.name))
+        lines = tail_lines(Path(st.log), state.log_offset if state else 0)
+        msg = f"{st.name}: {st.status}: {st.reason or 'no reason recorded'}"
+        if lines:
+            msg += f"\nlast lines of {st.log}:\n" + "\n".join("  " + ln for ln in lines)
+        return msg
+
+    def _ensure_demo_model(self, model_dir: Path, say: Progress) -> None:
+        if (model_dir / "config.json").exists():
+            return
+        say(f"building the tiny demo model in {model_dir} (once; a few seconds)…")
+        cmd = [sys.executable, "-m", "mlx_console", "demo-model", str(model_dir)]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            raise ConsoleError(f"building the demo model in {model_dir} took over 300s") from e
+        if out.returncode != 0:
+            tail = "\n".join((out.stderr or out.stdout).strip().splitlines()[-10:])
+            raise ConsoleError(f"building the demo model failed (exit {out.returncode}):\n{tail}")
+        say(f"demo model built in {model_dir}")
+
+    def _check_port(self, profile: Profile) -> None:
+        owner = port_owner(profile.port, profile.api_key)
+        if owner:
+            raise ConsoleError(f"cannot start {profile.name!r}: port {profile.port} is taken by {owner}")
+
+    # -- stopping --------------------------------------------------------------------------------
+    def stop(self, name: str, progress: Progress | None = None) -> BackendStatus:
+        """SIGTERM the supervisor (it stops the server: TERM, then KILL after the grace period) and wait.
+        A backend already stopped or dead is left as it is (its status says so)."""
+        say = progress or _noop
+        d = self.dir(name)
+        state = read_state(d)
+        if state is None:
+            self.config.backend(name)  # unknown name → ConsoleError
+            return self.status(name)
+        server = live_process(state.pid, state.create_time)
+        sup = live_process(state.supervisor_pid, state.supervisor_create_time)
+        if server is None and sup is None:
+            return self.status(name)
+        grace = self.timings.grace
+        if sup is not None:
+            say(f"{name}: stopping (supervisor pid {sup.pid}, server pid {state.pid})")
+            _signal(sup, signal.SIGTERM)
+            if not _wait_gone(sup, grace + 5):
+                _signal(sup, signal.SIGKILL)
+                _wait_gone(sup, 5)
+        server = live_process(state.pid, state.create_time)
+        if server is not None:  # no supervisor (or it failed): stop the server ourselves
+            say(f"{name}: stopping server pid {server.pid} directly")
+            _terminate(server, grace)
+        after = read_state(d) or state
+        if after.status != "stopped":
+            after.event("stopped", "stopped on request")
+            write_state(d, after)
+        return self.status(name)
+
+    def restart(self, name: str, wait: float | None = None, progress: Progress | None = None) -> BackendStatus:
+        """Stop and start again: on the swapped-in model if `swap_model` chose one, else the profile's."""
+        state = read_state(self.dir(name))
+        model = state.model if state and state.swapped else None  # else the profile's (maybe edited) model
+        self.stop(name, progress)
+        return self.start(name, wait=wait, progress=progress, model=model)
+
+    def swap_model(self, name: str, model: str, wait: float | None = None,
+                   progress: Progress | None = None) -> BackendStatus:
+        """mlx-lm: restart on another model. oMLX: load it through the API (oMLX evicts as it needs)."""
+        profile = self.config.backend(name)
+        if profile.kind == "omlx":
+            (progress or _noop)(f"{name}: loading {model} through the oMLX API…")
+            self._omlx_call(name, f"loading {model}", lambda c: c.load(model))
+            return self.status(name)
+        self.stop(name, progress)
+        return self.start(name, wait=wait, progress=progress, model=model)
+
+    def models(self, name: str) -> list[dict[str, Any]]:
+        """The backend's models with their loaded state. oMLX: every model it knows (through its API);
+        mlx-lm: the one model it serves."""
+        profile = self.config.backend(name)
+        if profile.kind == "omlx":
+            return self._omlx_call(name, "listing models", lambda c: c.models())
+        st = self.status(name)
+        return [{"id": st.model, "loaded": st.status == "ready"}] if st.model else []
+
+    def unload(self, name: str, model: str) -> BackendStatus:
+        """oMLX: unload through its API. mlx_lm.server cannot unload its model: stop the backend instead."""
+        profile = self.config.backend(name)
+        if profile.kind != "omlx":
+            raise ConsoleError(f"{name}: mlx_lm.server cannot unload its model; "
+                               f"`mlx-console backends stop {name}` frees it")
+        self._omlx_call(name, f"unloading {model}", lambda c: c.unload(model))
+        return self.status(name)
+
+    def _omlx_call(self, name: str, what: str, call: Callable[[Any], Any]) -> Any:
+        from mlx_console.core.backends.omlx import OmlxClient
+
+        st = self.status(name)
+        if not st.active:
+            raise ConsoleError(f"{name}: {what} needs a running backend; it is {st.status}")
+        try:
+            return call(OmlxClient(st.base_url, self.config.backend(name).api_key))
+        except httpx.HTTPError as e:
+            raise ConsoleError(f"{name}: {what} failed: {type(e).__name__}: {e}") from e
+
+
+def _rotate_if_large(log: Path) -> None:
+    """The server log is appended across runs; past LOG_ROTATE_BYTES it moves to .1 (one old copy kept)."""
+    try:
+        if log.stat().st_size > LOG_ROTATE_BYTES:
+            os.replace(log, log.with_name(log.name + ".1"))
+    except OSError:
+        pass
+
+
+def _rss(p: psutil.Process) -> int | None:
+    try:
+        total = p.memory_info().rss
+        for c in p.children(recursive=True):
+            try:
+                total += c.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+    except psutil.Error:
+        return None
+
+
+def _signal(p: psutil.Process, sig: int) -> None:
+    try:
+        p.send_signal(sig)
+    except psutil.Error:
+        pass
+
+
+def _wait_gone(p: psutil.Process, timeout: float) -> bool:
+    """True once p has exited (a zombie waiting for init to reap it counts as exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not p.is_running() or p.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _terminate(p: psutil.Process, grace: float) -> None:
+    try:
+        group = os.getpgid(p.pid) == p.pid
+    except OSError:
+        group = False
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            if group:
+                os.killpg(p.pid, sig)
+            else:
+                p.send_signal(sig)
+        except (OSError, psutil.Error):
+            pass
+        if _wait_gone(p, wait):
+            return
+
+
+# -- who holds a port ------------------------------------------------------------------------------
+def _our_backend(pid: int) -> str | None:
+    base = paths.backends_dir()
+    for d in base.iterdir() if base.exists() else []:
+        st = read_state(d)
+        if st and st.pid == pid and live_process(st.pid, st.create_time):
+            return st.name
+    return None
+
+
+def port_owner(port: int, api_key: str | None = None) -> str | None:
+    """Who listens on the port (pid, command line, which backend it looks like), or None when it is free."""
+    owner = system.owner_of(port, api_key=api_key)
+    if owner is None:
+        return None
+    text = owner.describe()
+    ours = _our_backend(owner.pid) if owner.pid else None
+    if ours:
+        text += f" — backend {ours!r} of this console (`mlx-console backends stop {ours}`)"
+    return text

@@ -1,0 +1,61 @@
+"""The UI's handle on the supervisor. All calls block: run them in workers, never on the event loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlx_console.core.config import Config
+from mlx_console.ui.core_api import NotAvailable, core
+
+
+class Backends:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._sup: Any = None
+        self.unavailable: str | None = None   # why the supervisor cannot be used, shown on screen
+
+    def supervisor(self) -> Any:
+        if self._sup is None:
+            supervisor_cls = core("supervisor", "Supervisor")
+            self._sup = supervisor_cls(self.config)
+        return self._sup
+
+    def placeholder_rows(self, status: str = "…") -> list[dict[str, Any]]:
+        """The configured profiles with no state yet (before the first poll, or with no supervisor)."""
+        return [{"name": p.name, "kind": p.kind, "status": status, "pid": None, "port": p.port,
+                 "model": p.model, "uptime_s": None, "rss_bytes": None, "log": None}
+                for p in self.config.backends]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per backend, shaped like BackendStatus.to_json()."""
+        try:
+            sup = self.supervisor()
+        except NotAvailable as e:
+            self.unavailable = str(e)
+            return self.placeholder_rows("n/a")
+        self.unavailable = None
+        return [s.to_json() for s in sup.list()]
+
+    def start(self, name: str, progress: Callable[[str], None] | None = None) -> Any:
+        return self.supervisor().start(name, wait=None, progress=progress)
+
+    def stop(self, name: str) -> Any:
+        return self.supervisor().stop(name)
+
+    def restart(self, name: str, progress: Callable[[str], None] | None = None) -> Any:
+        sup = self.supervisor()
+        try:
+            return sup.restart(name, progress=progress)
+        except TypeError:  # an older restart() without progress
+            return sup.restart(name)
+
+    def swap_model(self, name: str, model: str) -> Any:
+        return self.supervisor().swap_model(name, model)
+
+    def log_path(self, name: str) -> Path | None:
+        try:
+            return Path(self.supervisor().log_path(name))
+        except NotAvailable:
+            return None

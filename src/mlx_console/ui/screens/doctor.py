@@ -1,0 +1,86 @@
+"""The doctor screen (`d`): pre-flight checks with their one-line fixes, from core/doctor.run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+from mlx_console.core.config import Config
+from mlx_console.ui.core_api import NotAvailable, core
+
+STATUS_STYLE = {"pass": "success", "ok": "success", "warn": "warning", "fail": "error"}
+
+
+class DoctorScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q", "dismiss", "Close", id="doctor.close"),
+                Binding("r", "rerun", "Re-run", id="doctor.rerun")]
+    DEFAULT_CSS = """
+    DoctorScreen { align: center middle; }
+    DoctorScreen > Vertical { width: 100%; max-width: 140; height: 100%; max-height: 44;
+                              border: round $primary; background: $surface; }
+    DoctorScreen #doctor-status { height: auto; padding: 0 1; }
+    DoctorScreen DataTable { height: 1fr; }
+    """
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+        self.report: dict[str, Any] | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as v:
+            v.border_title = "Doctor — r re-runs · Esc closes"
+            yield Static("running checks…", id="doctor-status")
+            yield DataTable(id="doctor-checks", cursor_type="row")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for col in ("status", "check", "detail", "fix"):
+            table.add_column(col, key=col)
+        self.action_rerun()
+
+    def action_rerun(self) -> None:
+        self.query_one("#doctor-status", Static).update("running checks…")
+        self.run_checks()
+
+    @work(thread=True, exclusive=True, group="doctor")
+    def run_checks(self) -> None:
+        try:
+            run = core("doctor", "run")
+            report = run(self.config)
+            data = report.to_json() if hasattr(report, "to_json") else report
+        except NotAvailable as e:
+            self.app.call_from_thread(self.show_unavailable, str(e))
+        except Exception as e:  # the screen says what failed instead of crashing the console
+            self.app.call_from_thread(self.show_unavailable, f"doctor failed: {type(e).__name__}: {e}")
+        else:
+            self.app.call_from_thread(self.show_report, data)
+
+    def show_unavailable(self, message: str) -> None:
+        self.query_one("#doctor-status", Static).update(Text(message, style="bold"))
+
+    def show_report(self, data: dict[str, Any]) -> None:
+        self.report = data
+        table = self.query_one(DataTable)
+        table.clear()
+        theme = self.app.current_theme
+        counts: dict[str, int] = {}
+        for check in data.get("checks", []):
+            status = str(check.get("status", "?"))
+            counts[status] = counts.get(status, 0) + 1
+            colour = getattr(theme, STATUS_STYLE.get(status, ""), None) or ""
+            table.add_row(Text(status.upper(), style=f"bold {colour}"), str(check.get("id", "")),
+                          str(check.get("detail", "")), str(check.get("fix") or ""))
+        versions = " · ".join(f"{k} {v}" for k, v in (data.get("versions") or {}).items() if v)
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        listening = data.get("listening") or []
+        ports = ", ".join(f"{x.get('port')}→{x.get('process')}" for x in listening[:6]) or "none"
+        self.query_one("#doctor-status", Static).update(
+            Text(f"{summary}\n{versions}\nlistening: {ports}", no_wrap=False))

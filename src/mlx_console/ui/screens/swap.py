@@ -1,0 +1,178 @@
+"""Model swap (`m`): a fuzzy list of discovered models with size and a fit mark; Enter swaps.
+
+mlx-lm backends restart on the chosen model; oMLX loads it through its API (the supervisor decides).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from mlx_console.core.config import Config
+from mlx_console.core.errors import ConsoleError
+from mlx_console.ui.backends_source import Backends
+from mlx_console.ui.core_api import NotAvailable, core
+from mlx_console.ui.widgets.backends_table import human_bytes
+
+FIT_MARK = {"ok": ("✓", "success"), "warn": ("!", "warning"), "fail": ("✗", "error")}
+
+
+def fuzzy_score(query: str, text: str) -> int | None:
+    """Subsequence match (fzf style): lower is better, None = no match."""
+    if not query:
+        return 0
+    q, t = query.lower(), text.lower()
+    pos, score, last = 0, 0, -1
+    for ch in q:
+        found = t.find(ch, pos)
+        if found < 0:
+            return None
+        score += found - last - 1
+        last, pos = found, found + 1
+    return score
+
+
+def _field(obj: Any, *names: str) -> Any:
+    for n in names:
+        if isinstance(obj, dict) and n in obj:
+            return obj[n]
+        if hasattr(obj, n):
+            return getattr(obj, n)
+    return None
+
+
+class SwapScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape", "dismiss", "Close", id="swap.close")]
+    DEFAULT_CSS = """
+    SwapScreen { align: center middle; }
+    SwapScreen > Vertical { width: 100%; max-width: 120; height: 100%; max-height: 40;
+                            border: round $primary; background: $surface; }
+    SwapScreen Input { border: none; height: 1; }
+    SwapScreen #swap-status { height: auto; padding: 0 1; }
+    SwapScreen OptionList { height: 1fr; border: none; }
+    """
+
+    def __init__(self, config: Config, backends: Backends, backend: str, model: str | None = None) -> None:
+        super().__init__()
+        self.config, self.backends, self.backend, self.model = config, backends, backend, model
+        self.models: list[dict[str, Any]] = []
+        self.swapping = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as v:
+            v.border_title = f"Swap the model of {self.backend} — type to filter · Enter swaps · Esc closes"
+            yield Input(placeholder="filter models", id="swap-filter")
+            yield Static("discovering models…", id="swap-status")
+            yield OptionList(id="swap-list")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+        if self.model:
+            self.start_swap(self.model)
+        self.discover()
+
+    @work(thread=True, exclusive=True, group="swap-discover")
+    def discover(self) -> None:
+        try:
+            discover, fit = core("models", "discover", "fit")
+            memory = core("system", "memory")()
+            found = []
+            for m in discover(self.config):
+                f = fit(m, memory)
+                found.append({
+                    "id": str(_field(m, "id", "name") or _field(m, "path")),
+                    "path": str(_field(m, "path") or ""),
+                    "size": _field(m, "size_bytes"),
+                    "source": str(_field(m, "source") or ""),
+                    "fit": str(_field(f, "status", "level", "verdict") or "?"),
+                    "fit_reason": str(_field(f, "reason") or ""),
+                })
+        except NotAvailable as e:
+            self.app.call_from_thread(self.set_status, str(e))
+        except Exception as e:
+            self.app.call_from_thread(self.set_status, f"model discovery failed: {type(e).__name__}: {e}")
+        else:
+            self.app.call_from_thread(self.show_models, found)
+
+    def set_status(self, text: str | Text) -> None:
+        self.query_one("#swap-status", Static).update(text)
+
+    def show_models(self, models: list[dict[str, Any]]) -> None:
+        self.models = models
+        self.app.known_models = [m["id"] for m in models]  # type: ignore[attr-defined]
+        if not self.swapping:
+            self.set_status(f"{len(models)} models found · ✓ fits · ! tight · ✗ does not fit in free memory")
+        self.refilter(self.query_one(Input).value)
+
+    @on(Input.Changed, "#swap-filter")
+    def _changed(self, event: Input.Changed) -> None:
+        self.refilter(event.value)
+
+    def refilter(self, query: str) -> None:
+        ol = self.query_one(OptionList)
+        ol.clear_options()
+        scored = [(s, m) for m in self.models if (s := fuzzy_score(query, m["id"])) is not None]
+        theme = self.app.current_theme
+        for _, m in sorted(scored, key=lambda x: x[0]):
+            mark, colour_name = FIT_MARK.get(m["fit"], ("?", ""))
+            colour = getattr(theme, colour_name, None) or ""
+            t = Text.assemble((f"{mark} ", f"bold {colour}"), (m["id"], "bold"),
+                              f"  {human_bytes(m['size'])}  ", (m["source"], "dim"),
+                              (f"  {m['fit_reason']}" if m["fit"] != "ok" and m["fit_reason"] else "", "italic"))
+            ol.add_option(Option(t, id=m["id"]))
+        if ol.option_count:
+            ol.highlighted = 0
+
+    @on(Input.Submitted, "#swap-filter")
+    def _submitted(self) -> None:
+        ol = self.query_one(OptionList)
+        if ol.highlighted is not None and ol.option_count:
+            self.start_swap(str(ol.get_option_at_index(ol.highlighted).id))
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self.start_swap(str(event.option.id))
+
+    def key_down(self) -> None:
+        self.query_one(OptionList).action_cursor_down()
+
+    def key_up(self) -> None:
+        self.query_one(OptionList).action_cursor_up()
+
+    def start_swap(self, model: str) -> None:
+        if self.swapping:
+            return
+        chosen = next((m for m in self.models if m["id"] == model), None)
+        if chosen and chosen["fit"] == "fail":
+            self.set_status(Text(f"{model} does not fit: {chosen['fit_reason']}", style="bold"))
+        self.swapping = True
+        self.set_status(Text(f"swapping {self.backend} to {model}… (the backend restarts or loads it)",
+                             style="bold"))
+        self.swap(chosen["path"] if chosen and chosen["path"] else model)
+
+    @work(thread=True, exclusive=True, group="swap")
+    def swap(self, model: str) -> None:
+        try:
+            status = self.backends.swap_model(self.backend, model)
+        except (ConsoleError, NotAvailable, OSError) as e:
+            self.app.call_from_thread(self.swap_done, model, None, str(e))
+        else:
+            self.app.call_from_thread(self.swap_done, model, status, None)
+
+    def swap_done(self, model: str, status: Any, error: str | None) -> None:
+        self.swapping = False
+        if error:
+            self.set_status(Text(f"swap failed: {error}", style="bold"))
+            self.app.notify(f"{self.backend}: swap to {model} failed: {error}", severity="error", timeout=12)
+            return
+        state = status.to_json().get("status") if hasattr(status, "to_json") else ""
+        self.app.notify(f"{self.backend}: now on {model} ({state})", timeout=6)
+        self.dismiss()

@@ -1,0 +1,117 @@
+"""The backends table: one row per profile with the state the supervisor reports (never guessed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+STATE_STYLE = {
+    "ready": "success", "starting": "warning", "loading": "warning", "degraded": "warning",
+    "dead": "error", "stopped": "dim",
+}
+WIDE = ("name", "kind", "state", "model", "port", "pid", "rss", "uptime", "restarts")
+NARROW = ("name", "state", "model", "port", "rss", "uptime")
+
+
+def human_bytes(n: Any) -> str:
+    if not isinstance(n, int | float) or n <= 0:
+        return "-"
+    for unit in ("B", "K", "M", "G", "T"):
+        if n < 1024 or unit == "T":
+            return f"{n:.0f}{unit}" if unit in ("B", "K", "M") else f"{n:.1f}{unit}"
+        n /= 1024
+    return "-"
+
+
+def human_uptime(s: Any) -> str:
+    if not isinstance(s, int | float) or s <= 0:
+        return "-"
+    s = int(s)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def short_model(model: Any, narrow: bool) -> str:
+    text = str(model or "-")
+    if narrow and "/" in text:
+        text = text.rstrip("/").rsplit("/", 1)[-1]
+    return text
+
+
+class BackendsTable(DataTable):
+    DEFAULT_CSS = """
+    BackendsTable { height: auto; max-height: 8; }
+    """
+    BINDINGS = [("j", "cursor_down"), ("k", "cursor_up")]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True)
+        self.rows_data: list[dict[str, Any]] = []
+        self._columns: tuple[str, ...] = ()
+        self.narrow = False
+
+    def state_style(self, state: str) -> str:
+        theme = self.app.current_theme
+        name = STATE_STYLE.get(state, "")
+        colour = getattr(theme, name, None) if name and name != "dim" else None
+        if name == "dim":
+            return "dim"
+        return f"bold {colour}" if colour else ""
+
+    def show(self, rows: list[dict[str, Any]], narrow: bool | None = None) -> None:
+        """Replace the rows (dicts shaped like BackendStatus.to_json()), keeping the selection."""
+        if narrow is not None:
+            self.narrow = narrow
+        cols = NARROW if self.narrow else WIDE
+        selected = self.selected_name
+        self.rows_data = rows
+        if cols != self._columns:
+            self.clear(columns=True)
+            for c in cols:
+                self.add_column(c.upper() if c != "restarts" else "RST", key=c)
+            self._columns = cols
+        else:
+            self.clear()
+        for r in rows:
+            self.add_row(*[self._cell(c, r) for c in cols], key=str(r.get("name")))
+        if selected is not None:
+            names = [str(r.get("name")) for r in rows]
+            if selected in names:
+                self.move_cursor(row=names.index(selected), animate=False)
+
+    def _cell(self, col: str, r: dict[str, Any]) -> Text | str:
+        if col == "state":
+            state = str(r.get("status") or "-")
+            return Text(state, style=self.state_style(state))
+        if col == "model":
+            return short_model(r.get("model"), self.narrow)
+        if col == "rss":
+            return human_bytes(r.get("rss_bytes"))
+        if col == "uptime":
+            return human_uptime(r.get("uptime_s"))
+        if col == "pid":
+            return str(r.get("pid") or "-")
+        if col == "restarts":
+            return str(r.get("restarts", "-"))
+        value = r.get(col)
+        return "-" if value is None else str(value)
+
+    @property
+    def selected_name(self) -> str | None:
+        if not self.rows_data or self.cursor_row < 0 or self.cursor_row >= len(self.rows_data):
+            return None
+        return str(self.rows_data[self.cursor_row].get("name"))
+
+    def select_name(self, name: str) -> bool:
+        names = [str(r.get("name")) for r in self.rows_data]
+        if name not in names:
+            return False
+        self.move_cursor(row=names.index(name), animate=False)
+        return True

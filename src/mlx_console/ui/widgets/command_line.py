@@ -1,0 +1,146 @@
+"""The `:` command line (and the `/` filter prompt): completion on Tab, history on Up/Down."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.suggester import Suggester
+from textual.widgets import Input, Static
+
+from mlx_console.ui.commands import Candidates, History, complete
+
+
+class _CommandSuggester(Suggester):
+    """Ghost text: the first completion of what is typed."""
+
+    def __init__(self, line: CommandLine) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+        self.line = line
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if self.line.mode != ":" or not value:
+            return None
+        options = complete(value, self.line.candidates)
+        return options[0] if options and options[0] != value else None
+
+
+class CommandInput(Input):
+    BINDINGS = [
+        ("tab", "complete", "Complete"),
+        ("up", "history(-1)", "Older"),
+        ("down", "history(1)", "Newer"),
+        ("escape", "cancel", "Cancel"),
+    ]
+
+    def action_complete(self) -> None:
+        self.parent_line.complete_next()
+
+    def action_history(self, direction: int) -> None:
+        self.parent_line.walk_history(direction)
+
+    def action_cancel(self) -> None:
+        self.parent_line.close()
+
+    @property
+    def parent_line(self) -> CommandLine:
+        parent = self.parent
+        while parent is not None and not isinstance(parent, CommandLine):
+            parent = parent.parent
+        assert isinstance(parent, CommandLine)
+        return parent
+
+    def on_blur(self, event: events.Blur) -> None:
+        self.parent_line.close(refocus=False)
+
+
+class CommandLine(Horizontal):
+    """Hidden until opened; posts Submitted(mode, text) on Enter."""
+
+    DEFAULT_CSS = """
+    CommandLine { height: 1; display: none; background: $panel; }
+    CommandLine.-open { display: block; }
+    CommandLine > #prompt { width: 2; color: $accent; text-style: bold; }
+    CommandLine > CommandInput { border: none; height: 1; padding: 0; background: $panel; }
+    CommandLine > #hint { width: auto; max-width: 50%; color: $foreground 60%; padding: 0 1; }
+    """
+
+    class Submitted(Message):
+        def __init__(self, mode: str, text: str) -> None:
+            super().__init__()
+            self.mode, self.text = mode, text
+
+    def __init__(self, candidates: Candidates, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.candidates: Candidates = candidates
+        self.mode = ":"
+        self.histories = {":": History(), "/": History()}
+        self._cycle: list[str] = []
+        self._cycle_pos = -1
+        self._return_focus: Callable[[], None] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(":", id="prompt")
+        yield CommandInput(suggester=_CommandSuggester(self), compact=True, select_on_focus=False)
+        yield Static("", id="hint")
+
+    @property
+    def input(self) -> CommandInput:
+        return self.query_one(CommandInput)
+
+    def open(self, mode: str = ":", text: str = "") -> None:
+        focused = self.app.focused
+        self._return_focus = (lambda: focused.focus()) if focused is not None else None
+        self.mode = mode
+        self.query_one("#prompt", Static).update(mode)
+        self.query_one("#hint", Static).update("Tab completes · ↑↓ history · Esc cancels" if mode == ":"
+                                               else "filter: lines without this text are hidden · Esc")
+        self.add_class("-open")
+        self.input.value = text
+        self.input.cursor_position = len(text)
+        self._cycle = []
+        self.input.focus()
+
+    def close(self, refocus: bool = True) -> None:
+        if not self.has_class("-open"):
+            return
+        self.remove_class("-open")
+        if refocus and self._return_focus is not None:
+            self._return_focus()
+
+    def complete_next(self) -> None:
+        if self.mode != ":":
+            return
+        value = self.input.value
+        if not self._cycle or value not in self._cycle or len(self._cycle) == 1:
+            self._cycle = complete(value, self.candidates)
+            self._cycle_pos = -1
+        if not self._cycle:
+            self.app.bell()
+            return
+        self._cycle_pos = (self._cycle_pos + 1) % len(self._cycle)
+        self.input.value = self._cycle[self._cycle_pos]
+        self.input.cursor_position = len(self.input.value)
+        if len(self._cycle) > 1:
+            shown = "  ".join(self._cycle[:6]) + ("  …" if len(self._cycle) > 6 else "")
+            self.query_one("#hint", Static).update(shown)
+
+    def walk_history(self, direction: int) -> None:
+        hist = self.histories[self.mode]
+        value = hist.older() if direction < 0 else hist.newer()
+        if value is None:
+            self.app.bell()
+            return
+        self.input.value = value
+        self.input.cursor_position = len(value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value
+        self.histories[self.mode].add(text)
+        mode = self.mode
+        self.close()
+        self.post_message(self.Submitted(mode, text))

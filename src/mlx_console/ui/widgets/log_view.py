@@ -1,0 +1,385 @@
+"""The live log view: follow mode, filter, match and severity navigation, selection of events.
+
+Line-API widget (only visible rows are rendered). It holds a bounded tail of the log; what each line
+means (its event, severity, triage) is given to it by the caller: it decides nothing about the domain.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from rich.text import Text
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from mlx_console.ui.actions import bindings
+
+MAX_LINES = 50_000       # lines kept in memory; older ones are dropped (the file keeps them)
+MAX_RENDER = 2_000       # characters of one line shown: a 10 MB line must not stall a frame
+SEVERITIES = ("error", "warning", "info")
+GUTTER = {"error": "E", "warning": "W", "info": "i"}
+
+
+@dataclass
+class LogEvent:
+    """A group of lines (e.g. a traceback) with what triage says about it."""
+
+    start: int                     # absolute line number (0-based since the log was opened)
+    end: int                       # inclusive
+    severity: str                  # error | warning | info
+    title: str = ""
+    cause: str = ""
+    first_move: str = ""
+    references: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    pattern: str = ""
+
+
+class LogView(ScrollView, can_focus=True):
+    """A scrolling log with a cursor line. Absolute line numbers survive trimming of the buffer."""
+
+    BINDINGS = [
+        *bindings("log"),
+        ("up,k", "cursor(-1)"),
+        ("down,j", "cursor(1)"),
+        ("pageup", "page(-1)"),
+        ("pagedown", "page(1)"),
+    ]
+    COMPONENT_CLASSES = {"logview--cursor", "logview--match", "logview--error", "logview--warning",
+                         "logview--info", "logview--gutter"}
+    DEFAULT_CSS = """
+    LogView { background: $surface; }
+    LogView > .logview--cursor { background: $primary 30%; }
+    LogView:focus > .logview--cursor { background: $primary 50%; }
+    LogView > .logview--match { background: $accent 60%; color: $background; text-style: bold; }
+    LogView > .logview--error { color: $error; }
+    LogView > .logview--warning { color: $warning; }
+    LogView > .logview--info { color: $success; }
+    LogView > .logview--gutter { color: $foreground 50%; }
+    """
+
+    follow: reactive[bool] = reactive(True)
+    filter_text: reactive[str] = reactive("")
+
+    class Status(Message):
+        """Follow state, unseen line count, filter and match counts changed (for the pane's status line)."""
+
+        def __init__(self, follow: bool, new_lines: int, shown: int, total: int, filter_text: str) -> None:
+            super().__init__()
+            self.follow, self.new_lines, self.shown, self.total = follow, new_lines, shown, total
+            self.filter_text = filter_text
+
+    class EventSelected(Message):
+        """The cursor moved onto (or off) an event; None when the line belongs to none."""
+
+        def __init__(self, event: LogEvent | None) -> None:
+            super().__init__()
+            self.event = event
+
+    def __init__(self, *, max_lines: int = MAX_LINES, name: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.max_lines = max_lines
+        self._lines: list[str] = []
+        self._first = 0                  # absolute number of _lines[0]
+        self._events: list[LogEvent] = []  # sorted by start
+        self._severity: dict[int, str] = {}  # absolute line → severity
+        self._visible: list[int] | None = None  # absolute line numbers shown when filtering
+        self._cursor = -1                # row in the shown list; -1 = last row
+        self._new_lines = 0
+        self._width = 0
+        self._last_event: LogEvent | None = None
+
+    # ---- data in ----------------------------------------------------------------------------------------
+
+    @property
+    def line_count(self) -> int:
+        return self._first + len(self._lines)
+
+    @property
+    def new_lines(self) -> int:
+        return self._new_lines
+
+    def clear(self) -> None:
+        self._lines.clear()
+        self._first = 0
+        self._events.clear()
+        self._severity.clear()
+        self._visible = [] if self.filter_text else None
+        self._cursor = -1
+        self._new_lines = 0
+        self._width = 0
+        self._update_size()
+        self._post_status()
+
+    def append(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        start = self.line_count
+        self._lines.extend(lines)
+        self._width = max(self._width, min(MAX_RENDER, max(len(x) for x in lines)))
+        if self._visible is not None:
+            needle = self.filter_text.lower()
+            self._visible.extend(start + i for i, x in enumerate(lines) if needle in x.lower())
+        if len(self._lines) > self.max_lines:
+            self._trim(len(self._lines) - self.max_lines)
+        if not self.follow:
+            self._new_lines += len(lines) if self._visible is None else sum(
+                1 for x in lines if self.filter_text.lower() in x.lower())
+        self._update_size()
+        if self.follow:
+            self._cursor = -1
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+        self.refresh()
+        self._post_status()
+
+    def add_events(self, events: list[LogEvent]) -> None:
+        """Mark lines as belonging to events (severity colours, e/w navigation, triage card)."""
+        for ev in events:
+            if ev.end < self._first:
+                continue
+            bisect.insort(self._events, ev, key=lambda e: e.start)
+            for n in range(max(ev.start, self._first), ev.end + 1):
+                self._severity[n] = ev.severity
+        self.refresh()
+        self._announce_event()
+
+    def _trim(self, drop: int) -> None:
+        del self._lines[:drop]
+        self._first += drop
+        self._events = [e for e in self._events if e.end >= self._first]
+        self._severity = {n: s for n, s in self._severity.items() if n >= self._first}
+        if self._visible is not None:
+            self._visible = self._visible[bisect.bisect_left(self._visible, self._first):]
+
+    # ---- what is shown -----------------------------------------------------------------------------------
+
+    def _shown_count(self) -> int:
+        return len(self._lines) if self._visible is None else len(self._visible)
+
+    def _line_at(self, row: int) -> int:
+        """Absolute line number of a shown row."""
+        return self._first + row if self._visible is None else self._visible[row]
+
+    def _row_of(self, line: int) -> int:
+        if self._visible is None:
+            return line - self._first
+        return bisect.bisect_left(self._visible, line)
+
+    @property
+    def cursor_row(self) -> int:
+        n = self._shown_count()
+        if n == 0:
+            return -1
+        return n - 1 if self._cursor < 0 or self._cursor >= n else self._cursor
+
+    @property
+    def cursor_line(self) -> int | None:
+        row = self.cursor_row
+        return None if row < 0 else self._line_at(row)
+
+    def text_of(self, line: int) -> str:
+        return self._lines[line - self._first]
+
+    def shown_lines(self) -> list[str]:
+        """The lines currently shown (after the filter), for tests and copy."""
+        return [self.text_of(self._line_at(r)) for r in range(self._shown_count())]
+
+    def event_at(self, line: int | None) -> LogEvent | None:
+        if line is None or not self._events:
+            return None
+        i = bisect.bisect_right(self._events, line, key=lambda e: e.start) - 1
+        while i >= 0:
+            ev = self._events[i]
+            if ev.start <= line <= ev.end:
+                return ev
+            if ev.end < line and i < len(self._events) - 1:
+                break
+            i -= 1
+        return None
+
+    def _update_size(self) -> None:
+        self.virtual_size = self.virtual_size.__class__(self._width + 2, self._shown_count())
+
+    def render_line(self, y: int) -> Strip:
+        row = round(self.scroll_y) + y
+        width = self.scrollable_content_region.width
+        if row >= self._shown_count() or width <= 0:
+            return Strip.blank(width, self.rich_style)
+        line_no = self._line_at(row)
+        text = self.text_of(line_no)
+        sev = self._severity.get(line_no)
+        base = self.rich_style
+        if sev:
+            base = base + self.get_component_rich_style(f"logview--{sev}", partial=True)
+        gutter = Text(GUTTER.get(sev or "", " "), style=self.get_component_rich_style("logview--gutter",
+                                                                                        partial=True))
+        body = Text(text[:MAX_RENDER].expandtabs(4), style=base, no_wrap=True, end="")
+        if self.filter_text:
+            body.highlight_words([self.filter_text], style=self.get_component_rich_style(
+                "logview--match", partial=True), case_sensitive=False)
+        line = Text.assemble(gutter, " ", body, end="")
+        segments = list(line.render(self.app.console))
+        strip = Strip(segments).crop(round(self.scroll_x), round(self.scroll_x) + width)
+        strip = strip.extend_cell_length(width, base)
+        if row == self.cursor_row:
+            strip = strip.apply_style(self.get_component_rich_style("logview--cursor"))
+        return strip
+
+    # ---- follow and status -------------------------------------------------------------------------------
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if new_value < old_value and round(new_value) < self.max_scroll_y and self.follow:
+            self.follow = False
+
+    def watch_follow(self, follow: bool) -> None:
+        if follow:
+            self._new_lines = 0
+            self._cursor = -1
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+            self.refresh()
+            self._announce_event()
+        self._post_status()
+
+    def watch_filter_text(self, text: str) -> None:
+        keep = self.cursor_line
+        if text:
+            needle = text.lower()
+            self._visible = [self._first + i for i, x in enumerate(self._lines) if needle in x.lower()]
+        else:
+            self._visible = None
+        self._update_size()
+        if self.follow or keep is None:
+            self._cursor = -1
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+        else:
+            self._move_to_row(min(self._row_of(keep), max(0, self._shown_count() - 1)))
+        self.refresh()
+        self._post_status()
+
+    def _post_status(self) -> None:
+        self.post_message(self.Status(self.follow, self._new_lines, self._shown_count(), len(self._lines),
+                                      self.filter_text))
+
+    def _announce_event(self) -> None:
+        ev = self.event_at(self.cursor_line)
+        if ev is not self._last_event:
+            self._last_event = ev
+            self.post_message(self.EventSelected(ev))
+
+    # ---- cursor movement ---------------------------------------------------------------------------------
+
+    def _move_to_row(self, row: int) -> None:
+        n = self._shown_count()
+        if n == 0:
+            return
+        row = max(0, min(row, n - 1))
+        self._cursor = row
+        if row < n - 1 and self.follow:
+            self.follow = False
+        height = self.scrollable_content_region.height or 1
+        top = round(self.scroll_y)
+        if row < top:
+            self.scroll_to(y=row, animate=False, immediate=True, force=True)
+        elif row >= top + height:
+            self.scroll_to(y=row - height + 1, animate=False, immediate=True, force=True)
+        self.refresh()
+        self._announce_event()
+
+    def _jump(self, lines: list[int], direction: int) -> bool:
+        """Move to the next/previous of the given absolute lines (sorted), relative to the cursor."""
+        here = self.cursor_line
+        if here is None or not lines:
+            self.app.bell()
+            return False
+        if direction > 0:
+            i = bisect.bisect_right(lines, here)
+            target = lines[i] if i < len(lines) else None
+        else:
+            i = bisect.bisect_left(lines, here) - 1
+            target = lines[i] if i >= 0 else None
+        if target is None:
+            self.app.bell()
+            return False
+        self.follow = False
+        self._move_to_row(self._row_of(target))
+        return True
+
+    def action_cursor(self, delta: int) -> None:
+        self._move_to_row(self.cursor_row + delta)
+
+    def action_page(self, direction: int) -> None:
+        self._move_to_row(self.cursor_row + direction * max(1, self.scrollable_content_region.height - 1))
+
+    def action_top(self) -> None:
+        self.follow = False
+        self._move_to_row(0)
+
+    def action_bottom(self) -> None:
+        self.follow = True
+
+    def action_toggle_follow(self) -> None:
+        self.follow = not self.follow
+
+    def action_filter(self) -> None:
+        self.app.action_command_line("/")  # type: ignore[attr-defined]
+
+    def action_clear_filter(self) -> None:
+        self.filter_text = ""
+
+    def _matching(self) -> list[int]:
+        if not self.filter_text:
+            return []
+        needle = self.filter_text.lower()
+        shown = range(self._first, self.line_count) if self._visible is None else self._visible
+        return [n for n in shown if needle in self.text_of(n).lower()]
+
+    def action_next_match(self) -> None:
+        self._jump(self._matching(), 1)
+
+    def action_prev_match(self) -> None:
+        self._jump(self._matching(), -1)
+
+    def _event_starts(self, severity: str) -> list[int]:
+        starts = [e.start for e in self._events if e.severity == severity and e.start >= self._first]
+        if self._visible is not None:
+            shown = set(self._visible)
+            starts = [s for s in starts if s in shown]
+        return starts
+
+    def action_next_error(self) -> None:
+        self._jump(self._event_starts("error"), 1)
+
+    def action_prev_error(self) -> None:
+        self._jump(self._event_starts("error"), -1)
+
+    def action_next_warning(self) -> None:
+        self._jump(self._event_starts("warning"), 1)
+
+    def action_prev_warning(self) -> None:
+        self._jump(self._event_starts("warning"), -1)
+
+    def selected_text(self) -> str:
+        """The selected event's lines, or the cursor line when it belongs to no event."""
+        line = self.cursor_line
+        if line is None:
+            return ""
+        ev = self.event_at(line)
+        if ev is None:
+            return self.text_of(line)
+        start = max(ev.start, self._first)
+        end = min(ev.end, self.line_count - 1)
+        return "\n".join(self.text_of(n) for n in range(start, end + 1))
+
+    def action_copy_event(self) -> None:
+        text = self.selected_text()
+        if not text:
+            self.app.bell()
+            return
+        self.app.copy_to_clipboard(text)
+        n = text.count("\n") + 1
+        self.notify(f"Copied {n} line{'s' if n > 1 else ''} to the clipboard (OSC 52)", timeout=3)

@@ -1,0 +1,113 @@
+"""`mlx-console backends …` as scripts use it: real processes, captured output, --json contracts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from mlx_console.core.backends.mlx_lm import MlxLmKind
+from mlx_console.core.backends.omlx import OmlxKind
+from mlx_console.core.config import Profile
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+KEYS = ["name", "kind", "status", "pid", "port", "model", "uptime_s", "rss_bytes", "log"]
+
+
+def cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mlx_console", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_start_list_stop_contracts(write_config, tiny_model: Path, port: int, tmp_path: Path) -> None:
+    write_config({"name": "a", "kind": "mlx-lm", "model": str(tiny_model), "port": port},
+                 {"name": "b", "kind": "mlx-lm", "model": str(tmp_path / "missing"), "port": port + 1})
+    # A started backend never holds the CLI's stdout/stderr: capture_output returns as soon as the CLI exits.
+    t0 = time.monotonic()
+    r = cli("backends", "start", "a")
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 < 20
+    r = cli("backends", "start", "a", "--wait", "60")
+    assert r.returncode == 0 and "a: ready" in r.stdout, r.stderr
+
+    r = cli("backends", "list", "--json")
+    assert r.returncode == 0 and r.stderr == ""
+    rows = json.loads(r.stdout)
+    assert [list(row)[:9] for row in rows] == [KEYS, KEYS]
+    a, b = rows
+    assert a["status"] == "ready" and a["port"] == port and a["model"] == str(tiny_model)
+    assert psutil.Process(a["pid"]).ppid() == a["supervisor_pid"] and a["rss_bytes"] > 0
+    assert a["log"].endswith("server.log") and isinstance(a["uptime_s"], float)
+    assert b["status"] == "stopped" and b["pid"] is None
+
+    r = cli("backends", "list")
+    assert r.returncode == 0 and "ready" in r.stdout and str(a["pid"]) in r.stdout
+
+    r = cli("backends", "stop", "a")
+    assert r.returncode == 0 and "stopped" in r.stdout
+    assert not psutil.pid_exists(a["pid"]) or psutil.Process(a["pid"]).status() == psutil.STATUS_ZOMBIE
+    r = cli("backends", "stop", "a")
+    assert r.returncode == 0 and "already stopped" in r.stdout
+
+    r = cli("backends", "start", "b", "--wait", "5")
+    assert r.returncode == 1 and "does not exist" in r.stderr and r.stdout == ""
+    r = cli("backends", "start", "nope")
+    assert r.returncode == 1 and "no backend named 'nope'" in r.stderr
+
+
+@pytest.mark.slow
+def test_start_refuses_a_taken_port_naming_the_owner(write_config, mlx_server, tiny_model: Path) -> None:
+    write_config({"name": "a", "kind": "mlx-lm", "model": str(tiny_model), "port": mlx_server.port})
+    r = cli("backends", "start", "a", "--wait", "30")
+    assert r.returncode == 1
+    assert f"port {mlx_server.port} is taken by pid {mlx_server.proc.pid}" in r.stderr and "mlx-lm" in r.stderr
+
+
+def test_status_json_of_a_never_started_backend(write_config, tiny_model: Path, port: int) -> None:
+    write_config({"name": "a", "kind": "mlx-lm", "model": str(tiny_model), "port": port})
+    r = cli("backends", "status", "a", "--json")
+    assert r.returncode == 0
+    d = json.loads(r.stdout)
+    assert list(d)[:9] == KEYS and d["status"] == "stopped" and d["pid"] is None
+
+
+def test_non_loopback_without_key_warns() -> None:
+    assert MlxLmKind().exposure_warning(Profile(name="x", kind="mlx-lm", model="m", host="0.0.0.0"))
+    assert MlxLmKind().exposure_warning(Profile(name="x", kind="mlx-lm", model="m")) is None
+    assert OmlxKind().exposure_warning(Profile(name="x", kind="omlx", host="0.0.0.0"))
+    assert OmlxKind().exposure_warning(Profile(name="x", kind="omlx", host="0.0.0.0", api_key="k")) is None
+
+
+def test_no_config_lists_the_demo_backend() -> None:
+    r = cli("backends", "list", "--json")
+    assert r.returncode == 0
+    [row] = json.loads(r.stdout)
+    assert row["name"] == "demo" and row["status"] == "stopped"
+    assert row["model"] == str(Path(os.environ["MLX_CONSOLE_STATE_DIR"]) / "demo-model")
+
+
+@pytest.mark.slow
+def test_stop_during_restart_backoff_stops_for_good(write_config, tiny_model: Path, port: int) -> None:
+    """Dead but about to be restarted is not 'already dead': stop must reach the supervisor."""
+    from dataclasses import replace
+
+    from backends_helpers import FAST, gone, wait_for
+
+    from mlx_console.core.supervisor import Supervisor
+
+    sup = Supervisor(write_config({"name": "a", "kind": "mlx-lm", "model": str(tiny_model), "port": port,
+                                   "restart": "always"}), timings=replace(FAST, backoff_initial=30, backoff_max=30))
+    st = sup.start("a", wait=60)
+    os.kill(st.pid, 9)
+    wait_for(lambda: "restarting in 30s" in sup.status("a").reason, timeout=5)
+    r = cli("backends", "stop", "a")
+    assert r.returncode == 0 and "stopped" in r.stdout and "already" not in r.stdout
+    assert gone(st.supervisor_pid) and sup.status("a").status == "stopped"

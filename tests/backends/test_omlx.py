@@ -1,0 +1,126 @@
+"""The oMLX kind through the oMLX stand-in (tests/standins/omlx_standin.py: oMLX is not on PyPI)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from mlx_console.core.backends.omlx import OmlxClient, serve_flags
+from mlx_console.core.errors import ConsoleError
+from mlx_console.core.supervise_state import read_state
+from mlx_console.core.supervisor import Supervisor
+
+sys.path.insert(0, str(Path(__file__).parent))
+from backends_helpers import FAST, gone, wait_for  # noqa: E402
+
+STANDIN = Path(__file__).resolve().parents[1] / "standins" / "omlx_standin.py"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def omlx_base(tmp_path: Path, tiny_model: Path) -> Path:
+    base = tmp_path / "omlx"
+    shutil.copytree(tiny_model, base / "models" / "tiny-llama")
+    return base
+
+
+def omlx(name: str, base: Path, port: int, **kw: object) -> dict:
+    return {"name": name, "kind": "omlx", "base_path": str(base), "port": port,
+            "command": [sys.executable, str(STANDIN)], **kw}
+
+
+def test_start_models_load_unload_stop(make_sup, omlx_base: Path, port: int) -> None:
+    sup = make_sup(omlx("o", omlx_base, port, api_key="sekrit"))
+    st = sup.start("o", wait=30)
+    assert st.status == "ready" and st.kind == "omlx" and st.port == port
+    # Only what the profile asks for: oMLX saves non-default CLI values into settings.json.
+    assert psutil.Process(st.pid).cmdline()[1:] == [
+        str(STANDIN), "serve", "--base-path", str(omlx_base), "--host", "127.0.0.1", "--port", str(port),
+        "--api-key", "sekrit"]
+    assert sup.log_paths("o") == [sup.log_path("o"), omlx_base / "logs" / "server.log"]
+    assert (omlx_base / "logs" / "server.log").exists() and st.to_json()["logs"][1].endswith("logs/server.log")
+
+    client = OmlxClient(st.base_url, "sekrit")
+    assert client.health()["status"] == "healthy"
+    assert [(m["id"], m["loaded"]) for m in client.models()] == [("tiny-llama", False)]
+    sup.swap_model("o", "tiny-llama")  # oMLX: load through the API, no restart
+    assert [(m["id"], m["loaded"]) for m in client.models()] == [("tiny-llama", True)]
+    assert sup.status("o").pid == st.pid
+    # The supervisor keeps the loaded-model list in the state: the status shows it.
+    wait_for(lambda: sup.status("o").loaded_models == ["tiny-llama"], timeout=5)
+    assert sup.status("o").model == "tiny-llama" and sup.status("o").to_json()["model"] == "tiny-llama"
+    client.unload("tiny-llama")
+    assert client.models()[0]["loaded"] is False
+    with pytest.raises(ConsoleError, match="HTTP 401"):
+        OmlxClient(st.base_url, "wrong").models()
+
+    sup.stop("o")
+    with pytest.raises(psutil.NoSuchProcess):
+        psutil.Process(st.pid)
+    assert gone(st.supervisor_pid)
+
+
+def test_wedged_omlx_is_degraded_although_health_answers(write_config, omlx_base: Path, port: int) -> None:
+    sup = Supervisor(write_config(omlx("o", omlx_base, port, restart="never")),
+                     timings=replace(FAST, probe_interval=0.3, probe_timeout=1.0, probe_failures=2))
+    st = sup.start("o", wait=30)
+    OmlxClient(st.base_url).load("tiny-llama")
+    httpx.post(f"{st.base_url}/standin/wedge", json={"on": True}, timeout=5)
+    deg = wait_for(lambda: (s := sup.status("o")).status == "degraded" and s, timeout=15)
+    assert "liveness probe failed" in deg.reason
+    assert httpx.get(f"{st.base_url}/health", timeout=5).status_code == 200  # /health lies
+    httpx.post(f"{st.base_url}/standin/wedge", json={"on": False}, timeout=5)
+    wait_for(lambda: sup.status("o").status == "ready", timeout=15)
+    sup.stop("o")
+
+
+def test_crashed_omlx_is_restarted(make_sup, omlx_base: Path, port: int) -> None:
+    sup = make_sup(omlx("o", omlx_base, port))
+    st = sup.start("o", wait=30)
+    os.kill(st.pid, signal.SIGKILL)
+    again = wait_for(lambda: (s := sup.status("o")).status == "ready" and s.pid != st.pid and s, timeout=30)
+    assert again.restarts == 1
+    assert any("SIGKILL" in e["reason"] for e in read_state(sup.dir("o")).events)
+    sup.stop("o")
+
+
+def test_serve_help_is_probed_for_flags() -> None:
+    flags = serve_flags((sys.executable, str(STANDIN)))
+    assert {"--base-path", "--host", "--port", "--api-key", "--model-dir"} <= flags
+
+
+def test_missing_omlx_command_is_a_clear_error(make_sup, omlx_base: Path, port: int) -> None:
+    sup = make_sup({**omlx("o", omlx_base, port), "command": ["/nonexistent/omlx"]})
+    with pytest.raises(ConsoleError, match="oMLX command not found"):
+        sup.start("o")
+
+
+def test_cli_models_load_unload(make_sup, omlx_base: Path, port: int) -> None:
+    import json
+    import subprocess
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mlx_console", "backends", *args], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    sup = make_sup(omlx("o", omlx_base, port))
+    r = cli("models", "o")
+    assert r.returncode == 1 and "needs a running backend; it is stopped" in r.stderr
+    sup.start("o", wait=30)
+    r = cli("models", "o", "--json")
+    assert r.returncode == 0 and [(m["id"], m["loaded"]) for m in json.loads(r.stdout)] == [("tiny-llama", False)]
+    assert cli("load", "o", "tiny-llama").returncode == 0
+    assert "tiny-llama  loaded" in cli("models", "o").stdout
+    r = cli("unload", "o", "tiny-llama")
+    assert r.returncode == 0 and "unloaded tiny-llama" in r.stdout
+    r = cli("unload", "o", "tiny-llama")  # oMLX: 400 when it is not loaded
+    assert r.returncode == 1 and "HTTP 400" in r.stderr
+    sup.stop("o")

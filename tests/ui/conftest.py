@@ -1,0 +1,105 @@
+"""UI test helpers: a console on a fixed config, a log file to follow, a wait-until for Pilot.
+
+`FixedBackends` replaces only the supervisor's *status numbers* (pid, uptime, RSS) so snapshots stay
+deterministic; the log it points at is a real file the real follower reads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from mlx_console.core.config import Config, Profile
+from mlx_console.ui.app import ConsoleApp
+from mlx_console.ui.backends_source import Backends
+
+REPO = Path(__file__).resolve().parents[2]
+THEMES = REPO / "themes"
+
+
+class FixedBackends(Backends):
+    """Fixed status rows (no clocks, no pids) and a given log file per backend."""
+
+    def __init__(self, config: Config, logs: dict[str, Path], status: str = "ready") -> None:
+        super().__init__(config)
+        self.logs = logs
+        self.status = status
+        self.calls: list[tuple[str, str]] = []
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"name": p.name, "kind": p.kind, "status": self.status, "pid": 4242, "port": p.port,
+                 "model": p.model, "uptime_s": 3723, "rss_bytes": 92 * 1024 * 1024, "log": str(self.logs.get(p.name)),
+                 "restarts": 0} for p in self.config.backends]
+
+    def log_path(self, name: str) -> Path | None:
+        return self.logs.get(name)
+
+
+def fixed_config(tmp: Path | None = None) -> Config:
+    return Config(
+        path=Path("/home/op/.config/mlx-console/config.toml"), exists=True,
+        backends=[
+            Profile(name="qwen", kind="mlx-lm", model="/models/Qwen3-8B-4bit", port=8080),
+            Profile(name="omlx", kind="omlx", port=8000),
+        ],
+    )
+
+
+LOG_LINES = [
+    "2026-11-25 10:00:00,001 - INFO - Starting httpd at 127.0.0.1 on port 8080...",
+    '127.0.0.1 - - [25/Nov/2026 10:00:01] "POST /v1/chat/completions HTTP/1.1" 200 -',
+    "2026-11-25 10:00:02,100 - WARNING - prompt cache trimmed",
+    "Traceback (most recent call last):",
+    '  File "server.py", line 1, in <module>',
+    "RuntimeError: [metal::malloc] Attempting to allocate 1234 bytes which is greater than the maximum",
+    '127.0.0.1 - - [25/Nov/2026 10:00:03] "POST /v1/chat/completions HTTP/1.1" 200 -',
+    "2026-11-25 10:00:04,000 - INFO - done",
+]
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Path:
+    path = tmp_path / "qwen.log"
+    path.write_text("\n".join(LOG_LINES) + "\n")
+    return path
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, log_file: Path) -> Callable[..., ConsoleApp]:
+    def make(**kw: Any) -> ConsoleApp:
+        config = kw.pop("config", None) or fixed_config()
+        logs = kw.pop("logs", None) or {"qwen": log_file, "omlx": tmp_path / "omlx-missing.log"}
+        backends = kw.pop("backends", None) or FixedBackends(config, logs)
+        return ConsoleApp(config, theme_dirs=kw.pop("theme_dirs", [THEMES]), backends=backends,
+                          autostart=kw.pop("autostart", False), **kw)
+
+    return make
+
+
+async def wait_for(pilot: Pilot, cond: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or cond}")
+        await pilot.pause(0.05)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # Textual runs on asyncio
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Async tests in tests/ui run under anyio (installed with httpx) on asyncio."""
+    import inspect
+
+    here = Path(__file__).parent
+    for item in items:
+        fn = getattr(item, "function", None)
+        if fn is not None and inspect.iscoroutinefunction(fn) and here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.anyio)

@@ -1,0 +1,113 @@
+"""The log view driven by keys, on a real log file followed while it grows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlx_console.ui.widgets.log_view import LogEvent, LogView
+
+from .conftest import LOG_LINES, wait_for
+
+
+def append(path: Path, lines: list[str]) -> None:
+    with path.open("a") as fh:
+        fh.write("".join(f"{x}\n" for x in lines))
+
+
+async def test_follow_leaves_on_scroll_up_counts_new_lines_and_resumes_at_end(make_app, log_file: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES), what="initial lines")
+        append(log_file, [f"line {i}" for i in range(40)])
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES) + 40, what="appended lines")
+        assert log.follow and log.cursor_line == log.line_count - 1
+        assert log.scroll_y == log.max_scroll_y > 0
+        await pilot.press("up")
+        assert not log.follow
+        append(log_file, ["late 1", "late 2", "late 3"])
+        await wait_for(pilot, lambda: log.new_lines == 3, what="new line count")
+        status = str(app.query_one("#log-status").render())
+        assert "3 new lines" in status and "paused" in status
+        assert log.scroll_y < log.max_scroll_y
+        await pilot.press("end")
+        assert log.follow and log.new_lines == 0
+        assert log.scroll_y == log.max_scroll_y
+        assert "following" in str(app.query_one("#log-status").render())
+        await pilot.press("g")
+        assert not log.follow and log.cursor_line == 0 and log.scroll_y == 0
+        await pilot.press("G")
+        assert log.follow
+        await pilot.press("f")
+        assert not log.follow
+        await pilot.press("f")
+        assert log.follow
+
+
+async def test_filter_hides_lines_and_n_N_walk_matches(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES))
+        await pilot.press("slash", *"POST", "enter")
+        assert log.filter_text == "POST"
+        assert log.shown_lines() == [x for x in LOG_LINES if "post" in x.lower()]
+        assert "filter: 'POST'" in str(app.query_one("#log-status").render())
+        await pilot.press("g")
+        first = log.cursor_line
+        await pilot.press("n")
+        assert log.cursor_line is not None and log.cursor_line > first
+        await pilot.press("N")
+        assert log.cursor_line == first
+        await pilot.press("escape")
+        assert log.filter_text == "" and len(log.shown_lines()) == len(LOG_LINES)
+        # `:filter TEXT` is the same filter
+        await pilot.press("colon", *"filter httpd", "enter")
+        assert log.shown_lines() == [LOG_LINES[0]]
+
+
+async def test_error_and_warning_navigation_triage_card_and_copy(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES))
+        log.add_events([
+            LogEvent(2, 2, "warning", title="Prompt cache trimmed"),
+            LogEvent(3, 5, "error", title="Metal allocation failed", cause="The model does not fit",
+                     first_move="Use a smaller quant", references=["https://github.com/ml-explore/mlx/issues/1"],
+                     categories=["oom_inference"]),
+        ])
+        await pilot.press("g")
+        await pilot.press("e")
+        assert log.cursor_line == 3
+        card = app.query_one("#triage")
+        assert card.display
+        text = str(card.render())
+        assert "Metal allocation failed" in text and "Use a smaller quant" in text and "oom_inference" in text
+        await pilot.press("y")
+        assert app.clipboard == "\n".join(LOG_LINES[3:6])
+        await pilot.press("E")  # no earlier error: stays
+        assert log.cursor_line == 3
+        await pilot.press("W")
+        assert log.cursor_line == 2
+        await pilot.press("w")  # no later warning
+        assert log.cursor_line == 2
+        await pilot.press("down")
+        await pilot.press("y")
+        assert app.clipboard.startswith("Traceback")
+        await pilot.press("g")
+        assert not app.query_one("#triage").has_class("-shown")
+        await pilot.press("y")
+        assert app.clipboard == LOG_LINES[0]
+
+
+async def test_huge_line_and_bounded_buffer(make_app, log_file: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(LogView)
+        log.max_lines = 100
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES))
+        append(log_file, ["x" * 2_000_000] + [f"n{i}" for i in range(200)])
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES) + 201, timeout=10)
+        assert len(log.shown_lines()) == 100
+        assert log.shown_lines()[-1] == "n199"
