@@ -223,9 +223,9 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     target = _profile_target(cfg, args.backend, args.model)
     applier: bisect_mod.Applier
     if profile.kind == "mlx-lm":
-        applier = MlxLmRestartApplier(cfg, args.backend)
+        applier = MlxLmRestartApplier(cfg, args.backend, progress=lambda m: print(m, file=sys.stderr))
     else:
-        applier = OmlxSettingsApplier(profile, target["model"], set(base) | set(cand))
+        applier = OmlxSettingsApplier(cfg, profile, target["model"], set(base) | set(cand))
 
     def bench(label: str, config: dict[str, Any]) -> dict[str, Any]:
         t = dict(target)
