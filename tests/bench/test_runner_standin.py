@@ -105,3 +105,18 @@ def test_unreachable_server_is_one_clear_error() -> None:
     from mlx_console.core.errors import ConsoleError
     with pytest.raises(ConsoleError, match="does not answer a 1-token chat completion"):
         run_suite("http://127.0.0.1:9", "m", quick("chat.capital"), save=False)
+
+
+def test_run_profile_for_the_ui_worker(scripted: Callable[..., ScriptedServer], tmp_path: Path) -> None:
+    from mlx_console.core import config as config_mod
+    from mlx_console.core.bench.target import run_profile
+
+    srv = scripted(preset="good")
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text(f'[[backend]]\nname = "s"\nkind = "mlx-lm"\nmodel = "org/m"\nport = {srv.port}\n'
+                        'args = ["--decode-concurrency", "2"]\n')
+    lines: list[str] = []
+    rec = run_profile(config_mod.load(cfg_path), "s", quick("chat.capital"), progress=lambda e: lines.append(str(e)))
+    assert rec.cells["chat.capital"]["status"] == "pass"
+    assert rec.summary["config"]["server_flags"] == ["--decode-concurrency", "2"] and rec.summary["model"] == "org/m"
+    assert "[1/1] chat.capital (chat) …" in lines and "[1/1] chat.capital pass" in lines

@@ -49,6 +49,18 @@ class ProgressEvent:
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
 
+    def __str__(self) -> str:
+        """One human line (for a status bar)."""
+        where = f"[{self.index}/{self.total}] {self.cell}" if self.cell else ""
+        if self.event == "cell_finished" and self.result is not None:
+            return f"{where} {self.result.get('status')} {self.message}".strip()
+        if self.event == "sample_done":
+            return f"{where} {self.phase} {self.sample}/{self.samples} {'ok' if self.ok else 'FAILED'} " \
+                   f"{self.message}".strip()
+        if self.event == "cell_started":
+            return f"{where} ({self.kind}) …"
+        return self.message or self.event
+
 
 Progress = Callable[[ProgressEvent], None]
 
