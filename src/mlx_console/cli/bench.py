@@ -108,8 +108,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         v = getattr(args, opt)
         if v is not None and v < 1:
             raise ConsoleError(f"--{opt} must be ≥ 1 (got {v})")
-    record = run_suite(suite=suite, label=args.label, api_key=api_key, runs=args.runs,
-                       concurrency=args.concurrency, progress=_progress, out_dir=args.out, **target)
+    try:
+        record = run_suite(suite=suite, label=args.label, api_key=api_key, runs=args.runs,
+                           concurrency=args.concurrency, progress=_progress, out_dir=args.out, **target)
+    except ConsoleError as e:
+        if args.backend and "does not answer" in str(e):
+            raise ConsoleError(f"{e}\n(is it running? `mlx-console backends start {args.backend}`)") from None
+        raise
     if args.json:
         print_json(record.summary)
     else:
