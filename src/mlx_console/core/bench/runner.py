@@ -444,7 +444,7 @@ async def _run_concurrency(ctx: _Ctx, cell: Cell) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- cache consistency
 
-CACHE_ATTEMPTS = 4
+CACHE_ATTEMPTS = 6
 
 
 async def _run_cache_consistency(ctx: _Ctx, cell: Cell) -> dict[str, Any]:
@@ -463,8 +463,9 @@ async def _run_cache_consistency(ctx: _Ctx, cell: Cell) -> dict[str, Any]:
     words = ctx.sizer.words_for(part)
     info: dict[str, Any] = {"kind": "cache_consistency", "window": window, "window_source": where}
     for attempt in range(1, CACHE_ATTEMPTS + 1):
+        # Other text on each attempt: another answer, another chance that it re-tokenizes the same.
         first = [{"role": "user", "content": f"[{prompts.nonce()}] Read this text, then continue it.\n\n"
-                                              f"{prompts.filler(words)}"}]
+                                              f"{prompts.filler(words, 41 * (attempt - 1))}"}]
         busted = await _request(ctx, cell, _body(ctx, cell, first), "busted", attempt)
         if not busted.ok:
             return {**info, "status": "error", "reason": _request_error(busted)}
