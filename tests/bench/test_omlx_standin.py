@@ -38,6 +38,9 @@ def test_quick_cells_against_omlx(omlx: Standin) -> None:
     # oMLX's first event is a keepalive chunk: it was skipped, not taken as the first token.
     assert tp["ttft_ms"]["median"] > 0
     assert s["cells"]["tool.weather"]["status"] in ("pass", "fail")
+    # oMLX's own timings are kept per request, beside the client's.
+    row = next(r for r in rec.requests if r["cell"] == "throughput.short" and r["phase"] == "trial")
+    assert row["server_timing"] and "time_to_first_token" in row["server_timing"]
 
 
 def test_bisect_applies_settings_and_restores_the_file(omlx: Standin, tmp_path: Path,

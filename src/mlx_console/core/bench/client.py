@@ -16,6 +16,9 @@ import httpx
 
 # A trial that produced less than this share of max_tokens stopped early (backends.md §4).
 EARLY_STOP_RATIO = 0.8
+# Usage extras oMLX adds to its final usage chunk (backends.md §2.6).
+SERVER_TIMING_KEYS = ("time_to_first_token", "prompt_eval_duration", "generation_duration", "total_time",
+                      "prompt_tokens_per_second", "generation_tokens_per_second", "model_load_duration")
 
 
 @dataclass
@@ -106,7 +109,16 @@ class StreamResult:
             "finish_reason": self.finish_reason, "content": self.content, "reasoning": self.reasoning,
             "tool_calls": self.tool_calls, "content_chunks": self.content_chunks,
             "keepalives": self.keepalives, "comments": self.comments, "connect_ms": self.connect_ms,
+            "server_timing": self.server_timing,
         }
+
+    @property
+    def server_timing(self) -> dict[str, Any] | None:
+        """oMLX's own timings from its usage chunk (seconds / tok/s), to set beside the client's."""
+        if not self.usage:
+            return None
+        extra = {k: self.usage[k] for k in SERVER_TIMING_KEYS if k in self.usage}
+        return extra or None
 
 
 class StreamParser:
