@@ -26,6 +26,8 @@ from mlx_console.core.errors import ConsoleError
 PERF_METRICS = ("decode_tps", "ttft_ms", "prefill_tps", "e2e_s", "completion_tokens")
 # Cached prompt tokens above this share of the prompt mean the cache buster did not work.
 CACHE_HIT_SHARE = 0.10
+# The first request may load the model (oMLX loads on demand): give it time.
+PROBE_TIMEOUT_S = 600.0
 
 
 @dataclass
@@ -116,7 +118,8 @@ async def run_suite_async(base_url: str, model: str, suite: Suite, *, label: str
                           model_path: str | None = None, progress: Progress | None = None,
                           save: bool = True, out_dir: str | Path | None = None,
                           cancel: threading.Event | None = None) -> RunRecord:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    # No client-side connection cap: a queue in the client would show up as server TTFT.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300.0, connect=10.0)) as client:
         kind, version = await detect_backend(client, base_url, model, api_key, backend_kind)
         summary = new_summary(suite=suite.name, label=label, base_url=base_url, kind=kind, version=version,
@@ -166,7 +169,7 @@ async def detect_backend(client: httpx.AsyncClient, base_url: str, model: str, a
     version is the head of the system_fingerprint of its answers."""
     probe = await stream_chat(client, base_url, {"model": model, "max_tokens": 1, "temperature": 0,
                                                  "messages": [{"role": "user", "content": "ping"}]},
-                              api_key, timeout=60)
+                              api_key, timeout=PROBE_TIMEOUT_S)
     if not probe.ok:
         raise ConsoleError(f"{base_url} does not answer a 1-token chat completion for model {model!r}: "
                            f"{probe.error}")
