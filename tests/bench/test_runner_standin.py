@@ -120,3 +120,21 @@ def test_run_profile_for_the_ui_worker(scripted: Callable[..., ScriptedServer], 
     assert rec.cells["chat.capital"]["status"] == "pass"
     assert rec.summary["config"]["server_flags"] == ["--decode-concurrency", "2"] and rec.summary["model"] == "org/m"
     assert "[1/1] chat.capital (chat) …" in lines and "[1/1] chat.capital pass" in lines
+
+
+@pytest.mark.parametrize("content, fmt", [
+    ('{"name": "get_weather", "parameters": {"city": "Paris"}}', "JSON {name, parameters|arguments}"),
+    ('[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris"}}]', "mistral [TOOL_CALLS]"),
+    ('<function=get_weather>{"city": "Paris"}</function>', "<function> tag"),
+])
+def test_tool_call_left_in_content_points_at_the_parser(scripted: Callable[..., ScriptedServer], content: str,
+                                                        fmt: str) -> None:
+    srv = scripted([Script(match="weather in Paris", content=[content])])
+    cell = run_suite(srv.base_url, "m", quick("tool.weather"), save=False).cells["tool.weather"]
+    assert cell["status"] == "fail" and cell["layer"] == "transport" and cell["content_format"] == fmt
+    assert cell["tool_calls"] == [] and cell["finish_reason"] == "stop"
+    # A proper call with a wrong argument fails the arguments layer instead.
+    srv.state.scripts = [Script(match="weather in Paris", tool_calls=[{"name": "get_weather",
+                                                                       "arguments": {"city": "Lyon"}}])]
+    cell = run_suite(srv.base_url, "m", quick("tool.weather"), save=False).cells["tool.weather"]
+    assert cell["layer"] == "arguments" and "'Lyon'" in cell["reason"]
