@@ -138,3 +138,11 @@ def test_tool_call_left_in_content_points_at_the_parser(scripted: Callable[..., 
                                                                        "arguments": {"city": "Lyon"}}])]
     cell = run_suite(srv.base_url, "m", quick("tool.weather"), save=False).cells["tool.weather"]
     assert cell["layer"] == "arguments" and "'Lyon'" in cell["reason"]
+
+
+def test_thinking_model_reports_time_to_visible_content(scripted: Callable[..., ScriptedServer]) -> None:
+    srv = scripted(default=Script(ttft_ms=20, gap_ms=5, reasoning=["think "] * 10, content="answer " * 20))
+    tp = run_suite(srv.base_url, "m", quick("throughput.short"), runs=2, save=False).cells["throughput.short"]
+    # Truth: reasoning starts at 20 ms, the visible answer 10 chunks (50 ms) later.
+    assert 20 <= tp["ttft_ms"]["median"] < 45
+    assert tp["first_content_ms"]["median"] - tp["ttft_ms"]["median"] == pytest.approx(50, abs=10)

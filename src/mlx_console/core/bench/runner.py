@@ -325,6 +325,10 @@ def _perf_block(results: list[StreamResult], max_tokens: int | None) -> dict[str
     block["cached_tokens_max"] = max(cached) if cached else None
     block["early_stops"] = sum(1 for r in ok if r.early_stop(max_tokens))
     block["prefill_tps_source"] = "client: prompt_tokens / TTFT (includes HTTP and queueing)"
+    if any(r.reasoning for r in ok):
+        # Thinking models: TTFT counts reasoning; this is when the visible answer starts.
+        block["first_content_ms"] = stats.summary([None if r.t_first_content is None else 1000 * r.t_first_content
+                                                   for r in ok])
     return block
 
 
