@@ -126,3 +126,22 @@ def test_parser_reassembles_any_stream(pieces: list[str], keepalives: int) -> No
     r = feed(lines)
     assert r.content == "".join(pieces) and r.content_chunks == len(pieces) and r.keepalives == keepalives
     assert r.t_first == pytest.approx(0.1) and r.t_last == pytest.approx(0.1 * len(pieces))
+
+
+@pytest.mark.slow
+def test_scripted_standin_runs_as_a_process(port: int) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "standins" / "openai_scripted.py"
+    proc = subprocess.Popen([sys.executable, str(script), "serve", "--port", str(port), "--preset", "good"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and "scripted OpenAI server on" in proc.stdout.readline()
+        body = {**BODY, "messages": [{"role": "user", "content": "What is the capital of France?"}]}
+        r = run(lambda c: stream_chat(c, f"http://127.0.0.1:{port}", body))
+        assert r.ok and r.content == "Paris" and r.finish_reason == "stop"
+    finally:
+        proc.terminate()
+        proc.wait(10)
