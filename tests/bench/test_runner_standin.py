@@ -24,7 +24,7 @@ def quick(cells: str | None = None) -> suites.Suite:
 
 def test_good_answers_pass_every_cell_and_the_record_has_the_contract_shape(
         scripted: Callable[..., ScriptedServer], isolated_state: Path) -> None:
-    srv = scripted(preset="good", default=Script(ttft_ms=30, gap_ms=4))
+    srv = scripted(preset="good", default=Script(ttft_ms=30, gap_ms=2))
     events: list[ProgressEvent] = []
     rec = run_suite(srv.base_url + "/v1", "m", quick(), runs=4, label="good", server_flags=["--x"],
                     progress=events.append)
@@ -42,8 +42,8 @@ def test_good_answers_pass_every_cell_and_the_record_has_the_contract_shape(
     assert tp["n"] == 4 and tp["token_count_source"] == "usage"
     for m in ("decode_tps", "ttft_ms", "prefill_tps", "e2e_s", "completion_tokens"):
         assert set(tp[m]) == METRIC and len(tp[m]["samples"]) == 4
-    # Truth: 4 ms between tokens → 250 tok/s; first token at 30 ms; 128 tokens each.
-    assert tp["decode_tps"]["median"] == pytest.approx(250, rel=0.1)
+    # Truth: 2 ms between tokens → 500 tok/s; first token at 30 ms; 128 tokens each.
+    assert tp["decode_tps"]["median"] == pytest.approx(500, rel=0.1)
     assert 30 <= tp["ttft_ms"]["median"] < 60
     assert tp["completion_tokens"]["samples"] == [128.0] * 4 and tp["early_stops"] == 0
     # Cache busting worked: a nonce opens every prompt, so nothing was cached.
