@@ -146,3 +146,19 @@ def test_thinking_model_reports_time_to_visible_content(scripted: Callable[..., 
     # Truth: reasoning starts at 20 ms, the visible answer 10 chunks (50 ms) later.
     assert 20 <= tp["ttft_ms"]["median"] < 45
     assert tp["first_content_ms"]["median"] - tp["ttft_ms"]["median"] == pytest.approx(50, abs=10)
+
+
+def test_cancel_stops_between_requests(scripted: Callable[..., ScriptedServer]) -> None:
+    import threading
+
+    srv = scripted(preset="good")
+    stop = threading.Event()
+
+    def progress(e: ProgressEvent) -> None:
+        if e.event == "cell_finished":
+            stop.set()
+
+    rec = run_suite(srv.base_url, "m", quick("chat.capital,throughput.short"), progress=progress, cancel=stop,
+                    save=False)
+    assert rec.cells["chat.capital"]["status"] == "pass"
+    assert rec.cells["throughput.short"] == {**rec.cells["throughput.short"], "status": "error", "reason": "cancelled"}
