@@ -54,6 +54,7 @@ LOG_LINES = [
     "2026-11-25 10:00:00,001 - INFO - Starting httpd at 127.0.0.1 on port 8080...",
     '127.0.0.1 - - [25/Nov/2026 10:00:01] "POST /v1/chat/completions HTTP/1.1" 200 -',
     "2026-11-25 10:00:02,100 - WARNING - prompt cache trimmed",
+    '127.0.0.1 - - [25/Nov/2026 10:00:02] "POST /v1/chat/completions HTTP/1.1" 200 -',
     "Traceback (most recent call last):",
     '  File "server.py", line 1, in <module>',
     "RuntimeError: [metal::malloc] Attempting to allocate 1234 bytes which is greater than the maximum",

@@ -29,7 +29,7 @@ from mlx_console.ui import actions as registry
 from mlx_console.ui.backends_source import Backends
 from mlx_console.ui.commands import CommandError, Parsed, parse
 from mlx_console.ui.core_api import NotAvailable
-from mlx_console.ui.log_feed import LogFeed
+from mlx_console.ui.log_follow import Batch, follow
 from mlx_console.ui.polling import Poller
 from mlx_console.ui.themes import FALLBACK, ThemeSet, load_themes
 from mlx_console.ui.widgets.backends_table import BackendsTable
@@ -41,7 +41,7 @@ from mlx_console.ui.widgets.triage_card import TriageCard
 
 NARROW_WIDTH = 110       # below this the bench pane becomes a tab over the log
 BACKENDS_INTERVAL = 1.0  # s between supervisor polls
-LOG_INTERVAL = 0.1       # s between log reads (append → visible ≤ 100 ms + a frame)
+MEMORY_INTERVAL = 5.0    # s between memory pressure reads
 
 
 class ConsoleApp(App[int]):
@@ -62,10 +62,12 @@ class ConsoleApp(App[int]):
         self.startup_notices: list[str] = list(self.theme_set.notices)
         self.startup_notices += registry.validate_keymap(self.keymap_config)
         self.log_backend: str | None = None
-        self._feed: LogFeed | None = None
+        self._log_stop: threading.Event | None = None
+        self.log_path: Path | None = None
+        self.log_note = ""
         self._busy: dict[str, str] = {}   # backend → what is being done to it (start/stop/…)
         self.backend_poll: Poller | None = None
-        self.log_poll: Poller | None = None
+        self.memory_poll: Poller | None = None
         self.hung_up = False
 
     # ---- layout ------------------------------------------------------------------------------------------
@@ -106,10 +108,11 @@ class ConsoleApp(App[int]):
         self.backends_table.show(self.backends.placeholder_rows(), narrow=self.narrow)
         self.backend_poll = Poller(self, "backends", BACKENDS_INTERVAL, self.backends.rows, self.show_backends,
                                    active=self.dashboard_visible, on_error=self.poll_failed)
-        self.log_poll = Poller(self, "log", LOG_INTERVAL, self.read_log, self.show_log_lines,
-                               active=self.dashboard_visible, on_error=self.poll_failed)
+        self.memory_poll = Poller(self, "memory", MEMORY_INTERVAL, read_memory, self.update_topbar,
+                                  active=self.dashboard_visible, on_error=lambda e: None)
         if self.polls_enabled:
             self.backend_poll.start()
+            self.memory_poll.start()
         if self.autostart:
             self.call_after_refresh(self.autostart_demo)
         if self.is_headless:
@@ -238,8 +241,6 @@ class ConsoleApp(App[int]):
         self.update_log_status()
         if self.backend_poll:
             self.backend_poll.poke()
-        if name == self.log_backend:
-            self.select_log(name, force=True)
 
     def autostart_demo(self) -> None:
         demo = next((p for p in self.config.backends if p.demo), None)
@@ -282,40 +283,68 @@ class ConsoleApp(App[int]):
     # ---- log -------------------------------------------------------------------------------------------
 
     def select_log(self, name: str, force: bool = False) -> None:
+        """Show `name`'s log in the centre (force: re-open it, e.g. after a restart made a new file)."""
         if name == self.log_backend and not force:
             return
-        if name != self.log_backend:
-            self.log_view.clear()
-            if self._feed is not None:
-                self._feed.close()
-            self._feed = None
         self.log_backend = name
         self.backends_table.select_name(name)
+        if self.polls_enabled:
+            self.open_log(name)
         self.update_log_title()
         self.update_log_status()
-        if self.log_poll and self.polls_enabled:
-            if self.log_poll._stopped:
-                self.log_poll.start()
-            else:
-                self.log_poll.poke()
 
-    def read_log(self) -> list[str] | None:
-        """Worker side: new lines of the selected backend's log (None = no log known yet)."""
-        name = self.log_backend
-        if name is None:
-            return None
-        if self._feed is None or getattr(self._feed, "backend", None) != name:
+    def open_log(self, name: str) -> None:
+        if self._log_stop is not None:
+            self._log_stop.set()
+        self._log_stop = threading.Event()
+        self.log_view.clear()
+        self.log_path = None
+        self.log_note = ""
+        self.log_worker(name, self._log_stop)
+
+    @work(thread=True, group="log-follow")
+    def log_worker(self, name: str, stop: threading.Event) -> None:
+        try:
             path = self.backends.log_path(name)
-            if path is None:
-                return None
-            feed = LogFeed(path)
-            feed.backend = name  # type: ignore[attr-defined]
-            self._feed = feed
-        return self._feed.read()
+        except Exception as e:  # reported, never fatal
+            self.call_from_thread(self.set_log_note, f"log: {type(e).__name__}: {e}")
+            return
+        if path is None:
+            self.call_from_thread(self.set_log_note, "log: not available yet (the supervisor is not in this build)")
+            return
+        self.call_from_thread(self.set_log_path, name, path)
 
-    def show_log_lines(self, lines: list[str] | None) -> None:
-        if lines:
-            self.log_view.append(lines)
+        def deliver(batch: Batch) -> None:
+            if not stop.is_set():
+                self.call_from_thread(self.show_log_batch, name, batch)
+
+        try:
+            # is_running goes False as Textual shuts down, even when exit() was not called (a crash).
+            follow(path, deliver, lambda: stop.is_set() or not self.is_running,
+                   lambda: not self.dashboard_visible(), self.config.catalogs)
+        except Exception as e:  # a broken catalogue or unreadable file is shown, the console goes on
+            self.call_from_thread(self.set_log_note, f"log: {type(e).__name__}: {e}")
+
+    def set_log_path(self, name: str, path: Path) -> None:
+        if name == self.log_backend:
+            self.log_path = path
+            self.update_log_title()
+
+    def set_log_note(self, note: str) -> None:
+        self.log_note = note
+        self.update_log_status()
+
+    def show_log_batch(self, name: str, batch: Batch) -> None:
+        if name != self.log_backend:
+            return
+        if batch.note != self.log_note:
+            self.log_note = batch.note
+            self.update_log_status()
+        if batch.reset and self.log_view.line_count:
+            self.log_view.clear()
+        self.log_view.append(batch.lines)
+        if batch.events:
+            self.log_view.add_events(batch.events)
 
     def update_log_title(self) -> None:
         if not self.is_mounted:
@@ -329,7 +358,7 @@ class ConsoleApp(App[int]):
         else:
             title.append(" Log ", style="reverse bold")
         title.append(f" {self.log_backend or '(no backend)'}")
-        path = self._feed.path if self._feed is not None else None
+        path = self.log_path
         if path is not None and not self.narrow:
             title.append(f"  {path}", style="dim")
         self.log_title.update(title)
@@ -337,8 +366,8 @@ class ConsoleApp(App[int]):
     def update_log_status(self, status: LogView.Status | None = None) -> None:
         log = self.log_view
         t = Text(no_wrap=True, overflow="ellipsis")
-        if self.log_backend and self._feed is None and self.backends.unavailable:
-            t.append(" log: not available yet (the supervisor is not in this build)", style="dim")
+        if self.log_note:
+            t.append(f" {self.log_note}", style="dim")
         elif log.follow:
             t.append(" ● following", style="bold")
         else:
@@ -517,14 +546,28 @@ class ConsoleApp(App[int]):
         if self.hung_up:
             return
         self.hung_up = True
-        for poll in (self.backend_poll, self.log_poll):
+        for poll in (self.backend_poll, self.memory_poll):
             if poll:
                 poll.stop()
+        if self._log_stop is not None:
+            self._log_stop.set()
         # Writing to a hung-up terminal can block or fail: give a clean exit a moment, then leave anyway.
         timer = threading.Timer(3.0, os._exit, args=(129,))
         timer.daemon = True
         timer.start()
         self.exit(129)
+
+
+def read_memory() -> str | None:
+    """Worker side: one line on machine memory for the top bar (None when the core cannot tell)."""
+    from mlx_console.ui.core_api import NotAvailable, core
+
+    try:
+        memory, fmt_bytes = core("system", "memory", "fmt_bytes")
+    except NotAvailable:
+        return "memory: not available yet"
+    m = memory()
+    return f"mem {fmt_bytes(m.available)} free of {fmt_bytes(m.total)} · pressure {m.pressure}"
 
 
 def _supervisor_present() -> bool:
