@@ -65,7 +65,8 @@ class ConsoleApp(App[int]):
         self._log_stop: threading.Event | None = None
         self.log_path: Path | None = None
         self.log_note = ""
-        self._busy: dict[str, str] = {}   # backend → what is being done to it (start/stop/…)
+        self._busy: dict[str, str] = {}   # backend → what is being done to it (starting/stopping/…)
+        self._progress: dict[str, str] = {}  # backend → the last progress line of that action
         self.backend_poll: Poller | None = None
         self.memory_poll: Poller | None = None
         self.hung_up = False
@@ -152,12 +153,13 @@ class ConsoleApp(App[int]):
     # ---- top bar, memory -------------------------------------------------------------------------------
 
     def update_topbar(self, memory: str | None = None) -> None:
-        where = str(self.config.path) if self.config.exists else "no config: built-in demo backend"
+        where = str(self.config.path) if self.config.exists else "no config: demo backend"
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" mlx-console ", style="bold reverse")
         t.append(f" {where} ", style="dim")
         if memory:
-            t.append(f" {memory}")
+            style = {"warn": "bold yellow", "critical": "bold reverse red"}.get(memory.rsplit(" ", 1)[-1], "")
+            t.append(f" {memory}", style=style)
         self.topbar.update(t)
 
     # ---- backends --------------------------------------------------------------------------------------
@@ -226,13 +228,14 @@ class ConsoleApp(App[int]):
             self.call_from_thread(self.backend_done, name, verb, status, None)
 
     def backend_progress(self, name: str, message: str) -> None:
-        self._busy[name] = message[:60]
-        self.log_status.update(Text(f" {name}: {message}", style="bold"))
+        self._progress[name] = message
+        self.update_log_status()
         if self.backend_poll:
             self.backend_poll.poke()
 
     def backend_done(self, name: str, verb: str, status: Any, error: str | None) -> None:
         self._busy.pop(name, None)
+        self._progress.pop(name, None)
         if error:
             self.notify(f"{name}: {verb} failed: {error}", severity="error", timeout=15)
         else:
@@ -250,8 +253,6 @@ class ConsoleApp(App[int]):
             self.notify("No config file: the built-in demo backend would start here, but the supervisor is "
                         "not available yet in this build.", severity="warning", timeout=10)
             return
-        self.notify(f"No config file found ({self.config.path}): starting the built-in demo backend "
-                    "(a tiny random model, it talks gibberish). Configure your own backends there.", timeout=12)
         self.autostart_worker(demo.name)
 
     @work(thread=True, group="autostart")
@@ -263,6 +264,9 @@ class ConsoleApp(App[int]):
             return
         if rows.get(name, {}).get("status") in ("ready", "starting", "loading", "degraded"):
             return
+        self.call_from_thread(self.notify, f"No config file ({self.config.path}): starting the built-in demo "
+                              "backend, a tiny random model (it talks gibberish). Add your backends to that file.",
+                              timeout=12)
         self.call_from_thread(self.act_on_backend, "start", name)
 
     def action_start(self) -> None:
@@ -378,9 +382,9 @@ class ConsoleApp(App[int]):
         if log.filter_text:
             shown = status.shown if status else len(log.shown_lines())
             t.append(f"  filter: {log.filter_text!r} ({shown} lines)  Esc clears", style="bold")
-        busy = self._busy.get(self.log_backend or "")
+        busy = self._progress.get(self.log_backend or "") or self._busy.get(self.log_backend or "")
         if busy:
-            t.append(f"  {self.log_backend}: {busy}", style="italic")
+            t.append(f"  {busy}", style="italic")
         self.log_status.update(t)
 
     @on(LogView.Status)
@@ -561,13 +565,14 @@ class ConsoleApp(App[int]):
 def read_memory() -> str | None:
     """Worker side: one line on machine memory for the top bar (None when the core cannot tell)."""
     from mlx_console.ui.core_api import NotAvailable, core
+    from mlx_console.ui.widgets.backends_table import human_bytes
 
     try:
-        memory, fmt_bytes = core("system", "memory", "fmt_bytes")
+        memory = core("system", "memory")
     except NotAvailable:
         return "memory: not available yet"
     m = memory()
-    return f"mem {fmt_bytes(m.available)} free of {fmt_bytes(m.total)} · pressure {m.pressure}"
+    return f"mem {human_bytes(m.available)} free/{human_bytes(m.total)} {m.pressure}"
 
 
 def _supervisor_present() -> bool:

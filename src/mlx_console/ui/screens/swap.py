@@ -69,7 +69,7 @@ class SwapScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical() as v:
             v.border_title = f"Swap the model of {self.backend} — type to filter · Enter swaps · Esc closes"
-            yield Input(placeholder="filter models", id="swap-filter")
+            yield Input(placeholder="filter models", id="swap-filter", compact=True)
             yield Static("discovering models…", id="swap-status")
             yield OptionList(id="swap-list")
 
