@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,8 @@ class ConsoleApp(App[int]):
     BINDINGS = registry.bindings(("console", "backend", "bench"))
 
     def __init__(self, config: Config, *, theme_dirs: list[Path] | None = None, autostart: bool | None = None,
-                 backends: Backends | None = None, polls: bool = True) -> None:
+                 backends: Backends | None = None, polls: bool = True,
+                 memory_reader: Callable[[], str | None] | None = None) -> None:
         super().__init__()
         self.config = config
         self.backends = backends or Backends(config)
@@ -59,6 +60,7 @@ class ConsoleApp(App[int]):
         # Demo by default when nothing is configured: the person sees a real backend come up at once.
         self.autostart = (not config.exists) if autostart is None else autostart
         self.polls_enabled = polls
+        self.memory_reader = memory_reader or read_memory
         self.startup_notices: list[str] = list(self.theme_set.notices)
         self.startup_notices += registry.validate_keymap(self.keymap_config)
         self.log_backend: str | None = None
@@ -109,7 +111,7 @@ class ConsoleApp(App[int]):
         self.backends_table.show(self.backends.placeholder_rows(), narrow=self.narrow)
         self.backend_poll = Poller(self, "backends", BACKENDS_INTERVAL, self.backends.rows, self.show_backends,
                                    active=self.dashboard_visible, on_error=self.poll_failed)
-        self.memory_poll = Poller(self, "memory", MEMORY_INTERVAL, read_memory, self.update_topbar,
+        self.memory_poll = Poller(self, "memory", MEMORY_INTERVAL, self.memory_reader, self.update_topbar,
                                   active=self.dashboard_visible, on_error=lambda e: None)
         if self.polls_enabled:
             self.backend_poll.start()

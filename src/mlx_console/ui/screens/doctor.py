@@ -28,10 +28,11 @@ class DoctorScreen(ModalScreen[None]):
     DoctorScreen Static { height: auto; }
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, report: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.config = config
-        self.report: dict[str, Any] | None = None
+        self.report: dict[str, Any] | None = report
+        self.fixed = report is not None  # a given report (tests) is shown instead of running the checks
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as v:
@@ -40,7 +41,10 @@ class DoctorScreen(ModalScreen[None]):
             yield Static(id="doctor-checks")
 
     def on_mount(self) -> None:
-        self.action_rerun()
+        if self.fixed and self.report is not None:
+            self.show_report(self.report)
+        else:
+            self.action_rerun()
 
     def action_rerun(self) -> None:
         self.query_one("#doctor-status", Static).update("running checks…")
