@@ -72,6 +72,7 @@ class ConsoleApp(App[int]):
         self.backend_poll: Poller | None = None
         self.memory_poll: Poller | None = None
         self.hung_up = False
+        self._memory_line = ""
 
     # ---- layout ------------------------------------------------------------------------------------------
 
@@ -155,13 +156,16 @@ class ConsoleApp(App[int]):
     # ---- top bar, memory -------------------------------------------------------------------------------
 
     def update_topbar(self, memory: str | None = None) -> None:
-        where = str(self.config.path) if self.config.exists else "no config: demo backend"
+        if memory is not None:
+            self._memory_line = memory
+        memory = self._memory_line
+        where = _home(self.config.path) if self.config.exists else "no config: demo backend"
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" mlx-console ", style="bold reverse")
-        t.append(f" {where} ", style="dim")
-        if memory:
+        if memory:  # before the path: pressure matters more than where the config lives
             style = {"warn": "bold yellow", "critical": "bold reverse red"}.get(memory.rsplit(" ", 1)[-1], "")
-            t.append(f" {memory}", style=style)
+            t.append(f" {memory} ", style=style)
+        t.append(f" {where}", style="dim")
         self.topbar.update(t)
 
     # ---- backends --------------------------------------------------------------------------------------
@@ -562,6 +566,12 @@ class ConsoleApp(App[int]):
         timer.daemon = True
         timer.start()
         self.exit(129)
+
+
+def _home(path: Path) -> str:
+    home = str(Path.home())
+    text = str(path)
+    return "~" + text[len(home):] if text.startswith(home + os.sep) else text
 
 
 def read_memory() -> str | None:
