@@ -11,7 +11,8 @@ from mlx_console.core.supervise_state import Timings
 
 # Quick enough for tests, same code paths as the defaults.
 FAST = Timings(poll=0.1, probe_interval=1.0, probe_timeout=5.0, probe_failures=2, load_timeout=60.0,
-               grace=3.0, backoff_initial=0.3, backoff_max=1.0, retry_cap=3, stable_after=30.0)
+               grace=3.0, backoff_initial=0.3, backoff_max=1.0, retry_cap=3, stable_after=30.0,
+               models_interval=0.3)
 
 
 def toml_value(v: object) -> str:

@@ -16,6 +16,8 @@ from mlx_console.core.backends.mlx_lm import MlxLmKind
 from mlx_console.core.backends.omlx import OmlxKind
 from mlx_console.core.config import Profile
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 KEYS = ["name", "kind", "status", "pid", "port", "model", "uptime_s", "rss_bytes", "log"]
 
 
@@ -90,3 +92,22 @@ def test_no_config_lists_the_demo_backend() -> None:
     [row] = json.loads(r.stdout)
     assert row["name"] == "demo" and row["status"] == "stopped"
     assert row["model"] == str(Path(os.environ["MLX_CONSOLE_STATE_DIR"]) / "demo-model")
+
+
+@pytest.mark.slow
+def test_stop_during_restart_backoff_stops_for_good(write_config, tiny_model: Path, port: int) -> None:
+    """Dead but about to be restarted is not 'already dead': stop must reach the supervisor."""
+    from dataclasses import replace
+
+    from backends_helpers import FAST, gone, wait_for
+
+    from mlx_console.core.supervisor import Supervisor
+
+    sup = Supervisor(write_config({"name": "a", "kind": "mlx-lm", "model": str(tiny_model), "port": port,
+                                   "restart": "always"}), timings=replace(FAST, backoff_initial=30, backoff_max=30))
+    st = sup.start("a", wait=60)
+    os.kill(st.pid, 9)
+    wait_for(lambda: "restarting in 30s" in sup.status("a").reason, timeout=5)
+    r = cli("backends", "stop", "a")
+    assert r.returncode == 0 and "stopped" in r.stdout and "already" not in r.stdout
+    assert gone(st.supervisor_pid) and sup.status("a").status == "stopped"

@@ -23,8 +23,6 @@ from backends_helpers import FAST, gone, wait_for  # noqa: E402
 
 STANDIN = Path(__file__).resolve().parents[1] / "standins" / "omlx_standin.py"
 pytestmark = pytest.mark.slow
-if not STANDIN.exists():  # until the stand-in's branch is on main
-    pytest.skip("oMLX stand-in not present", allow_module_level=True)
 
 
 @pytest.fixture
@@ -56,6 +54,9 @@ def test_start_models_load_unload_stop(make_sup, omlx_base: Path, port: int) -> 
     sup.swap_model("o", "tiny-llama")  # oMLX: load through the API, no restart
     assert [(m["id"], m["loaded"]) for m in client.models()] == [("tiny-llama", True)]
     assert sup.status("o").pid == st.pid
+    # The supervisor keeps the loaded-model list in the state: the status shows it.
+    wait_for(lambda: sup.status("o").loaded_models == ["tiny-llama"], timeout=5)
+    assert sup.status("o").model == "tiny-llama" and sup.status("o").to_json()["model"] == "tiny-llama"
     client.unload("tiny-llama")
     assert client.models()[0]["loaded"] is False
     with pytest.raises(ConsoleError, match="HTTP 401"):
@@ -100,3 +101,26 @@ def test_missing_omlx_command_is_a_clear_error(make_sup, omlx_base: Path, port: 
     sup = make_sup({**omlx("o", omlx_base, port), "command": ["/nonexistent/omlx"]})
     with pytest.raises(ConsoleError, match="oMLX command not found"):
         sup.start("o")
+
+
+def test_cli_models_load_unload(make_sup, omlx_base: Path, port: int) -> None:
+    import json
+    import subprocess
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mlx_console", "backends", *args], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    sup = make_sup(omlx("o", omlx_base, port))
+    r = cli("models", "o")
+    assert r.returncode == 1 and "needs a running backend; it is stopped" in r.stderr
+    sup.start("o", wait=30)
+    r = cli("models", "o", "--json")
+    assert r.returncode == 0 and [(m["id"], m["loaded"]) for m in json.loads(r.stdout)] == [("tiny-llama", False)]
+    assert cli("load", "o", "tiny-llama").returncode == 0
+    assert "tiny-llama  loaded" in cli("models", "o").stdout
+    r = cli("unload", "o", "tiny-llama")
+    assert r.returncode == 0 and "unloaded tiny-llama" in r.stdout
+    r = cli("unload", "o", "tiny-llama")  # oMLX: 400 when it is not loaded
+    assert r.returncode == 1 and "HTTP 400" in r.stderr
+    sup.stop("o")

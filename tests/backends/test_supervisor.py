@@ -97,7 +97,7 @@ def test_port_taken_by_a_plain_socket(make_sup, tiny_model: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         sup = make_sup(mlx("a", tiny_model, s.getsockname()[1]))
-        with pytest.raises(ConsoleError, match=rf"pid {os.getpid()} \(not an LLM backend"):
+        with pytest.raises(ConsoleError, match=rf"pid {os.getpid()} \(.*\), not a known LLM backend"):
             sup.start("a")
 
 
@@ -205,13 +205,16 @@ def test_demo_profile_builds_its_model_first(tmp_path: Path, port: int) -> None:
 
 
 def test_state_file_is_json_with_identity(make_sup, tiny_model: Path, port: int) -> None:
-    sup = make_sup(mlx("a", tiny_model, port))
+    sup = make_sup(mlx("a", tiny_model, port), mlx("b", tiny_model, port))
     st = sup.start("a")  # no wait: returns once the supervisor knows the pid
     assert st.status in ("starting", "loading", "ready") and st.pid
     data = json.loads((sup.dir("a") / "state.json").read_text())
     assert data["pid"] == st.pid and abs(data["create_time"] - psutil.Process(st.pid).create_time()) < 0.05
     assert data["cmdline"][:4] == [sys.executable, "-m", "mlx_lm", "server"] and data["port"] == port
     assert data["model"] == str(tiny_model)
+    wait_for(lambda: sup.status("a").status == "ready", timeout=60)
+    with pytest.raises(ConsoleError, match=rf"pid {st.pid} .*(is|looks like) mlx-lm.* backend 'a' of this console"):
+        sup.start("b")
     sup.stop("a")
 
 
@@ -272,4 +275,26 @@ def test_two_consoles_starting_at_once_start_one_server(make_sup, tiny_model: Pa
     assert a.pid == b.pid and a.supervisor_pid == b.supervisor_pid
     servers = [p for p in psutil.process_iter(["cmdline"]) if str(port) in " ".join(p.info["cmdline"] or [])]
     assert [p.pid for p in servers] == [a.pid]
+    sup.stop("a")
+
+
+def test_a_busy_server_is_not_taken_for_a_hung_one(write_config, tiny_llama4_model: Path, port: int) -> None:
+    """Llama 4 cannot batch: the probe waits behind a long request. Busy CPU → not counted as a failure."""
+    import threading
+    from dataclasses import replace
+
+    sup = Supervisor(write_config(mlx("a", tiny_llama4_model, port, restart="never")),
+                     timings=replace(FAST, probe_interval=1.0, probe_timeout=0.7, probe_failures=2))
+    st = sup.start("a", wait=60)
+    body = {"messages": [{"role": "user", "content": "go"}], "max_tokens": 600, "temperature": 0}
+    long = threading.Thread(target=lambda: httpx.post(f"{st.base_url}/v1/chat/completions", json=body, timeout=120))
+    long.start()
+    seen = set()
+    while long.is_alive():
+        seen.add(sup.status("a").status)
+        time.sleep(0.1)
+    long.join()
+    log = (sup.dir("a") / "supervise.log").read_text()
+    assert "timed out while busy" in log, log
+    assert seen == {"ready"}, log
     sup.stop("a")

@@ -107,3 +107,17 @@ def test_form_fields_cover_every_key_with_meaning() -> None:
     fields = form_fields()
     assert {f["key"] for f in fields} == set(KEYS)
     assert all(f["meaning"] and f["allowed"] and f["effect_text"] for f in fields)
+
+
+def test_model_form_has_values_defaults_and_issues(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from mlx_console.core.settings.form import model_form
+    from mlx_console.core.settings.store import SettingsStore
+
+    p = tmp_path / "model_settings.json"
+    p.write_text(json.dumps({"version": 1, "models": {"m": {"top_p": 3, "mystery": 1}}}))
+    fields = {f["key"]: f for f in model_form(SettingsStore.load(p), "m")}
+    assert fields["top_p"]["in_file"] and fields["top_p"]["value"] == 3 and fields["top_p"]["issues"]
+    assert fields["is_pinned"]["effective"] is False and not fields["is_pinned"]["in_file"]
+    assert fields["mystery"]["group"] == "unknown" and "drop" in fields["mystery"]["issues"][0]

@@ -354,20 +354,45 @@ class GlobalSettings:
                 self.data["network"][key] = getattr(a, key)
 
     def validate(self) -> list[str]:
+        """0.5.0's checks and messages (its sets print in hash order; here in a fixed one)."""
         errors = []
-        srv = self.data["server"]
+        srv, mem = self.data["server"], self.data["memory"]
         if not isinstance(srv["port"], int) or not 1 <= srv["port"] <= 65535:
-            errors.append(f"Invalid port: {srv['port']}. Must be between 1 and 65535.")
-        if srv["log_level"] not in ("trace", "debug", "info", "warning", "error"):
-            errors.append(f"Invalid log level: {srv['log_level']}")
-        if srv["sse_keepalive_mode"] not in ("chunk", "comment", "off"):
-            errors.append(f"Invalid sse_keepalive_mode: {srv['sse_keepalive_mode']}")
-        if int(self.data["scheduler"]["max_concurrent_requests"]) < 1:
-            errors.append("max_concurrent_requests must be >= 1")
+            errors.append(f"Invalid port: {srv['port']} (must be 1-65535)")
+        levels = {"trace", "debug", "info", "warning", "error", "critical"}
+        if str(srv["log_level"]).lower() not in levels:
+            errors.append(f"Invalid log_level: {srv['log_level']} (must be one of {sorted(levels)})")
+        modes = {"chunk", "comment", "off"}
+        if srv["sse_keepalive_mode"] not in modes:
+            errors.append(f"Invalid sse_keepalive_mode: {srv['sse_keepalive_mode']} (must be one of {sorted(modes)})")
+        tiers = ["aggressive", "balanced", "custom", "safe"]
+        if mem["memory_guard_tier"] not in tiers:
+            errors.append(f"Invalid memory_guard_tier: {mem['memory_guard_tier']} (must be one of {tiers})")
+        elif mem["memory_guard_tier"] == "custom" and not float(mem["memory_guard_custom_ceiling_gb"] or 0) > 0:
+            errors.append("memory_guard_custom_ceiling_gb must be > 0 when memory_guard_tier is 'custom'")
+        mcr = self.data["scheduler"]["max_concurrent_requests"]
+        if not isinstance(mcr, int) or mcr < 1:
+            errors.append(f"Invalid max_concurrent_requests: {mcr} (must be > 0)")
         return errors
 
+    def ensure_directories(self) -> None:
+        """Create base, cache, log and model dirs; model_dirs becomes the usable resolved dirs (as oMLX)."""
+        for d in (self.base_path, self.ssd_cache_dir, self.log_dir):
+            if d is not None:
+                d.mkdir(parents=True, exist_ok=True)
+        valid = []
+        for d in self.model_dirs:
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                logging.getLogger("omlx.settings").warning(f"Model directory unavailable, skipping: {d} ({e})")
+                continue
+            valid.append(str(d))
+        self.data["model"]["model_dirs"] = valid
+        self.data["model"]["model_dir"] = None
+
     def save(self) -> None:
-        self.base_path.mkdir(parents=True, exist_ok=True)
+        self.ensure_directories()
         m = self.data["model"]
         m["model_dir"] = m["model_dirs"][0] if m["model_dirs"] else m.get("model_dir")
         self.file.write_text(json.dumps(self.data, indent=2), encoding="utf-8")
@@ -1350,16 +1375,19 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
+        self.send_header("vary", "Origin")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
 
-    def _start_stream(self) -> None:
+    def _start_stream(self, content_type: str, *, sse: bool = False) -> None:
         self.send_response(200)
-        self.send_header("content-type", "text/event-stream; charset=utf-8")
-        self.send_header("cache-control", "no-cache")
-        self.send_header("x-accel-buffering", "no")
+        if sse:
+            self.send_header("x-accel-buffering", "no")
+            self.send_header("cache-control", "no-cache")
+        self.send_header("content-type", content_type)
+        self.send_header("vary", "Origin")
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
         self.wfile.flush()
@@ -1491,8 +1519,6 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_json(200, app.reload())
         if method == "GET" and path == "/admin/api/logs":
             return self._send_json(200, app.admin_logs(query))
-        if method == "GET" and path == "/admin/api/global-settings":
-            return self._send_json(200, app.gs.data)
         raise HTTPError(404, "Not Found")
 
     def _login(self, body: Any) -> None:
@@ -1534,6 +1560,16 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(200, {"status": "ok", "model_id": model_id, "message": f"Loaded {model_id}"})
 
     # --- completions ---
+    def _keepalive_wait(self, until: Any, frame: str | None) -> None:
+        """Wait while `until()` is false, sending oMLX's keepalive frame every interval (10 s by default)."""
+        interval = env_float("OMLX_STANDIN_KEEPALIVE_SECONDS") or 10.0
+        last = time.time()
+        while not until() and not self.app.shutting_down.is_set():
+            time.sleep(0.05)
+            if frame is not None and time.time() - last >= interval:
+                self._chunk(frame)
+                last = time.time()
+
     def _completion(self, body: Any, *, chat: bool) -> None:
         app, pool, faults = self.app, self.app.pool, self.app.faults
         if not isinstance(body, dict):
@@ -1559,7 +1595,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             pr = body.get("prompt")
             prompt = " ".join(map(str, pr)) if isinstance(pr, list) else str(pr)
-        tools = body.get("tools") if chat and isinstance(body.get("tools"), list) else None
+        tools = body.get("tools") if chat and isinstance(body.get("tools"), list) and body.get("tools") else None
         prompt_tokens = count_tokens(prompt) + (4 * len(body.get("messages") or []) if chat else 1)
         if tools:
             prompt_tokens += count_tokens(json.dumps(tools))
@@ -1571,84 +1607,94 @@ class Handler(BaseHTTPRequestHandler):
             raise HTTPError(400, f"Prompt too long: {prompt_tokens} tokens exceeds max_context_window of {ctx}",
                             ascii_arrow=True)
         stream = bool(body.get("stream"))
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:8]
         mode = app.gs.data["server"]["sse_keepalive_mode"]
-
         if stream:
-            # oMLX sends headers and the first keepalive before the model is even loaded.
-            self._start_stream()
             if mode == "chunk":
-                if chat:
-                    self._chunk('data: {"id":"' + rid + '","object":"chat.completion.chunk","created":0,'
-                                '"model":"keepalive","choices":[{"index":0,"delta":{"role":"assistant",'
-                                '"content":""},"finish_reason":null}]}\n\n')
-                else:
-                    self._chunk('data: {"id":"cmpl-keepalive","object":"text_completion","created":0,'
-                                '"model":"keepalive","choices":[{"index":0,"text":"","logprobs":null,'
-                                '"finish_reason":null}]}\n\n')
-            elif mode == "comment":
-                self._chunk(": keep-alive\n\n")
+                frame: str | None = (
+                    'data: {"id":"' + rid + '","object":"chat.completion.chunk","created":0,"model":"keepalive",'
+                    '"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
+                    if chat else
+                    'data: {"id":"cmpl-keepalive","object":"text_completion","created":0,"model":"keepalive",'
+                    '"choices":[{"index":0,"text":"","logprobs":null,"finish_reason":null}]}\n\n')
+            else:
+                frame = ": keep-alive\n\n" if mode == "comment" else None
+        else:
+            frame = " "  # non-streaming replies are a chunked JSON body led by keepalive spaces
         t_start = time.time()
+        # The model is loaded before the response starts: load errors are plain JSON errors.
+        load_s = pool.ensure_loaded(model_id, for_request=True)
         e.in_use += 1
-        pool.waiting += 1
         try:
-            try:
-                load_s = pool.ensure_loaded(model_id, for_request=True)
-            except HTTPError as err:
-                if not stream:
-                    raise
-                app.log.error(f"Error during {'chat ' if chat else ''}streaming: {err.detail}")
-                self._chunk(f"data: {json.dumps({'error': {'message': str(err.detail), 'type': 'server_error'}})}\n\n")
-                self._chunk("data: [DONE]\n\n")
-                return self._end_stream()
+            if stream:
+                self._start_stream("text/event-stream; charset=utf-8", sse=True)
+            else:
+                self._start_stream("application/json")
+            if frame is not None:
+                self._chunk(frame)
             if faults.wedged.is_set():
-                # #1883/#2852: /health stays 200, the request never gets an answer.
-                while faults.wedged.is_set() and not app.shutting_down.is_set():
-                    faults.unwedge.wait(0.2)
-            with pool.slots:
+                # #1883/#2852: /health stays 200, the request gets headers and keepalives but never an answer.
+                self._keepalive_wait(lambda: not faults.wedged.is_set(), frame)
+            pool.waiting += 1
+            got = False
+            try:
+                got = pool.slots.acquire(blocking=False)
+                if not got:
+                    self._keepalive_wait(lambda: pool.slots.acquire(blocking=False), frame)
+                    got = True
+            finally:
                 pool.waiting -= 1
-                pool.active += 1
-                try:
-                    self._generate(body, chat, stream, include_usage, rid, model_id, prompt, prompt_tokens,
-                                   max_tokens, tools, s, load_s, t_start, mode)
-                finally:
-                    pool.active -= 1
-                    pool.waiting += 1
+            pool.active += 1
+            try:
+                self._generate(body, chat, stream, rid, model_id, prompt, prompt_tokens, max_tokens, tools,
+                               load_s, t_start)
+            finally:
+                pool.active -= 1
+                if got:
+                    pool.slots.release()
         finally:
-            pool.waiting -= 1
             e.in_use -= 1
             e.last_access = time.time()
 
-    def _generate(self, body: dict[str, Any], chat: bool, stream: bool, include_usage: bool, rid: str,
-                  model_id: str, prompt: str, prompt_tokens: int, max_tokens: int, tools: list[Any] | None,
-                  s: dict[str, Any], load_s: float, t_start: float, mode: str) -> None:
-        app, pool, faults = self.app, self.app.pool, self.app.faults
+    def _corrupt(self, chat: bool, stream: bool) -> None:
+        """The §2.4 cache-corruption sequence, then the request fails the way 0.5.0 fails it."""
+        app, faults = self.app, self.app.faults
         sched = logging.getLogger("omlx.scheduler")
-        path = "/v1/chat/completions" if chat else "/v1/completions"
+        err = faults.corruption_error
+        for attempt in range(2):
+            time.sleep(0.05)
+            sched.warning(f"Cache corruption detected: {err}, clearing cache and re-prefilling...")
+            sched.info("Cache recovery completed")
+            if attempt == 0:
+                sched.info("Rescheduled 1 requests for re-prefill")
+        msg = f"Cache corruption not recoverable after retries: {err}"
+        if stream:
+            app.log.error(f"Error during {'chat ' if chat else 'completion '}streaming: {msg}")
+            self._chunk(f"data: {json.dumps({'error': {'message': msg, 'type': 'server_error'}})}\n\n")
+            self._chunk("data: [DONE]\n\n")
+            return self._end_stream()
+        # Non-streaming: the 200 and a keepalive space are already out, so the client sees a cut transfer.
+        app.log.error("%s %s → 500 (unhandled): %s", "POST", "/v1/chat/completions" if chat else "/v1/completions",
+                      msg)
+        uvicorn_line("Exception in ASGI application", "ERROR")
+        sys.stderr.write(f"Traceback (most recent call last):\n  File \"omlx/engine_core.py\", line 66, in "
+                         f"_raise_output_error\nRuntimeError: {msg}\n")
+        sys.stderr.flush()
+        self._abort_stream()
+
+    def _generate(self, body: dict[str, Any], chat: bool, stream: bool, rid: str, model_id: str, prompt: str,
+                  prompt_tokens: int, max_tokens: int, tools: list[Any] | None, load_s: float,
+                  t_start: float) -> None:
+        app, pool, faults = self.app, self.app.pool, self.app.faults
         if faults.cache_corruption > 0:
             faults.cache_corruption -= 1
-            err = faults.corruption_error
-            time.sleep(0.05)
-            sched.warning(f"Cache corruption detected: {err}, clearing cache and re-prefilling...")
-            sched.info("Cache recovery completed")
-            sched.info("Rescheduled 1 requests for re-prefill")
-            time.sleep(0.05)
-            sched.warning(f"Cache corruption detected: {err}, clearing cache and re-prefilling...")
-            sched.info("Cache recovery completed")
-            if stream:
-                app.log.error(f"Error during chat streaming: Cache corruption not recoverable after retries: {err}")
-                return self._abort_stream()
-            app.log.error("%s %s → 500 (unhandled): %s", "POST", path,
-                          f"Cache corruption not recoverable after retries: {err}")
-            return self._send_json(500, {"error": {"message": "Internal server error", "type": "server_error",
-                                                   "param": None, "code": None}})
+            return self._corrupt(chat, stream)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         entry = pool.entries[model_id]
         tool_mode = str(entry.standin.get("tool_calls", "parsed"))
         tps = float(entry.standin.get("tokens_per_second", faults.tokens_per_second))
         per_token = 1.0 / tps if tps > 0 else 0.0
-        prefill = min(0.5, prompt_tokens / 20000.0)
-        time.sleep(prefill)
+        time.sleep(min(0.5, prompt_tokens / 20000.0))  # "prefill"
         t_first = time.time()
         toks, finish = canned_tokens(prompt, max_tokens)
         tool_call = None
@@ -1656,18 +1702,17 @@ class Handler(BaseHTTPRequestHandler):
             tool = tools[0] if isinstance(tools[0], dict) else {}
             name = (tool.get("function") or {}).get("name", "tool")
             args = tool_arguments(tool, prompt)
+            call_text = json.dumps({"name": name, "arguments": args})
             if tool_mode == "parsed":
                 tool_call = {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
                              "function": {"name": name, "arguments": json.dumps(args)}}
                 finish = "tool_calls"
-                n = count_tokens(json.dumps({"name": name, "arguments": args})) + 2
-                toks = [""] * n
+                toks = [""] * count_tokens(call_text)
             else:  # "text": the call arrives as plain content (Pattern B)
                 text = json.dumps({"name": name, "parameters": args})
-                toks = [text]
+                toks = [text[i:i + 4] for i in range(0, len(text), 4)]
                 finish = "stop"
-        completion_tokens = len(toks) if tool_call is None and not (tools and tool_mode == "text") \
-            else max(1, count_tokens(toks[0]) if tools and tool_mode == "text" else len(toks))
+        completion_tokens = len(toks)
         created = int(time.time())
         model_name = str(body["model"])
 
@@ -1677,7 +1722,7 @@ class Handler(BaseHTTPRequestHandler):
             u: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                                  "total_tokens": prompt_tokens + completion_tokens, "input_tokens": prompt_tokens,
                                  "output_tokens": completion_tokens, "prompt_tokens_details": {"cached_tokens": 0}}
-            if load_s > 0.001:
+            if load_s > 1.0:
                 u["model_load_duration"] = round(load_s, 2)
             if extra_stream:
                 ttft = max(t_first - t_start - load_s, 1e-6)
@@ -1689,45 +1734,37 @@ class Handler(BaseHTTPRequestHandler):
                 u["total_time"] = round(total, 2)
             return u
 
-        text_out = ""
         if stream:
             obj = "chat.completion.chunk" if chat else "text_completion"
 
-            def emit(payload: dict[str, Any]) -> None:
+            def emit(choices: list[dict[str, Any]], **extra: Any) -> None:
+                payload = {"id": rid, "object": obj, "created": created, "model": model_name, "choices": choices,
+                           **extra}
                 self._chunk("data: " + json.dumps(payload, separators=(",", ":"), ensure_ascii=False) + "\n\n")
 
             if chat:
-                emit({"id": rid, "object": obj, "created": created, "model": model_name,
-                      "choices": [{"index": 0, "delta": {"role": "assistant"}}]})
-            last_emit = time.time()
-            buf = ""
+                emit([{"index": 0, "delta": {"role": "assistant"}}])
+            last_emit, buf = time.time(), ""
             for tok in toks:
                 time.sleep(per_token)
                 if tool_call is not None:
-                    continue  # held back until the call completes
+                    continue  # tool-call tokens are held back until the call completes
                 buf += tok
-                text_out += tok
-                # oMLX batches deltas produced within one scheduler step (~every 20 ms here).
+                # oMLX sends what one scheduler step produced: at most one delta per ~20 ms here.
                 if time.time() - last_emit >= 0.02:
-                    emit({"id": rid, "object": obj, "created": created, "model": model_name,
-                          "choices": [{"index": 0, "delta": {"content": buf}}] if chat else
-                          [{"index": 0, "text": buf, "finish_reason": None}]})
+                    emit([{"index": 0, "delta": {"content": buf}}] if chat else
+                         [{"index": 0, "text": buf, "finish_reason": None}])
                     buf, last_emit = "", time.time()
-            if tool_call is not None:
-                emit({"id": rid, "object": obj, "created": created, "model": model_name,
-                      "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, **tool_call}]}}]})
             if chat:
+                if tool_call is not None:
+                    emit([{"index": 0, "delta": {"tool_calls": [{"index": 0, **tool_call}]}}])
                 if buf:
-                    emit({"id": rid, "object": obj, "created": created, "model": model_name,
-                          "choices": [{"index": 0, "delta": {"content": buf}}]})
-                emit({"id": rid, "object": obj, "created": created, "model": model_name,
-                      "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+                    emit([{"index": 0, "delta": {"content": buf}}])
+                emit([{"index": 0, "delta": {}, "finish_reason": finish}])
             else:
-                emit({"id": rid, "object": obj, "created": created, "model": model_name,
-                      "choices": [{"index": 0, "text": buf, "finish_reason": finish}]})
+                emit([{"index": 0, "text": buf, "finish_reason": finish}])
             if include_usage:
-                emit({"id": rid, "object": obj, "created": created, "model": model_name, "choices": [],
-                      "usage": usage(True)})
+                emit([], usage=usage(True))
             self._chunk("data: [DONE]\n\n")
             self._end_stream()
         else:
@@ -1739,14 +1776,14 @@ class Handler(BaseHTTPRequestHandler):
                     msg["tool_calls"] = [tool_call]
                 else:
                     msg["content"] = text_out
-                choice = {"index": 0, "message": msg, "finish_reason": finish}
-                self._send_json(200, {"id": rid, "object": "chat.completion", "created": created,
-                                      "model": model_name, "choices": [choice], "usage": usage(False)})
+                reply = {"id": rid, "object": "chat.completion", "created": created, "model": model_name,
+                         "choices": [{"index": 0, "message": msg, "finish_reason": finish}], "usage": usage(False)}
             else:
-                self._send_json(200, {"id": rid, "object": "text_completion", "created": created,
-                                      "model": model_name, "choices": [{"index": 0, "text": text_out,
-                                                                         "finish_reason": finish}],
-                                      "usage": usage(False)})
+                reply = {"id": rid, "object": "text_completion", "created": created, "model": model_name,
+                         "choices": [{"index": 0, "text": text_out, "finish_reason": finish}],
+                         "usage": usage(False)}
+            self._chunk(json.dumps(reply, ensure_ascii=False))
+            self._end_stream()
         elapsed = max(time.time() - t_start, 1e-6)
         m = pool.metrics
         m["total_requests"] += 1
@@ -1754,13 +1791,13 @@ class Handler(BaseHTTPRequestHandler):
         m["total_completion_tokens"] += completion_tokens
         m["gen_tps"].append(completion_tokens / max(time.time() - t_first, 1e-6))
         m["prefill_tps"].append(prompt_tokens / max(t_first - t_start, 1e-6))
-        tps_s = completion_tokens / elapsed
+        rate = completion_tokens / elapsed
         if chat:
-            app.log.info(f"Chat completion: {completion_tokens} tokens in {elapsed:.2f}s ({tps_s:.1f} tok/s), "
+            app.log.info(f"Chat completion: {completion_tokens} tokens in {elapsed:.2f}s ({rate:.1f} tok/s), "
                          f"prompt: {prompt_tokens}, finish_reason={finish}, max_tokens={max_tokens}, "
                          f"request_max_tokens={body.get('max_tokens')}")
         else:
-            app.log.info(f"Completion: {completion_tokens} tokens in {elapsed:.2f}s ({tps_s:.1f} tok/s), "
+            app.log.info(f"Completion: {completion_tokens} tokens in {elapsed:.2f}s ({rate:.1f} tok/s), "
                          f"prompt: {prompt_tokens}")
 
     # --- stand-in control routes (no auth; loopback tests only) ---
@@ -1941,6 +1978,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def detect_server_aliases(host: str) -> list[str]:
+    """localhost/127.0.0.1 (when bound there), hostname, hostname.local, FQDN, non-loopback IPv4 (as oMLX)."""
+    out: list[str] = []
+    if {h.strip() for h in host.split(",")} & {"127.0.0.1", "localhost", "0.0.0.0", "::"}:
+        out += ["localhost", "127.0.0.1"]
+    hostname = socket.gethostname()
+    if hostname:
+        out += [hostname] + ([] if hostname.endswith(".local") else [f"{hostname}.local"])
+    fqdn = socket.getfqdn()
+    if fqdn and not fqdn.endswith((".ip6.arpa", ".in-addr.arpa")):
+        out.append(fqdn)
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.connect(("192.0.2.1", 9))  # no packet is sent; this only picks the outgoing interface
+        out.append(u.getsockname()[0])
+    with contextlib.suppress(OSError):
+        out += [i[4][0] for i in socket.getaddrinfo(hostname, None, family=socket.AF_INET)]
+    result: list[str] = []
+    for a in out:
+        if a not in result and (a == "127.0.0.1" or not a.startswith("127.")):
+            result.append(a)
+    return result
+
+
 def env_float(name: str) -> float | None:
     v = os.environ.get(name)
     try:
@@ -1984,8 +2044,8 @@ def serve(args: argparse.Namespace) -> int:
         except OSError as e:
             print(f"Warning: Failed to save settings: {e}", flush=True)
 
+    gs.ensure_directories()
     log_dir = gs.log_dir
-    log_dir.mkdir(parents=True, exist_ok=True)
     fh = RotatingServerLog(log_dir / "server.log", encoding="utf-8")
     fh.setLevel(level)
     fh.setFormatter(logging.Formatter(FILE_FORMAT))
@@ -2052,8 +2112,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"Starting server at http://{h}:{port}", flush=True)
     uvicorn_line(f"Started server process [{os.getpid()}]")
     uvicorn_line("Waiting for application startup.")
-    hostname = socket.gethostname()
-    aliases = ["localhost", "127.0.0.1", hostname, f"{hostname}.local"]
+    aliases = detect_server_aliases(str(host))
     if not gs.data["server"].get("server_aliases"):
         gs.data["server"]["server_aliases"] = aliases
         gs.save()
@@ -2065,10 +2124,10 @@ def serve(args: argparse.Namespace) -> int:
     pool.preload_pinned()  # in the lifespan, before startup completes (connections wait in the backlog)
     uvicorn_line("Application startup complete.")
 
-    stop = threading.Event()
+    received: list[int] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
-        stop.set()
+        received.append(signum)
         app.shutting_down.set()
         threading.Thread(target=httpd.shutdown, daemon=True).start()
 
@@ -2097,6 +2156,10 @@ def serve(args: argparse.Namespace) -> int:
     uvicorn_line(f"Finished server process [{os.getpid()}]")
     httpd.server_close()
     logging.shutdown()
+    if signal.SIGTERM in received:
+        # uvicorn re-raises the signal after a graceful shutdown: the exit status is "killed by SIGTERM" (143).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
     return 0
 
 

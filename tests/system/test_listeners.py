@@ -28,19 +28,21 @@ def plain_listener() -> Iterator[int]:
     s.close()
 
 
-def _http_server(status: int, body: bytes) -> tuple[ThreadingHTTPServer, int]:
+def _http_server(status: int, body: bytes, routes: dict[str, tuple[int, bytes]] | None = None,
+                 ) -> tuple[ThreadingHTTPServer, int]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            self.send_response(status)
+            code, data = (routes or {}).get(self.path, (status, body))
+            self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(data)
 
         def log_message(self, *args: Any) -> None:
             pass
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
     return srv, srv.server_address[1]
 
 
@@ -48,8 +50,8 @@ def _http_server(status: int, body: bytes) -> tuple[ThreadingHTTPServer, int]:
 def http_models() -> Iterator[Any]:
     servers: list[ThreadingHTTPServer] = []
 
-    def start(status: int, body: bytes) -> int:
-        srv, port = _http_server(status, body)
+    def start(status: int, body: bytes, routes: dict[str, tuple[int, bytes]] | None = None) -> int:
+        srv, port = _http_server(status, body, routes)
         servers.append(srv)
         return port
 
@@ -131,6 +133,17 @@ def test_probe_unknown_openai_server_and_auth_and_empty_body(http_models: Any) -
     assert "empty body" in (found[empty].probe or "")
 
 
+def test_omlx_behind_api_key_confirmed_by_open_health(http_models: Any) -> None:
+    health = {"status": "healthy", "default_model": None, "engine_pool": {"model_count": 0, "loaded_count": 0}}
+    p = http_models(401, b'{"error":{"message":"API key required"}}', {"/health": (200, json.dumps(health).encode())})
+    [x] = system.listeners([p], probe=True, probe_ports=[p])
+    assert (x.backend, x.confirmed, x.auth_required) == ("omlx", True, True)
+    # an mlx_lm.server-style /health ({"status": "ok"}) confirms nothing
+    q = http_models(401, b"{}", {"/health": (200, b'{"status": "ok"}')})
+    [y] = system.listeners([q], probe=True, probe_ports=[q])
+    assert (y.backend, y.confirmed) == ("unknown", False)
+
+
 @pytest.mark.slow
 def test_real_mlx_server_is_identified_with_its_pid(mlx_server: Any) -> None:
     # no probe_ports: the command line alone marks it as an LLM backend worth probing
@@ -143,3 +156,11 @@ def test_real_mlx_server_is_identified_with_its_pid(mlx_server: Any) -> None:
     owner = system.owner_of(mlx_server.port)
     assert owner is not None and owner.pid == mlx_server.proc.pid
     assert owner.describe().startswith(f"pid {mlx_server.proc.pid} (") and "is mlx-lm" in owner.describe()
+
+
+def test_command_line_secrets_are_redacted() -> None:
+    cmd = ["omlx", "serve", "--api-key", "sekrit", "--hf-token=abc", "--key-check", "--port", "8000"]
+    assert system_ports.redact(cmd) == ["omlx", "serve", "--api-key", "***", "--hf-token=***", "--key-check",
+                                        "--port", "8000"]
+    x = system.Listener(port=1, pid=2, cmdline=cmd)
+    assert "sekrit" not in x.command and "sekrit" not in x.describe() and "sekrit" not in json.dumps(x.to_json())

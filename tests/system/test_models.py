@@ -118,8 +118,9 @@ def test_omlx_layouts_and_profile_dirs(tmp_path: Path) -> None:
     (root / ".hidden").mkdir()
     prof = Profile(name="om", kind="omlx", base_path=str(base))
     assert models.omlx_model_dirs(prof) == [root]
-    ids = sorted(m.id for m in models.scan_model_dir(root, "omlx:om"))
-    assert ids == ["Qwen/Qwen3-0.6B", "flat-model", "org-model"]
+    ids = sorted(m.id for m in models.scan_model_dir(root, "omlx:om", omlx_ids=True))
+    assert ids == ["Qwen--Qwen3-0.6B", "flat-model", "org-model"]  # the ids oMLX's API uses
+    assert "Qwen/Qwen3-0.6B" in {m.id for m in models.scan_model_dir(root, "model_dirs")}
     # precedence: --model-dir > OMLX_MODEL_DIR > settings.json > base/models
     (base / "settings.json").write_text(json.dumps({"model": {"model_dirs": [str(tmp_path / "s")]}}))
     assert models.omlx_model_dirs(prof) == [tmp_path / "s"]

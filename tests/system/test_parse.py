@@ -121,6 +121,7 @@ def test_memory_macos_combines_sysctl_and_memory_pressure() -> None:
     assert m.swap_total == 2048 * MIB
     assert m.wired_limit_mb == 114688 and m.working_set == 114688 * MIB
     assert "kernel pressure level 2 (warn)" in m.detail
+    assert m.pressure_reason == "kernel level 2, 62% free"
 
 
 def test_memory_macos_default_wired_limit_leaves_working_set_unknown() -> None:
@@ -138,6 +139,7 @@ def test_psi_and_linux_levels() -> None:
     vm = SimpleNamespace(total=100 * GIB, available=50 * GIB)
     assert system.memory_linux(vm, calm).pressure == "normal"
     assert system.memory_linux(vm, stalled).pressure == "critical"
+    assert system.memory_linux(vm, stalled).pressure_reason == "PSI some avg10=35.10 full avg10=12.50, 50% available"
     assert system.memory_linux(vm, None).pressure == "normal"
     low = SimpleNamespace(total=100 * GIB, available=10 * GIB)
     assert system.memory_linux(low, calm).pressure == "warn"  # PSI calm, but little room for a load

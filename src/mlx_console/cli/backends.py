@@ -1,4 +1,4 @@
-"""`mlx-console backends list|status|start|stop|restart|swap`: backend lifecycle for scripts.
+"""`mlx-console backends list|status|start|stop|restart|swap|load|unload|models`: backend lifecycle for scripts.
 
 `list --json` prints exactly `[{"name","kind","status","pid","port","model","uptime_s","rss_bytes","log", …extra}]`.
 Progress goes to stderr; a failure exits 1 with the reason and the log lines that say why.
@@ -11,6 +11,7 @@ import sys
 
 from mlx_console.cli._common import add_json_flag, load_config, print_json
 from mlx_console.core.supervisor import BackendStatus, Supervisor
+from mlx_console.core.system import fmt_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,49 +21,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
     bs = p.add_subparsers(dest="action", metavar="ACTION")
 
-    ls = bs.add_parser("list", help="every configured backend with its status")
-    add_json_flag(ls)
-    ls.set_defaults(func=run_list)
-
-    st = bs.add_parser("status", help="one backend's status (with the reason when it is not ready)")
-    st.add_argument("name", metavar="NAME")
-    add_json_flag(st)
-    st.set_defaults(func=run_status)
-
-    for action, helptext in (("start", "start a backend (or re-adopt one whose supervisor is gone)"),
-                             ("restart", "stop, then start again on the same model")):
-        a = bs.add_parser(action, help=helptext)
-        a.add_argument("name", metavar="NAME")
-        a.add_argument("--wait", type=float, metavar="SECONDS",
-                       help="wait until a 1-token completion answers; fail after SECONDS")
+    def action(name: str, helptext: str, func: object, *, target: bool = True, model: bool = False,
+               wait: str | None = None) -> None:
+        a = bs.add_parser(name, help=helptext)
+        if target:
+            a.add_argument("name", metavar="NAME")
+        if model:
+            a.add_argument("model", metavar="MODEL")
+        if wait:
+            a.add_argument("--wait", type=float, metavar="SECONDS", help=wait)
         add_json_flag(a)
-        a.set_defaults(func=run_start if action == "start" else run_restart)
+        a.set_defaults(func=func)
 
-    sp = bs.add_parser("stop", help="stop a backend: SIGTERM, then SIGKILL after a grace period")
-    sp.add_argument("name", metavar="NAME")
-    add_json_flag(sp)
-    sp.set_defaults(func=run_stop)
-
-    sw = bs.add_parser("swap", help="serve another model (mlx-lm: restart; oMLX: load through its API)")
-    sw.add_argument("name", metavar="NAME")
-    sw.add_argument("model", metavar="MODEL")
-    sw.add_argument("--wait", type=float, metavar="SECONDS")
-    add_json_flag(sw)
-    sw.set_defaults(func=run_swap)
+    until_ready = "wait until a 1-token completion answers; fail after SECONDS"
+    action("list", "every configured backend with its status", run_list, target=False)
+    action("status", "one backend's status (with the reason when it is not ready)", run_status)
+    action("start", "start a backend (or re-adopt one whose supervisor is gone)", run_start, wait=until_ready)
+    action("restart", "stop, then start again (a swapped-in model stays)", run_restart, wait=until_ready)
+    action("stop", "stop a backend: SIGTERM, then SIGKILL after a grace period", run_stop)
+    for name in ("swap", "load"):
+        action(name, "serve MODEL (mlx-lm: restart on it; oMLX: load it through its API)", run_swap,
+               model=True, wait="mlx-lm: " + until_ready)
+    action("unload", "oMLX: unload MODEL through its API", run_unload, model=True)
+    action("models", "the backend's models with their loaded state", run_models)
 
 
 def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024  # type: ignore[assignment]
-    return "-"
 
 
 def _human_secs(s: float | None) -> str:
@@ -90,12 +75,12 @@ def run_list(args: argparse.Namespace) -> int:
     table = [("NAME", "KIND", "STATUS", "PID", "PORT", "UPTIME", "RSS", "MODEL")]
     for r in rows:
         table.append((r.name, r.kind, r.status, str(r.pid or "-"), str(r.port or "-"),
-                      _human_secs(r.uptime_s), _human_bytes(r.rss_bytes), r.model or "-"))
+                      _human_secs(r.uptime_s), fmt_bytes(r.rss_bytes) if r.rss_bytes else "-", r.model or "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
     for r in rows:
-        if r.reason and r.status != "ready":
+        if r.reason and (r.status in ("dead", "degraded") or "unsupervised" in r.reason):
             print(f"  {r.name}: {r.reason}")
     return 0
 
@@ -131,8 +116,26 @@ def run_swap(args: argparse.Namespace) -> int:
 def run_stop(args: argparse.Namespace) -> int:
     sup = Supervisor(load_config(args))
     before = sup.status(args.name)
-    if not before.active:
+    if not before.active and not before.supervisor_pid:  # (a supervisor in backoff would restart it)
         why = f": {before.reason}" if before.reason and before.status == "dead" else ""
         return _out(args, before, f"{args.name}: already {before.status}{why}")
     st = sup.stop(args.name, progress=_progress)
     return _out(args, st, f"{args.name}: stopped (was pid {before.pid})")
+
+
+def run_unload(args: argparse.Namespace) -> int:
+    st = Supervisor(load_config(args)).unload(args.name, args.model)
+    return _out(args, st, f"{args.name}: unloaded {args.model}")
+
+
+def run_models(args: argparse.Namespace) -> int:
+    models = Supervisor(load_config(args)).models(args.name)
+    if args.json:
+        print_json(models)
+        return 0
+    for m in models:
+        state = {True: "loaded", False: "-", None: "?"}[m.get("loaded")]
+        print(f"{m['id']}  {state}")
+    if not models:
+        print(f"{args.name}: no models", file=sys.stderr)
+    return 0

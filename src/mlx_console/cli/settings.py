@@ -14,12 +14,13 @@ from typing import Any
 from mlx_console.cli._common import add_json_flag, load_config, print_json
 from mlx_console.core.config import Config
 from mlx_console.core.errors import ConfigError
+from mlx_console.core.settings import atomic
 from mlx_console.core.settings import baseline as baseline_mod
-from mlx_console.core.settings.apply import ApplyResult, apply
+from mlx_console.core.settings.apply import ApplyResult, apply, find_target
 from mlx_console.core.settings.errors import ConflictError
-from mlx_console.core.settings.locate import default_path
+from mlx_console.core.settings.locate import default_path, profile_for
 from mlx_console.core.settings.schema import EFFECT_TEXT, KEYS, OMLX_VERSION, effect_of, form_fields
-from mlx_console.core.settings.store import SettingsStore
+from mlx_console.core.settings.store import SettingsStore, parse_bytes
 from mlx_console.core.settings.textdiff import unified
 from mlx_console.core.settings.validate import Issue
 from mlx_console.core.settings.values import split_assignment
@@ -77,6 +78,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("model", nargs="?", metavar="MODEL")
     q.set_defaults(func=cmd_diff)
 
+    q = ss.add_parser("backups", help="the kept previous versions of the file, newest first")
+    common(q)
+    q.set_defaults(func=cmd_backups)
+
+    q = ss.add_parser("restore", help="bring back a kept version (applied like any edit)")
+    editing(q)
+    q.add_argument("backup", metavar="BACKUP", help="1 = the newest backup (see `settings backups`), or a path")
+    q.set_defaults(func=cmd_restore)
+
     q = ss.add_parser("keys", help="every key: type, default, allowed values, how a change takes effect")
     add_json_flag(q)
     q.add_argument("--group", help="only this group")
@@ -98,8 +108,13 @@ def _path(args: argparse.Namespace, config: Config | None) -> Path:
     return (Path(args.file).expanduser() if args.file else default_path(config)).absolute()
 
 
-def _load(args: argparse.Namespace, config: Config | None) -> SettingsStore:
-    return SettingsStore.load(_path(args, config), args.omlx_version or OMLX_VERSION)
+def _load(args: argparse.Namespace, config: Config | None, probe: bool = False) -> SettingsStore:
+    """The file; with `probe`, checked against the version of the oMLX that serves it when it runs."""
+    path = _path(args, config)
+    version = args.omlx_version
+    if version is None and probe and profile_for(config, path) is not None:
+        version = find_target(path, config).version
+    return SettingsStore.load(path, version or OMLX_VERSION)
 
 
 def _model_dirs(path: Path) -> set[str] | None:
@@ -118,6 +133,12 @@ def _issues_json(issues: list[Issue]) -> list[dict[str, Any]]:
     return [i.to_json() for i in issues]
 
 
+def _is_default(default: Any, value: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return default is value  # 1 == True, but not as a setting
+    return default == value
+
+
 def _fmt(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -126,7 +147,7 @@ def _fmt(value: Any) -> str:
 
 def cmd_show(args: argparse.Namespace) -> int:
     config = _config(args)
-    store = _load(args, config)
+    store = _load(args, config, probe=True)
     issues = store.issues(_model_dirs(store.path))
     models = store.models()
     if args.model:
@@ -136,7 +157,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print_json({"path": str(store.path), "hash": store.base_hash, "models": models,
                     "issues": _issues_json(issues)})
         return 0
-    print(f"{store.path}  (hash {store.base_hash[:12]}{'' if store.exists else ', no file yet'})")
+    print(f"{store.path}  (hash {store.base_hash[:12]}{'' if store.exists else ', no file yet'}; "
+          f"checked against oMLX {store.omlx_version})")
     if not models:
         print("  no model settings: oMLX uses its defaults")
     for model, block in models.items():
@@ -150,7 +172,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         for key, value in block.items():
             spec = KEYS.get(key)
             tag = effect_of(key, store.omlx_version)
-            note = "" if spec else "  ← unknown"
+            note = "  ← unknown" if spec is None else ("  (default)" if _is_default(spec.default, value) else "")
             print(f"  {key:<{width}}  {_fmt(value)}   [{tag}]{note}")
     if issues:
         print()
@@ -163,7 +185,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     config = _config(args)
-    store = _load(args, config)
+    store = _load(args, config, probe=True)
     issues = store.issues(_model_dirs(store.path))
     failing = [i for i in issues if i.level == "error" or args.strict]
     if args.json:
@@ -195,6 +217,12 @@ def _report_conflict(e: ConflictError) -> None:
 def _edit(args: argparse.Namespace, edit: Any) -> int:
     config = _config(args)
     store = _load(args, config)
+    known = _model_dirs(store.path)
+    model = getattr(args, "model", None)
+    if model is not None and model not in store.models() and known is not None and model not in known:
+        close = ", ".join(sorted(known)[:8]) or "none"
+        _err(f"warning: {model!r} is neither in the file nor a directory of {store.path.parent / 'models'} "
+             f"(models there: {close}); oMLX ids are directory names")
     edit(store)
     for hint in dict.fromkeys(store.hints):
         _err(f"hint: {hint}")
@@ -235,8 +263,10 @@ def _print_result(args: argparse.Namespace, result: ApplyResult, store: Settings
         _err(m)
     if result.dry_run:
         _err("dry run: nothing written, nothing sent")
-    elif result.backup:
-        _err(f"previous version kept in {result.backup}")
+    else:
+        if result.backup:
+            _err(f"previous version kept in {result.backup}")
+        _err(f"file hash now {result.hash}")
 
 
 def cmd_set(args: argparse.Namespace) -> int:
@@ -289,3 +319,41 @@ def cmd_keys(args: argparse.Namespace) -> int:
         print(f"  {f['key']}  ({f['allowed']}; default {_fmt(f['default'])})  [{f['effect']}]")
         print(f"      {f['meaning']}" + (f" — {f['note']}" if f["note"] else ""))
     return 0
+
+
+# ---- backups -----------------------------------------------------------------------------------------
+
+def cmd_backups(args: argparse.Namespace) -> int:
+    path = _path(args, _config(args))
+    rows = []
+    for i, b in enumerate(atomic.list_backups(path), 1):
+        data = b.read_bytes()
+        rows.append({"index": i, "path": str(b), "hash": atomic.content_hash(data), "bytes": len(data),
+                     "saved": b.name.removeprefix(path.name + ".")})
+    if args.json:
+        print_json({"path": str(path), "backups": rows})
+        return 0
+    if not rows:
+        print(f"no backups of {path} (kept in {atomic.backup_dir(path)})")
+    for r in rows:
+        print(f"{r['index']:>2}  {r['saved']}  {r['hash'][:12]}  {r['bytes']} bytes  {r['path']}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    path = _path(args, _config(args))
+    if args.backup.isdigit():
+        backups = atomic.list_backups(path)
+        n = int(args.backup)
+        if not 1 <= n <= len(backups):
+            _err(f"mlx-console: no backup {n} of {path} ({len(backups)} kept; see `settings backups`)")
+            return 1
+        source = backups[n - 1]
+    else:
+        source = Path(args.backup).expanduser()
+    doc, _ = parse_bytes(source, source.read_bytes())
+
+    def edit(store: SettingsStore) -> None:
+        store.replace_doc(doc)
+
+    return _edit(args, edit)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
@@ -23,10 +24,11 @@ from mlx_console import paths
 from mlx_console.core import models as models_mod
 from mlx_console.core import system
 from mlx_console.core.config import DEFAULT_PORTS, Config, Profile
-from mlx_console.core.system import ChipInfo, Listener, MemoryInfo, MlxProbe, fmt_bytes
+from mlx_console.core.system import ChipInfo, Listener, MemoryInfo, MlxProbe, fmt_bytes, is_loopback
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 STATUSES = (PASS, WARN, FAIL)
+IS_MAC = sys.platform == "darwin"
 T = TypeVar("T")
 
 
@@ -73,16 +75,19 @@ def _pkg_version(name: str) -> str | None:
         return None
 
 
-def omlx_version(timeout: float = 3.0) -> tuple[str | None, str]:
-    """(version, where it was found). The console's environment first, then `omlx --version` on PATH."""
+def omlx_version(commands: Sequence[list[str]] = (), timeout: float = 3.0) -> tuple[str | None, str]:
+    """(version, where it was found): the console's environment, then `omlx --version` on PATH, then
+    `<command> --version` of each omlx profile (an app bundle's omlx is often not on PATH)."""
     v = _pkg_version("omlx")
     if v:
         return v, "python package"
-    exe = shutil.which("omlx")
-    if exe is None:
-        return None, "not found"
-    out = system.run_text([exe, "--version"], timeout)
-    return ((out or "").strip().splitlines() or [None])[-1] or "unknown", exe
+    candidates = [[exe] for exe in [shutil.which("omlx")] if exe] + [list(c) for c in commands if c]
+    for cmd in candidates:
+        out = (system.run_text([*cmd, "--version"], timeout) or "").strip().splitlines()
+        m = re.search(r"\b(\d+\.\d+[\w.+-]*)", out[-1]) if out else None  # "0.5.0" or "omlx 0.5.0"
+        if m:
+            return m.group(1), " ".join(cmd)
+    return None, "not found"
 
 
 def _version_tuple(v: str | None) -> tuple[int, ...]:
@@ -105,17 +110,17 @@ def _state_dir_check() -> Check:
     return Check("state_dir", PASS, f"{d} is writable")
 
 
-def _platform_check(chip: ChipInfo | None, problem: str | None) -> Check:
+def _platform_check(chip: ChipInfo | None, problem: str | None, mac: bool = IS_MAC) -> Check:
     if chip is None:
         return Check("platform", WARN, f"chip info {problem or 'unavailable'}", "run the doctor again")
-    if sys.platform == "darwin" and not chip.apple_silicon:
+    if mac and not chip.apple_silicon:
         return Check("platform", FAIL, f"{chip.summary()}: MLX needs Apple Silicon",
                      "run on an M-series Mac (and a native arm64 Python, not under Rosetta)")
-    note = "" if sys.platform == "darwin" else " (not macOS: MLX runs on its CPU backend)"
+    note = "" if mac else " (not macOS: MLX runs on its CPU backend)"
     return Check("platform", PASS, chip.summary() + note)
 
 
-def _memory_checks(mem: MemoryInfo | None, probe: MlxProbe | None, problem: str | None) -> list[Check]:
+def _memory_checks(mem: MemoryInfo | None, problem: str | None, mac: bool = IS_MAC) -> list[Check]:
     if mem is None:
         return [Check("memory", WARN, f"memory info {problem or 'unavailable'}", "run the doctor again")]
     out: list[Check] = []
@@ -129,11 +134,10 @@ def _memory_checks(mem: MemoryInfo | None, probe: MlxProbe | None, problem: str 
         status, fix = (FAIL if status == FAIL else WARN), "swap is nearly full: free memory or reboot"
     out.append(Check("memory", status, detail, fix))
     pstatus = {"normal": PASS, "warn": WARN, "critical": FAIL}.get(mem.pressure, WARN)
-    out.append(Check("memory_pressure", pstatus, f"{mem.pressure}: {mem.detail}",
+    out.append(Check("memory_pressure", pstatus, f"{mem.pressure} ({mem.pressure_reason or 'no signal'})",
                      "" if pstatus == PASS else "memory is under pressure: unload models or close apps first"))
-    if sys.platform == "darwin":
-        ws = mem.working_set or (probe.working_set if probe else None)
-        mem.working_set = ws
+    if mac:
+        ws = mem.working_set
         wired = mem.wired_limit_mb
         src = f"iogpu.wired_limit_mb={wired}" if wired else "system default (iogpu.wired_limit_mb=0)"
         if ws is None:
@@ -146,14 +150,14 @@ def _memory_checks(mem: MemoryInfo | None, probe: MlxProbe | None, problem: str 
     return out
 
 
-def _mlx_check(probe: MlxProbe | None, problem: str | None) -> Check:
+def _mlx_check(probe: MlxProbe | None, problem: str | None, mac: bool = IS_MAC) -> Check:
     if probe is None:
         return Check("mlx", WARN, f"the mlx probe {problem or 'is unavailable'}", "run: python -c 'import mlx.core'")
     if probe.error:
         return Check("mlx", FAIL, f"mlx does not import: {probe.error}",
                      "pip install mlx (macOS) or 'mlx[cpu]' (Linux) into this environment")
     detail = f"mlx {probe.version}, default device {probe.device}"
-    if sys.platform == "darwin" and "gpu" not in (probe.device or ""):
+    if mac and "gpu" not in (probe.device or ""):
         return Check("mlx", WARN, detail + ": not using the GPU",
                      "use a native arm64 Python (not Rosetta) and the macOS build of mlx")
     return Check("mlx", PASS, detail)
@@ -170,18 +174,24 @@ def _mlx_lm_check(version: str | None, cfg: Config | None) -> Check:
     return Check("mlx_lm", PASS, f"mlx-lm {version}")
 
 
-def _omlx_check(version: str | None, where: str, cfg: Config | None) -> Check:
+def _omlx_check(version: str | None, where: str, cfg: Config | None, mlx_lm: str | None) -> Check:
     profiles = [p for p in (cfg.backends if cfg else []) if p.kind == "omlx"]
-    if version is not None:
-        return Check("omlx", PASS, f"oMLX {version} ({where})")
     for p in profiles:
         exe = p.command[0]
         if shutil.which(exe) is None and not os.path.isfile(os.path.expanduser(exe)):
             return Check("omlx", FAIL, f"profile {p.name!r} runs {exe!r}, which is not found",
                          "install oMLX (macOS app or Homebrew) or set `command` in the profile")
+    if version is not None and where == "python package" and _version_tuple(version)[:2] == (0, 5) \
+            and _version_tuple(mlx_lm) >= (0, 32):
+        # backends.md §2.0: oMLX 0.5 with PyPI mlx-lm 0.32.x dies at start (SequenceStateMachine ImportError)
+        return Check("omlx", WARN, f"oMLX {version} with mlx-lm {mlx_lm} in one environment: `omlx serve` "
+                     "fails with ImportError SequenceStateMachine", "pip install 'mlx-lm==0.31.3' in oMLX's environment")
+    if version is not None:
+        return Check("omlx", PASS, f"oMLX {version} ({where})")
     if profiles:
-        names = ", ".join(p.name for p in profiles)
-        return Check("omlx", PASS, f"oMLX package not found; profile(s) {names} use their own command")
+        cmd = " ".join(profiles[0].command)
+        return Check("omlx", WARN, f"profile {profiles[0].name!r}: `{cmd} --version` printed no version",
+                     f"check that `{cmd} serve --help` runs")
     return Check("omlx", PASS, "oMLX not installed (no omlx profile configured)")
 
 
@@ -209,7 +219,13 @@ def _port_checks(cfg: Config | None, found: list[Listener], problem: str | None)
     by_port: dict[int, list[Listener]] = {}
     for x in found:
         by_port.setdefault(x.port, []).append(x)
-    for p in cfg.backends if cfg else []:
+    profiles = cfg.backends if cfg else []
+    for p in profiles:
+        sharing = [q.name for q in profiles if q.port == p.port and q is not p]
+        if sharing:
+            out.append(Check(f"port:{p.name}", WARN, f"port {p.port} is also the port of profile(s) "
+                             f"{', '.join(sharing)}: only one can run at a time", "give each profile its own port"))
+            continue
         owners = by_port.get(p.port, [])
         if not owners:
             out.append(Check(f"port:{p.name}", PASS, f"port {p.port} is free"))
@@ -225,14 +241,10 @@ def _port_checks(cfg: Config | None, found: list[Listener], problem: str | None)
     return out
 
 
-def _is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def _bind_checks(cfg: Config | None, found: list[Listener]) -> list[Check]:
     out: list[Check] = []
     for p in cfg.backends if cfg else []:
-        if _is_loopback(p.host):
+        if is_loopback(p.host):
             continue
         if p.kind == "mlx-lm":
             out.append(Check(f"bind:{p.name}", WARN, f"binds {p.host}: mlx_lm.server has no API key, anyone "
@@ -242,8 +254,9 @@ def _bind_checks(cfg: Config | None, found: list[Listener]) -> list[Check]:
                              "set api_key in the profile or bind 127.0.0.1"))
     for x in found:
         if x.is_llm and not x.loopback_only and not x.auth_required:
-            out.append(Check(f"exposed:{x.port}", WARN,
-                             f"{x.backend} on {', '.join(x.addresses)}:{x.port} answers without an API key",
+            answered = x.confirmed or bool(x.models)
+            how = "answers GET /v1/models without an API key" if answered else "is reachable from other hosts"
+            out.append(Check(f"exposed:{x.port}", WARN, f"{x.backend} on {', '.join(x.addresses)}:{x.port} {how}",
                              "bind 127.0.0.1 (tunnel over SSH) or set an API key"))
     return out
 
@@ -287,7 +300,7 @@ def _omlx_models_check(p: Profile) -> Check:
     if missing:
         return Check(f"models:{p.name}", WARN, f"oMLX model dir {missing[0]} does not exist",
                      f"mkdir -p {missing[0]} and put models there (one folder per model)")
-    n = sum(len(models_mod.scan_model_dir(d, p.name)) for d in dirs)
+    n = sum(len(models_mod.scan_model_dir(d, f"omlx:{p.name}")) for d in dirs)
     return Check(f"models:{p.name}", PASS if n else WARN, f"{n} model(s) in {', '.join(map(str, dirs))}",
                  "" if n else "put an MLX model folder (config.json + *.safetensors) there")
 
@@ -324,7 +337,8 @@ def run(config: Config | None, *, config_error: str | None = None, budget: float
         f_mlx = pool.submit(system.mlx_probe, None, min(4.0, budget))
         f_ports = pool.submit(system.listeners, None, probe=True, probe_ports=interest, api_keys=keys)
         f_models = pool.submit(models_mod.discover, config) if config else None
-        f_omlx = pool.submit(omlx_version)
+        f_omlx = pool.submit(omlx_version, [p.command for p in (config.backends if config else [])
+                                            if p.kind == "omlx"])
         if progress:
             progress("probing: chip, memory, mlx, ports, models, omlx")
         chip = _get(f_chip, deadline, "platform", problems)
@@ -335,6 +349,8 @@ def run(config: Config | None, *, config_error: str | None = None, budget: float
         omlx = _get(f_omlx, deadline, "omlx", problems) or (None, problems.get("omlx", ""))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+    if mem is not None and mem.working_set is None and probe is not None:
+        mem.working_set = probe.working_set  # wired limit 0 (default): Metal's own recommendation
     listening = [x for x in found if x.port in interest or x.is_llm]
     mlx_lm_v = _pkg_version("mlx-lm")
     versions = {
@@ -345,12 +361,12 @@ def run(config: Config | None, *, config_error: str | None = None, budget: float
     }
     checks = [
         _platform_check(chip, problems.get("platform")),
-        *_memory_checks(mem, probe, problems.get("memory")),
+        *_memory_checks(mem, problems.get("memory")),
         Check("python", PASS if sys.version_info >= (3, 11) else FAIL, f"Python {versions['python']} ({sys.executable})",
               "" if sys.version_info >= (3, 11) else "use Python 3.11 or newer"),
         _mlx_check(probe, problems.get("mlx")),
         _mlx_lm_check(mlx_lm_v, config),
-        _omlx_check(omlx[0], omlx[1], config),
+        _omlx_check(omlx[0], omlx[1], config, mlx_lm_v),
         _config_check(config, config_error),
         _state_dir_check(),
         _hf_cache_check(models),

@@ -200,9 +200,10 @@ def scan_hf_cache(hub: Path | None = None) -> list[ModelInfo]:
     return [m for p in _entries(hub) if (m := _read(read_hf_repo, p)) is not None]
 
 
-def scan_model_dir(root: Path, source: str) -> list[ModelInfo]:
+def scan_model_dir(root: Path, source: str, *, omlx_ids: bool = False) -> list[ModelInfo]:
     """Models under a directory the way oMLX discovers them: `root/<id>/config.json`, organisation folders
-    `root/<org>/<id>/config.json`, HF cache entries `root/models--org--name`, or root itself a model."""
+    `root/<org>/<id>/config.json`, HF cache entries `root/models--org--name`, or root itself a model.
+    omlx_ids: name HF cache entries as oMLX's API does (`org--name`) rather than by repo id."""
     found: list[ModelInfo] = []
     for sub in _entries(root):
         if (sub / "adapter_config.json").exists():
@@ -211,6 +212,8 @@ def scan_model_dir(root: Path, source: str) -> list[ModelInfo]:
             found.append(m)
         elif sub.name.startswith("models--"):
             if (m := _read(read_hf_repo, sub, source)) is not None:
+                if omlx_ids:
+                    m.id = sub.name.removeprefix("models--")
                 found.append(m)
         else:
             found += [m for c in _entries(sub) if (m := _read(read_model_dir, c, c.name, source)) is not None]
@@ -281,7 +284,7 @@ def discover(config: Config, hub: Path | None = None) -> list[ModelInfo]:
     for prof in config.backends:
         if prof.kind == "omlx":
             for d in omlx_model_dirs(prof):
-                add(scan_model_dir(d, f"omlx:{prof.name}"))
+                add(scan_model_dir(d, f"omlx:{prof.name}", omlx_ids=True))
     for d in config.model_dirs:
         add(scan_model_dir(d, "model_dirs"))
     for prof in config.backends:

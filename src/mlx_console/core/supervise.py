@@ -34,6 +34,11 @@ from mlx_console.core.supervise_state import (
     write_state,
 )
 
+# A liveness probe that times out while the server used this share of one core is "busy", not "hung";
+# after this many busy timeouts in a row it counts anyway (a spinning server is not serving either).
+BUSY_CPU_SHARE = 0.10
+MAX_BUSY_TIMEOUTS = 5
+
 
 def describe_exit(code: int | None) -> str:
     if code is None:
@@ -144,14 +149,15 @@ class Supervise:
         self.state = State(
             name=self.spec.name, kind=self.spec.kind, status="starting", run_id=self.spec.run_id,
             host=self.spec.host, port=self.spec.port, model=self.spec.model, base_url=self.spec.base_url,
-            restart_policy=self.spec.restart, log=self.spec.log, logs=[self.spec.log, *self.spec.extra_logs],
+            restart_policy=self.spec.restart, swapped=self.spec.swapped, log=self.spec.log, logs=[self.spec.log, *self.spec.extra_logs],
             supervisor_pid=me.pid, supervisor_create_time=me.create_time(),
         )
         self.adopt_from = read_state(dir) if adopt else None
         self.stop_requested = False
         self.ever_ready = False  # in this supervisor's life: failures before the first ready are not retried
         self.consecutive = 0
-        self.probes: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.child: Child | None = None
+        self.probes: queue.Queue[tuple[str, Any]] = queue.Queue()
         host = urlsplit(self.spec.base_url).hostname or "127.0.0.1"
         self.connect_host = host
 
@@ -170,15 +176,15 @@ class Supervise:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # an SSH drop is not a reason to stop serving
-        child = self._adopt() if self.adopt_from else None
+        self.child = self._adopt() if self.adopt_from else None
         while True:
-            if child is None:
-                child = self._spawn()
-                if child is None:
+            if self.child is None:
+                self.child = self._spawn()
+                if self.child is None:
                     return 0
-            outcome, reason, retry = self._watch(child)
-            self.state.exit_code = child.exit_code
-            child = None
+            outcome, reason, retry = self._watch(self.child)
+            self.state.exit_code = self.child.exit_code
+            self.child = None
             if outcome == "stopped":
                 self.set("stopped", reason)
                 return 0
@@ -334,6 +340,10 @@ class Supervise:
                 self.set("degraded", f"liveness probe failed: {detail}")
                 if self.spec.restart != "never":
                     return "degraded", f"liveness probe failed: {detail}", True
+            elif what == "models":
+                self.state.loaded_models = list(detail)
+                self.say(f"loaded models: {', '.join(detail) or '(none)'}")
+                write_state(self.dir, self.state)
             elif what == "recovered" and self.state.status == "degraded":
                 self.set("ready", "liveness probe answers again")
 
@@ -363,19 +373,51 @@ class Supervise:
                     return
                 if stop.wait(0.3):
                     return
-        fails = 0
-        while not stop.wait(t.probe_interval):
+        fails, busy = 0, 0
+        next_probe = time.monotonic() + t.probe_interval
+        tracks_models = self.kind.tracks_models
+        last_models: list[str] | None = None
+        while True:
+            if tracks_models:  # oMLX: which models are loaded, for the status (cheap, every few seconds)
+                ids = self.kind.loaded_models(spec.base_url, spec.api_key, timeout=min(5.0, t.probe_timeout))
+                if ids is not None and ids != last_models:
+                    self.probes.put(("models", ids))
+                    last_models = ids
+            wait = next_probe - time.monotonic()
+            if tracks_models:
+                wait = min(wait, t.models_interval)
+            if stop.wait(max(0.0, wait)):
+                return
+            if time.monotonic() < next_probe:
+                continue
+            cpu_before, t0 = self._cpu_seconds(), time.monotonic()
             res = self.kind.probe(spec.base_url, spec.api_key, timeout=t.probe_timeout)
+            next_probe = time.monotonic() + t.probe_interval
             if stop.is_set():
                 return
             if res.ok:
                 if fails >= t.probe_failures:
                     self.probes.put(("recovered", res.detail))
-                fails = 0
+                fails, busy = 0, 0
+                continue
+            # A timeout while the server is working hard (a long request on a model that cannot batch)
+            # is not a hang: don't count it, for a while. A hang or a dead thread burns no CPU.
+            used = self._cpu_seconds() - cpu_before
+            if res.listening and not res.dead and used >= BUSY_CPU_SHARE * (time.monotonic() - t0) \
+                    and busy < MAX_BUSY_TIMEOUTS:
+                busy += 1
+                self.say(f"liveness probe timed out while busy (cpu {used:.1f}s): not counted ({res.detail})")
                 continue
             fails += 1
             if fails == t.probe_failures or res.dead:
                 self.probes.put(("unhealthy", res.detail))
+
+    def _cpu_seconds(self) -> float:
+        try:
+            c = psutil.Process(self.state.pid or 0).cpu_times()
+            return c.user + c.system
+        except (psutil.Error, ValueError):
+            return 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -392,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return sup.run()
     except Exception as e:
+        # Never leave an unsupervised server behind a supervisor that broke.
+        if sup.child is not None and not sup.child.exited():
+            sup.child.terminate(sup.t.grace)
         sup.set("dead", f"supervisor failed: {type(e).__name__}: {e}")
         raise
 

@@ -39,6 +39,7 @@ class Timings:
     backoff_max: float = 60.0
     retry_cap: int = 5  # consecutive restarts without a stable period, then give up (dead)
     stable_after: float = 60.0  # ready this long → the consecutive-restart count resets
+    models_interval: float = 2.0  # oMLX: how often the loaded-model list is refreshed
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Spec:
     log: str
     extra_logs: list[str] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
+    swapped: bool = False  # the model came from swap_model, not from the profile
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Spec:
@@ -85,7 +87,9 @@ class State:
     model: str | None = None
     base_url: str = ""
     restart_policy: str = "on-failure"
+    swapped: bool = False  # model chosen by swap_model (restart keeps it), not the profile's
     restarts: int = 0
+    loaded_models: list[str] = field(default_factory=list)  # oMLX: models loaded right now
     exit_code: int | None = None
     supervisor_pid: int | None = None
     supervisor_create_time: float | None = None

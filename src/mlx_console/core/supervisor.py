@@ -18,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+import httpx
 import psutil
 
 from mlx_console import paths
+from mlx_console.core import system
 from mlx_console.core.backends.base import kind_for
 from mlx_console.core.config import Config, Profile
 from mlx_console.core.errors import ConsoleError
@@ -34,7 +35,6 @@ from mlx_console.core.supervise_state import (
     State,
     Timings,
     live_process,
-    port_open,
     read_state,
     tail_lines,
     write_spec,
@@ -67,6 +67,7 @@ class BackendStatus:
     base_url: str = ""
     restart_policy: str = "on-failure"
     restarts: int = 0
+    loaded_models: list[str] = field(default_factory=list)  # oMLX: loaded right now (`model` joins them)
     reason: str = ""
     exit_code: int | None = None
     logs: list[str] = field(default_factory=list)
@@ -146,13 +147,17 @@ class Supervisor:
             status, reason = "dead", f"server pid {state.pid} is gone (its supervisor is handling it)"
         elif status in ACTIVE and sup is None:
             if server is None:
-                status, reason = "dead", (f"server pid {state.pid} and its supervisor are gone "
-                                          f"(last known: {state.status}{': ' + state.reason if state.reason else ''})")
+                was = f"last known: {state.status}{': ' + state.reason if state.reason else ''}"
+                status, reason = "dead", (f"server pid {state.pid} and its supervisor are gone ({was})"
+                                          if state.pid else f"its supervisor is gone ({was}); see "
+                                          f"{self.dir(name) / SUPERVISE_LOG}")
             else:
                 reason = (f"unsupervised: supervisor pid {state.supervisor_pid} is gone; "
                           "`backends start` re-adopts it")
+        loaded = state.loaded_models if status in ACTIVE else []
         st = BackendStatus(
-            name=name, kind=state.kind, status=status, port=state.port, model=state.model,
+            name=name, kind=state.kind, status=status, port=state.port,
+            model=", ".join(loaded) if loaded else state.model, loaded_models=list(loaded),
             log=state.log or str(self.log_path(name)), host=state.host, base_url=state.base_url,
             restart_policy=state.restart_policy, restarts=state.restarts, reason=reason,
             exit_code=state.exit_code, logs=state.logs or [str(p) for p in self.log_paths(name)],
@@ -198,6 +203,7 @@ class Supervisor:
             say(f"{name}: re-adopting server pid {cur.pid} (its supervisor is gone)")
             self._spawn_supervisor(d, adopt=True)
             return self._wait_supervisor(name, None)
+        swapped = bool(model) and model != profile.model
         model = model or profile.model
         if profile.demo and model:
             self._ensure_demo_model(Path(model), say)
@@ -213,13 +219,13 @@ class Supervisor:
             run_id=uuid.uuid4().hex, name=name, kind=profile.kind, command=command,
             env=kind.env(profile), host=profile.host, port=profile.port, model=model,
             base_url=profile.base_url, api_key=profile.api_key, restart=profile.restart, log=str(log),
-            extra_logs=[str(p) for p in kind.extra_logs(profile)], timings=self.timings,
+            extra_logs=[str(p) for p in kind.extra_logs(profile)], timings=self.timings, swapped=swapped,
         )
         write_spec(d, spec)
         write_state(d, State(name=name, kind=profile.kind, status="starting", reason="spawning supervisor",
                              run_id=spec.run_id, host=profile.host, port=profile.port, model=model,
                              base_url=profile.base_url, restart_policy=profile.restart, log=str(log),
-                             logs=[str(log), *spec.extra_logs]))
+                             logs=[str(log), *spec.extra_logs], swapped=swapped))
         say(f"{name}: starting {profile.kind} on {profile.base_url} (log: {log})")
         self._spawn_supervisor(d, adopt=False)
         return self._wait_supervisor(name, spec.run_id)
@@ -294,7 +300,7 @@ class Supervisor:
         say(f"demo model built in {model_dir}")
 
     def _check_port(self, profile: Profile) -> None:
-        owner = port_owner(profile.port, profile.base_url)
+        owner = port_owner(profile.port, profile.api_key)
         if owner:
             raise ConsoleError(f"cannot start {profile.name!r}: port {profile.port} is taken by {owner}")
 
@@ -330,9 +336,9 @@ class Supervisor:
         return self.status(name)
 
     def restart(self, name: str, wait: float | None = None, progress: Progress | None = None) -> BackendStatus:
-        """Stop and start again, on the model it was running (so a swapped model stays swapped)."""
+        """Stop and start again: on the swapped-in model if `swap_model` chose one, else the profile's."""
         state = read_state(self.dir(name))
-        model = state.model if state else None
+        model = state.model if state and state.swapped else None  # else the profile's (maybe edited) model
         self.stop(name, progress)
         return self.start(name, wait=wait, progress=progress, model=model)
 
@@ -341,13 +347,40 @@ class Supervisor:
         """mlx-lm: restart on another model. oMLX: load it through the API (oMLX evicts as it needs)."""
         profile = self.config.backend(name)
         if profile.kind == "omlx":
-            from mlx_console.core.backends.omlx import OmlxClient
-
             (progress or _noop)(f"{name}: loading {model} through the oMLX API…")
-            OmlxClient(profile.base_url, profile.api_key).load(model)
+            self._omlx_call(name, f"loading {model}", lambda c: c.load(model))
             return self.status(name)
         self.stop(name, progress)
         return self.start(name, wait=wait, progress=progress, model=model)
+
+    def models(self, name: str) -> list[dict[str, Any]]:
+        """The backend's models with their loaded state. oMLX: every model it knows (through its API);
+        mlx-lm: the one model it serves."""
+        profile = self.config.backend(name)
+        if profile.kind == "omlx":
+            return self._omlx_call(name, "listing models", lambda c: c.models())
+        st = self.status(name)
+        return [{"id": st.model, "loaded": st.status == "ready"}] if st.model else []
+
+    def unload(self, name: str, model: str) -> BackendStatus:
+        """oMLX: unload through its API. mlx_lm.server cannot unload its model: stop the backend instead."""
+        profile = self.config.backend(name)
+        if profile.kind != "omlx":
+            raise ConsoleError(f"{name}: mlx_lm.server cannot unload its model; "
+                               f"`mlx-console backends stop {name}` frees it")
+        self._omlx_call(name, f"unloading {model}", lambda c: c.unload(model))
+        return self.status(name)
+
+    def _omlx_call(self, name: str, what: str, call: Callable[[Any], Any]) -> Any:
+        from mlx_console.core.backends.omlx import OmlxClient
+
+        st = self.status(name)
+        if not st.active:
+            raise ConsoleError(f"{name}: {what} needs a running backend; it is {st.status}")
+        try:
+            return call(OmlxClient(st.base_url, self.config.backend(name).api_key))
+        except httpx.HTTPError as e:
+            raise ConsoleError(f"{name}: {what} failed: {type(e).__name__}: {e}") from e
 
 
 def _rotate_if_large(log: Path) -> None:
@@ -410,39 +443,6 @@ def _terminate(p: psutil.Process, grace: float) -> None:
 
 
 # -- who holds a port ------------------------------------------------------------------------------
-def _listeners(port: int) -> list[psutil.Process | None]:
-    """Processes listening on the TCP port (None for a socket whose owner this user cannot see)."""
-    pids: list[int | None] = []
-    try:
-        conns = psutil.net_connections(kind="inet")
-        pids = [c.pid for c in conns if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
-    except psutil.AccessDenied:  # macOS without root: ask process by process
-        for p in psutil.process_iter():
-            try:
-                if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
-                       for c in p.net_connections(kind="inet")):
-                    pids.append(p.pid)
-            except psutil.Error:
-                continue
-    out: list[psutil.Process | None] = []
-    for pid in dict.fromkeys(pids):
-        try:
-            out.append(psutil.Process(pid) if pid else None)
-        except psutil.Error:
-            out.append(None)
-    return out
-
-
-def guess_kind(cmdline: list[str]) -> str | None:
-    """Which backend a command line looks like."""
-    text = " ".join(cmdline).lower()
-    if "mlx_lm.server" in text or "mlx_lm server" in text or "mlx_lm/server" in text:
-        return "mlx-lm"
-    if "omlx" in text:
-        return "omlx"
-    return None
-
-
 def _our_backend(pid: int) -> str | None:
     base = paths.backends_dir()
     for d in base.iterdir() if base.exists() else []:
@@ -452,25 +452,13 @@ def _our_backend(pid: int) -> str | None:
     return None
 
 
-def port_owner(port: int, base_url: str) -> str | None:
-    """A readable description of whoever listens on the port, or None when it is free."""
-    procs = _listeners(port)
-    if not procs:
-        if not port_open(urlsplit(base_url).hostname or "127.0.0.1", port):
-            return None
-        procs = [None]
-    descs = []
-    for p in procs:
-        if p is None:
-            descs.append("a process this user cannot see (another user's?)")
-            continue
-        try:
-            cmd = p.cmdline()
-        except psutil.Error:
-            cmd = []
-        ours = _our_backend(p.pid)
-        kind = guess_kind(cmd)
-        what = (f"backend {ours!r} of this console" if ours
-                else f"looks like {kind}" if kind else "not an LLM backend by its command line")
-        descs.append(f"pid {p.pid} ({what}): {' '.join(cmd) or p.name()}")
-    return "; ".join(descs)
+def port_owner(port: int, api_key: str | None = None) -> str | None:
+    """Who listens on the port (pid, command line, which backend it looks like), or None when it is free."""
+    owner = system.owner_of(port, api_key=api_key)
+    if owner is None:
+        return None
+    text = owner.describe()
+    ours = _our_backend(owner.pid) if owner.pid else None
+    if ours:
+        text += f" — backend {ours!r} of this console (`mlx-console backends stop {ours}`)"
+    return text

@@ -39,6 +39,7 @@ from mlx_console.core.system_ports import (  # noqa: F401  (re-exported: the agr
     UNKNOWN,
     Listener,
     guess_backend,
+    is_loopback,
     listeners,
     owner_of,
 )
@@ -82,6 +83,7 @@ class MemoryInfo:
     free_percent: float | None = None
     swap_total: int | None = None
     swap_used: int | None = None
+    pressure_reason: str = ""  # the signals the level came from, e.g. "kernel level 2, 38% free"
     wired_limit_mb: int | None = None  # macOS iogpu.wired_limit_mb; 0 = the system default
     working_set: int | None = None  # Metal's recommended working set in bytes, when known
     sources: list[str] = field(default_factory=list)
@@ -115,13 +117,16 @@ def memory_linux(vm: Any, psi_text: str | None) -> MemoryInfo:
     level = ratio_level(vm.available, vm.total)
     parts = [f"{fmt_bytes(vm.available)} available of {fmt_bytes(vm.total)} ({100 * vm.available / vm.total:.0f}%)"]
     sources = ["psutil.virtual_memory"]
+    reasons = [f"{100 * vm.available / vm.total:.0f}% available"]
     psi = parse_psi(psi_text or "")
     if psi:
         level = worse(level, psi_level(psi))
-        parts.append(f"PSI some avg10={psi.get('some', {}).get('avg10', 0):.2f} "
-                     f"full avg10={psi.get('full', {}).get('avg10', 0):.2f}")
+        reasons.insert(0, f"PSI some avg10={psi.get('some', {}).get('avg10', 0):.2f} "
+                          f"full avg10={psi.get('full', {}).get('avg10', 0):.2f}")
+        parts.append(reasons[0])
         sources.append("/proc/pressure/memory")
     return MemoryInfo(total=vm.total, available=vm.available, pressure=level, detail="; ".join(parts),
+                      pressure_reason=", ".join(reasons),
                       free_percent=round(100 * vm.available / vm.total, 1), sources=sources)
 
 
@@ -157,7 +162,10 @@ def memory_macos(sysctl_text: str | None, pressure_text: str | None, vm: Any | N
         parts.append(f"kernel pressure level {kern} ({level})")
     if swap.get("total"):
         parts.append(f"swap {fmt_bytes(swap.get('used', 0))} used of {fmt_bytes(swap['total'])}")
+    reasons = ([f"kernel level {kern}"] if kern is not None else []) + (
+        [f"{free_pct:.0f}% free"] if free_pct is not None else [])
     info = MemoryInfo(total=total, available=available, pressure=level, detail="; ".join(parts),
+                      pressure_reason=", ".join(reasons),
                       free_percent=free_pct, swap_total=swap.get("total"), swap_used=swap.get("used"),
                       wired_limit_mb=wired, sources=sources)
     if wired:

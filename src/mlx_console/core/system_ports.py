@@ -8,6 +8,7 @@ and fall back to `lsof -nP -iTCP -sTCP:LISTEN` (docs/apple-silicon.md §4).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -25,6 +26,10 @@ MLX_LM, OMLX, UNKNOWN = "mlx-lm", "omlx", "unknown"
 OPENAI = "openai"  # an unknown process that answers /v1/models in the OpenAI shape
 LLM_BACKENDS = (MLX_LM, OMLX, "llama.cpp", "ollama", "vllm", OPENAI)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith(("127.", "::ffff:127."))
 
 
 @dataclass
@@ -49,15 +54,16 @@ class Listener:
 
     @property
     def loopback_only(self) -> bool:
-        return bool(self.addresses) and all(a in LOOPBACK or a.startswith("127.") for a in self.addresses)
+        return bool(self.addresses) and all(is_loopback(a) for a in self.addresses)
 
     @property
     def command(self) -> str:
-        return " ".join(self.cmdline) if self.cmdline else (self.process or "?")
+        """The command line to show people (secrets redacted)."""
+        return " ".join(redact(self.cmdline)) if self.cmdline else (self.process or "?")
 
     def to_json(self) -> dict[str, Any]:
         return {"port": self.port, "pid": self.pid, "process": self.process, "backend": self.backend,
-                "addresses": self.addresses, "cmdline": self.cmdline, "user": self.user,
+                "addresses": self.addresses, "cmdline": redact(self.cmdline), "user": self.user,
                 "confirmed": self.confirmed, "models": self.models, "auth_required": self.auth_required,
                 "probe": self.probe}
 
@@ -71,6 +77,26 @@ class Listener:
         what = {UNKNOWN: "not a known LLM backend", OPENAI: "an OpenAI-compatible server"}.get(
             self.backend, f"{'is' if self.confirmed else 'looks like'} {self.backend}")
         return f"{owner}, {what}"
+
+
+_SECRET_FLAG = re.compile(r"^--?[\w-]*(key|token|secret|password)$", re.I)
+
+
+def redact(cmdline: Sequence[str]) -> list[str]:
+    """The command line fit to show: values of --api-key / --token / … replaced by ***."""
+    out: list[str] = []
+    hide = False
+    for arg in cmdline:
+        flag, eq, _value = arg.partition("=")
+        if hide:
+            out.append("***")
+            hide = False
+        elif eq and _SECRET_FLAG.match(flag):
+            out.append(f"{flag}=***")
+        else:
+            out.append(arg)
+            hide = bool(_SECRET_FLAG.match(arg))
+    return out
 
 
 def _head(cmdline: Sequence[str]) -> list[str]:
@@ -143,10 +169,13 @@ def _listen_lsof(timeout: float = 3.0) -> list[tuple[str, int, int | None]]:
 
 
 def _raw_listeners() -> list[tuple[str, int, int | None]]:
-    try:
-        return _listen_psutil_global()
-    except (psutil.AccessDenied, PermissionError, OSError):
-        pass  # macOS without root
+    for _attempt in range(2):
+        try:
+            return _listen_psutil_global()
+        except (psutil.AccessDenied, PermissionError):
+            break  # macOS without root
+        except (psutil.Error, OSError):
+            continue  # a process vanished while its sockets were being listed: try again
     found = _listen_own_processes()
     return found or _listen_lsof()
 
@@ -189,25 +218,41 @@ def _fill_process(listener: Listener) -> None:
 
 def _probe_host(listener: Listener) -> str:
     for a in listener.addresses:
-        if a in LOOPBACK or a.startswith("127."):
-            return a
+        if is_loopback(a):
+            return a.removeprefix("::ffff:")
     if any(":" in a for a in listener.addresses) and "0.0.0.0" not in listener.addresses:
         return "::1"
     return "127.0.0.1"
 
 
+def _base_url(listener: Listener) -> str:
+    host = _probe_host(listener)
+    return f"http://{'[' + host + ']' if ':' in host else host}:{listener.port}"
+
+
 def probe_models(listener: Listener, api_key: str | None = None, timeout: float = 0.6) -> None:
     """Confirm the backend kind from `GET /v1/models`: oMLX entries say `owned_by: "omlx"`; mlx_lm.server's
-    entries have no owned_by. A missing HF hub cache makes mlx_lm.server answer 200 with an empty body."""
-    host = _probe_host(listener)
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{listener.port}/v1/models"
+    entries have no owned_by. A missing HF hub cache makes mlx_lm.server answer 200 with an empty body.
+    When that cannot tell (no models, API key required), oMLX's open `/health` has an `engine_pool`."""
+    base = _base_url(listener)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         # trust_env=False: a proxy from the environment must not see loopback probes
-        r = httpx.get(url, headers=headers, timeout=timeout, trust_env=False)
+        r = httpx.get(base + "/v1/models", headers=headers, timeout=timeout, trust_env=False)
     except httpx.HTTPError as e:
         listener.probe = f"GET /v1/models: {type(e).__name__}"
         return
+    _read_models_answer(listener, r)
+    if not listener.confirmed and listener.backend in (OMLX, UNKNOWN, OPENAI):
+        try:
+            health = httpx.get(base + "/health", timeout=timeout, trust_env=False).json()
+        except (httpx.HTTPError, ValueError):
+            return
+        if isinstance(health, dict) and "engine_pool" in health:
+            listener.backend, listener.confirmed = OMLX, True
+
+
+def _read_models_answer(listener: Listener, r: httpx.Response) -> None:
     if r.status_code in (401, 403):
         listener.auth_required = True
         listener.probe = f"GET /v1/models: {r.status_code} (API key required)"
@@ -233,9 +278,8 @@ def probe_models(listener: Listener, api_key: str | None = None, timeout: float 
         listener.confirmed = owners <= {None}  # mlx_lm.server's entries carry no owned_by
     elif listener.backend in LLM_BACKENDS and listener.backend != OMLX:
         listener.confirmed = True
-    elif listener.backend == UNKNOWN:
-        listener.backend = OPENAI
-        listener.confirmed = True
+    elif listener.backend == UNKNOWN and data:
+        listener.backend, listener.confirmed = OPENAI, True
 
 
 def listeners(ports: Iterable[int] | None = None, *, probe: bool = False, probe_ports: Iterable[int] = (),

@@ -81,6 +81,12 @@ class BackendKind:
     def probe(self, base_url: str, api_key: str | None, timeout: float) -> ProbeResult:
         raise NotImplementedError
 
+    # Kinds that serve several models (oMLX) report which are loaded; mlx-lm serves its one --model.
+    tracks_models = False
+
+    def loaded_models(self, base_url: str, api_key: str | None, timeout: float) -> list[str] | None:
+        return None
+
     def classify(self, line: str) -> tuple[LineAction, str] | None:
         for rule in self.log_rules:
             reason = rule.match(line)

@@ -91,6 +91,15 @@ class OmlxKind(BackendKind):
         return ping_completion(base_url, api_key, timeout, model=loaded[0])
 
 
+    tracks_models = True
+
+    def loaded_models(self, base_url: str, api_key: str | None, timeout: float) -> list[str] | None:
+        try:
+            return sorted(m["id"] for m in OmlxClient(base_url, api_key, timeout).models() if m.get("loaded"))
+        except (httpx.HTTPError, ConsoleError):
+            return None
+
+
 class OmlxClient:
     """oMLX's HTTP API: health, the model list with loaded state, load and unload."""
 

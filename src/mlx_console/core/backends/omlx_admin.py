@@ -12,6 +12,10 @@ import httpx
 
 from mlx_console.core.errors import ConsoleError
 
+# A PUT that changes a load-time key of a pinned model reloads it inside the call, and a reload preloads pinned
+# models: both can take as long as loading a big model.
+SLOW_CALL = httpx.Timeout(connect=5.0, read=900.0, write=30.0, pool=5.0)
+
 
 class AdminError(ConsoleError):
     """An admin call that failed; `status` is the HTTP status (None: no answer) and `detail` oMLX's reason."""
@@ -31,6 +35,13 @@ def _detail(resp: httpx.Response) -> str:
         detail = body.get("detail", body.get("error", body))
         if isinstance(detail, dict):
             detail = detail.get("message", detail)
+        if isinstance(detail, list):  # a FastAPI 422: [{"loc": ["body", "key"], "msg": …}, …]
+            parts = []
+            for d in detail:
+                if isinstance(d, dict):
+                    loc = ".".join(str(x) for x in (d.get("loc") or [])[1:])
+                    parts.append(f"{loc}: {d.get('msg', d)}" if loc else str(d.get("msg", d)))
+            return "; ".join(parts) or str(detail)
         return str(detail)
     return str(body)
 
@@ -128,10 +139,11 @@ class OmlxAdmin:
 
         The reply: success, model_id, settings, requires_reload, auto_unloaded, auto_reloaded …
         """
-        body = self._call("PUT", f"/admin/api/models/{quote(model_id, safe='')}/settings", json=changes)
+        body = self._call("PUT", f"/admin/api/models/{quote(model_id, safe='')}/settings", json=changes,
+                          timeout=SLOW_CALL)
         return body if isinstance(body, dict) else {}
 
     def reload(self) -> dict[str, Any]:
         """`POST /admin/api/reload`: re-reads model_settings.json and UNLOADS ALL MODELS (pinned ones reload)."""
-        body = self._call("POST", "/admin/api/reload")
+        body = self._call("POST", "/admin/api/reload", timeout=SLOW_CALL)
         return body if isinstance(body, dict) else {}

@@ -106,9 +106,9 @@ def calls_in_content(content: str) -> tuple[str, list[ParsedCall]] | None:
     if "[TOOL_CALLS]" in text:
         after = text.split("[TOOL_CALLS]", 1)[1].strip()
         return "mistral [TOOL_CALLS]", _json_calls(after) or [ParsedCall("?", after, after)]
-    m = re.search(r"<function[ =]?([^>\s]*)[^>]*>(.*?)(?:</function>|\Z)", text, re.S)
+    m = re.search(r"<function(?:\s+name)?\s*=?\s*[\"']?([\w.-]*)[\"']?[^>]*>(.*?)(?:</function>|\Z)", text, re.S)
     if m:
-        name = m.group(1).strip('"\'=') or "?"
+        name = m.group(1) or "?"
         body = m.group(2).strip()
         return "<function> tag", [ParsedCall(name, _maybe_json(body), body)]
     m = re.search(r"<tool_call>(.*?)(?:</tool_call>|\Z)", text, re.S)

@@ -21,7 +21,7 @@ _TS = r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?"
 # Order matters: the first that matches wins. Each is a "head": it always starts a new event.
 _HEADS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("mlx_lm", re.compile(rf"^(?P<ts>{_TS}) - (?P<level>{_LV}) - (?P<msg>.*)$")),
-    ("omlx", re.compile(rf"^(?:(?P<ts>{_TS}) - )?(?P<logger>[A-Za-z_][\w.]*) - (?P<level>{_LV}) - "
+    ("omlx", re.compile(rf"^(?:(?P<ts>{_TS}) - )?(?P<logger>[A-Za-z_][\w.]*) +- (?P<level>{_LV}) +- "
                         rf"(?:\[(?P<rid>[^\]]*)\] - )?(?P<msg>.*)$")),
     ("access", re.compile(r'^(?P<client>\S+) - - \[(?P<ts>[^\]]+)\] "(?P<msg>(?P<method>[A-Z]+) (?P<path>\S+) '
                           r'HTTP/[\d.]+)" (?P<status>\d{3}) (?P<size>\S+)$')),

@@ -14,7 +14,7 @@ import re
 from array import array
 from pathlib import Path
 
-from mlx_console.core.logs.source import decode_line
+from mlx_console.core.logs.source import MAX_LINE_BYTES, cut_line, decode_line
 
 _BATCH = 4 << 20
 _NL = re.compile(b"\n")
@@ -132,7 +132,10 @@ class LineIndex:
         assert mm is not None
         nl = mm.find(b"\n", start)
         end = self._size if nl < 0 else nl
-        return decode_line(mm[start : min(end, start + 4 * 1024 * 1024)], end - start)
+        if end - start > MAX_LINE_BYTES:
+            half = MAX_LINE_BYTES // 2
+            return cut_line(mm[start : start + half], mm[end - half : end], end - start)
+        return decode_line(mm[start:end])
 
     def from_end(self, j: int) -> str:
         """The j-th line from the end (0 = last line)."""

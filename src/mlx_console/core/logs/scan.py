@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from re import _constants as _c  # the stdlib regex parser: used to find literals a pattern requires
+from re import _parser
 
 from mlx_console.core.logs.patterns import Catalog
 
@@ -21,7 +23,7 @@ except ImportError:  # pragma: no cover - depends on the platform's wheels
 
 # Lines that can head a warning/error event or carry a traceback (see events.parse_line): a superset.
 PROBLEM_PATTERNS: tuple[str, ...] = (
-    r" - (?:WARNING|WARN|ERROR|CRITICAL|FATAL) - ",
+    r"- (?:WARNING|WARN|ERROR|CRITICAL|FATAL) +- ",
     r"^(?:WARNING|WARN|ERROR|CRITICAL|FATAL):",
     r"^\[(?:WARNING|WARN|ERROR|CRITICAL|FATAL)\] ",
     r"^Traceback \(most recent call last\):",
@@ -33,7 +35,46 @@ PROBLEM_PATTERNS: tuple[str, ...] = (
     r"^(?:libc\+\+abi: terminating|terminate called|Segmentation fault|Abort trap|zsh: (?:abort|killed))",
 )
 
-_COUNT_CHUNK = 64 << 20  # count newlines in slices of at most this many bytes (bounded copies)
+_COUNT_CHUNK = 8 << 20
+_MIN_LITERAL = 3  # count newlines in slices of at most this many bytes (bounded copies)
+
+
+def _seq_literals(seq) -> list[str] | None:
+    """The best 'one of these literals occurs in every match' for a parsed sequence (None if none)."""
+    best: list[str] | None = None
+    run: list[str] = []
+
+    def consider(lits: list[str] | None) -> None:
+        nonlocal best
+        if lits and min(map(len, lits)) >= _MIN_LITERAL and (best is None or min(map(len, lits)) > min(map(len, best))):
+            best = lits
+
+    for op, av in seq:
+        if op is _c.LITERAL:
+            run.append(chr(av))
+            continue
+        consider(["".join(run)] if run else None)
+        run = []
+        if op is _c.SUBPATTERN and not av[1] & re.IGNORECASE:
+            consider(_seq_literals(av[3]))
+        elif op is _c.BRANCH:
+            alts = [_seq_literals(alt) for alt in av[1]]
+            consider(None if any(a is None for a in alts) else [x for a in alts for x in a])  # type: ignore[union-attr]
+        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and av[0] >= 1:
+            consider(_seq_literals(av[2]))
+    consider(["".join(run)] if run else None)
+    return best
+
+
+def required_literals(pattern: str) -> list[str] | None:
+    """Literals one of which every match of `pattern` contains, for a bytes.find prefilter; None if none."""
+    try:
+        parsed = _parser.parse(pattern)
+    except re.error:
+        return None
+    if parsed.state.flags & re.IGNORECASE:
+        return None
+    return _seq_literals(parsed)
 
 
 def _line_numbers(buf, starts: Sequence[int]) -> list[int]:
@@ -62,31 +103,49 @@ class Scanner:
         self.engine = engine
         self._db = None
         self._rest: list[re.Pattern[bytes]] = []  # patterns the fast engine refused: scanned with `re`
+        self._literals: set[bytes] = set()  # `re` engine: a line can only match if it holds one of these
         if engine == "hyperscan":
             self._build_hyperscan()
         else:
-            self._rest = [self._bytes_re(p, ic) for p, ic in pats]
+            # Pure Python: find each pattern's required literal with bytes.find (memchr speed); only patterns
+            # without one get a regex pass (a pass per pattern beats one alternation of them all).
+            for p, ic in pats:
+                lits = None if ic else required_literals(p)
+                if lits is None:
+                    self._rest.append(self._bytes_re(p, ic))
+                else:
+                    self._literals.update(lit.encode() for lit in lits)
 
     @staticmethod
     def _bytes_re(p: str, ignore_case: bool) -> re.Pattern[bytes]:
         return re.compile(p.encode(), re.MULTILINE | (re.IGNORECASE if ignore_case else 0))
 
     def _build_hyperscan(self) -> None:
-        ok: list[tuple[bytes, int]] = []
-        for p, ic in self._pats:
-            flags = hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_CASELESS if ic else 0)
-            try:  # compile alone first, so one construct hyperscan lacks only moves that pattern to `re`
-                db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-                db.compile(expressions=[p.encode()], ids=[0], elements=1, flags=[flags])
+        items = [(p.encode(), hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_CASELESS if ic else 0), p, ic)
+                 for p, ic in self._pats]
+        try:
+            self._db = self._compile(items)
+            return
+        except hyperscan.error:
+            pass
+        # Some pattern uses a construct hyperscan lacks: find which, scan those with `re`, the rest with hyperscan.
+        ok = []
+        for it in items:
+            try:
+                self._compile([it])
+                ok.append(it)
             except hyperscan.error:
-                self._rest.append(self._bytes_re(p, ic))
-                continue
-            ok.append((p.encode(), flags))
-        if ok:
-            self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            self._db.compile(
-                expressions=[e for e, _ in ok], ids=list(range(len(ok))), elements=len(ok), flags=[f for _, f in ok]
-            )
+                self._rest.append(self._bytes_re(it[2], it[3]))
+        self._db = self._compile(ok) if ok else None
+
+    @staticmethod
+    def _compile(items: list) -> object:
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        db.compile(
+            expressions=[e for e, *_ in items], ids=list(range(len(items))), elements=len(items),
+            flags=[f for _, f, *_ in items],
+        )
+        return db
 
     def _hit_ends(self, buf) -> set[int]:
         ends: set[int] = set()
@@ -109,6 +168,14 @@ class Scanner:
                 pos = size if nl < 0 else nl + 1
                 if m.start() < m.end():
                     ends.add(m.start() + 1)
+        for lit in self._literals:
+            pos = 0
+            while (i := buf.find(lit, pos)) >= 0:
+                ends.add(i + len(lit))
+                nl = buf.find(b"\n", i)
+                if nl < 0:
+                    break
+                pos = nl + 1
         return ends
 
     def candidates(self, buf) -> list[tuple[int, int]]:

@@ -25,15 +25,21 @@ _MAX_POLL_BYTES = 16 << 20  # one poll() reads at most this much; the rest comes
 _SAFETY_POLL = 1.0  # even with watchfiles, look at the file at least this often (missed events, NFS)
 
 
-def decode_line(raw: bytes, total: int | None = None, max_bytes: int = MAX_LINE_BYTES) -> str:
+def decode_line(raw: bytes, max_bytes: int = MAX_LINE_BYTES) -> str:
     """Bytes of one line (no newline) → text: CR dropped, invalid UTF-8 replaced, long lines cut and marked."""
-    total = len(raw) if total is None else total
-    if total > max_bytes:
-        head = raw[:max_bytes].decode("utf-8", "replace")
-        return f"{head} [… line truncated: {total} bytes, first {max_bytes} kept]"
+    if len(raw) > max_bytes:
+        half = max_bytes // 2
+        return cut_line(raw[:half], raw[-half:], len(raw))
     if raw.endswith(b"\r"):
         raw = raw[:-1]
     return raw.decode("utf-8", "replace")
+
+
+def cut_line(head: bytes, tail: bytes, total: int) -> str:
+    """A line too long to keep: its head and tail (errors are often at the end), with what was cut."""
+    cut = total - len(head) - len(tail)
+    end = tail.removesuffix(b"\r").decode("utf-8", "replace")
+    return f"{head.decode('utf-8', 'replace')} [… line truncated: {cut} of {total} bytes cut …] {end}"
 
 
 def split_text(text: str) -> list[str]:
@@ -141,7 +147,8 @@ class LogFollower:
         self._ident: tuple[int, int] | None = None
         self._pos = 0
         self._number = 0
-        self._partial = bytearray()
+        self._partial = bytearray()  # the line being read: whole while short, else its head
+        self._tail = bytearray()  # the last max_line_bytes/2 bytes of a line too long to keep whole
         self._partial_len = 0
         self._partial_off = 0
         self._changed = threading.Event()
@@ -155,6 +162,7 @@ class LogFollower:
         fst = os.fstat(self._fd)
         self._ident = (fst.st_dev, fst.st_ino)
         self._partial.clear()
+        self._tail.clear()
         self._partial_len = 0
         if first and self._start_offset is not None:
             self._pos, self._number = self._start_offset, self._start_line
@@ -176,18 +184,36 @@ class LogFollower:
         self._fd, self._ident = None, None
 
     def _emit(self, piece: bytes, out: list[Line]) -> None:
-        raw = bytes(self._partial) + piece if self._partial_len else piece
         total = self._partial_len + len(piece)
+        if total <= self.max_line_bytes:
+            text = decode_line(bytes(self._partial) + piece if self._partial_len else piece, self.max_line_bytes)
+        else:
+            self._keep_partial(piece)
+            half = self.max_line_bytes // 2
+            text = cut_line(bytes(self._partial[:half]), bytes(self._tail[-half:]), total)
         self._number += 1
-        text = decode_line(raw[: self.max_line_bytes + 1], total, self.max_line_bytes)
         out.append(Line(self._number, text, self._partial_off, self.generation, total > self.max_line_bytes))
         self._partial.clear()
+        self._tail.clear()
         self._partial_len = 0
 
     def _keep_partial(self, piece: bytes) -> None:
-        room = self.max_line_bytes + 1 - len(self._partial)
-        if room > 0:
-            self._partial += piece[:room]
+        half = self.max_line_bytes // 2
+        if self._partial_len + len(piece) <= self.max_line_bytes:
+            self._partial += piece
+        else:  # too long to keep whole: keep the head, and a rolling tail
+            if len(self._partial) > half:
+                self._tail += self._partial[half:]
+                del self._partial[half:]
+            room = half - len(self._partial)
+            if room > 0:
+                self._partial += piece[:room]
+            if len(piece) >= half:
+                self._tail[:] = piece[-half:]
+            else:
+                self._tail += piece
+            if len(self._tail) > half:
+                del self._tail[:-half]
         self._partial_len += len(piece)
 
     def _read(self, out: list[Line], limit: int | None = _MAX_POLL_BYTES) -> bool:
@@ -239,6 +265,9 @@ class LogFollower:
                 self.generation += 1
                 self._pos = self._partial_off = 0
                 self._number = 0
+        if self._fd is None and st is None and self.generation == 0:
+            # Not there yet: when it appears, everything in it is new.
+            self._start, self._start_offset = "begin", None
         if self._fd is None and st is not None:
             first = self.generation == 0
             try:

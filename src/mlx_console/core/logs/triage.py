@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,16 @@ def _default(catalog: Catalog | None) -> Catalog:
 
 
 _DEFAULT: Catalog | None = None
+_SCANNERS: weakref.WeakKeyDictionary[Catalog, dict[tuple[bool, str], Scanner]] = weakref.WeakKeyDictionary()
+
+
+def _scanner(cat: Catalog, include_all: bool, engine: str) -> Scanner:
+    """Compiling the pattern database costs ~0.1 s: keep one per catalogue and mode."""
+    per = _SCANNERS.setdefault(cat, {})
+    key = (include_all, engine)
+    if key not in per:
+        per[key] = Scanner(cat, engine=engine, include_problems=include_all)
+    return per[key]
 
 
 def default_catalog() -> Catalog:
@@ -141,11 +152,17 @@ def _prev_start(buf, start: int) -> int:
 
 
 def triage_buffer(
-    buf, catalog: Catalog | None = None, *, include_all: bool = False, scanner: Scanner | None = None
+    buf,
+    catalog: Catalog | None = None,
+    *,
+    include_all: bool = False,
+    scanner: Scanner | None = None,
+    engine: str = "auto",
 ) -> list[TriagedEvent]:
-    """Fast path over bytes or an mmap; same result as `triage_lines(buf's lines)`."""
+    """Fast path over bytes or an mmap; same result as `triage_lines(buf's lines)`.
+    `engine`: "auto" (hyperscan if installed), "hyperscan" or "re"."""
     cat = _default(catalog)
-    scan = scanner or Scanner(cat, include_problems=include_all)
+    scan = scanner or _scanner(cat, include_all, engine)
     out: list[TriagedEvent] = []
     covered = 0  # last line number already inside a returned (or rejected) event
     for off, n in scan.candidates(buf):
@@ -178,7 +195,7 @@ def triage_buffer(
 
 
 def triage_file(
-    path: str | os.PathLike[str], catalog: Catalog | None = None, *, include_all: bool = False
+    path: str | os.PathLike[str], catalog: Catalog | None = None, *, include_all: bool = False, engine: str = "auto"
 ) -> list[TriagedEvent]:
     """Triage a whole file through mmap (OSError if it cannot be read)."""
     p = Path(path)
@@ -187,7 +204,7 @@ def triage_file(
         if size == 0:
             return []
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            return triage_buffer(mm, catalog, include_all=include_all)
+            return triage_buffer(mm, catalog, include_all=include_all, engine=engine)
 
 
 class Triager:

@@ -165,6 +165,9 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
         raise SettingsError(f"{path}: not applied:\n" + "\n".join(f"  {i}" for i in bad))
     store.check_unchanged(if_hash)
     changes = store.changes()
+    if changes and store.exists and not store.is_canonical:
+        result.messages.append("the file was not laid out the way oMLX writes it: this save rewrites its layout "
+                               "(so would oMLX's next save)")
 
     if not target.running:
         result.steps = plan(changes, version, None)
@@ -209,12 +212,16 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
         files = [s for s in result.steps if s.route == "file"]
         use_put = bool(puts) and not stale
         if stale:
-            files = result.steps  # the reload carries everything
+            for s in result.steps:  # the reload carries everything
+                s.route, s.why = "file", "sent with the reload (the file already differed from oMLX's memory)"
+            files, puts = result.steps, []
         result.diff = store.diff()
         if dry_run:
             result.hash = store.base_hash
-            if files:
-                result.pending_reload = not reload
+            if (any(s.effect != "unknown" for s in files) or stale) and not reload:
+                result.pending_reload = True
+                result.messages.append("this would leave keys oMLX reads only after POST /admin/api/reload "
+                                       "(unloads all models; `--reload`) or a restart")
             return result
 
         backup = atomic.write_backup(path, store.base) if store.base is not None and changes else None
@@ -228,9 +235,10 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
                 try:
                     reply = admin.put_settings(model, body)
                 except AdminError as e:
-                    done = ", ".join(result.replies) or "none"
-                    raise SettingsError(f"oMLX refused the settings of {model!r}: {e.detail or e} (models already "
-                                        f"applied: {done}); the file is what oMLX wrote") from None
+                    done = ", ".join(result.replies)
+                    tail = (f"; already applied (and written by oMLX): {done}" if done
+                            else "; nothing was changed")
+                    raise SettingsError(f"oMLX refused the settings of {model!r}: {e.detail or e}{tail}") from None
                 result.replies[model] = reply
                 stored = reply.get("settings") or {}
                 for key, wanted in body.items():
@@ -241,18 +249,33 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
                 result.messages.append(f"{model}: applied through the admin API"
                                        + (f" ({', '.join(flags)})" if flags else ""))
             result.wrote_file = True  # oMLX rewrote the file from memory
-        if files:
-            # Write the keys the PUT cannot carry onto the file as oMLX left it.
+        writes = [(s.change.model, s.change.key, s.change.new) for s in files]
+        if use_put:
+            # oMLX's save drops keys it does not know; the file keeps them (oMLX ignores them anyway).
+            now = SettingsStore.load(path, version).models()
+            for model, block in store.models().items():
+                if not isinstance(block, dict):
+                    continue
+                for key, value in block.items():
+                    spec = KEYS.get(key)
+                    if (spec is None or not known_to(spec, version)) and key not in (now.get(model) or {}):
+                        writes.append((model, key, value))
+                        result.messages.append(f"{model}: oMLX's save dropped {key} (unknown to oMLX {version}); "
+                                               "put back in the file, its next save drops it again")
+        if writes:
+            # Write what the PUT cannot carry onto the file as oMLX left it.
             fresh = SettingsStore.load(path, version)
-            for s in files:
-                c = s.change
-                if c.new is MISSING:
-                    fresh.unset(c.model, c.key)
+            for model, key, value in writes:
+                if value is MISSING:
+                    fresh.unset(model, key)
                 else:
-                    fresh.set(c.model, c.key, c.new, force=True)
+                    fresh.set(model, key, value, force=True)
             saved = fresh.save(backup=False)
             result.wrote_file = result.wrote_file or saved.wrote
-            keys = ", ".join(f"{s.change.model}:{s.change.key}" for s in files)
+        # Keys the installed oMLX knows but only reads from the file (unknown ones it ignores anyway).
+        unread = [s for s in files if s.effect != "unknown" or stale]
+        if unread:
+            keys = ", ".join(f"{s.change.model}:{s.change.key}" for s in unread)
             if reload:
                 say("POST /admin/api/reload (unloads all models)")
                 reply = admin.reload()
@@ -269,3 +292,24 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
     result.diff = unified(store.base, final, str(path))
     return result
 
+
+
+def apply_values(config: Config | None, model: str, values: dict[str, Any], *, path: Path | None = None,
+                 exact: bool = False, reload: bool = False, offline: bool = False,
+                 progress: Callable[[str], None] | None = None) -> ApplyResult:
+    """Set `model`'s keys to `values` (None removes a key) and apply them, for callers such as bench bisect.
+
+    `exact=True` makes the model's settings equal `values` (other keys are removed): restoring a baseline.
+    """
+    from mlx_console.core.settings.locate import default_path
+
+    store = SettingsStore.load(path or default_path(config))
+    if exact:
+        for key in [k for k in store.get(model) if k not in values]:
+            store.unset(model, key)
+    for key, value in values.items():
+        if value is None:
+            store.unset(model, key)
+        else:
+            store.set(model, key, value, force=True)
+    return apply(store, config, reload=reload, offline=offline, progress=progress)

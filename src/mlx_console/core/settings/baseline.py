@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlx_console import paths
+from mlx_console.core.bench import store as bench_store
+from mlx_console.core.errors import ConsoleError
 from mlx_console.core.settings.errors import SettingsError
 from mlx_console.core.settings.schema import KEYS, ORDER
 from mlx_console.core.settings.textdiff import unified
@@ -100,23 +101,9 @@ def compare(current: dict[str, dict[str, Any]], baseline: Baseline, model: str |
     return out
 
 
-def _bench_records() -> list[tuple[Path, dict[str, Any]]]:
-    """Bench run records in the state dir (any JSON object with run_id and config.model_settings)."""
-    root = paths.state_dir() / "bench"
-    found = []
-    if root.is_dir():
-        for p in root.rglob("*.json"):
-            try:
-                data = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict) and "run_id" in data and isinstance(data.get("config"), dict):
-                found.append((p, data))
-    return found
-
-
 def _from_record(name: str, data: dict[str, Any], model: str | None) -> Baseline:
-    settings = data["config"].get("model_settings")
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    settings = config.get("model_settings")
     if not isinstance(settings, dict):
         raise SettingsError(f"{name}: the run record has no model_settings (not an oMLX run?)")
     if isinstance(settings.get("models"), dict):
@@ -145,16 +132,14 @@ def load(spec: str, model: str | None = None) -> Baseline:
         if model is None:
             raise SettingsError(f"{p}: holds one model's settings; name the MODEL to compare it with")
         return Baseline(name, {model: data})
-    records = _bench_records()
-    if spec == "last":
-        if model:
-            records = [r for r in records if r[1].get("model") == model]
-        if not records:
+    if spec in ("last", "latest"):
+        runs = bench_store.history(model)
+        if not runs:
             raise SettingsError("no bench run recorded" + (f" for model {model!r}" if model else "")
-                                + f" in {paths.state_dir() / 'bench'}; name a file instead")
-        _path, data = max(records, key=lambda r: (str(r[1].get("ts", "")), r[0].stat().st_mtime))
-        return _from_record(f"last run {data['run_id']}", data, model)
-    for _path, data in records:
-        if str(data.get("run_id")) == spec:
-            return _from_record(f"run {spec}", data, model)
-    raise SettingsError(f"baseline {spec!r}: no such file or bench run id (use a path, `last` or a run id)")
+                                + f" in {bench_store.bench_dir()}; name a file instead")
+        return _from_record(f"last run {runs[-1].get('run_id')}", runs[-1], model)
+    try:
+        data = bench_store.load(spec)
+    except ConsoleError as e:
+        raise SettingsError(f"baseline {spec!r}: no such file, and {e}") from None
+    return _from_record(f"run {data.get('run_id', spec)}", data, model)

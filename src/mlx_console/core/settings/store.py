@@ -253,6 +253,12 @@ class SettingsStore:
             del block[key]
         return key
 
+    def replace_doc(self, doc: Any) -> None:
+        """Make the whole document `doc` (e.g. a backup being restored); saving then writes it as oMLX would."""
+        if not isinstance(doc, dict):
+            raise SettingsError(f"{self.path}: a settings document must be a JSON object")
+        self.doc = copy.deepcopy(doc)
+
     # ---- what changed -------------------------------------------------------------------------------
 
     @property

@@ -18,6 +18,6 @@ def unified(old: bytes | None, new: bytes | None, name: str, context: int = 3) -
     """`--- name` / `+++ name` diff; empty when equal. A file that did not exist diffs from /dev/null."""
     if old == new:
         return ""
-    before = "/dev/null" if old is None else f"a/{name.lstrip('/')}"
-    after = "/dev/null" if new is None else f"b/{name.lstrip('/')}"
+    before = "/dev/null" if old is None else name
+    after = "/dev/null" if new is None else name
     return "".join(difflib.unified_diff(_lines(old), _lines(new), before, after, n=context))

@@ -111,7 +111,7 @@ def check_block(model: str, block: dict[str, Any], omlx_version: str = OMLX_VERS
     forced = block.get("forced_ct_kwargs")
     kwargs = block.get("chat_template_kwargs")
     if isinstance(forced, list) and forced:
-        missing = [k for k in forced if not isinstance(kwargs, dict) or k not in kwargs]
+        missing = [k for k in forced if isinstance(k, str) and (not isinstance(kwargs, dict) or k not in kwargs)]
         if missing:
             issues.append(Issue(model, "forced_ct_kwargs", "names keys that chat_template_kwargs does not set: "
                                 + ", ".join(map(str, missing)), "warning"))

@@ -1,0 +1,144 @@
+"""Triage engine vs `LC_ALL=C grep -E -c -f patterns` on a big mlx_lm.server log, side by side in one run.
+
+Usage: python bench/triage_vs_grep.py [--log FILE] [--size-mb 300] [--repeat 3] [--keep]
+Generates (unless --log) a log of realistic mlx_lm.server lines with 0.1 % bug excerpt lines, writes the
+shipped catalogue's patterns as ERE, times grep and the engine (best of --repeat), checks both find the same
+lines, and prints the throughput ratio (goal: engine ≥ 0.5× grep). Not a test: it never fails CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mmap
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mlx_console.core.logs import scan
+from mlx_console.core.logs.patterns import Catalog
+from mlx_console.core.logs.scan import Scanner
+from mlx_console.core.logs.source import decode_line
+from mlx_console.core.logs.triage import triage_file
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "logs"
+
+
+def normal_lines() -> list[str]:
+    """Templates from the recorded clean mlx_lm.server log, with {n} where numbers vary."""
+    return [
+        "{ts} - INFO - Prompt processing progress: {a}/{b}",
+        "{ts} - INFO - Prompt Cache: {a} sequences, 0.{n:02d} GB",
+        "{ts} - INFO - - assistant: {a} sequences, 0.{n:02d} GB",
+        "{ts} - INFO - - user: {a} sequences, 0.00 GB",
+        "{ts} - INFO - - system: 0 sequences, 0.00 GB",
+        '127.0.0.1 - - [25/Nov/2026 13:{m:02d}:{s:02d}] "POST /v1/chat/completions HTTP/1.1" 200 -',
+        '127.0.0.1 - - [25/Nov/2026 13:{m:02d}:{s:02d}] "GET /health HTTP/1.1" 200 -',
+        '127.0.0.1 - - [25/Nov/2026 13:{m:02d}:{s:02d}] "GET /v1/models HTTP/1.1" 200 -',
+    ]
+
+
+def bug_lines() -> list[str]:
+    out = []
+    for name in ("upstream_bugs.jsonl", "heldout.jsonl"):
+        for line in (FIXTURES / name).read_text().splitlines():
+            out.extend(x for x in json.loads(line)["excerpt"].splitlines() if x.strip())
+    return out
+
+
+def generate(path: Path, size_mb: int, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    templates, bugs = normal_lines(), bug_lines()
+    target = size_mb << 20
+    # Build a 4 MB block of varied lines and repeat it with fresh bug lines: fast and still realistic.
+    block: list[str] = []
+    size = 0
+    while size < 4 << 20:
+        t = rng.choice(templates)
+        ln = t.format(ts=f"2026-11-25 13:{rng.randrange(60):02d}:{rng.randrange(60):02d},{rng.randrange(1000):03d}",
+                      a=rng.randrange(1, 4096), b=4096, n=rng.randrange(100), m=rng.randrange(60), s=rng.randrange(60))
+        block.append(ln)
+        size += len(ln) + 1
+    written = 0
+    with path.open("w", encoding="utf-8") as f:
+        while written < target:
+            chunk = list(block)
+            for _ in range(max(1, len(chunk) // 1000)):  # 0.1 % bug lines
+                chunk[rng.randrange(len(chunk))] = rng.choice(bugs)
+            text = "\n".join(chunk) + "\n"
+            f.write(text)
+            written += len(text.encode())
+
+
+def to_ere(p: str) -> str:
+    """Python regex → GNU grep -E syntax (the shipped patterns only use the common subset)."""
+    p = p.replace("(?:", "(").replace(r"\d", "[0-9]")
+    return re.sub(r"\\([\[\]().|*+?{}^$\\/-])", r"\\\1", p)
+
+
+def best(fn, repeat: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--log", type=Path)
+    ap.add_argument("--size-mb", type=int, default=300)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep the generated log")
+    args = ap.parse_args()
+    if not shutil.which("grep"):
+        print("grep not found", file=sys.stderr)
+        return 1
+    tmp = Path(tempfile.mkdtemp(prefix="triage-bench-"))
+    log = args.log
+    if log is None:
+        log = tmp / "big.log"
+        t0 = time.perf_counter()
+        generate(log, args.size_mb)
+        print(f"generated {log} ({log.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    size = log.stat().st_size
+    cat = Catalog.load()
+    pats = tmp / "patterns.ere"
+    pats.write_text("\n".join(to_ere(p) for _, p, _ in cat.patterns()) + "\n")
+    env = {"LC_ALL": "C", "PATH": "/usr/bin:/bin"}
+
+    def grep() -> int:
+        r = subprocess.run(["grep", "-E", "-c", "-f", str(pats), str(log)], capture_output=True, env=env, check=False)
+        return int(r.stdout or 0)
+
+    t_grep, grep_count = best(grep, args.repeat)
+    print(f"grep -E -c -f: {t_grep:.3f}s  {size / t_grep / 1e6:.0f} MB/s  {grep_count} matching lines")
+    engines = ["hyperscan", "re"] if scan.hyperscan is not None else ["re"]
+    for engine in engines:
+        # Each run loads the catalogue and compiles the patterns anew, as a fresh `mlx-console triage` does.
+        t, events = best(lambda e=engine: triage_file(log, Catalog.load(), engine=e), args.repeat)
+        print(f"engine ({engine}): {t:.3f}s  {size / t / 1e6:.0f} MB/s  {len(events)} events  "
+              f"ratio {t_grep / t:.2f}x grep")
+    # Same lines as grep? The lines where a pattern matches (before the entries' context rules), via the scanner.
+    r = subprocess.run(["grep", "-E", "-n", "-f", str(pats), str(log)], capture_output=True, env=env, check=False)
+    grep_lines = {int(x.split(b":", 1)[0]) for x in r.stdout.splitlines()}
+    with log.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        sc = Scanner(cat, include_problems=False)
+        mine = {n for off, n in sc.candidates(mm) if cat.line_hits(decode_line(mm[off : max(off, mm.find(b"\n", off))]))}
+    print(f"same matching lines as grep: {grep_lines == mine} ({len(grep_lines)} vs {len(mine)}; engine {sc.engine})")
+    if not args.keep and args.log is None:
+        shutil.rmtree(tmp)
+    else:
+        print(f"kept {tmp}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The fast path (scanner over mmap/bytes) returns exactly what the plain path (`re`, line by line) does."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlx_console.core.logs import scan
+from mlx_console.core.logs.patterns import Catalog
+from mlx_console.core.logs.scan import Scanner
+from mlx_console.core.logs.source import decode_line
+from mlx_console.core.logs.triage import default_catalog, triage_buffer, triage_file, triage_lines
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "logs"
+ENGINES = ["re"] + (["hyperscan"] if scan.hyperscan is not None else [])
+
+
+def _plain(data: bytes, include_all: bool) -> list[dict]:
+    lines = [decode_line(b) for b in data.split(b"\n")]
+    if data.endswith(b"\n"):
+        lines.pop()
+    return [e.to_json() for e in triage_lines(lines, include_all=include_all)]
+
+
+def _fast(data: bytes, include_all: bool, engine: str) -> list[dict]:
+    sc = Scanner(default_catalog(), engine=engine, include_problems=include_all)
+    return [e.to_json() for e in triage_buffer(data, include_all=include_all, scanner=sc)]
+
+
+def _corpus_blob() -> bytes:
+    parts = []
+    for p in sorted(FIXTURES.iterdir()):
+        if p.suffix == ".log":
+            parts.append(p.read_bytes())
+        elif p.suffix == ".jsonl":
+            import json
+
+            parts.extend(json.loads(line)["excerpt"].encode() + b"\n" for line in p.read_text().splitlines())
+    return b"\n".join(parts)
+
+
+BLOB = _corpus_blob()
+BLOB_LINES = BLOB.split(b"\n")
+
+
+def test_hyperscan_is_used_when_installed() -> None:
+    if scan.hyperscan is None:
+        pytest.skip("hyperscan wheel not installed: the `re` engine is the fallback")
+    assert Scanner(default_catalog()).engine == "hyperscan"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("include_all", [False, True])
+def test_fast_equals_plain_on_all_fixtures(engine: str, include_all: bool) -> None:
+    fast = _fast(BLOB, include_all, engine)
+    assert fast == _plain(BLOB, include_all)
+    assert len(fast) > 40
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 120), include_all=st.booleans())
+def test_fast_equals_plain_on_shuffled_lines(engine: str, seed: int, n: int, include_all: bool) -> None:
+    rng = random.Random(seed)
+    picked = [rng.choice(BLOB_LINES) for _ in range(n)]
+    data = b"\n".join(picked) + rng.choice([b"", b"\n"])
+    assert _fast(data, include_all, engine) == _plain(data, include_all)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pattern_across_lines_never_matches(engine: str) -> None:
+    # `\s*` could cross a newline in a whole-buffer scan; triage matches one line at a time, like grep.
+    data = b'{"content":\n"<tool_call>{}</tool_call>"}\n'
+    assert _fast(data, False, engine) == _plain(data, False) == []
+
+
+def test_user_pattern_hyperscan_cannot_compile_falls_back_to_re(tmp_path: Path) -> None:
+    if scan.hyperscan is None:
+        pytest.skip("hyperscan not installed")
+    f = tmp_path / "c.toml"
+    f.write_text(
+        "[[entry]]\nid='x'\ncategory='server_hang'\npatterns=['stuck(?#a comment) \\d+ times']\nseverity='error'\n"
+        "title='t'\ncause='c'\nfirst_move='m'\n"
+    )
+    cat = Catalog.load([f])
+    sc = Scanner(cat)
+    data = b"ok\nthe engine got stuck 3 times\n"
+    assert [e.main.id for e in triage_buffer(data, cat, scanner=sc)] == ["x"]
+
+
+def test_triage_file_on_a_big_file_with_a_long_line(tmp_path: Path) -> None:
+    f = tmp_path / "big.log"
+    body = b"2026-11-25 13:22:38,803 - INFO - Prompt processing progress: 14/14\n" * 20000
+    f.write_bytes(body + b"x" * 3_000_000 + b" OSError: [Errno 48] Address already in use\n" + body)
+    [ev] = triage_file(f)
+    # The line is cut (head and tail kept, marked), so the error at its end is still seen.
+    assert (ev.first_line, ev.last_line, ev.categories) == (20001, 20001, ["port_in_use"])
+    assert "line truncated: " in ev.event.lines[0] and len(ev.event.lines[0]) < 70_000
