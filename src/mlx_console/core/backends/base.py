@@ -87,6 +87,11 @@ class BackendKind:
     def loaded_models(self, base_url: str, api_key: str | None, timeout: float) -> list[str] | None:
         return None
 
+    def after_ready(self, base_url: str, api_key: str | None, model: str | None) -> str | None:
+        """Run once per server process when it first answers (oMLX: load the profile's model).
+        Returns a line for the supervisor's log."""
+        return None
+
     def classify(self, line: str) -> tuple[LineAction, str] | None:
         for rule in self.log_rules:
             reason = rule.match(line)
