@@ -138,3 +138,14 @@ def test_backend_survives_the_terminal_hanging_up(write_config, tiny_model: Path
     rows = json.loads(cli("backends", "list", "--json").stdout)
     assert rows[0]["status"] == "ready" and psutil.pid_exists(rows[0]["pid"])
     assert cli("backends", "stop", "a").returncode == 0
+
+
+@pytest.mark.parametrize(("kind", "args"), [("mlx-lm", ["--port", "9"]), ("mlx-lm", ["--host=0.0.0.0"]),
+                                            ("omlx", ["--base-path", "/x"])])
+def test_args_cannot_override_where_the_server_listens(kind: str, args: list[str]) -> None:
+    from mlx_console.core.errors import ConsoleError
+
+    prof = Profile(name="x", kind=kind, model="/m", args=args)
+    impl = MlxLmKind() if kind == "mlx-lm" else OmlxKind()
+    with pytest.raises(ConsoleError, match=r"set `(port|host|base_path)` in the profile"):
+        impl.command(prof, None)

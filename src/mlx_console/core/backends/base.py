@@ -14,6 +14,7 @@ from typing import Literal
 import httpx
 
 from mlx_console.core.config import Profile
+from mlx_console.core.errors import ConsoleError
 
 # What the supervising process does when a log line matches.
 LineAction = Literal["degraded", "fatal"]
@@ -105,6 +106,16 @@ class BackendKind:
             return None
         return (f"backend {profile.name!r} binds {profile.host} (not loopback) with no API key: "
                 "anyone who can reach this host can use it")
+
+
+def refuse_managed_args(profile: Profile, managed: tuple[str, ...]) -> None:
+    """The console must know where the server listens: those flags come from the profile's own keys."""
+    for arg in profile.args:
+        flag = arg.split("=", 1)[0]
+        if flag in managed:
+            key = flag.lstrip("-").replace("-", "_")
+            raise ConsoleError(f"backend {profile.name!r}: set `{key}` in the profile, not {flag} in `args` "
+                               "(the console probes and stops the server by these)")
 
 
 def headers(api_key: str | None) -> dict[str, str]:

@@ -23,6 +23,7 @@ from mlx_console.core.backends.base import (
     ProbeResult,
     headers,
     ping_completion,
+    refuse_managed_args,
 )
 from mlx_console.core.config import Profile
 from mlx_console.core.errors import ConsoleError
@@ -52,6 +53,7 @@ class OmlxKind(BackendKind):
     log_rules: tuple[LogRule, ...] = field(default_factory=lambda: OMLX_RULES)
 
     def command(self, profile: Profile, model: str | None) -> list[str]:
+        refuse_managed_args(profile, ("--base-path", "--host", "--port", "--api-key"))
         flags = serve_flags(tuple(profile.command))
         wanted: list[tuple[str, str]] = [
             ("--base-path", str(profile.base_path_resolved)),
