@@ -54,6 +54,7 @@ LOG_LINES = [
     "2026-11-25 10:00:00,001 - INFO - Starting httpd at 127.0.0.1 on port 8080...",
     '127.0.0.1 - - [25/Nov/2026 10:00:01] "POST /v1/chat/completions HTTP/1.1" 200 -',
     "2026-11-25 10:00:02,100 - WARNING - prompt cache trimmed",
+    '127.0.0.1 - - [25/Nov/2026 10:00:02] "POST /v1/chat/completions HTTP/1.1" 200 -',
     "Traceback (most recent call last):",
     '  File "server.py", line 1, in <module>',
     "RuntimeError: [metal::malloc] Attempting to allocate 1234 bytes which is greater than the maximum",
@@ -89,17 +90,16 @@ async def wait_for(pilot: Pilot, cond: Callable[[], bool], timeout: float = 5.0,
         await pilot.pause(0.05)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # Textual runs on asyncio
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Async tests in tests/ui run under anyio (installed with httpx) on asyncio."""
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Async tests in tests/ui run on a fresh asyncio loop (Textual's), without an extra plugin."""
+    import asyncio
     import inspect
 
-    here = Path(__file__).parent
-    for item in items:
-        fn = getattr(item, "function", None)
-        if fn is not None and inspect.iscoroutinefunction(fn) and here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.anyio)
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    if Path(__file__).parent not in Path(str(pyfuncitem.fspath)).parents:
+        return None
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    asyncio.run(pyfuncitem.obj(**args))
+    return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlx_console.ui.widgets.log_view import LogEvent, LogView
+from mlx_console.ui.widgets.log_view import LogView
 
 from .conftest import LOG_LINES, wait_for
 
@@ -67,38 +67,47 @@ async def test_filter_hides_lines_and_n_N_walk_matches(make_app) -> None:
 
 
 async def test_error_and_warning_navigation_triage_card_and_copy(make_app) -> None:
+    """Events come from the real triage engine (core/logs) over the followed file."""
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         log = app.query_one(LogView)
         await wait_for(pilot, lambda: log.line_count == len(LOG_LINES))
-        log.add_events([
-            LogEvent(2, 2, "warning", title="Prompt cache trimmed"),
-            LogEvent(3, 5, "error", title="Metal allocation failed", cause="The model does not fit",
-                     first_move="Use a smaller quant", references=["https://github.com/ml-explore/mlx/issues/1"],
-                     categories=["oom_inference"]),
-        ])
+        await wait_for(pilot, lambda: log.event_at(4) is not None, what="triage events")
         await pilot.press("g")
         await pilot.press("e")
-        assert log.cursor_line == 3
+        assert log.cursor_line == 4
         card = app.query_one("#triage")
         assert card.display
         text = str(card.render())
-        assert "Metal allocation failed" in text and "Use a smaller quant" in text and "oom_inference" in text
+        assert "Metal command buffer failed" in text and "metal_error" in text
+        assert "First move:" in text and "github.com" in text
         await pilot.press("y")
-        assert app.clipboard == "\n".join(LOG_LINES[3:6])
+        assert app.clipboard == "\n".join(LOG_LINES[4:7])
         await pilot.press("E")  # no earlier error: stays
-        assert log.cursor_line == 3
+        assert log.cursor_line == 4
         await pilot.press("W")
         assert log.cursor_line == 2
-        await pilot.press("w")  # no later warning
-        assert log.cursor_line == 2
-        await pilot.press("down")
+        assert "WARNING" in str(app.query_one("#triage").render())
+        await pilot.press("w")
+        assert log.cursor_line == 2  # no later warning
+        await pilot.press("down", "down", "down")
         await pilot.press("y")
         assert app.clipboard.startswith("Traceback")
         await pilot.press("g")
         assert not app.query_one("#triage").has_class("-shown")
         await pilot.press("y")
         assert app.clipboard == LOG_LINES[0]
+
+
+async def test_live_append_of_a_known_bug_is_triaged(make_app, log_file: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES))
+        append(log_file, ["OSError: [Errno 98] Address already in use"])
+        n = len(LOG_LINES)
+        await wait_for(pilot, lambda: log.event_at(n) is not None, timeout=5, what="port_in_use event")
+        assert "port_in_use" in log.event_at(n).categories
 
 
 async def test_huge_line_and_bounded_buffer(make_app, log_file: Path) -> None:

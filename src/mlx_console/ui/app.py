@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from mlx_console.ui import actions as registry
 from mlx_console.ui.backends_source import Backends
 from mlx_console.ui.commands import CommandError, Parsed, parse
 from mlx_console.ui.core_api import NotAvailable
-from mlx_console.ui.log_feed import LogFeed
+from mlx_console.ui.log_follow import Batch, follow
 from mlx_console.ui.polling import Poller
 from mlx_console.ui.themes import FALLBACK, ThemeSet, load_themes
 from mlx_console.ui.widgets.backends_table import BackendsTable
@@ -41,7 +41,7 @@ from mlx_console.ui.widgets.triage_card import TriageCard
 
 NARROW_WIDTH = 110       # below this the bench pane becomes a tab over the log
 BACKENDS_INTERVAL = 1.0  # s between supervisor polls
-LOG_INTERVAL = 0.1       # s between log reads (append → visible ≤ 100 ms + a frame)
+MEMORY_INTERVAL = 5.0    # s between memory pressure reads
 
 
 class ConsoleApp(App[int]):
@@ -50,7 +50,8 @@ class ConsoleApp(App[int]):
     BINDINGS = registry.bindings(("console", "backend", "bench"))
 
     def __init__(self, config: Config, *, theme_dirs: list[Path] | None = None, autostart: bool | None = None,
-                 backends: Backends | None = None, polls: bool = True) -> None:
+                 backends: Backends | None = None, polls: bool = True,
+                 memory_reader: Callable[[], str | None] | None = None) -> None:
         super().__init__()
         self.config = config
         self.backends = backends or Backends(config)
@@ -59,14 +60,19 @@ class ConsoleApp(App[int]):
         # Demo by default when nothing is configured: the person sees a real backend come up at once.
         self.autostart = (not config.exists) if autostart is None else autostart
         self.polls_enabled = polls
+        self.memory_reader = memory_reader or read_memory
         self.startup_notices: list[str] = list(self.theme_set.notices)
         self.startup_notices += registry.validate_keymap(self.keymap_config)
         self.log_backend: str | None = None
-        self._feed: LogFeed | None = None
-        self._busy: dict[str, str] = {}   # backend → what is being done to it (start/stop/…)
+        self._log_stop: threading.Event | None = None
+        self.log_path: Path | None = None
+        self.log_note = ""
+        self._busy: dict[str, str] = {}   # backend → what is being done to it (starting/stopping/…)
+        self._progress: dict[str, str] = {}  # backend → the last progress line of that action
         self.backend_poll: Poller | None = None
-        self.log_poll: Poller | None = None
+        self.memory_poll: Poller | None = None
         self.hung_up = False
+        self._memory_line = ""
 
     # ---- layout ------------------------------------------------------------------------------------------
 
@@ -106,10 +112,11 @@ class ConsoleApp(App[int]):
         self.backends_table.show(self.backends.placeholder_rows(), narrow=self.narrow)
         self.backend_poll = Poller(self, "backends", BACKENDS_INTERVAL, self.backends.rows, self.show_backends,
                                    active=self.dashboard_visible, on_error=self.poll_failed)
-        self.log_poll = Poller(self, "log", LOG_INTERVAL, self.read_log, self.show_log_lines,
-                               active=self.dashboard_visible, on_error=self.poll_failed)
+        self.memory_poll = Poller(self, "memory", MEMORY_INTERVAL, self.memory_reader, self.update_topbar,
+                                  active=self.dashboard_visible, on_error=lambda e: None)
         if self.polls_enabled:
             self.backend_poll.start()
+            self.memory_poll.start()
         if self.autostart:
             self.call_after_refresh(self.autostart_demo)
         if self.is_headless:
@@ -149,12 +156,16 @@ class ConsoleApp(App[int]):
     # ---- top bar, memory -------------------------------------------------------------------------------
 
     def update_topbar(self, memory: str | None = None) -> None:
-        where = str(self.config.path) if self.config.exists else "no config: built-in demo backend"
+        if memory is not None:
+            self._memory_line = memory
+        memory = self._memory_line
+        where = _home(self.config.path) if self.config.exists else "no config: demo backend"
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" mlx-console ", style="bold reverse")
-        t.append(f" {where} ", style="dim")
-        if memory:
-            t.append(f" {memory}")
+        if memory:  # before the path: pressure matters more than where the config lives
+            style = {"warn": "bold yellow", "critical": "bold reverse red"}.get(memory.rsplit(" ", 1)[-1], "")
+            t.append(f" {memory} ", style=style)
+        t.append(f" {where}", style="dim")
         self.topbar.update(t)
 
     # ---- backends --------------------------------------------------------------------------------------
@@ -223,13 +234,14 @@ class ConsoleApp(App[int]):
             self.call_from_thread(self.backend_done, name, verb, status, None)
 
     def backend_progress(self, name: str, message: str) -> None:
-        self._busy[name] = message[:60]
-        self.log_status.update(Text(f" {name}: {message}", style="bold"))
+        self._progress[name] = message
+        self.update_log_status()
         if self.backend_poll:
             self.backend_poll.poke()
 
     def backend_done(self, name: str, verb: str, status: Any, error: str | None) -> None:
         self._busy.pop(name, None)
+        self._progress.pop(name, None)
         if error:
             self.notify(f"{name}: {verb} failed: {error}", severity="error", timeout=15)
         else:
@@ -238,8 +250,6 @@ class ConsoleApp(App[int]):
         self.update_log_status()
         if self.backend_poll:
             self.backend_poll.poke()
-        if name == self.log_backend:
-            self.select_log(name, force=True)
 
     def autostart_demo(self) -> None:
         demo = next((p for p in self.config.backends if p.demo), None)
@@ -249,8 +259,6 @@ class ConsoleApp(App[int]):
             self.notify("No config file: the built-in demo backend would start here, but the supervisor is "
                         "not available yet in this build.", severity="warning", timeout=10)
             return
-        self.notify(f"No config file found ({self.config.path}): starting the built-in demo backend "
-                    "(a tiny random model, it talks gibberish). Configure your own backends there.", timeout=12)
         self.autostart_worker(demo.name)
 
     @work(thread=True, group="autostart")
@@ -262,6 +270,9 @@ class ConsoleApp(App[int]):
             return
         if rows.get(name, {}).get("status") in ("ready", "starting", "loading", "degraded"):
             return
+        self.call_from_thread(self.notify, f"No config file ({self.config.path}): starting the built-in demo "
+                              "backend, a tiny random model (it talks gibberish). Add your backends to that file.",
+                              timeout=12)
         self.call_from_thread(self.act_on_backend, "start", name)
 
     def action_start(self) -> None:
@@ -282,40 +293,68 @@ class ConsoleApp(App[int]):
     # ---- log -------------------------------------------------------------------------------------------
 
     def select_log(self, name: str, force: bool = False) -> None:
+        """Show `name`'s log in the centre (force: re-open it, e.g. after a restart made a new file)."""
         if name == self.log_backend and not force:
             return
-        if name != self.log_backend:
-            self.log_view.clear()
-            if self._feed is not None:
-                self._feed.close()
-            self._feed = None
         self.log_backend = name
         self.backends_table.select_name(name)
+        if self.polls_enabled:
+            self.open_log(name)
         self.update_log_title()
         self.update_log_status()
-        if self.log_poll and self.polls_enabled:
-            if self.log_poll._stopped:
-                self.log_poll.start()
-            else:
-                self.log_poll.poke()
 
-    def read_log(self) -> list[str] | None:
-        """Worker side: new lines of the selected backend's log (None = no log known yet)."""
-        name = self.log_backend
-        if name is None:
-            return None
-        if self._feed is None or getattr(self._feed, "backend", None) != name:
+    def open_log(self, name: str) -> None:
+        if self._log_stop is not None:
+            self._log_stop.set()
+        self._log_stop = threading.Event()
+        self.log_view.clear()
+        self.log_path = None
+        self.log_note = ""
+        self.log_worker(name, self._log_stop)
+
+    @work(thread=True, group="log-follow")
+    def log_worker(self, name: str, stop: threading.Event) -> None:
+        try:
             path = self.backends.log_path(name)
-            if path is None:
-                return None
-            feed = LogFeed(path)
-            feed.backend = name  # type: ignore[attr-defined]
-            self._feed = feed
-        return self._feed.read()
+        except Exception as e:  # reported, never fatal
+            self.call_from_thread(self.set_log_note, f"log: {type(e).__name__}: {e}")
+            return
+        if path is None:
+            self.call_from_thread(self.set_log_note, "log: not available yet (the supervisor is not in this build)")
+            return
+        self.call_from_thread(self.set_log_path, name, path)
 
-    def show_log_lines(self, lines: list[str] | None) -> None:
-        if lines:
-            self.log_view.append(lines)
+        def deliver(batch: Batch) -> None:
+            if not stop.is_set():
+                self.call_from_thread(self.show_log_batch, name, batch)
+
+        try:
+            # is_running goes False as Textual shuts down, even when exit() was not called (a crash).
+            follow(path, deliver, lambda: stop.is_set() or not self.is_running,
+                   lambda: not self.dashboard_visible(), self.config.catalogs)
+        except Exception as e:  # a broken catalogue or unreadable file is shown, the console goes on
+            self.call_from_thread(self.set_log_note, f"log: {type(e).__name__}: {e}")
+
+    def set_log_path(self, name: str, path: Path) -> None:
+        if name == self.log_backend:
+            self.log_path = path
+            self.update_log_title()
+
+    def set_log_note(self, note: str) -> None:
+        self.log_note = note
+        self.update_log_status()
+
+    def show_log_batch(self, name: str, batch: Batch) -> None:
+        if name != self.log_backend:
+            return
+        if batch.note != self.log_note:
+            self.log_note = batch.note
+            self.update_log_status()
+        if batch.reset and self.log_view.line_count:
+            self.log_view.clear()
+        self.log_view.append(batch.lines)
+        if batch.events:
+            self.log_view.add_events(batch.events)
 
     def update_log_title(self) -> None:
         if not self.is_mounted:
@@ -329,7 +368,7 @@ class ConsoleApp(App[int]):
         else:
             title.append(" Log ", style="reverse bold")
         title.append(f" {self.log_backend or '(no backend)'}")
-        path = self._feed.path if self._feed is not None else None
+        path = self.log_path
         if path is not None and not self.narrow:
             title.append(f"  {path}", style="dim")
         self.log_title.update(title)
@@ -337,8 +376,8 @@ class ConsoleApp(App[int]):
     def update_log_status(self, status: LogView.Status | None = None) -> None:
         log = self.log_view
         t = Text(no_wrap=True, overflow="ellipsis")
-        if self.log_backend and self._feed is None and self.backends.unavailable:
-            t.append(" log: not available yet (the supervisor is not in this build)", style="dim")
+        if self.log_note:
+            t.append(f" {self.log_note}", style="dim")
         elif log.follow:
             t.append(" ● following", style="bold")
         else:
@@ -349,9 +388,9 @@ class ConsoleApp(App[int]):
         if log.filter_text:
             shown = status.shown if status else len(log.shown_lines())
             t.append(f"  filter: {log.filter_text!r} ({shown} lines)  Esc clears", style="bold")
-        busy = self._busy.get(self.log_backend or "")
+        busy = self._progress.get(self.log_backend or "") or self._busy.get(self.log_backend or "")
         if busy:
-            t.append(f"  {self.log_backend}: {busy}", style="italic")
+            t.append(f"  {busy}", style="italic")
         self.log_status.update(t)
 
     @on(LogView.Status)
@@ -517,14 +556,35 @@ class ConsoleApp(App[int]):
         if self.hung_up:
             return
         self.hung_up = True
-        for poll in (self.backend_poll, self.log_poll):
+        for poll in (self.backend_poll, self.memory_poll):
             if poll:
                 poll.stop()
+        if self._log_stop is not None:
+            self._log_stop.set()
         # Writing to a hung-up terminal can block or fail: give a clean exit a moment, then leave anyway.
         timer = threading.Timer(3.0, os._exit, args=(129,))
         timer.daemon = True
         timer.start()
         self.exit(129)
+
+
+def _home(path: Path) -> str:
+    home = str(Path.home())
+    text = str(path)
+    return "~" + text[len(home):] if text.startswith(home + os.sep) else text
+
+
+def read_memory() -> str | None:
+    """Worker side: one line on machine memory for the top bar (None when the core cannot tell)."""
+    from mlx_console.ui.core_api import NotAvailable, core
+    from mlx_console.ui.widgets.backends_table import human_bytes
+
+    try:
+        memory = core("system", "memory")
+    except NotAvailable:
+        return "memory: not available yet"
+    m = memory()
+    return f"mem {human_bytes(m.available)} free/{human_bytes(m.total)} {m.pressure}"
 
 
 def _supervisor_present() -> bool:

@@ -8,9 +8,9 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from mlx_console.core.config import Config
 from mlx_console.ui.core_api import NotAvailable, core
@@ -23,28 +23,28 @@ class DoctorScreen(ModalScreen[None]):
                 Binding("r", "rerun", "Re-run", id="doctor.rerun")]
     DEFAULT_CSS = """
     DoctorScreen { align: center middle; }
-    DoctorScreen > Vertical { width: 100%; max-width: 140; height: 100%; max-height: 44;
-                              border: round $primary; background: $surface; }
-    DoctorScreen #doctor-status { height: auto; padding: 0 1; }
-    DoctorScreen DataTable { height: 1fr; }
+    DoctorScreen > VerticalScroll { width: 100%; max-width: 140; height: 100%; max-height: 44;
+                                    border: round $primary; background: $surface; padding: 0 1; }
+    DoctorScreen Static { height: auto; }
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, report: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.config = config
-        self.report: dict[str, Any] | None = None
+        self.report: dict[str, Any] | None = report
+        self.fixed = report is not None  # a given report (tests) is shown instead of running the checks
 
     def compose(self) -> ComposeResult:
-        with Vertical() as v:
+        with VerticalScroll() as v:
             v.border_title = "Doctor — r re-runs · Esc closes"
             yield Static("running checks…", id="doctor-status")
-            yield DataTable(id="doctor-checks", cursor_type="row")
+            yield Static(id="doctor-checks")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for col in ("status", "check", "detail", "fix"):
-            table.add_column(col, key=col)
-        self.action_rerun()
+        if self.fixed and self.report is not None:
+            self.show_report(self.report)
+        else:
+            self.action_rerun()
 
     def action_rerun(self) -> None:
         self.query_one("#doctor-status", Static).update("running checks…")
@@ -68,19 +68,24 @@ class DoctorScreen(ModalScreen[None]):
 
     def show_report(self, data: dict[str, Any]) -> None:
         self.report = data
-        table = self.query_one(DataTable)
-        table.clear()
         theme = self.app.current_theme
         counts: dict[str, int] = {}
-        for check in data.get("checks", []):
+        body = Text()
+        order = {"fail": 0, "warn": 1}  # problems first: they are what a person opens the doctor for
+        for check in sorted(data.get("checks", []), key=lambda c: order.get(str(c.get("status")), 2)):
             status = str(check.get("status", "?"))
             counts[status] = counts.get(status, 0) + 1
             colour = getattr(theme, STATUS_STYLE.get(status, ""), None) or ""
-            table.add_row(Text(status.upper(), style=f"bold {colour}"), str(check.get("id", "")),
-                          str(check.get("detail", "")), str(check.get("fix") or ""))
+            body.append(f"{status.upper():<5}", style=f"bold {colour}")
+            body.append(f" {check.get('id', '')}", style="bold")
+            body.append(f"  {check.get('detail', '')}\n")
+            if check.get("fix") and status != "pass":
+                body.append("      fix: ", style="bold")
+                body.append(f"{check['fix']}\n", style="italic")
+        self.query_one("#doctor-checks", Static).update(body)
         versions = " · ".join(f"{k} {v}" for k, v in (data.get("versions") or {}).items() if v)
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         listening = data.get("listening") or []
         ports = ", ".join(f"{x.get('port')}→{x.get('process')}" for x in listening[:6]) or "none"
         self.query_one("#doctor-status", Static).update(
-            Text(f"{summary}\n{versions}\nlistening: {ports}", no_wrap=False))
+            Text(f"{summary}\n{versions}\nlistening: {ports}\n"))

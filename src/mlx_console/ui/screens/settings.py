@@ -1,41 +1,470 @@
-"""Settings editor (`s`): oMLX model settings as a validated form, diff before save, conflicts, apply.
+"""Settings editor (`s`): oMLX model settings as a form grouped by feature, validated as you type,
+a diff before saving, a conflict dialog, the apply result (live / needs reload), and `$EDITOR` for raw edits.
 
-Everything it knows about keys, validation and applying comes from core/settings.
+Keys, types, validation, routing and saving all come from core/settings; this screen only shows them.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
 from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
 
 from mlx_console.core.config import Config
 from mlx_console.ui.core_api import NotAvailable, core
 
 
-class SettingsScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape", "dismiss", "Close", id="settings.close")]
+def settings_path(config: Config, backend: str | None) -> Path:
+    """The model_settings.json of the selected oMLX backend, else the first oMLX profile's, else ~/.omlx."""
+    default_path = core("settings.locate", "default_path")
+    if backend:
+        try:
+            profile = config.backend(backend)
+        except Exception:
+            profile = None
+        if profile is not None and profile.kind == "omlx":
+            return profile.base_path_resolved / "model_settings.json"
+    return default_path(config)
+
+
+def shown_value(value: Any) -> str:
+    import json
+
+    return "" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+class FieldRow(Vertical):
+    """One key: name, input, what is allowed and how it takes effect, and an inline error."""
+
     DEFAULT_CSS = """
-    SettingsScreen { align: center middle; }
-    SettingsScreen > Vertical { width: 100%; max-width: 140; height: 100%; max-height: 44;
-                                border: round $primary; background: $surface; padding: 0 1; }
+    FieldRow { height: auto; }
+    FieldRow > Horizontal { height: 1; }
+    FieldRow .key { width: 26; text-style: bold; }
+    FieldRow Input { width: 1fr; }
+    FieldRow Input.-invalid { color: $error; text-style: bold; }
+    FieldRow .help { color: $foreground 60%; padding-left: 26; height: 1; text-wrap: nowrap;
+                     text-overflow: ellipsis; }
+    FieldRow .error { color: $error; padding-left: 26; height: auto; display: none; }
+    FieldRow .error.-shown { display: block; }
+    FieldRow.-changed .key { color: $accent; }
     """
 
-    def __init__(self, config: Config, backend: str | None, model: str | None = None) -> None:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        super().__init__(id=f"field-{spec['key']}")
+        self.spec = spec
+
+    def compose(self) -> ComposeResult:
+        s = self.spec
+        with Horizontal():
+            yield Static(s["key"], classes="key")
+            default = s["none_means"] or shown_value(s["default"]) or "unset"
+            yield Input(placeholder=f"default: {default}", compact=True, id=f"input-{s['key']}")
+        yield Static(self.help_text, classes="help")
+        yield Static("", classes="error")
+
+    @property
+    def input(self) -> Input:
+        return self.query_one(Input)
+
+    @property
+    def help_text(self) -> str:
+        s = self.spec
+        note = f" · {s['note']}" if s.get("note") else ""
+        newer = " · newer than oMLX 0.5.0" if s.get("newer") else ""
+        return f"{s['meaning']} · {s['allowed']} · {s['effect_text']}{note}{newer}"
+
+    def set_error(self, message: str | None) -> None:
+        err = self.query_one(".error", Static)
+        err.update(message or "")
+        err.set_class(bool(message), "-shown")
+        self.input.set_class(bool(message), "-invalid")
+
+
+class SettingsScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="settings.close"),
+        Binding("ctrl+s", "preview", "Diff & save", id="settings.save"),
+        Binding("ctrl+e", "edit_raw", "$EDITOR", id="settings.editor"),
+        Binding("ctrl+r", "reload", "Reload file", id="settings.reload"),
+    ]
+    DEFAULT_CSS = """
+    SettingsScreen { align: center middle; }
+    SettingsScreen > Vertical { width: 100%; max-width: 160; height: 100%; max-height: 48;
+                                border: round $primary; background: $surface; }
+    SettingsScreen #settings-status { height: auto; max-height: 4; padding: 0 1; background: $panel; }
+    SettingsScreen #settings-body { height: 1fr; }
+    SettingsScreen #settings-models { width: 22; height: 100%; border-right: solid $primary 50%; }
+    SettingsScreen #settings-form { height: 100%; padding: 0 1; }
+    SettingsScreen .group { text-style: bold underline; margin-top: 1; height: 1; }
+    SettingsScreen #settings-keys { height: 1; background: $panel; color: $foreground 80%; }
+    SettingsScreen #settings-help { height: auto; max-height: 3; padding: 0 1; border-top: solid $primary 50%; }
+    """
+
+    def __init__(self, config: Config, backend: str | None, model: str | None = None,
+                 path: Path | None = None) -> None:
         super().__init__()
-        self.config, self.backend, self.model = config, backend, model
+        self.config, self.backend, self.wanted_model = config, backend, model
+        self.path = path
+        self.store: Any = None
+        self.model: str | None = None
+        self.fields: list[dict[str, Any]] = []
+        self._filling = False   # inputs are being set from the store: not an edit
+        self._watcher: Any = None
+        self.changed_on_disk = False
+        self.last_result: Any = None
+        self._close_armed = False
 
     def compose(self) -> ComposeResult:
         with Vertical() as v:
-            v.border_title = "Settings — Esc closes"
-            yield Static(id="settings-status")
+            v.border_title = "oMLX model settings"
+            yield Static("loading…", id="settings-status")
+            with Horizontal(id="settings-body"):
+                yield OptionList(id="settings-models")
+                yield VerticalScroll(id="settings-form")
+            yield Static("", id="settings-help")
+            yield Static(" ctrl+s diff & save  ctrl+e $EDITOR  ctrl+r reload  Esc close", id="settings-keys")
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         try:
-            core("settings.store", "SettingsStore")
-            core("settings.schema", "KEYS")
+            self.fields = core("settings.schema", "form_fields")()
+            if self.path is None:
+                self.path = settings_path(self.config, self.backend)
         except NotAvailable as e:
-            self.query_one("#settings-status", Static).update(Text(str(e), style="bold"))
+            self.status(Text(str(e), style="bold"))
+            return
+        form = self.query_one("#settings-form", VerticalScroll)
+        group = None
+        widgets: list[Any] = []
+        for spec in self.fields:
+            if spec["group"] != group:
+                group = spec["group"]
+                widgets.append(Static(group, classes="group"))
+            widgets.append(FieldRow(spec))
+        await form.mount_all(widgets)
+        self.load_store()
+        self.start_watch()
+
+    # ---- loading ------------------------------------------------------------------------------------
+
+    def load_store(self) -> None:
+        settings_store = core("settings.store", "SettingsStore")
+        try:
+            self.store = settings_store.load(self.path)
+        except Exception as e:  # a bad file is named with line and column by the core
+            self.store = None
+            self.status(Text(f"{e}", style="bold"))
+            return
+        self.changed_on_disk = False
+        models = list(self.store.models())
+        if self.wanted_model and self.wanted_model not in models:
+            models.append(self.wanted_model)
+        ol = self.query_one(OptionList)
+        ol.clear_options()
+        for m in models:
+            ol.add_option(Option(m, id=m))
+        if not models:
+            self.status(Text(f"{self.path}: no models yet; open it with a model name (:settings MODEL)"))
+            return
+        pick = self.model if self.model in models else (self.wanted_model or models[0])
+        ol.highlighted = models.index(pick)
+        self.show_model(pick)
+
+    def show_model(self, model: str) -> None:
+        self.model = model
+        block = self.store.get(model) if self.store is not None else {}
+        self._filling = True
+        try:
+            for spec in self.fields:
+                row = self.query_one(f"#field-{spec['key']}", FieldRow)
+                row.input.value = shown_value(block.get(spec["key"])) if spec["key"] in block else ""
+                row.set_error(None)
+        finally:
+            self._filling = False
+        self.refresh_status()
+
+    @on(OptionList.OptionHighlighted, "#settings-models")
+    def _model_chosen(self, event: OptionList.OptionHighlighted) -> None:
+        model = str(event.option.id)
+        if model != self.model and self.store is not None:
+            self.show_model(model)
+
+    # ---- editing ------------------------------------------------------------------------------------
+
+    def on_descendant_focus(self, event: Any) -> None:
+        row = next((a for a in event.widget.ancestors if isinstance(a, FieldRow)), None)
+        if row is not None:
+            self.query_one("#settings-help", Static).update(Text.assemble((row.spec["key"], "bold"), ": ",
+                                                                          row.help_text))
+
+    @on(Input.Changed)
+    def _edited(self, event: Input.Changed) -> None:
+        if self._filling or self.store is None or self.model is None or not event.input.id:
+            return
+        key = event.input.id.removeprefix("input-")
+        row = self.query_one(f"#field-{key}", FieldRow)
+        text = event.value.strip()
+        try:
+            if text == "":
+                self.store.unset(self.model, key)
+            else:
+                self.store.set_text(self.model, key, text)
+        except Exception as e:  # BadValue: refused inline, the store is unchanged
+            row.set_error(str(e).split(": ", 2)[-1] if "key" in str(e) else str(e))
+        else:
+            row.set_error(None)
+        self.refresh_status()
+
+    def refresh_status(self) -> None:
+        if self.store is None:
+            return
+        t = Text()
+        t.append(f"{self.path}", style="bold")
+        t.append(f"  hash {self.store.base_hash[:12]}", style="dim")
+        changes = self.store.changes()
+        changed_keys = {(c.model, c.key) for c in changes}
+        for spec in self.fields:
+            self.query_one(f"#field-{spec['key']}", FieldRow).set_class(
+                (self.model, spec["key"]) in changed_keys, "-changed")
+        t.append(f"  · {len(changes)} unsaved change{'s' if len(changes) != 1 else ''}" if changes
+                 else "  · no unsaved changes")
+        if self.changed_on_disk:
+            t.append("\nthe file changed on disk since it was loaded: ctrl+r reloads it (a save will ask)",
+                     style="bold")
+        warning = self.one_flag_warning()
+        if warning:
+            t.append(f"\n{warning}", style="bold")
+        if self.last_result is not None:
+            t.append(f"\n{self.last_result}")
+        self.status(t)
+
+    def one_flag_warning(self) -> str | None:
+        """More than one key differs from the last bench run's settings: results cannot be pinned on one."""
+        try:
+            load, compare = core("settings.baseline", "load", "compare")
+            base = load("last", self.model)
+            diff = compare(self.store.models(), base, self.model)
+        except Exception:
+            return None  # no bench run yet: nothing to compare with
+        return f"one flag at a time: {diff.summary()}" if not diff.one_flag else None
+
+    def status(self, text: str | Text) -> None:
+        self.query_one("#settings-status", Static).update(text)
+
+    # ---- saving -------------------------------------------------------------------------------------
+
+    def action_preview(self) -> None:
+        if self.store is None:
+            return
+        if not self.store.dirty:
+            self.app.notify("nothing to save", timeout=3)
+            return
+        bad = self.store.new_errors()
+        if bad:
+            self.app.notify("not saved: " + "; ".join(str(i) for i in bad), severity="error", timeout=10)
+            return
+        self.app.push_screen(DiffScreen(self.store.diff(), self.one_flag_warning()), self._confirmed)
+
+    def _confirmed(self, save: bool | None) -> None:
+        if save:
+            self.status(Text("applying…", style="bold"))
+            self.apply_worker()
+
+    @work(thread=True, exclusive=True, group="settings-apply")
+    def apply_worker(self) -> None:
+        apply = core("settings.apply", "apply")
+        conflict_error = core("settings.errors", "ConflictError")
+
+        def say(msg: str) -> None:
+            self.app.call_from_thread(self.status, Text(msg, style="italic"))
+
+        try:
+            result = apply(self.store, self.config, progress=say)
+        except conflict_error as e:
+            self.app.call_from_thread(self.conflict, e)
+        except Exception as e:  # refused before writing: the file is untouched
+            self.app.call_from_thread(self.apply_failed, str(e))
+        else:
+            self.app.call_from_thread(self.applied, result)
+
+    def apply_failed(self, message: str) -> None:
+        self.last_result = Text(f"not saved: {message}", style="bold")
+        self.app.notify(f"settings not saved: {message}", severity="error", timeout=12)
+        self.refresh_status()
+
+    def applied(self, result: Any) -> None:
+        parts = []
+        if result.target.running:
+            live = [s.change.key for s in result.steps if s.effect == "live"]
+            later = [f"{s.change.key} ({s.effect})" for s in result.steps if s.effect != "live"]
+            if live:
+                parts.append("applied live: " + ", ".join(live))
+            if later:
+                parts.append("needs reload/unload: " + ", ".join(later))
+        elif result.wrote_file:
+            parts.append("file written: " + ", ".join(s.change.key for s in result.steps))
+        if result.pending_reload:
+            parts.append("oMLX reads some keys only after POST /admin/api/reload or a restart")
+        parts += result.messages
+        self.last_result = Text("saved. " + " · ".join(parts))
+        self.app.notify("settings saved: " + (" · ".join(parts) or "file written"), timeout=10)
+        self.load_store()  # the store is stale after apply
+
+    def conflict(self, error: Any) -> None:
+        self.app.push_screen(ConflictScreen(str(error), error.conflict), self._conflict_choice)
+
+    def _conflict_choice(self, choice: str | None) -> None:
+        if choice == "rebase":
+            fresh, clashes = self.store.rebased()
+            self.store = fresh
+            self.show_model(self.model or "")
+            note = f" (both sides changed: {', '.join(c.key for c in clashes)}; yours kept)" if clashes else ""
+            self.app.notify(f"your edit was replayed on the file as it is now{note}; review and save again",
+                            timeout=10)
+        elif choice == "discard":
+            self.load_store()
+            self.app.notify("your edit was dropped; the form shows the file as it is now", timeout=6)
+
+    def action_reload(self) -> None:
+        self.last_result = None
+        self.load_store()
+
+    # ---- $EDITOR ------------------------------------------------------------------------------------
+
+    def action_edit_raw(self) -> None:
+        """Raw edit of the whole file in $EDITOR (under app.suspend), validated on return."""
+        if self.store is None:
+            return
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        with tempfile.NamedTemporaryFile("wb", suffix=".json", prefix="model_settings.", delete=False) as fh:
+            fh.write(self.store.rendered())
+            tmp = Path(fh.name)
+        try:
+            with self.app.suspend():
+                subprocess.run([*shlex.split(editor), str(tmp)], check=False)
+            data = tmp.read_bytes()
+        except Exception as e:
+            self.app.notify(f"$EDITOR failed: {e}", severity="error")
+            return
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.take_raw(data)
+
+    def take_raw(self, data: bytes) -> None:
+        parse_bytes = core("settings.store", "parse_bytes")
+        check_document, errors = core("settings.validate", "check_document", "errors")
+        try:
+            doc, _ = parse_bytes(self.path, data)
+        except Exception as e:  # bad JSON: named with line and column; nothing changes
+            self.app.notify(f"raw edit not taken: {e}", severity="error", timeout=12)
+            return
+        bad = errors(check_document(doc, self.store.omlx_version))
+        if bad:
+            self.app.notify("raw edit not taken: " + "; ".join(str(i) for i in bad[:5]), severity="error",
+                            timeout=12)
+            return
+        self.store.doc = doc
+        self.show_model(self.model if self.model in self.store.models() else next(iter(self.store.models()), ""))
+        self.app.notify("raw edit taken: review the changes and ctrl+s to save", timeout=6)
+
+    # ---- file watch ---------------------------------------------------------------------------------
+
+    def start_watch(self) -> None:
+        try:
+            watcher_cls = core("settings.watch", "SettingsWatcher")
+            self._watcher = watcher_cls(self.path, lambda h: self.app.call_from_thread(self.on_disk_change, h))
+            self._watcher.start()
+        except Exception:
+            self._watcher = None  # no watch: a save still detects the conflict
+
+    def on_disk_change(self, new_hash: str) -> None:
+        if self.store is not None and new_hash != self.store.base_hash:
+            self.changed_on_disk = True
+            self.refresh_status()
+
+    def on_unmount(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+
+    def action_close(self) -> None:
+        if self.store is not None and self.store.dirty and not self._close_armed:
+            self._close_armed = True
+            self.app.notify("unsaved changes: Esc again discards them, ctrl+s saves", severity="warning")
+            return
+        self.dismiss()
+
+
+class DiffScreen(ModalScreen[bool]):
+    """The diff a save would write; Enter saves and applies, Esc goes back."""
+
+    BINDINGS = [Binding("enter,y", "save", "Save & apply", id="settings.confirm"),
+                Binding("escape,n", "back", "Back", id="settings.back")]
+    DEFAULT_CSS = """
+    DiffScreen { align: center middle; }
+    DiffScreen > VerticalScroll { width: 90%; height: 80%; border: round $accent; background: $surface;
+                                  padding: 0 1; }
+    """
+
+    def __init__(self, diff: str, warning: str | None) -> None:
+        super().__init__()
+        self.diff, self.warning = diff, warning
+
+    def compose(self) -> ComposeResult:
+        t = Text()
+        for line in self.diff.splitlines():
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else ""
+            t.append(line + "\n", style=style)
+        if self.warning:
+            t.append(f"\n{self.warning}\n", style="bold")
+        with VerticalScroll() as v:
+            v.border_title = "Save these changes? Enter saves and applies · Esc goes back"
+            yield Static(t)
+
+    def action_save(self) -> None:
+        self.dismiss(True)
+
+    def action_back(self) -> None:
+        self.dismiss(False)
+
+
+class ConflictScreen(ModalScreen[str]):
+    """The file changed under the editor: show both sides' keys, let the person choose."""
+
+    BINDINGS = [Binding("r", "choose('rebase')", "Replay mine on theirs", id="settings.rebase"),
+                Binding("d", "choose('discard')", "Drop mine", id="settings.discard"),
+                Binding("escape", "choose('cancel')", "Cancel", id="settings.cancel")]
+    DEFAULT_CSS = """
+    ConflictScreen { align: center middle; }
+    ConflictScreen > VerticalScroll { width: 90%; height: 80%; border: round $error; background: $surface;
+                                      padding: 0 1; }
+    """
+
+    def __init__(self, message: str, conflict: Any) -> None:
+        super().__init__()
+        self.message, self.conflict = message, conflict
+
+    def compose(self) -> ComposeResult:
+        from mlx_console.core.settings.textdiff import unified
+
+        t = Text(self.message + "\n\n", style="bold")
+        mine = ", ".join(f"{m}:{k}" for m, k in self.conflict.changed_keys) or "(none)"
+        t.append(f"Your changes: {mine}\n\nWhat changed on disk since you loaded it:\n")
+        t.append(unified(self.conflict.base, self.conflict.theirs, str(self.conflict.path)) or "(nothing)\n")
+        t.append("\nr: replay your changes on the file as it is now · d: drop yours · Esc: cancel")
+        with VerticalScroll() as v:
+            v.border_title = "Conflict: model_settings.json changed underneath"
+            yield Static(t)
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice)

@@ -60,16 +60,18 @@ class SwapScreen(ModalScreen[None]):
     SwapScreen OptionList { height: 1fr; border: none; }
     """
 
-    def __init__(self, config: Config, backends: Backends, backend: str, model: str | None = None) -> None:
+    def __init__(self, config: Config, backends: Backends, backend: str, model: str | None = None,
+                 models: list[dict[str, Any]] | None = None) -> None:
         super().__init__()
         self.config, self.backends, self.backend, self.model = config, backends, backend, model
-        self.models: list[dict[str, Any]] = []
+        self.models: list[dict[str, Any]] = models or []
+        self.fixed = models is not None  # a given list (tests) is shown instead of discovering
         self.swapping = False
 
     def compose(self) -> ComposeResult:
         with Vertical() as v:
             v.border_title = f"Swap the model of {self.backend} — type to filter · Enter swaps · Esc closes"
-            yield Input(placeholder="filter models", id="swap-filter")
+            yield Input(placeholder="filter models", id="swap-filter", compact=True)
             yield Static("discovering models…", id="swap-status")
             yield OptionList(id="swap-list")
 
@@ -77,7 +79,10 @@ class SwapScreen(ModalScreen[None]):
         self.query_one(Input).focus()
         if self.model:
             self.start_swap(self.model)
-        self.discover()
+        if self.fixed:
+            self.show_models(self.models)
+        else:
+            self.discover()
 
     @work(thread=True, exclusive=True, group="swap-discover")
     def discover(self) -> None:

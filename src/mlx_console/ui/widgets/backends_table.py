@@ -54,7 +54,7 @@ class BackendsTable(DataTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True)
         self.rows_data: list[dict[str, Any]] = []
-        self._columns: tuple[str, ...] = ()
+        self._layout: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
         self.narrow = False
 
     def state_style(self, state: str) -> str:
@@ -72,19 +72,29 @@ class BackendsTable(DataTable):
         cols = NARROW if self.narrow else WIDE
         selected = self.selected_name
         self.rows_data = rows
-        if cols != self._columns:
+        cells = [[self._cell(c, r) for c in cols] for r in rows]
+        # Widths are computed here, not left to DataTable: it keeps a column's old width after clear(),
+        # which cut "stopped" to the width of an earlier "…". Columns are rebuilt only when widths change.
+        widths = tuple(max([len(self._header(c))] + [Text(str(row[i])).cell_len if not isinstance(row[i], Text)
+                                                      else row[i].cell_len for row in cells])
+                       for i, c in enumerate(cols))
+        if (cols, widths) != self._layout:
             self.clear(columns=True)
-            for c in cols:
-                self.add_column(c.upper() if c != "restarts" else "RST", key=c)
-            self._columns = cols
+            for c, w in zip(cols, widths, strict=True):
+                self.add_column(self._header(c), key=c, width=w)
+            self._layout = (cols, widths)
         else:
             self.clear()
-        for r in rows:
-            self.add_row(*[self._cell(c, r) for c in cols], key=str(r.get("name")))
+        for r, row in zip(rows, cells, strict=True):
+            self.add_row(*row, key=str(r.get("name")))
         if selected is not None:
             names = [str(r.get("name")) for r in rows]
             if selected in names:
                 self.move_cursor(row=names.index(selected), animate=False)
+
+    @staticmethod
+    def _header(col: str) -> str:
+        return "RST" if col == "restarts" else col.upper()
 
     def _cell(self, col: str, r: dict[str, Any]) -> Text | str:
         if col == "state":

@@ -1,0 +1,145 @@
+"""SVG snapshots of each screen at 80×24 and 160×48 (pytest-textual-snapshot).
+
+Deterministic by construction: fixed status rows (no pids/uptimes from clocks), a fixed memory line, a
+log file at a fixed path, and fixed doctor/model data handed to those screens.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from mlx_console.ui.screens.doctor import DoctorScreen
+from mlx_console.ui.screens.swap import SwapScreen
+from mlx_console.ui.widgets.log_view import LogView
+
+from .conftest import LOG_LINES, THEMES, FixedBackends, fixed_config, wait_for
+
+SIZES = [(80, 24), (160, 48)]
+SNAP_DIR = Path(tempfile.gettempdir()) / "mlx-console-ui-snapshots"
+
+REPORT = {
+    "checks": [
+        {"id": "platform", "status": "pass", "detail": "Apple M4 Max, 16 cores, 128 GiB", "fix": ""},
+        {"id": "memory_pressure", "status": "warn", "detail": "warn: 14 GiB available of 128 GiB",
+         "fix": "unload a model or lower its context"},
+        {"id": "port:qwen", "status": "fail", "detail": "port 8080 is taken by pid 1234 (llama-server)",
+         "fix": "stop pid 1234 or give qwen another port"},
+    ],
+    "versions": {"python": "3.12.4", "mlx": "0.29.0", "mlx_lm": "0.28.0", "omlx": "0.5.0"},
+    "listening": [{"port": 8080, "pid": 1234, "process": "llama-server", "backend": None}],
+}
+MODELS = [
+    {"id": "mlx-community/Qwen3-8B-4bit", "path": "/models/Qwen3-8B-4bit", "size": 4_600_000_000,
+     "source": "hf-cache", "fit": "ok", "fit_reason": ""},
+    {"id": "mlx-community/Llama-3.3-70B-Instruct-8bit", "path": "/models/Llama-70B", "size": 75_000_000_000,
+     "source": "hf-cache", "fit": "fail", "fit_reason": "weights 69.8 GiB exceed free memory"},
+    {"id": "mlx-community/gemma-3-27b-it-4bit", "path": "/models/gemma", "size": 16_000_000_000,
+     "source": "model_dirs", "fit": "warn", "fit_reason": "tight: 2 GiB headroom"},
+]
+
+
+@pytest.fixture
+def snap_app():
+    SNAP_DIR.mkdir(exist_ok=True)
+    log = SNAP_DIR / "qwen.log"
+    log.write_text("\n".join(LOG_LINES) + "\n")
+    from mlx_console.ui.app import ConsoleApp
+
+    def make():
+        config = fixed_config()
+        backends = FixedBackends(config, {"qwen": log, "omlx": SNAP_DIR / "omlx.log"})
+        return ConsoleApp(config, theme_dirs=[THEMES], backends=backends, autostart=False,
+                          memory_reader=lambda: "mem 96.0G free/128.0G normal")
+
+    return make
+
+
+async def settle(pilot: Pilot) -> None:
+    log = pilot.app.query_one(LogView)
+    await wait_for(pilot, lambda: log.line_count == len(LOG_LINES), what="log lines")
+    await wait_for(pilot, lambda: log.event_at(4) is not None, what="triage")
+    await wait_for(pilot, lambda: "96.0G" in str(pilot.app.topbar.render()), what="memory line")
+    await wait_for(pilot, lambda: pilot.app.backends_table.rows_data[0].get("pid") == 4242, what="status poll")
+    await pilot.pause(0.2)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_dashboard(snap_compare, snap_app, size) -> None:
+    assert snap_compare(snap_app(), terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_dashboard_error_selected_with_triage_card(snap_compare, snap_app, size) -> None:
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        await pilot.press("g", "e")
+        await pilot.pause(0.1)
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_filtered_log(snap_compare, snap_app, size) -> None:
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        await pilot.press("slash", *"POST", "enter")
+        await pilot.pause(0.1)
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_help(snap_compare, snap_app, size) -> None:
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.1)
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_bench_pane(snap_compare, snap_app, size) -> None:
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        await pilot.press("b")
+        await pilot.pause(0.2)
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_doctor(snap_compare, snap_app, size) -> None:
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        pilot.app.push_screen(DoctorScreen(pilot.app.config, report=REPORT))
+        await pilot.pause(0.2)
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_model_swap(snap_compare, snap_app, size) -> None:
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        app = pilot.app
+        app.push_screen(SwapScreen(app.config, app.backends, "qwen", models=MODELS))
+        await pilot.pause(0.2)
+        await pilot.press(*"qwen")
+        await pilot.pause(0.1)
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_command_line_completion(snap_compare, snap_app, size) -> None:
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        await pilot.press("colon", *"res", "tab", "tab")
+        await pilot.pause(0.2)
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run)
