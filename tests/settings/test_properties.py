@@ -151,7 +151,7 @@ def test_cli_set_exits_0_or_1_and_never_half_writes(pairs: list, force: bool) ->
 
     p = _file(b'{\n  "version": 1,\n  "models": {\n    "m": {\n      "top_k": 1\n    }\n  }\n}')
     before = p.read_bytes()
-    argv = ["settings", "set", "--file", str(p), *(["--force"] if force else []), "m",
+    argv = ["settings", "set", "--file", str(p), *(["--force"] if force else []), "--", "m",
             *[f"{k}={v}" for k, v in pairs]]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
         code = main(argv)

@@ -110,6 +110,8 @@ def _triage_path(path: str, catalog: Catalog, include_all: bool, printer: _Print
                 printer.emit(triage_buffer(f.read(), catalog, include_all=include_all))
                 return 0
         printer.emit(triage_file(path, catalog, include_all=include_all))
+    except BrokenPipeError:
+        raise  # stdout closed by the reader (| head): not a read error
     except OSError as e:
         return _read_error(path, e)
     return 0
