@@ -45,7 +45,7 @@ def test_every_category_seen_on_both_backends(all_excerpts: list[dict]) -> None:
     assert seen["batch_cache_shape"] == {"omlx", "mlx-lm"}
 
 
-@pytest.mark.parametrize("name", ["mlx_lm_clean.log", "omlx_clean.log"])
+@pytest.mark.parametrize("name", ["mlx_lm_clean.log", "mlx_lm_clean_client_gone.log", "omlx_clean.log"])
 def test_clean_logs_have_no_bug_events(name: str) -> None:
     assert triage_file(FIXTURES / name) == []
 
