@@ -78,3 +78,11 @@ def test_invalid_toml_names_line(tmp_path: Path) -> None:
 def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         config.load(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("text,key", [("catalog = [1]\n", "catalog"), ('model_dirs = ["/m", 2]\n', "model_dirs")])
+def test_list_items_of_wrong_type_are_a_config_error(tmp_path: Path, text: str, key: str) -> None:
+    p = write(tmp_path, "theme = 'dark'\n" + text)
+    with pytest.raises(ConfigError) as e:
+        config.load(p)
+    assert f"{p}:2:" in str(e.value) and repr(key) in str(e.value)

@@ -154,6 +154,10 @@ def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
         types, what = _TOP_KEYS[key]
         if not isinstance(value, types):
             raise err(key, f"key {key!r} must be {what}")
+        if key in ("catalog", "model_dirs") and isinstance(value, list):
+            bad = [v for v in value if not isinstance(v, str)]
+            if bad:
+                raise err(key, f"key {key!r} must be {what}; got {bad[0]!r}")
 
     cfg = Config(path=cfg_path, exists=True)
     cfg.theme = data.get("theme", cfg.theme)
@@ -164,7 +168,7 @@ def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
     cfg.keymap = dict(keymap)
     cat = data.get("catalog", [])
     cfg.catalogs = [Path(c).expanduser() for c in ([cat] if isinstance(cat, str) else cat)]
-    cfg.model_dirs = [Path(str(d)).expanduser() for d in data.get("model_dirs", [])]
+    cfg.model_dirs = [Path(d).expanduser() for d in data.get("model_dirs", [])]
 
     seen: set[str] = set()
     for i, table in enumerate(data.get("backend", [])):
