@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mlx-console: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print("mlx-console: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.

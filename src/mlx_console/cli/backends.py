@@ -150,6 +150,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 def run_log(args: argparse.Namespace) -> int:
     sup = Supervisor(load_config(args))
+    sup.status(args.name)  # an unknown name is an error, not an empty log
     paths = sup.log_paths(args.name)
     if args.paths:
         print("\n".join(str(p) for p in paths))

@@ -142,7 +142,8 @@ class Supervisor:
         state = read_state(self.dir(name))
         if state is None:
             if profile is None:
-                raise ConsoleError(f"no backend named {name!r}")
+                self.config.backend(name)  # raises, naming the configured backends
+            assert profile is not None
             return BackendStatus(name=name, kind=profile.kind, status="stopped", port=profile.port,
                                  model=profile.model, log=str(self.log_path(name)), host=profile.host,
                                  base_url=profile.base_url, restart_policy=profile.restart,
