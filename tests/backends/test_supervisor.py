@@ -239,6 +239,9 @@ def test_swap_model_restarts_on_the_other_model_and_restart_keeps_it(
     shutil.copytree(tiny_model, other)
     sup = make_sup(mlx("a", tiny_model, port))
     first = sup.start("a", wait=60)
+    with pytest.raises(ConsoleError, match="does not exist"):  # refused before the running server is stopped
+        sup.swap_model("a", str(tmp_path / "missing-model"), wait=60)
+    assert (sup.status("a").status, sup.status("a").pid) == ("ready", first.pid)
     swapped = sup.swap_model("a", str(other), wait=60)
     assert swapped.status == "ready" and swapped.model == str(other) and swapped.pid != first.pid
     assert str(other) in psutil.Process(swapped.pid).cmdline()

@@ -371,6 +371,7 @@ class Supervisor:
             (progress or _noop)(f"{name}: loading {model} through the oMLX API…")
             self._omlx_call(name, f"loading {model}", lambda c: c.load(model))
             return self.status(name)
+        kind_for(profile.kind).check_model(profile, model)  # refuse before stopping what runs
         self.stop(name, progress)
         return self.start(name, wait=wait, progress=progress, model=model)
 
