@@ -80,3 +80,11 @@ def test_ctrl_c_mid_bench_run_says_interrupted_and_saves_nothing(tmp_path: Path)
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "mlx-console: interrupted"
     assert not list((state / "bench").glob("*.json")) if (state / "bench").exists() else True
+
+
+def test_bench_out_that_cannot_be_a_directory_is_refused_before_the_run(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    r = cli("bench", "run", "--url", "http://127.0.0.1:9", "--model", "m", "--out", str(a_file / "sub"), "--json")
+    assert r.returncode == 1
+    assert one_line_error(r).startswith(f"mlx-console: --out {a_file / 'sub'}: cannot create the directory")

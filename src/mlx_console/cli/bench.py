@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         v = getattr(args, opt)
         if v is not None and v < 1:
             raise ConsoleError(f"--{opt} must be ≥ 1 (got {v})")
+    if args.out:  # checked before the run, not after minutes of benching
+        out = Path(args.out).expanduser()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConsoleError(f"--out {args.out}: cannot create the directory: {e.strerror or e}") from None
+        if not os.access(out, os.W_OK):
+            raise ConsoleError(f"--out {args.out}: directory is not writable")
     try:
         record = run_suite(suite=suite, label=args.label, api_key=api_key, runs=args.runs,
                            concurrency=args.concurrency, progress=_progress, out_dir=args.out, **target)
