@@ -7,17 +7,17 @@ stdout+stderr, appended) and supervise.log (the supervising process's own output
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+from mlx_console.core.settings.atomic import write_atomic
 
 ACTIVE = ("starting", "loading", "ready", "degraded")
 STATES = (*ACTIVE, "dead", "stopped")
@@ -115,18 +115,7 @@ class State:
 
 def write_json(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
     """Atomic: readers see the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(data, indent=1).encode("utf-8"), mode=mode)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

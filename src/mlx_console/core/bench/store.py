@@ -6,14 +6,13 @@ Files are written to a temp name and renamed, so a crash never leaves a half-wri
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from mlx_console import paths
 from mlx_console.core.bench.record import RunRecord
 from mlx_console.core.errors import ConsoleError
+from mlx_console.core.settings.atomic import write_atomic
 
 
 def bench_dir() -> Path:
@@ -24,17 +23,7 @@ def bench_dir() -> Path:
 
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, text.encode("utf-8"), mode=0o600)  # records name hosts and prompts: owner only
 
 
 def save(record: RunRecord, directory: Path | None = None) -> dict[str, str]:
