@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import psutil
 
+from mlx_console.core.backends.base import headers as bearer
 from mlx_console.core.system_parse import parse_lsof_listen
 
 MLX_LM, OMLX, UNKNOWN = "mlx-lm", "omlx", "unknown"
@@ -244,7 +245,7 @@ def probe_models(listener: Listener, api_key: str | None = None, timeout: float 
     entries have no owned_by. A missing HF hub cache makes mlx_lm.server answer 200 with an empty body.
     When that cannot tell (no models, API key required), oMLX's open `/health` has an `engine_pool`."""
     base = _base_url(listener)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    headers = bearer(api_key)
     try:
         # trust_env=False: a proxy from the environment must not see loopback probes
         r = httpx.get(base + "/v1/models", headers=headers, timeout=timeout, trust_env=False)

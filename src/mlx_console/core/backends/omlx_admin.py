@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import httpx
 
+from mlx_console.core.backends.base import headers as bearer
 from mlx_console.core.errors import ConsoleError
 
 # A PUT that changes a load-time key of a pinned model reloads it inside the call, and a reload preloads pinned
@@ -82,7 +83,7 @@ class OmlxAdmin:
 
     def version(self) -> str | None:
         """oMLX's version from `GET /api/status` (needs the API key), None when it cannot be had."""
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        headers = bearer(self.api_key)
         try:
             resp = self._client.get("/api/status", headers=headers, timeout=5.0)
             if resp.status_code == 200:

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from mlx_console.core.backends.base import headers
+
 # A trial that produced less than this share of max_tokens stopped early (backends.md §4).
 EARLY_STOP_RATIO = 0.8
 # Usage extras oMLX adds to its final usage chunk (backends.md §2.6).
@@ -244,8 +246,6 @@ def server_root(base_url: str) -> str:
     return b[: -len("/v1")] if b.endswith("/v1") else b
 
 
-def headers(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 async def stream_chat(client: httpx.AsyncClient, base_url: str, body: dict[str, Any],

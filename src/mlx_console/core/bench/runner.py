@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 
+from mlx_console.core.backends.base import headers
 from mlx_console.core.bench import prompts, sandbox, scoring, stats, store
-from mlx_console.core.bench.client import StreamResult, headers, server_root, stream_chat
+from mlx_console.core.bench.client import StreamResult, server_root, stream_chat
 from mlx_console.core.bench.record import RunRecord, new_summary
 from mlx_console.core.bench.suites import Cell, Suite
 from mlx_console.core.errors import ConsoleError
