@@ -125,6 +125,7 @@ class SettingsScreen(ModalScreen[None]):
         self.changed_on_disk = False
         self.last_result: Any = None
         self._close_armed = False
+        self.raw_error: str | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical() as v:
@@ -367,13 +368,15 @@ class SettingsScreen(ModalScreen[None]):
         try:
             doc, _ = parse_bytes(self.path, data)
         except Exception as e:  # bad JSON: named with line and column; nothing changes
-            self.app.notify(f"raw edit not taken: {e}", severity="error", timeout=12)
+            self.raw_error = f"raw edit not taken: {e}"
+            self.app.notify(self.raw_error, severity="error", timeout=12)
             return
         bad = errors(check_document(doc, self.store.omlx_version))
         if bad:
-            self.app.notify("raw edit not taken: " + "; ".join(str(i) for i in bad[:5]), severity="error",
-                            timeout=12)
+            self.raw_error = "raw edit not taken: " + "; ".join(str(i) for i in bad[:5])
+            self.app.notify(self.raw_error, severity="error", timeout=12)
             return
+        self.raw_error = None
         self.store.doc = doc
         self.show_model(self.model if self.model in self.store.models() else next(iter(self.store.models()), ""))
         self.app.notify("raw edit taken: review the changes and ctrl+s to save", timeout=6)

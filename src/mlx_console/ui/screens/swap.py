@@ -113,7 +113,7 @@ class SwapScreen(ModalScreen[None]):
     def show_models(self, models: list[dict[str, Any]]) -> None:
         self.models = models
         self.app.known_models = [m["id"] for m in models]  # type: ignore[attr-defined]
-        if not self.swapping:
+        if not self.swapping and not self.swap_error:
             self.set_status(f"{len(models)} models found · ✓ fits · ! tight · ✗ does not fit in free memory")
         self.refilter(self.query_one(Input).value)
 
@@ -174,6 +174,7 @@ class SwapScreen(ModalScreen[None]):
 
     def swap_done(self, model: str, status: Any, error: str | None) -> None:
         self.swapping = False
+        self.swap_error = error
         if error:
             self.set_status(Text(f"swap failed: {error}", style="bold"))
             self.app.notify(f"{self.backend}: swap to {model} failed: {error}", severity="error", timeout=12)
