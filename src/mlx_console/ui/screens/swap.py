@@ -65,6 +65,7 @@ class SwapScreen(ModalScreen[None]):
         super().__init__()
         self.config, self.backends, self.backend, self.model = config, backends, backend, model
         self.models: list[dict[str, Any]] = models or []
+        self.swap_error: str | None = None
         self.fixed = models is not None  # a given list (tests) is shown instead of discovering
         self.swapping = False
 
