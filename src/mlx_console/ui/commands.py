@@ -29,7 +29,7 @@ def usage(a: Action) -> str:
 def parse(line: str) -> Parsed:
     text = line.strip().removeprefix(":").strip()
     if not text:
-        raise CommandError("empty command; try :help or press ? for the list")
+        raise CommandError("empty command; press ? for the list of commands")
     name, _, arg = text.partition(" ")
     arg = arg.strip()
     action = COMMANDS.get(name)

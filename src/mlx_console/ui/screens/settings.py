@@ -23,6 +23,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from mlx_console.core.config import Config
+from mlx_console.ui.actions import bindings
 from mlx_console.ui.core_api import NotAvailable, core
 
 
@@ -93,12 +94,7 @@ class FieldRow(Vertical):
 
 
 class SettingsScreen(ModalScreen[None]):
-    BINDINGS = [
-        Binding("escape", "close", "Close", id="settings.close"),
-        Binding("ctrl+s", "preview", "Diff & save", id="settings.save"),
-        Binding("ctrl+e", "edit_raw", "$EDITOR", id="settings.editor"),
-        Binding("ctrl+r", "reload", "Reload file", id="settings.reload"),
-    ]
+    BINDINGS = bindings("settings")
     DEFAULT_CSS = """
     SettingsScreen { align: center middle; }
     SettingsScreen > Vertical { width: 100%; max-width: 160; height: 100%; max-height: 48;
