@@ -111,3 +111,30 @@ def test_stop_during_restart_backoff_stops_for_good(write_config, tiny_model: Pa
     r = cli("backends", "stop", "a")
     assert r.returncode == 0 and "stopped" in r.stdout and "already" not in r.stdout
     assert gone(st.supervisor_pid) and sup.status("a").status == "stopped"
+
+
+@pytest.mark.slow
+def test_backend_survives_the_terminal_hanging_up(write_config, tiny_model: Path, port: int) -> None:
+    """An SSH drop: the terminal hangs up, the shell and its jobs get SIGHUP; the backend keeps serving."""
+    import pty
+
+    write_config({"name": "a", "kind": "mlx-lm", "model": str(tiny_model), "port": port})
+    pid, fd = pty.fork()
+    if pid == 0:  # the shell of an SSH session
+        os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
+    cmd = f"{sys.executable} -m mlx_console backends start a --wait 60; sleep 300\n"
+    os.write(fd, cmd.encode())
+    out, deadline = b"", time.monotonic() + 90
+    while b"a: ready" not in out and time.monotonic() < deadline:
+        try:
+            out += os.read(fd, 4096)
+        except OSError:
+            break
+    assert b"a: ready" in out, out.decode(errors="replace")
+    os.close(fd)  # hang up
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == 1  # the shell died of SIGHUP
+    time.sleep(0.5)
+    rows = json.loads(cli("backends", "list", "--json").stdout)
+    assert rows[0]["status"] == "ready" and psutil.pid_exists(rows[0]["pid"])
+    assert cli("backends", "stop", "a").returncode == 0

@@ -115,6 +115,9 @@ def test_cli_models_load_unload(make_sup, omlx_base: Path, port: int) -> None:
     r = cli("models", "o")
     assert r.returncode == 1 and "needs a running backend; it is stopped" in r.stderr
     sup.start("o", wait=30)
+    r = cli("log", "o", "--paths")
+    assert r.stdout.split() == [str(sup.log_path("o")), str(omlx_base / "logs" / "server.log")]
+    assert "Application startup complete." in cli("log", "o").stdout
     r = cli("models", "o", "--json")
     assert r.returncode == 0 and [(m["id"], m["loaded"]) for m in json.loads(r.stdout)] == [("tiny-llama", False)]
     assert cli("load", "o", "tiny-llama").returncode == 0

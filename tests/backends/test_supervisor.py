@@ -38,7 +38,7 @@ def test_start_ready_completion_stop_leaves_nothing(make_sup, tiny_model: Path, 
     assert st.status == "ready" and st.pid and st.supervisor_pid and st.port == port
     assert st.rss_bytes and st.rss_bytes > 10_000_000 and st.uptime_s is not None
     # Detached: its own session, not ours; the server is the supervisor's child.
-    assert os.getsid(st.supervisor_pid) != os.getsid(0)
+    assert os.getsid(st.supervisor_pid) != os.getsid(0) and psutil.Process(st.supervisor_pid).terminal() is None
     assert psutil.Process(st.pid).ppid() == st.supervisor_pid
     # Survives a hang-up (an SSH drop): the supervisor ignores SIGHUP.
     os.kill(st.supervisor_pid, signal.SIGHUP)
@@ -73,9 +73,14 @@ def test_kill9_is_seen_within_a_second_and_restarted(make_sup, tiny_model: Path,
     sup.stop("a")
 
 
-def test_restart_never_stays_dead_with_the_reason(make_sup, tiny_model: Path, port: int) -> None:
+def test_dead_generation_thread_then_crash_with_restart_never(make_sup, tiny_model: Path, port: int) -> None:
     sup = make_sup(mlx("a", tiny_model, port, restart="never"))
     first = sup.start("a", wait=60)
+    with sup.log_path("a").open("a") as f:  # the line 0.32.2 writes when its generation thread dies
+        f.write("2026-11-25 13:22:47,639 - ERROR - mlx_lm.server generation thread died: boom\n")
+    deg = wait_for(lambda: (s := sup.status("a")).status == "degraded" and s, timeout=2)
+    assert "generation thread died: boom" in deg.reason and deg.pid == first.pid  # never: left up, not "ready"
+
     os.kill(first.pid, signal.SIGKILL)
     st = wait_for(lambda: (s := sup.status("a")).status == "dead" and s.supervisor_pid is None and s, timeout=5)
     assert "SIGKILL" in st.reason and st.pid is None and st.restarts == 0
@@ -118,6 +123,15 @@ def test_model_dir_without_weights_is_dead_with_the_reason(make_sup, tiny_model:
         psutil.Process(pid)
 
 
+def test_bad_server_args_are_dead_at_start_with_the_servers_words(make_sup, tiny_model: Path, port: int) -> None:
+    sup = make_sup(mlx("a", tiny_model, port, args=["--no-such-flag"]))
+    with pytest.raises(ConsoleError) as e:
+        sup.start("a", wait=30)
+    assert "exited with code 2" in str(e.value) and "unrecognized arguments: --no-such-flag" in str(e.value)
+    st = sup.status("a")
+    assert st.status == "dead" and "unrecognized arguments: --no-such-flag" in st.reason and st.exit_code == 2
+
+
 def test_missing_model_dir_is_refused_before_start(make_sup, tmp_path: Path, port: int) -> None:
     sup = make_sup(mlx("a", tmp_path / "nope", port))
     with pytest.raises(ConsoleError, match="does not exist"):
@@ -126,8 +140,17 @@ def test_missing_model_dir_is_refused_before_start(make_sup, tmp_path: Path, por
 
 def test_a_new_console_re_adopts_and_a_lost_supervisor_is_replaced(make_sup, tiny_model: Path,
                                                                    port: int) -> None:
-    sup = make_sup(mlx("a", tiny_model, port))
-    st = sup.start("a", wait=60)
+    sup = make_sup(mlx("a", tiny_model, port), mlx("b", tiny_model, port))
+    st = sup.start("a")  # no wait: returns once the supervisor knows the pid
+    assert st.status in ("starting", "loading", "ready") and st.pid
+    data = json.loads((sup.dir("a") / "state.json").read_text())
+    assert data["pid"] == st.pid and abs(data["create_time"] - psutil.Process(st.pid).create_time()) < 0.05
+    assert data["cmdline"][:4] == [sys.executable, "-m", "mlx_lm", "server"] and data["port"] == port
+    assert data["model"] == str(tiny_model)
+    wait_for(lambda: sup.status("a").status == "ready", timeout=60)
+    with pytest.raises(ConsoleError, match=rf"pid {st.pid} .*(is|looks like) mlx-lm.* backend 'a' of this console"):
+        sup.start("b")
+
     again = Supervisor(sup.config, timings=FAST)  # a console started later
     assert again.status("a").pid == st.pid and again.status("a").status == "ready"
     # The supervisor dies hard: the server keeps serving, unsupervised, and says so.
@@ -141,6 +164,22 @@ def test_a_new_console_re_adopts_and_a_lost_supervisor_is_replaced(make_sup, tin
     os.kill(st.pid, signal.SIGKILL)
     wait_for(lambda: again.status("a").status == "dead", timeout=3)
     again.stop("a")
+
+
+def test_starting_until_the_new_supervisor_reports_then_dead_if_it_never_does(make_sup, tiny_model: Path,
+                                                                             port: int) -> None:
+    from mlx_console.core.supervise_state import State
+
+    sup = make_sup(mlx("a", tiny_model, port))
+    d = sup.dir("a")
+    d.mkdir(parents=True)
+    write_state(d, State(name="a", kind="mlx-lm", status="starting", reason="spawning supervisor", port=port))
+    assert sup.status("a").status == "starting"
+    data = json.loads((d / "state.json").read_text())
+    data["updated_at"] -= 60
+    (d / "state.json").write_text(json.dumps(data))
+    st = sup.status("a")
+    assert st.status == "dead" and "supervise.log" in st.reason
 
 
 def test_recycled_pid_is_not_ours(make_sup, tiny_model: Path, port: int) -> None:
@@ -157,16 +196,6 @@ def test_recycled_pid_is_not_ours(make_sup, tiny_model: Path, port: int) -> None
     assert st.status == "dead" and st.pid is None and st.supervisor_pid is None
     assert sup.stop("a").status in ("dead", "stopped")
     assert psutil.pid_exists(me.pid)  # and it did not signal us
-
-
-def test_generation_thread_death_in_the_log_marks_degraded(make_sup, tiny_model: Path, port: int) -> None:
-    sup = make_sup(mlx("a", tiny_model, port, restart="never"))
-    st = sup.start("a", wait=60)
-    with sup.log_path("a").open("a") as f:  # the line 0.32.2 writes when its generation thread dies
-        f.write("2026-11-25 13:22:47,639 - ERROR - mlx_lm.server generation thread died: boom\n")
-    deg = wait_for(lambda: (s := sup.status("a")).status == "degraded" and s, timeout=2)
-    assert "generation thread died: boom" in deg.reason and deg.pid == st.pid  # never: left up, but not "ready"
-    sup.stop("a")
 
 
 def test_address_in_use_in_the_log_kills_the_server(tiny_model: Path, tmp_path: Path, isolated_state: Path) -> None:
@@ -202,20 +231,6 @@ def test_demo_profile_builds_its_model_first(tmp_path: Path, port: int) -> None:
     assert st.status == "ready" and (model_dir / "model.safetensors").exists()
     assert any("building the tiny demo model" in m for m in seen)
     sup.stop("demo")
-
-
-def test_state_file_is_json_with_identity(make_sup, tiny_model: Path, port: int) -> None:
-    sup = make_sup(mlx("a", tiny_model, port), mlx("b", tiny_model, port))
-    st = sup.start("a")  # no wait: returns once the supervisor knows the pid
-    assert st.status in ("starting", "loading", "ready") and st.pid
-    data = json.loads((sup.dir("a") / "state.json").read_text())
-    assert data["pid"] == st.pid and abs(data["create_time"] - psutil.Process(st.pid).create_time()) < 0.05
-    assert data["cmdline"][:4] == [sys.executable, "-m", "mlx_lm", "server"] and data["port"] == port
-    assert data["model"] == str(tiny_model)
-    wait_for(lambda: sup.status("a").status == "ready", timeout=60)
-    with pytest.raises(ConsoleError, match=rf"pid {st.pid} .*(is|looks like) mlx-lm.* backend 'a' of this console"):
-        sup.start("b")
-    sup.stop("a")
 
 
 def test_swap_model_restarts_on_the_other_model_and_restart_keeps_it(
@@ -263,7 +278,13 @@ def test_a_hung_server_is_degraded_by_the_probe_and_recovers(write_config, tiny_
     finally:
         os.kill(st.pid, signal.SIGCONT)
     wait_for(lambda: sup.status("a").status == "ready", timeout=10)
-    sup.stop("a")
+    # A server that does not act on SIGTERM (stopped: the signal stays pending) gets SIGKILL after the grace.
+    os.kill(st.pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    assert sup.stop("a").status == "stopped"
+    assert time.monotonic() - t0 >= FAST.grace
+    with pytest.raises(psutil.NoSuchProcess):
+        psutil.Process(st.pid)
 
 
 def test_two_consoles_starting_at_once_start_one_server(make_sup, tiny_model: Path, port: int) -> None:
@@ -284,9 +305,10 @@ def test_a_busy_server_is_not_taken_for_a_hung_one(write_config, tiny_llama4_mod
     from dataclasses import replace
 
     sup = Supervisor(write_config(mlx("a", tiny_llama4_model, port, restart="never")),
-                     timings=replace(FAST, probe_interval=1.0, probe_timeout=0.7, probe_failures=2))
+                     timings=replace(FAST, probe_interval=1.0, probe_timeout=1.0, probe_failures=2,
+                                     busy_timeouts=100))
     st = sup.start("a", wait=60)
-    body = {"messages": [{"role": "user", "content": "go"}], "max_tokens": 600, "temperature": 0}
+    body = {"messages": [{"role": "user", "content": "go"}], "max_tokens": 1000, "temperature": 0}
     long = threading.Thread(target=lambda: httpx.post(f"{st.base_url}/v1/chat/completions", json=body, timeout=120))
     long.start()
     seen = set()
@@ -296,5 +318,5 @@ def test_a_busy_server_is_not_taken_for_a_hung_one(write_config, tiny_llama4_mod
     long.join()
     log = (sup.dir("a") / "supervise.log").read_text()
     assert "timed out while busy" in log, log
-    assert seen == {"ready"}, log
+    assert seen == {"ready"}, f"{seen}\n{log}"
     sup.stop("a")

@@ -26,7 +26,7 @@ id = "tp"
 kind = "throughput"
 prompt_tokens = 32
 max_tokens = 12
-trials = 4
+trials = 5
 warmup = 0
 """
 

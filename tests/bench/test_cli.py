@@ -25,17 +25,17 @@ def test_run_json_history_compare(scripted: Callable[..., ScriptedServer],
                                   capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     srv = scripted(preset="good", default=Script(ttft_ms=10, gap_ms=2))
     rc, out, err = bench(capsys, "run", "--url", srv.base_url, "--model", "m", "--cells",
-                         "throughput.short,chat.capital", "--runs", "4", "--label", "base", "--json",
+                         "throughput.short,chat.capital", "--runs", "5", "--label", "base", "--json",
                          "--out", str(tmp_path / "o"))
     assert rc == 0, err
     base = json.loads(out)
     assert list(base["cells"]) == ["chat.capital", "throughput.short"]
-    assert "[1/2] chat.capital (chat)" in err and "trial 4/4" in err
+    assert "[1/2] chat.capital (chat)" in err and "trial 5/5" in err
     assert (tmp_path / "o" / f"{base['run_id']}.json").is_file()
 
     srv.state.default = Script(ttft_ms=10, gap_ms=6)  # three times slower decode
     rc, out, err = bench(capsys, "run", "--url", srv.base_url + "/v1", "--model", "m", "--cells",
-                         "throughput.short,chat.capital", "--runs", "4", "--label", "slow")
+                         "throughput.short,chat.capital", "--runs", "5", "--label", "slow")
     assert rc == 0 and "ok    throughput.short" in out and "tok/s" in out
 
     rc, out, _ = bench(capsys, "history", "--json")

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openai_scripted import Script, ScriptedServer
 
 from mlx_console.core.bench.client import StreamParser, StreamResult, chat_url, stream_chat
@@ -114,3 +116,32 @@ def test_base_url_may_be_root_or_v1() -> None:
 def test_connection_refused_is_an_error_not_an_exception() -> None:
     r = run(lambda c: stream_chat(c, "http://127.0.0.1:9", BODY, timeout=2))
     assert not r.ok and "Connect" in r.error
+
+
+@given(st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=30), st.integers(0, 3))
+def test_parser_reassembles_any_stream(pieces: list[str], keepalives: int) -> None:
+    lines: list[tuple[str, float]] = [(chunk({"content": ""}, model="keepalive"), 0.0)] * keepalives
+    lines += [(chunk({"role": "assistant", "content": p}), 0.1 * (i + 1)) for i, p in enumerate(pieces)]
+    lines.append(("data: [DONE]", 9.0))
+    r = feed(lines)
+    assert r.content == "".join(pieces) and r.content_chunks == len(pieces) and r.keepalives == keepalives
+    assert r.t_first == pytest.approx(0.1) and r.t_last == pytest.approx(0.1 * len(pieces))
+
+
+@pytest.mark.slow
+def test_scripted_standin_runs_as_a_process(port: int) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "standins" / "openai_scripted.py"
+    proc = subprocess.Popen([sys.executable, str(script), "serve", "--port", str(port), "--preset", "good"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and "scripted OpenAI server on" in proc.stdout.readline()
+        body = {**BODY, "messages": [{"role": "user", "content": "What is the capital of France?"}]}
+        r = run(lambda c: stream_chat(c, f"http://127.0.0.1:{port}", body))
+        assert r.ok and r.content == "Paris" and r.finish_reason == "stop"
+    finally:
+        proc.terminate()
+        proc.wait(10)

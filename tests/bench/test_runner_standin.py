@@ -24,7 +24,7 @@ def quick(cells: str | None = None) -> suites.Suite:
 
 def test_good_answers_pass_every_cell_and_the_record_has_the_contract_shape(
         scripted: Callable[..., ScriptedServer], isolated_state: Path) -> None:
-    srv = scripted(preset="good", default=Script(ttft_ms=30, gap_ms=4))
+    srv = scripted(preset="good", default=Script(ttft_ms=30, gap_ms=2))
     events: list[ProgressEvent] = []
     rec = run_suite(srv.base_url + "/v1", "m", quick(), runs=4, label="good", server_flags=["--x"],
                     progress=events.append)
@@ -42,8 +42,8 @@ def test_good_answers_pass_every_cell_and_the_record_has_the_contract_shape(
     assert tp["n"] == 4 and tp["token_count_source"] == "usage"
     for m in ("decode_tps", "ttft_ms", "prefill_tps", "e2e_s", "completion_tokens"):
         assert set(tp[m]) == METRIC and len(tp[m]["samples"]) == 4
-    # Truth: 4 ms between tokens → 250 tok/s; first token at 30 ms; 128 tokens each.
-    assert tp["decode_tps"]["median"] == pytest.approx(250, rel=0.1)
+    # Truth: 2 ms between tokens → 500 tok/s; first token at 30 ms; 128 tokens each.
+    assert tp["decode_tps"]["median"] == pytest.approx(500, rel=0.1)
     assert 30 <= tp["ttft_ms"]["median"] < 60
     assert tp["completion_tokens"]["samples"] == [128.0] * 4 and tp["early_stops"] == 0
     # Cache busting worked: a nonce opens every prompt, so nothing was cached.
@@ -105,3 +105,60 @@ def test_unreachable_server_is_one_clear_error() -> None:
     from mlx_console.core.errors import ConsoleError
     with pytest.raises(ConsoleError, match="does not answer a 1-token chat completion"):
         run_suite("http://127.0.0.1:9", "m", quick("chat.capital"), save=False)
+
+
+def test_run_profile_for_the_ui_worker(scripted: Callable[..., ScriptedServer], tmp_path: Path) -> None:
+    from mlx_console.core import config as config_mod
+    from mlx_console.core.bench.target import run_profile
+
+    srv = scripted(preset="good")
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text(f'[[backend]]\nname = "s"\nkind = "mlx-lm"\nmodel = "org/m"\nport = {srv.port}\n'
+                        'args = ["--decode-concurrency", "2"]\n')
+    lines: list[str] = []
+    rec = run_profile(config_mod.load(cfg_path), "s", quick("chat.capital"), progress=lambda e: lines.append(str(e)))
+    assert rec.cells["chat.capital"]["status"] == "pass"
+    assert rec.summary["config"]["server_flags"] == ["--decode-concurrency", "2"] and rec.summary["model"] == "org/m"
+    assert "[1/1] chat.capital (chat) …" in lines and "[1/1] chat.capital pass" in lines
+
+
+@pytest.mark.parametrize("content, fmt", [
+    ('{"name": "get_weather", "parameters": {"city": "Paris"}}', "JSON {name, parameters|arguments}"),
+    ('[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris"}}]', "mistral [TOOL_CALLS]"),
+    ('<function=get_weather>{"city": "Paris"}</function>', "<function> tag"),
+])
+def test_tool_call_left_in_content_points_at_the_parser(scripted: Callable[..., ScriptedServer], content: str,
+                                                        fmt: str) -> None:
+    srv = scripted([Script(match="weather in Paris", content=[content])])
+    cell = run_suite(srv.base_url, "m", quick("tool.weather"), save=False).cells["tool.weather"]
+    assert cell["status"] == "fail" and cell["layer"] == "transport" and cell["content_format"] == fmt
+    assert cell["tool_calls"] == [] and cell["finish_reason"] == "stop"
+    # A proper call with a wrong argument fails the arguments layer instead.
+    srv.state.scripts = [Script(match="weather in Paris", tool_calls=[{"name": "get_weather",
+                                                                       "arguments": {"city": "Lyon"}}])]
+    cell = run_suite(srv.base_url, "m", quick("tool.weather"), save=False).cells["tool.weather"]
+    assert cell["layer"] == "arguments" and "'Lyon'" in cell["reason"]
+
+
+def test_thinking_model_reports_time_to_visible_content(scripted: Callable[..., ScriptedServer]) -> None:
+    srv = scripted(default=Script(ttft_ms=20, gap_ms=5, reasoning=["think "] * 10, content="answer " * 20))
+    tp = run_suite(srv.base_url, "m", quick("throughput.short"), runs=2, save=False).cells["throughput.short"]
+    # Truth: reasoning starts at 20 ms, the visible answer 10 chunks (50 ms) later.
+    assert 20 <= tp["ttft_ms"]["median"] < 45
+    assert tp["first_content_ms"]["median"] - tp["ttft_ms"]["median"] == pytest.approx(50, abs=10)
+
+
+def test_cancel_stops_between_requests(scripted: Callable[..., ScriptedServer]) -> None:
+    import threading
+
+    srv = scripted(preset="good")
+    stop = threading.Event()
+
+    def progress(e: ProgressEvent) -> None:
+        if e.event == "cell_finished":
+            stop.set()
+
+    rec = run_suite(srv.base_url, "m", quick("chat.capital,throughput.short"), progress=progress, cancel=stop,
+                    save=False)
+    assert rec.cells["chat.capital"]["status"] == "pass"
+    assert rec.cells["throughput.short"] == {**rec.cells["throughput.short"], "status": "error", "reason": "cancelled"}

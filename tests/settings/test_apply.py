@@ -206,3 +206,20 @@ def test_unknown_keys_survive_the_servers_save(omlx) -> None:  # noqa: ANN001
     assert any("dropped my_note" in m for m in result.messages)
     block = json.loads(omlx.settings_file.read_text())["models"]["tiny-llama"]
     assert block["my_note"] == "keep me" and block["temperature"] == 0.8
+
+
+def test_explicit_url_and_offline(omlx, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    f = str(omlx.settings_file)
+    code = main(["settings", "set", "--file", f, "--url", omlx.url, "--api-key", omlx.api_key, "tiny-llama",
+                 "top_k=11"])
+    _, err = capsys.readouterr()
+    assert code == 0 and "via admin PUT" in err and omlx.server_settings()["top_k"] == 11
+    code = main(["settings", "set", "--file", f, "--offline", "tiny-llama", "top_k=12"])
+    _, err = capsys.readouterr()
+    assert code == 0 and "offline" in err and "overwrites the file" in err
+    assert omlx.server_settings()["top_k"] == 11  # said so: the server was not told
+    # and the next live apply notices the difference instead of letting oMLX overwrite it
+    code = main(["settings", "set", "--file", f, "--url", omlx.url, "--api-key", omlx.api_key, "tiny-llama",
+                 "temperature=0.1"])
+    _, err = capsys.readouterr()
+    assert code == 1 and "top_k" in err and "--reload" in err

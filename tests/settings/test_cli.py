@@ -226,3 +226,16 @@ def test_version_awareness(sfile: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert code == 0, err
     code, out, _ = run(capsys, "show", "--file", str(sfile), "--json")
     assert any(i["key"] == "dflash_block_size" and "newer" in i["message"] for i in json.loads(out)["issues"])
+
+
+def test_an_old_error_in_the_model_being_changed_must_be_fixed_too(sfile: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    doc = json.loads(sfile.read_text())
+    doc["models"]["tiny-llama"]["top_p"] = 9
+    doc["models"]["other"] = {"top_k": -1}
+    sfile.write_text(json.dumps(doc, indent=2, ensure_ascii=False))
+    before = sfile.read_bytes()
+    code, _, err = run(capsys, "set", "--file", str(sfile), "tiny-llama", "top_k=3")
+    assert code == 1 and "top_p" in err and sfile.read_bytes() == before
+    code, _, err = run(capsys, "set", "--file", str(sfile), "tiny-llama", "top_k=3", "top_p=0.9")
+    assert code == 0, err  # the other model's old error is not this edit's business

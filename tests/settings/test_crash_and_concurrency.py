@@ -52,6 +52,42 @@ print(conflicts)
 """
 
 
+OMLX_LIKE_WRITER = r"""
+import json, os, sys, time
+path, n = sys.argv[1], int(sys.argv[2])
+regressions = 0
+for k in range(1, n + 1):
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    if doc["models"]["m"].get("w") != k - 1:  # someone wrote a version based on an older one of mine
+        regressions += 1
+    doc["models"]["m"]["w"] = k
+    tmp = path + ".tmp"  # oMLX's own save: temp + replace, no lock, no check
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2, ensure_ascii=False)
+    os.replace(tmp, path)
+    time.sleep(0.002)
+print(regressions)
+"""
+
+SAVER_UNTIL = r"""
+import os, sys
+from mlx_console.core.settings.store import SettingsStore
+from mlx_console.core.settings.errors import ConflictError
+path, stop = sys.argv[1], sys.argv[2]
+ok = conflicts = 0
+while not os.path.exists(stop):
+    store = SettingsStore.load(path)
+    store.set("m", "max_tokens", ok + 1)
+    try:
+        store.save(backup=False)
+        ok += 1
+    except ConflictError:
+        conflicts += 1
+print(ok, conflicts)
+"""
+
+
 def _expected(i: int) -> bytes:
     doc = {"version": 1, "models": {"m": {"max_tokens": i, "guided_grammar": f"v{i} " + "x" * 20000}}}
     return json.dumps(doc, indent=2, ensure_ascii=False).encode()
@@ -105,3 +141,22 @@ def test_concurrent_writers_lose_no_update(tmp_path: Path) -> None:
     # every increment survived: a writer that lost the race was told (ConflictError) and retried
     assert json.loads(path.read_text())["models"]["m"]["max_tokens"] == n * procs
     assert sum(conflicts) > 0  # they did collide
+
+
+@pytest.mark.slow
+def test_an_omlx_like_writer_is_never_overwritten_silently(tmp_path: Path) -> None:
+    """oMLX writes without locks or checks; our saves race it hundreds of times and must never put back an
+    older version of its key (the writer checks, before each write, that its last value is still there)."""
+    path = tmp_path / "model_settings.json"
+    path.write_text(json.dumps({"version": 1, "models": {"m": {"w": 0}}}, indent=2))
+    stop = tmp_path / "stop"
+    saver = subprocess.Popen([sys.executable, "-c", SAVER_UNTIL, str(path), str(stop)], stdout=subprocess.PIPE,
+                             text=True)
+    writer = subprocess.run([sys.executable, "-c", OMLX_LIKE_WRITER, str(path), "400"], capture_output=True,
+                            text=True, timeout=120)
+    stop.write_text("")
+    ok, conflicts = (int(x) for x in saver.communicate(timeout=60)[0].split())
+    assert writer.returncode == 0, writer.stderr
+    assert int(writer.stdout) == 0  # no silent overwrite
+    assert ok > 0 and conflicts > 0, (ok, conflicts)  # both happened: saves landed, races were caught
+    assert json.loads(path.read_text())["models"]["m"]["w"] == 400

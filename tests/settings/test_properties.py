@@ -139,3 +139,24 @@ def test_edits_save_in_omlx_layout_and_order(ops: list) -> None:
     assert again.get("m") == store.get("m")
     keys = list(again.get("m"))
     assert keys == sorted(keys, key=ORDER.__getitem__)  # where oMLX itself would write them
+
+
+@settings(max_examples=60, deadline=None)
+@given(pairs=st.lists(st.tuples(key_names, texts), min_size=1, max_size=4), force=st.booleans())
+def test_cli_set_exits_0_or_1_and_never_half_writes(pairs: list, force: bool) -> None:
+    import contextlib
+    import io
+
+    from mlx_console.cli import main
+
+    p = _file(b'{\n  "version": 1,\n  "models": {\n    "m": {\n      "top_k": 1\n    }\n  }\n}')
+    before = p.read_bytes()
+    argv = ["settings", "set", "--file", str(p), *(["--force"] if force else []), "--", "m",
+            *[f"{k}={v}" for k, v in pairs]]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        code = main(argv)
+    assert code in (0, 1), err.getvalue()
+    if code == 1:
+        assert p.read_bytes() == before and err.getvalue().strip()
+    else:
+        json.loads(p.read_bytes())

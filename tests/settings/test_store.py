@@ -42,8 +42,9 @@ def test_omlx_written_file_round_trips_byte_identical(settings_file: Path) -> No
     result = store.save()
     assert not result.wrote
     assert settings_file.read_bytes() == before
-    # a set to the same value is no change either
+    # a set to the same value is no change either (4 and 4.0 are the same number)
     store.set("tiny-llama", "max_tokens", 64)
+    store.set_text("tiny-llama", "turboquant_kv_bits", "4.0")
     assert not store.dirty
 
 
@@ -205,14 +206,14 @@ def test_write_landing_during_save_is_detected(settings_file: Path, monkeypatch:
     real = atomic.write_atomic
     theirs = b'{"version": 1, "models": {}}'
 
-    def racing(path, data, mode=None, before_replace=None):  # noqa: ANN001, ANN202
+    def racing(path, data, mode=None, before_replace=None, expected=atomic.ANY):  # noqa: ANN001, ANN202
         if before_replace is None:  # the backup write
             return real(path, data, mode)
 
         def hook() -> None:
             path.write_bytes(theirs)
             before_replace()
-        return real(path, data, mode, hook)
+        return real(path, data, mode, hook, expected)
 
     monkeypatch.setattr(atomic, "write_atomic", racing)
     with pytest.raises(ConflictError):
@@ -263,3 +264,46 @@ def test_structural_problems_are_errors_not_crashes(tmp_path: Path) -> None:
         assert any(needle in i.message for i in store.issues()), text
         with pytest.raises(SettingsError):
             store.set("a", "top_k", 1)
+
+
+def test_write_landing_after_the_last_check_is_swapped_back(settings_file: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The narrowest race: a replace lands between our last check and our rename. The exchange-rename shows
+    what it displaced; it was not what we loaded, so theirs is put back and nothing is lost."""
+    if atomic._exchange_impl is None:
+        pytest.skip("no atomic exchange-rename on this platform")
+    store = SettingsStore.load(settings_file)
+    store.set("tiny-llama", "top_k", 3)
+    theirs = b'{"version": 1, "models": {"x": {}}}'
+    real = atomic._exchange
+    calls: list[int] = []
+
+    def late_writer(a: Path, b: Path) -> bool:
+        if not calls:
+            atomic.write_atomic(b, theirs)  # an oMLX save, landing at the worst moment
+        calls.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(atomic, "_exchange", late_writer)
+    with pytest.raises(ConflictError) as e:
+        store.save()
+    assert e.value.conflict.theirs == theirs
+    assert settings_file.read_bytes() == theirs and len(calls) == 2  # swapped, then swapped back
+    assert not [p for p in settings_file.parent.iterdir() if p.name.endswith("mlx-console-tmp")]
+
+
+def test_file_created_at_the_last_moment_is_not_overwritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "model_settings.json"
+    store = SettingsStore.load(p)  # absent
+    store.set("m", "top_k", 1)
+    theirs = b'{"version": 1, "models": {}}'
+    real_link = os.link
+
+    def late_create(src, dst):  # noqa: ANN001, ANN202
+        Path(dst).write_bytes(theirs)
+        return real_link(src, dst)
+
+    monkeypatch.setattr(atomic.os, "link", late_create)
+    with pytest.raises(ConflictError):
+        store.save()
+    assert p.read_bytes() == theirs

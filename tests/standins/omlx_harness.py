@@ -170,7 +170,8 @@ class StandinFactory:
         args += list(extra)
         out, err = self.tmp / f"stdout-{n}.txt", self.tmp / f"stderr-{n}.txt"
         with out.open("wb") as o, err.open("wb") as e:
-            proc = subprocess.Popen(args, stdout=o, stderr=e, env={**os.environ, **(env or {})},
+            env = {**os.environ, "OMLX_STANDIN_EXIT_WITH_PARENT": str(os.getpid()), **(env or {})}
+            proc = subprocess.Popen(args, stdout=o, stderr=e, env=env,
                                     start_new_session=True)
         s = Standin(proc, base, port, api_key, out, err)
         self.started.append(s)

@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-VERSION = "0.5.0"
+# What it reports (`--version`, /api/status); OMLX_STANDIN_VERSION lets a test pose as another release, but the
+# behaviour stays 0.5.0's.
+VERSION = os.environ.get("OMLX_STANDIN_VERSION") or "0.5.0"
 STANDIN = "omlx-standin"
 TRACE = 5
 
@@ -604,7 +606,8 @@ class Pool:
         self.gs = gs
         self.faults = faults
         self.log = logging.getLogger("omlx.engine_pool")
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()  # state
+        self.load_lock = threading.Lock()  # oMLX's engine-pool asyncio lock: loads are serialized
         self.entries: dict[str, ModelEntry] = {}
         self.settings: dict[str, dict[str, Any]] = {}
         self.settings_file = gs.base_path / "model_settings.json"
@@ -617,6 +620,10 @@ class Pool:
         self.active = 0
         self.waiting = 0
         self.slots = threading.BoundedSemaphore(int(gs.data["scheduler"]["max_concurrent_requests"]))
+
+    def count(self, name: str, delta: int) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + delta)
 
     # model_settings.json ---------------------------------------------------------------------------------------
     def load_settings(self) -> None:
@@ -702,7 +709,14 @@ class Pool:
 
     # load / unload -----------------------------------------------------------------------------------------------
     def ensure_loaded(self, model_id: str, *, for_request: bool = False) -> float:
-        """Load (or variant-reload) a model; returns seconds spent loading. Raises HTTPError like 0.5.0."""
+        """Load (or variant-reload) a model; returns seconds spent loading. Raises HTTPError like 0.5.0.
+
+        Like 0.5.0's get_engine, this runs under one pool-wide lock held for the whole load: a second load, or a
+        request to another (loaded) model, waits until the running load is done."""
+        with self.load_lock:
+            return self._ensure_loaded(model_id, for_request=for_request)
+
+    def _ensure_loaded(self, model_id: str, *, for_request: bool) -> float:
         with self.lock:
             e = self.entries.get(model_id)
             if e is None:
@@ -758,6 +772,13 @@ class Pool:
                 e.load_failure = str(fail)
                 self.log.error(f"Failed to load model {model_id}: {fail}")
                 raise HTTPError(500, str(fail))
+            mt = str(e.config.get("model_type", ""))
+            tc = e.config.get("text_config") if isinstance(e.config.get("text_config"), dict) else {}
+            if "llama4" in (mt, str(tc.get("model_type", "")).replace("_text", "")) and int(
+                    self.gs.data["scheduler"]["max_concurrent_requests"]) > 1:
+                logging.getLogger("omlx.scheduler").info(
+                    "Llama 4 detected; serializing requests because ChunkedKVCache does not support multi-row "
+                    "batching yet")
             e.loaded = True
             e.signature = expected
             e.actual_size = e.actual_weight_bytes
@@ -815,6 +836,27 @@ class Pool:
                     self.ensure_loaded(mid)
                 except HTTPError as err:
                     self.log.error(f"Failed to preload pinned model {mid}: {err.detail}")
+
+    def check_ttl(self) -> None:
+        """Unload idle models past their ttl_seconds (or the global idle timeout), as 0.5.0 does every second."""
+        now = time.time()
+        glob = self.gs.data["idle_timeout"].get("idle_timeout_seconds")
+        with self.lock:
+            for mid, e in self.entries.items():
+                if not e.loaded or e.is_loading or e.is_pinned:
+                    continue
+                ttl = (self.settings.get(mid) or {}).get("ttl_seconds")
+                ttl = glob if ttl is None else ttl
+                if ttl is None:
+                    continue
+                idle = now - e.last_access
+                if idle < ttl:
+                    continue
+                if e.in_use > 0:
+                    e.last_access = now
+                    continue
+                self.log.info(f"TTL expired for model '{mid}' (idle {idle:.0f}s > ttl {ttl}s)")
+                self._unload_locked(e)
 
     def status_models(self) -> list[dict[str, Any]]:
         return [{
@@ -1366,8 +1408,10 @@ class Handler(BaseHTTPRequestHandler):
     app: App  # set on the class by serve()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        if self.app.gs.data["server"]["log_level"] == "trace":
-            uvicorn_line(f'{self.client_address[0]}:{self.client_address[1]} - "{self.requestline}" {args[1] if len(args) > 1 else ""}')
+        pass  # http.server's own lines are not oMLX's; the access log is written in log_request
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # oMLX 0.5.0 prints no access log, not even at --log-level trace (measured)
 
     # --- plumbing ---
     def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
@@ -1415,6 +1459,9 @@ class Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> tuple[Any, bool]:
         n = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(n) if n else b""
+        if self.command == "POST" and self.app.log.isEnabledFor(TRACE):
+            self.app.log.log(TRACE, "Incoming %s %s — body: %s", self.command, urlsplit(self.path).path,
+                             raw.decode("utf-8", errors="replace"))
         if not raw:
             return None, False
         try:
@@ -1550,11 +1597,9 @@ class Handler(BaseHTTPRequestHandler):
         if e.loaded:
             return self._send_json(200, {"status": "ok", "model_id": model_id,
                                          "message": f"Already loaded: {model_id}"})
-        if e.is_loading:
-            if admin:
-                raise HTTPError(409, f"Model is already loading: {model_id}")
-            raise HTTPError(409, f"Model '{model_id}' is already being loaded")
-        pool.ensure_loaded(model_id)
+        if e.is_loading and admin:
+            raise HTTPError(409, f"Model is already loading: {model_id}")
+        pool.ensure_loaded(model_id)  # /v1: waits for a load in progress, then "Loaded" (0.5.0 does the same)
         if admin:
             logging.getLogger("omlx.admin.routes").info(f"Manually loaded model: {model_id}")
         self._send_json(200, {"status": "ok", "model_id": model_id, "message": f"Loaded {model_id}"})
@@ -1592,6 +1637,14 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(msgs, list) or not msgs:
                 raise HTTPError(400, "messages must be a non-empty list", ascii_arrow=True)
             prompt = message_text(msgs)
+            app.log.debug(f"Chat completion request received: model={name}, messages={len(msgs)}, "
+                          f"stream={bool(body.get('stream'))}, max_tokens={body.get('max_tokens')}, "
+                          f"temp={body.get('temperature')}")
+            for i, msg in enumerate(msgs):
+                if isinstance(msg, dict):
+                    content = msg.get("content")
+                    app.log.log(TRACE, "  Message[%d]: role=%s, content=%s...", i, msg.get("role"),
+                                str(content)[:200] if content else "(empty)")
         else:
             pr = body.get("prompt")
             prompt = " ".join(map(str, pr)) if isinstance(pr, list) else str(pr)
@@ -1635,23 +1688,28 @@ class Handler(BaseHTTPRequestHandler):
             if faults.wedged.is_set():
                 # #1883/#2852: /health stays 200, the request gets headers and keepalives but never an answer.
                 self._keepalive_wait(lambda: not faults.wedged.is_set(), frame)
-            pool.waiting += 1
-            got = False
+            pool.count("waiting", +1)
+            got: list[bool] = []
+
+            def acquired() -> bool:
+                if pool.slots.acquire(blocking=False):
+                    got.append(True)
+                return bool(got)
+
             try:
-                got = pool.slots.acquire(blocking=False)
-                if not got:
-                    self._keepalive_wait(lambda: pool.slots.acquire(blocking=False), frame)
-                    got = True
+                if not acquired():  # --max-concurrent-requests reached: queue, keepalives flowing
+                    self._keepalive_wait(acquired, frame)
             finally:
-                pool.waiting -= 1
-            pool.active += 1
+                pool.count("waiting", -1)
+            if not got:
+                return self._abort_stream()  # shutting down
+            pool.count("active", +1)
             try:
                 self._generate(body, chat, stream, rid, model_id, prompt, prompt_tokens, max_tokens, tools,
                                load_s, t_start)
             finally:
-                pool.active -= 1
-                if got:
-                    pool.slots.release()
+                pool.count("active", -1)
+                pool.slots.release()
         finally:
             e.in_use -= 1
             e.last_access = time.time()
@@ -1738,9 +1796,14 @@ class Handler(BaseHTTPRequestHandler):
             obj = "chat.completion.chunk" if chat else "text_completion"
 
             def emit(choices: list[dict[str, Any]], **extra: Any) -> None:
-                payload = {"id": rid, "object": obj, "created": created, "model": model_name, "choices": choices,
-                           **extra}
-                self._chunk("data: " + json.dumps(payload, separators=(",", ":"), ensure_ascii=False) + "\n\n")
+                # Chat chunks are pydantic dumps (compact); text-completion chunks are json.dumps (spaced, ASCII),
+                # and their usage chunk carries a fresh id — as 0.5.0 sends them.
+                ident = rid if chat or not extra else "cmpl-" + uuid.uuid4().hex[:8]
+                payload = {"id": ident, "object": obj, "created": created, "model": model_name,
+                           "choices": choices, **extra}
+                text = (json.dumps(payload, separators=(",", ":"), ensure_ascii=False) if chat
+                        else json.dumps(payload))
+                self._chunk("data: " + text + "\n\n")
 
             if chat:
                 emit([{"index": 0, "delta": {"role": "assistant"}}])
@@ -1784,6 +1847,8 @@ class Handler(BaseHTTPRequestHandler):
                          "usage": usage(False)}
             self._chunk(json.dumps(reply, ensure_ascii=False))
             self._end_stream()
+        logging.getLogger("omlx.scheduler").log(TRACE, "Request %s generated text:\n%s", uuid.uuid4(),
+                                                 "".join(toks) if tool_call is None else json.dumps(tool_call))
         elapsed = max(time.time() - t_start, 1e-6)
         m = pool.metrics
         m["total_requests"] += 1
@@ -1849,6 +1914,22 @@ class Handler(BaseHTTPRequestHandler):
             for line in body.get("lines") or [body.get("message", "")]:
                 lg.log(level if isinstance(level, int) else logging.INFO, line)
             return self._send_json(200, {"ok": True})
+        if path == "/standin/log-rate":
+            # A log that keeps growing: `lines_per_second` INFO lines for `seconds` (console idle-CPU benches).
+            rate = max(0.1, float(body.get("lines_per_second", 10)))
+            seconds = float(body.get("seconds", 10))
+            lg = logging.getLogger(str(body.get("logger", "omlx.scheduler")))
+            text = str(body.get("message", "Cache phase timings: cleanup_finished_sync=0.1ms/{n}"))
+
+            def write() -> None:
+                n, end = 0, time.time() + seconds
+                while time.time() < end and not app.shutting_down.is_set():
+                    n += 1
+                    lg.info(text.replace("{n}", str(n)))
+                    time.sleep(1.0 / rate)
+
+            threading.Thread(target=write, daemon=True).start()
+            return self._send_json(200, {"lines_per_second": rate, "seconds": seconds})
         if path == "/standin/rotate-log":
             dest = app.file_handler.rotate_now(body.get("day"))
             return self._send_json(200, {"rotated_to": str(dest)})
@@ -2070,6 +2151,7 @@ def serve(args: argparse.Namespace) -> int:
         faults.wedged.set()
     app = App(gs, faults, fh)
     Handler.app = app
+    ThreadingHTTPServer.request_queue_size = 128  # uvicorn's backlog is 2048; 5 would refuse bench bursts
     try:
         httpd = ThreadingHTTPServer((bind_hosts[0], port), Handler)
     except OSError as e:
@@ -2121,6 +2203,15 @@ def serve(args: argparse.Namespace) -> int:
     logging.getLogger("omlx.process_memory_enforcer").info(
         f"Process memory enforcer started (tier={gs.data['memory']['memory_guard_tier']}, "
         f"ceiling={format_gb(ceiling)}, interval=1.0s)")
+    def ttl_loop() -> None:
+        while not app.shutting_down.is_set():
+            time.sleep(1.0)
+            try:
+                pool.check_ttl()
+            except Exception as e:  # noqa: BLE001 - as oMLX: log and keep checking
+                slog.error(f"TTL check error: {e}")
+
+    threading.Thread(target=ttl_loop, name="ttl", daemon=True).start()
     pool.preload_pinned()  # in the lifespan, before startup completes (connections wait in the backlog)
     uvicorn_line("Application startup complete.")
 
@@ -2143,6 +2234,21 @@ def serve(args: argparse.Namespace) -> int:
             sys.stderr.flush()
             os._exit(134)
         threading.Thread(target=crash, daemon=True).start()
+
+    parent = os.environ.get("OMLX_STANDIN_EXIT_WITH_PARENT")
+    if parent and parent.isdigit():
+        # Test safety net: a killed test runner must not leave stand-ins behind.
+        def watch_parent(pid: int = int(parent)) -> None:
+            while True:
+                time.sleep(0.5)
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    on_signal(signal.SIGINT, None)
+                    return
+                except PermissionError:
+                    continue
+        threading.Thread(target=watch_parent, daemon=True).start()
 
     httpd.serve_forever(poll_interval=0.2)
     uvicorn_line("Shutting down")

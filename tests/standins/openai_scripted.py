@@ -153,6 +153,8 @@ class _Handler(BaseHTTPRequestHandler):
         answer = ""
         try:
             answer = self._serve(body, messages, script, t0, crowded, prefix_of_longer, shared)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away mid-stream
         finally:
             with st.lock:
                 st.in_flight -= 1

@@ -127,3 +127,16 @@ def test_port_taken_fails_fast(start_standin: StartStandin) -> None:
     other = start_standin(port=s.port, wait=False)
     assert other.proc.wait(10) == 1
     assert "address already in use" in other.stderr()
+
+
+@pytest.mark.slow
+def test_trace_level_logs_bodies_and_no_access_log(start_standin: StartStandin) -> None:
+    s = start_standin("--log-level", "trace")
+    body = {"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    s.client().post("/v1/chat/completions", json=body)
+    log = s.log_text()
+    raw = json.dumps(body, separators=(",", ":"))  # httpx sends compact JSON
+    assert f"omlx.server - TRACE - [-] - Incoming POST /v1/chat/completions — body: {raw}" in log
+    assert "omlx.server - TRACE - [-] -   Message[0]: role=user, content=hi..." in log
+    assert re.search(r"omlx\.scheduler - TRACE - \[-\] - Request [0-9a-f-]{36} generated text:\n", log)
+    assert '"POST /v1/chat/completions' not in s.stderr()  # uvicorn's access log stays off (measured)

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from omlx_harness import REAL, Standin
+from omlx_harness import REAL, Standin, make_model
 from omlx_harness import StandinFactory as StartStandin
 
 pytestmark = pytest.mark.slow
@@ -244,3 +244,21 @@ def test_settings_edge_cases_match_recorded_real_omlx(start_standin: StartStandi
     assert ("Failed to load settings for model 'tiny-llama': mtp_enabled and dflash_enabled cannot both be True; "
             "choose one speculative-decoding path per model") in log
     assert "Invalid JSON in settings file: Expecting property name enclosed in double quotes: line 1 column 3" in log
+
+
+def test_mtp_alias_default_match_recorded_real_omlx(start_standin: StartStandin, tmp_path) -> None:
+    doc = json.loads((REAL / "api-replies-mtp-alias-default.json").read_text())
+    base = tmp_path / "b"
+    make_model(base / "models", "tiny-llama")
+    for name in ("qwen-mtp", "qwen-stripped"):
+        make_model(base / "models", name, doc["models"][name]["config"], keys=doc["models"][name]["safetensors_keys"])
+    s = start_standin(base=base)
+    c = s.client()
+    problems = []
+    for rec in doc["requests"]:
+        r = c.request(rec["method"], rec["path"], json=rec["body"])
+        if r.status_code != rec["status"]:
+            problems.append(f"{rec['label']}: status {rec['status']} != {r.status_code}")
+        elif mask(rec["json"], tokens=True) != mask(r.json(), tokens=True):
+            problems.append(f"{rec['label']}:\n  real:  {mask(rec['json'], tokens=True)}\n  stand: {mask(r.json(), tokens=True)}")
+    assert not problems, "\n".join(problems)

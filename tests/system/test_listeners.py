@@ -164,3 +164,17 @@ def test_command_line_secrets_are_redacted() -> None:
                                         "--port", "8000"]
     x = system.Listener(port=1, pid=2, cmdline=cmd)
     assert "sekrit" not in x.command and "sekrit" not in x.describe() and "sekrit" not in json.dumps(x.to_json())
+    assert "of user" not in x.describe()
+    x.user = "someone-else"
+    assert x.describe().startswith("pid 2 (omlx serve --api-key *** ") and " of user someone-else, " in x.describe()
+
+
+@pytest.mark.slow
+def test_real_mlx_server_without_hub_cache_answers_an_empty_models_body(
+        tiny_model: Any, start_mlx_server: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """backends.md §5: a missing HF hub cache dir makes /v1/models answer 200 with no body."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-such-hub"))
+    srv = start_mlx_server(tiny_model)
+    [x] = system.listeners([srv.port], probe=True, probe_ports=[srv.port])
+    assert (x.pid, x.backend, x.confirmed) == (srv.proc.pid, "mlx-lm", False)
+    assert x.probe is not None and "empty body" in x.probe

@@ -6,6 +6,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlx_console.core import system
 from mlx_console.core.system_parse import (
@@ -182,3 +184,31 @@ def test_split_host_port() -> None:
     assert split_host_port("[::1]:8080") == ("::1", 8080)
     assert split_host_port("*:8080") == ("0.0.0.0", 8080)
     assert split_host_port("nonsense") is None
+
+
+_LINES = st.lists(st.one_of(
+    st.text(max_size=60),
+    st.sampled_from(["Memory: 16 GB", "Chip: Apple M3", "Total Number of Cores: x (y performance and z efficiency)",
+                     "vm.swapusage: total = M", "hw.memsize: abc", "iogpu.wired_limit_mb: 0 -> ",
+                     "Python 1 me 5u IPv4 0x0 0t0 TCP :8080 (LISTEN)", "some avg10=x", "model name :",
+                     "System-wide memory free percentage: %"]),
+), max_size=20).map("\n".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_LINES)
+def test_parsers_never_raise_on_garbage(text: str) -> None:
+    parse_sysctl(text)
+    parse_system_profiler(text)
+    parse_lsof_listen(text)
+    parse_psi(text)
+    parse_memory_pressure(text)
+    parse_cpuinfo_model(text)
+    parse_device_info(text)
+    parse_swapusage(text)
+    system.chip_macos(text, text)
+    system.memory_macos(text, text, SimpleNamespace(total=GIB, available=GIB // 2))
+
+
+def test_device_info_deep_nesting_is_not_a_crash() -> None:
+    assert parse_device_info("[" * 100_000) == {}

@@ -116,3 +116,21 @@ def test_follow_reports_new_events_and_stops_on_sigint(tmp_path: Path) -> None:
         (3, 6, ["server_hang"]), (7, 7, ["port_in_use"]),
     ], err.decode()
     assert p.returncode == 0
+
+
+@pytest.mark.slow
+def test_follow_waits_for_a_missing_file(tmp_path: Path) -> None:
+    log = tmp_path / "later.log"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "mlx_console", "triage", str(log), "--follow", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.5)
+        log.write_text("OSError: [Errno 98] Address already in use\n")
+        time.sleep(2.5)
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+    assert [json.loads(x)["categories"] for x in out.decode().splitlines()] == [["port_in_use"]]
+    assert b"does not exist yet" in err and p.returncode == 0

@@ -27,8 +27,7 @@ def _plain(data: bytes, include_all: bool) -> list[dict]:
 
 
 def _fast(data: bytes, include_all: bool, engine: str) -> list[dict]:
-    sc = Scanner(default_catalog(), engine=engine, include_problems=include_all)
-    return [e.to_json() for e in triage_buffer(data, include_all=include_all, scanner=sc)]
+    return [e.to_json() for e in triage_buffer(data, include_all=include_all, engine=engine)]
 
 
 def _corpus_blob() -> bytes:
@@ -62,7 +61,7 @@ def test_fast_equals_plain_on_all_fixtures(engine: str, include_all: bool) -> No
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 120), include_all=st.booleans())
 def test_fast_equals_plain_on_shuffled_lines(engine: str, seed: int, n: int, include_all: bool) -> None:
     rng = random.Random(seed)
@@ -100,3 +99,13 @@ def test_triage_file_on_a_big_file_with_a_long_line(tmp_path: Path) -> None:
     # The line is cut (head and tail kept, marked), so the error at its end is still seen.
     assert (ev.first_line, ev.last_line, ev.categories) == (20001, 20001, ["port_in_use"])
     assert "line truncated: " in ev.event.lines[0] and len(ev.event.lines[0]) < 70_000
+
+
+def test_without_hyperscan_auto_falls_back_to_re(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scan, "hyperscan", None)
+    sc = Scanner(default_catalog())
+    assert sc.engine == "re"
+    data = b"ok\nOSError: [Errno 98] Address already in use\n"
+    assert [e.categories for e in triage_buffer(data, scanner=sc)] == [["port_in_use"]]
+    with pytest.raises(RuntimeError, match="hyperscan is not installed"):
+        Scanner(default_catalog(), engine="hyperscan")

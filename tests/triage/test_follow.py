@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlx_console.core.logs.source import MAX_LINE_BYTES, LogFollower
 
@@ -194,3 +196,48 @@ def test_lines_iterator_and_follow_callback_stop(tmp_path: Path) -> None:
         stop.set()
         t.join(2)
     assert seen == ["a", "b", "c"] and not t.is_alive()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.binary(max_size=3000).map(lambda b: b.replace(b"\r", b"")),
+    cuts=st.lists(st.integers(0, 3000), max_size=12),
+    rotate_at=st.one_of(st.none(), st.integers(0, 3000)),
+)
+def test_random_chunked_writes_read_back_exactly(tmp_path_factory, data: bytes, cuts: list[int], rotate_at) -> None:
+    """Whatever the chunking (and one rename rotation at a line boundary), lines come back whole and once."""
+    d = tmp_path_factory.mktemp("rnd")
+    f = d / "s.log"
+    f.write_bytes(b"")
+    if rotate_at is not None:  # rotate only at a line boundary, as a logging handler does
+        nl = data.find(b"\n", min(rotate_at, len(data)))
+        rotate_at = None if nl < 0 else nl + 1
+    bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data)), *([rotate_at] if rotate_at else [])})
+    got: list[str] = []
+    with LogFollower(f, start="begin", use_watchfiles=False) as fol:
+        w = f.open("ab")
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            if a == rotate_at:
+                w.close()
+                os.rename(f, d / "s.log.1")
+                w = f.open("ab")
+            w.write(data[a:b])
+            w.flush()
+            got += [ln.text for ln in fol.poll()]
+        w.close()
+        got += [ln.text for ln in fol.poll()]
+    complete = data[: data.rfind(b"\n") + 1] if b"\n" in data else b""
+    expected = [p.decode("utf-8", "replace") for p in complete.split(b"\n")[:-1]]
+    # A rotation finishes the old file: an unterminated last line there would be a line of its own,
+    # but rotating at a line boundary never leaves one.
+    assert got == expected
+
+
+def test_unreadable_path_reports_an_error_and_recovers(tmp_path: Path) -> None:
+    p = tmp_path / "x.log"
+    p.mkdir()  # a directory where the log should be
+    with LogFollower(p, start="begin") as fol:
+        assert fol.poll() == [] and fol.error and "x.log" in fol.error
+        p.rmdir()
+        p.write_text("now a file\n")
+        assert _texts(fol) == ["now a file"] and fol.error is None

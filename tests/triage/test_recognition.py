@@ -105,6 +105,9 @@ def test_batch_error_that_killed_the_thread_has_both_categories() -> None:
         ('  "content": "<tool_call>\\n{\\"name\\": \\"get_weather\\", \\"arguments\\": {}}\\n</tool_call>",', "tool_call_plaintext"),
         ("huggingface_hub.errors.LocalEntryNotFoundError: Cannot find an appropriate cached snapshot folder", "model_not_found"),
         ("ValueError: Tokenizer class TokenizersBackend does not exist or is not currently imported.", "tokenizer"),
+        ("AttributeError: 'ArraysCache' object has no attribute 'merge'", "batch_cache_shape"),
+        ("RuntimeError: [malloc] Unable to allocate 68719476736 bytes.", "oom_inference"),
+        ("-[MTLDebugComputeCommandEncoder validateCommonDrawErrors:]:5782: failed assertion `… MTLBuffer …'", "metal_error"),
     ],
 )
 def test_family_variants(line: str, cat: str) -> None:
@@ -120,6 +123,9 @@ def test_family_variants(line: str, cat: str) -> None:
         '{"choices": [{"message": {"role": "assistant", "content": "The weather is nice", "tool_calls": null}}]}',
         "omlx.process_memory_enforcer - INFO - [-] - Memory pressure level: ok -> soft (current=22.7GB, soft=22.1GB, hard=24.7GB, ceiling=26.0GB)",
         "127.0.0.1 - - [25/Nov/2026 13:22:38] \"GET /v1/models/mlx-community/Model-not-found HTTP/1.1\" 404 -",
+        '2026-01-01 10:00:00,000 - DEBUG - Incoming Request Body: {"messages": [{"role": "user", "content": '
+        '"why does it say [Errno 48] Address already in use?"}]}',
+        "2026-01-01 10:00:00,000 - omlx.server - TRACE - [-] - Response text: <tool_call>{\"name\": \"x\"}</tool_call>",
     ],
 )
 def test_normal_lines_are_not_bugs(line: str) -> None:

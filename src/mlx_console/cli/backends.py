@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                model=True, wait="mlx-lm: " + until_ready)
     action("unload", "oMLX: unload MODEL through its API", run_unload, model=True)
     action("models", "the backend's models with their loaded state", run_models)
+    lg = bs.add_parser("log", help="the last lines of the backend's current run (and where its logs are)")
+    lg.add_argument("name", metavar="NAME")
+    lg.add_argument("-n", "--lines", type=int, default=40, metavar="N")
+    lg.add_argument("--paths", action="store_true", help="print only the log file paths")
+    lg.set_defaults(func=run_log)
 
 
 def _progress(msg: str) -> None:
@@ -82,6 +87,8 @@ def run_list(args: argparse.Namespace) -> int:
     for r in rows:
         if r.reason and (r.status in ("dead", "degraded") or "unsupervised" in r.reason):
             print(f"  {r.name}: {r.reason}")
+        for w in r.warnings if r.active else []:
+            print(f"  {r.name}: warning: {w}")
     return 0
 
 
@@ -138,4 +145,16 @@ def run_models(args: argparse.Namespace) -> int:
         print(f"{m['id']}  {state}")
     if not models:
         print(f"{args.name}: no models", file=sys.stderr)
+    return 0
+
+
+def run_log(args: argparse.Namespace) -> int:
+    sup = Supervisor(load_config(args))
+    paths = sup.log_paths(args.name)
+    if args.paths:
+        print("\n".join(str(p) for p in paths))
+        return 0
+    for line in sup.log_tail(args.name, args.lines):
+        print(line)
+    print(f"(logs: {', '.join(str(p) for p in paths)})", file=sys.stderr)
     return 0

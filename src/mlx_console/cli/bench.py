@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from mlx_console.cli._common import add_json_flag, load_config, print_json
 from mlx_console.core.bench import compare as compare_mod
 from mlx_console.core.bench import store, suites
 from mlx_console.core.bench.runner import ProgressEvent, run_suite
-from mlx_console.core.config import Config, Profile
+from mlx_console.core.bench.target import Target, for_profile
 from mlx_console.core.errors import ConsoleError
 
 
@@ -93,30 +92,6 @@ def _headline(cell: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _omlx_settings(profile: Profile, model: str) -> Any:
-    """The model's entry in oMLX's model_settings.json (the config fingerprint), if readable."""
-    path = profile.base_path_resolved / "model_settings.json"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    models = doc.get("models") if isinstance(doc, dict) else None
-    return models.get(model) if isinstance(models, dict) else None
-
-
-def _profile_target(cfg: Config, name: str, model: str | None) -> dict[str, Any]:
-    p = cfg.backend(name)
-    if p.kind == "mlx-lm":
-        model_id = model or p.model or "default_model"
-        return {"base_url": p.base_url, "model": model_id, "backend_kind": p.kind, "server_flags": list(p.args),
-                "model_settings": None, "model_path": p.model, "api_key": None}
-    if not (model or p.model):
-        raise ConsoleError(f"profile {name!r} (oMLX) has no model: pass --model")
-    model_id = model or p.model or ""
-    return {"base_url": p.base_url, "model": model_id, "backend_kind": p.kind, "server_flags": None,
-            "model_settings": _omlx_settings(p, model_id), "model_path": None, "api_key": p.api_key}
-
-
 # ---------------------------------------------------------------- commands
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -124,19 +99,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.url:
         if not args.model:
             raise ConsoleError("bench run --url needs --model (the model id to request)")
-        target = {"base_url": args.url, "model": args.model, "backend_kind": None, "server_flags": None,
-                  "model_settings": None, "model_path": args.model if Path(args.model).expanduser().is_dir()
-                  else None, "api_key": None}
+        target = Target(args.url, args.model,
+                        model_path=args.model if Path(args.model).expanduser().is_dir() else None).run_kwargs()
     else:
-        target = _profile_target(load_config(args), args.backend, args.model)
+        target = for_profile(load_config(args), args.backend, args.model).run_kwargs()
     api_key = args.api_key or target.pop("api_key")
-    target.pop("api_key", None)
     for opt in ("runs", "concurrency"):
         v = getattr(args, opt)
         if v is not None and v < 1:
             raise ConsoleError(f"--{opt} must be ≥ 1 (got {v})")
-    record = run_suite(suite=suite, label=args.label, api_key=api_key, runs=args.runs,
-                       concurrency=args.concurrency, progress=_progress, out_dir=args.out, **target)
+    try:
+        record = run_suite(suite=suite, label=args.label, api_key=api_key, runs=args.runs,
+                           concurrency=args.concurrency, progress=_progress, out_dir=args.out, **target)
+    except ConsoleError as e:
+        if args.backend and "does not answer" in str(e):
+            raise ConsoleError(f"{e}\n(is it running? `mlx-console backends start {args.backend}`)") from None
+        raise
     if args.json:
         print_json(record.summary)
     else:
@@ -220,12 +198,12 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     base = bisect_mod.load_config_file(args.baseline, profile.kind)
     cand = bisect_mod.load_config_file(args.candidate, profile.kind)
     suite = suites.load(args.suite).select(args.cells)
-    target = _profile_target(cfg, args.backend, args.model)
+    target = for_profile(cfg, args.backend, args.model).run_kwargs()
     applier: bisect_mod.Applier
     if profile.kind == "mlx-lm":
-        applier = MlxLmRestartApplier(cfg, args.backend)
+        applier = MlxLmRestartApplier(cfg, args.backend, progress=lambda m: print(m, file=sys.stderr))
     else:
-        applier = OmlxSettingsApplier(profile, target["model"], set(base) | set(cand))
+        applier = OmlxSettingsApplier(cfg, profile, target["model"], set(base) | set(cand))
 
     def bench(label: str, config: dict[str, Any]) -> dict[str, Any]:
         t = dict(target)

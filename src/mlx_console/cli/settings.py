@@ -15,7 +15,6 @@ from mlx_console.cli._common import add_json_flag, load_config, print_json
 from mlx_console.core.config import Config
 from mlx_console.core.errors import ConfigError
 from mlx_console.core.settings import atomic
-from mlx_console.core.settings import baseline as baseline_mod
 from mlx_console.core.settings.apply import ApplyResult, apply, find_target
 from mlx_console.core.settings.errors import ConflictError
 from mlx_console.core.settings.locate import default_path, profile_for
@@ -262,7 +261,7 @@ def _print_result(args: argparse.Namespace, result: ApplyResult, store: Settings
     for m in result.messages:
         _err(m)
     if result.dry_run:
-        _err("dry run: nothing written, nothing sent")
+        _err("dry run: nothing written, no change sent")
     else:
         if result.backup:
             _err(f"previous version kept in {result.backup}")
@@ -295,8 +294,7 @@ def cmd_unset(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     config = _config(args)
     store = _load(args, config)
-    base = baseline_mod.load(args.against, args.model)
-    result = baseline_mod.compare(store.models(), base, args.model)
+    result = store.diff_against(args.against, args.model)
     if args.json:
         print_json({"path": str(store.path), "hash": store.base_hash, **result.to_json()})
         return 0

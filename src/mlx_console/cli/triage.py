@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import mmap
 import os
 import signal
 import stat
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
 from mlx_console.cli._common import add_json_flag, load_config
+from mlx_console.core.logs.live import LiveTriage
 from mlx_console.core.logs.patterns import Catalog
-from mlx_console.core.logs.source import LogFollower, count_newlines
-from mlx_console.core.logs.triage import TriagedEvent, Triager, triage_buffer
+from mlx_console.core.logs.triage import TriagedEvent, Triager, triage_buffer, triage_file
 
 _QUIET_FLUSH = 1.0  # seconds without new lines before the open event of a followed log is reported
 
@@ -95,61 +93,58 @@ def _fail(msg: str) -> int:
     return 2
 
 
-def _triage_path(path: str, catalog: Catalog, include_all: bool, follow: bool, printer: _Printer) -> tuple[int, int] | int:
-    """Triage the file as it is now; returns (offset, lines read) where following resumes, or an exit code."""
+def _read_error(path: str, e: OSError) -> int:
+    if isinstance(e, IsADirectoryError):
+        return _fail(f"{path}: is a directory")
+    if isinstance(e, FileNotFoundError):
+        return _fail(f"{path}: no such file")
+    if isinstance(e, PermissionError):
+        return _fail(f"{path}: permission denied")
+    return _fail(f"{path}: cannot read: {e.strerror or e}")
+
+
+def _triage_path(path: str, catalog: Catalog, include_all: bool, printer: _Printer) -> int:
     try:
         with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):  # a pipe or device: read it as a stream
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a pipe or device: read it as a stream
                 printer.emit(triage_buffer(f.read(), catalog, include_all=include_all))
-                return 0, 0
-            end = st.st_size
-            if end and follow:
-                # Stop at the last complete line: a line still being written is read by the follower.
-                tail = os.pread(f.fileno(), min(end, 1 << 20), max(0, end - (1 << 20)))
-                if not tail.endswith(b"\n"):
-                    nl = tail.rfind(b"\n")
-                    end = end - len(tail) + nl + 1 if nl >= 0 else 0
-            if end:
-                with mmap.mmap(f.fileno(), end, access=mmap.ACCESS_READ) as mm:
-                    printer.emit(triage_buffer(mm, catalog, include_all=include_all))
-            return end, count_newlines(f.fileno(), end) if follow else 0
-    except IsADirectoryError:
-        return _fail(f"{path}: is a directory")
-    except FileNotFoundError:
-        return _fail(f"{path}: no such file")
-    except PermissionError:
-        return _fail(f"{path}: permission denied")
+                return 0
+        printer.emit(triage_file(path, catalog, include_all=include_all))
+    except BrokenPipeError:
+        raise  # stdout closed by the reader (| head): not a read error
     except OSError as e:
-        return _fail(f"{path}: cannot read: {e.strerror or e}")
+        return _read_error(path, e)
+    return 0
 
 
-def _follow(path: str, offset: int, lines: int, triager: Triager, printer: _Printer) -> None:
+def _follow(path: str, catalog: Catalog, include_all: bool, printer: _Printer) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    last = time.monotonic()
-    generation = 0
-    with LogFollower(path, start_offset=offset, start_line=lines) as fol:
+    if not os.path.exists(path) and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        return _fail(f"{path}: no such file (and no such directory to wait in)")
+    with LiveTriage(path, catalog, include_all=include_all, quiet=_QUIET_FLUSH) as live:
+        try:
+            printer.emit(live.initial())
+        except OSError as e:
+            return _read_error(path, e)
+        if not os.path.exists(path):
+            print(f"{path} does not exist yet: waiting for it", file=sys.stderr)
         print(f"following {path} (Ctrl-C to stop)", file=sys.stderr)
+        generation, error = 0, None
         try:
             while not stop.is_set():
-                batch = fol.poll()
-                for ln in batch:
-                    if ln.generation != generation:
-                        generation = ln.generation
-                        printer.emit(triager.reset(ln.number))
-                        print(f"{path}: rotated or truncated; line numbers restart", file=sys.stderr)
-                    printer.emit(triager.feed(ln.text))
-                now = time.monotonic()
-                if batch:
-                    last = now
-                elif now - last > _QUIET_FLUSH:
-                    printer.emit(triager.flush())
-                    last = now
-                fol.wait(0.25)
+                printer.emit(live.step(0.25))
+                if live.error != error:
+                    error = live.error
+                    if error:
+                        print(f"mlx-console triage: {error} (retrying)", file=sys.stderr)
+                if live.generation != generation:
+                    generation = live.generation
+                    print(f"{path}: rotated or truncated; line numbers restart at 1", file=sys.stderr)
         except KeyboardInterrupt:
             pass
-    printer.emit(triager.flush())
+        printer.emit(live.finish())
+    return 0
 
 
 def _follow_stdin(triager: Triager, printer: _Printer) -> None:
@@ -169,16 +164,13 @@ def run(args: argparse.Namespace) -> int:
         if args.follow:
             _follow_stdin(Triager(catalog, include_all=args.all), printer)
         else:
-            data = sys.stdin.buffer.read()
-            printer.emit(triage_buffer(data, catalog, include_all=args.all))
+            printer.emit(triage_buffer(sys.stdin.buffer.read(), catalog, include_all=args.all))
         printer.summary("stdin")
         return 0
-    res = _triage_path(args.file, catalog, args.all, args.follow, printer)
-    if isinstance(res, int):
-        return res
     if args.follow:
-        offset, lines = res
-        _follow(args.file, offset, lines, Triager(catalog, include_all=args.all, first_line=lines + 1), printer)
-    printer.summary(args.file)
-    return 0
-
+        rc = _follow(args.file, catalog, args.all, printer)
+    else:
+        rc = _triage_path(args.file, catalog, args.all, printer)
+    if rc == 0:
+        printer.summary(args.file)
+    return rc

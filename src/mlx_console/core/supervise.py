@@ -34,10 +34,9 @@ from mlx_console.core.supervise_state import (
     write_state,
 )
 
-# A liveness probe that times out while the server used this share of one core is "busy", not "hung";
-# after this many busy timeouts in a row it counts anyway (a spinning server is not serving either).
+# A liveness probe that times out while the server used this share of one core is "busy", not "hung"
+# (up to Timings.busy_timeouts in a row: a spinning server is not serving either).
 BUSY_CPU_SHARE = 0.10
-MAX_BUSY_TIMEOUTS = 5
 
 
 def describe_exit(code: int | None) -> str:
@@ -149,7 +148,8 @@ class Supervise:
         self.state = State(
             name=self.spec.name, kind=self.spec.kind, status="starting", run_id=self.spec.run_id,
             host=self.spec.host, port=self.spec.port, model=self.spec.model, base_url=self.spec.base_url,
-            restart_policy=self.spec.restart, swapped=self.spec.swapped, log=self.spec.log, logs=[self.spec.log, *self.spec.extra_logs],
+            restart_policy=self.spec.restart, swapped=self.spec.swapped, log=self.spec.log,
+            logs=[self.spec.log, *self.spec.extra_logs], warnings=list(self.spec.warnings),
             supervisor_pid=me.pid, supervisor_create_time=me.create_time(),
         )
         self.adopt_from = read_state(dir) if adopt else None
@@ -157,7 +157,9 @@ class Supervise:
         self.ever_ready = False  # in this supervisor's life: failures before the first ready are not retried
         self.consecutive = 0
         self.child: Child | None = None
-        self.probes: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.probes: queue.Queue[tuple[int, str, Any]] = queue.Queue()
+        self.generation = 0
+        self.last_error = ""
         host = urlsplit(self.spec.base_url).hostname or "127.0.0.1"
         self.connect_host = host
 
@@ -261,9 +263,12 @@ class Supervise:
     def _watch(self, child: Child) -> tuple[str, str, bool]:
         """Until the server ends or must be ended: (outcome, reason, worth a restart)."""
         scanner = LogScanner(Path(self.spec.log), self.state.log_offset)
+        self.last_error = ""
+        # Each server process gets its own probe thread; a late report of an earlier one is ignored.
+        self.generation += 1
         stop = threading.Event()
         ready_now = self.state.status in ("ready", "degraded")
-        threading.Thread(target=self._probe_loop, args=(stop, ready_now), daemon=True).start()
+        threading.Thread(target=self._probe_loop, args=(stop, ready_now, self.generation), daemon=True).start()
         try:
             while True:
                 if self.stop_requested:
@@ -287,8 +292,6 @@ class Supervise:
         finally:
             stop.set()
 
-    last_error = ""
-
     def _drain_log(self, scanner: LogScanner) -> None:
         for line in scanner.new_lines():
             self._note_error(line)
@@ -297,7 +300,8 @@ class Supervise:
         # The last exception line (`SomethingError: message`) makes the reason for a crash readable.
         stripped = line.strip()
         head = stripped.split(":", 1)[0]
-        if head.endswith(("Error", "Exception")) and " " not in head and ":" in stripped:
+        if (head.endswith(("Error", "Exception")) and " " not in head and ":" in stripped) \
+                or ": error: " in stripped:  # argparse: `prog: error: unrecognized arguments: …`
             self.last_error = stripped[:300]
 
     def _with_last_error(self, reason: str, scanner: LogScanner) -> str:
@@ -322,9 +326,11 @@ class Supervise:
     def _take_probes(self, child: Child) -> tuple[str, str, bool] | None:
         while True:
             try:
-                what, detail = self.probes.get_nowait()
+                gen, what, detail = self.probes.get_nowait()
             except queue.Empty:
                 return None
+            if gen != self.generation:
+                continue
             if what == "loading" and self.state.status == "starting":
                 self.set("loading", "")
             elif what == "ready":
@@ -347,29 +353,33 @@ class Supervise:
             elif what == "recovered" and self.state.status == "degraded":
                 self.set("ready", "liveness probe answers again")
 
-    def _probe_loop(self, stop: threading.Event, already_ready: bool) -> None:
+    def _probe_loop(self, stop: threading.Event, already_ready: bool, gen: int) -> None:
         """In a thread, so that a long completion never delays seeing a crash."""
         t, spec = self.t, self.spec
+
+        def report(what: str, detail: Any = "") -> None:  # tagged with this server's generation
+            self.probes.put((gen, what, detail))
+
         deadline = time.monotonic() + t.load_timeout
         if not already_ready:
             while not port_open(self.connect_host, spec.port):
                 if stop.wait(0.2):
                     return
                 if time.monotonic() > deadline:
-                    self.probes.put(("load-failed", f"port {spec.port} not listening after {t.load_timeout:g}s"))
+                    report("load-failed", f"port {spec.port} not listening after {t.load_timeout:g}s")
                     return
-            self.probes.put(("loading", ""))
+            report("loading", "")
             while not stop.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self.probes.put(("load-failed", f"no completion answered within {t.load_timeout:g}s"))
+                    report("load-failed", f"no completion answered within {t.load_timeout:g}s")
                     return
                 res = self.kind.probe(spec.base_url, spec.api_key, timeout=remaining)
                 if res.ok:
-                    self.probes.put(("ready", res.detail))
+                    report("ready", res.detail)
                     break
                 if res.dead:
-                    self.probes.put(("load-failed", res.detail))
+                    report("load-failed", res.detail)
                     return
                 if stop.wait(0.3):
                     return
@@ -381,7 +391,7 @@ class Supervise:
             if tracks_models:  # oMLX: which models are loaded, for the status (cheap, every few seconds)
                 ids = self.kind.loaded_models(spec.base_url, spec.api_key, timeout=min(5.0, t.probe_timeout))
                 if ids is not None and ids != last_models:
-                    self.probes.put(("models", ids))
+                    report("models", ids)
                     last_models = ids
             wait = next_probe - time.monotonic()
             if tracks_models:
@@ -397,20 +407,20 @@ class Supervise:
                 return
             if res.ok:
                 if fails >= t.probe_failures:
-                    self.probes.put(("recovered", res.detail))
+                    report("recovered", res.detail)
                 fails, busy = 0, 0
                 continue
             # A timeout while the server is working hard (a long request on a model that cannot batch)
             # is not a hang: don't count it, for a while. A hang or a dead thread burns no CPU.
             used = self._cpu_seconds() - cpu_before
             if res.listening and not res.dead and used >= BUSY_CPU_SHARE * (time.monotonic() - t0) \
-                    and busy < MAX_BUSY_TIMEOUTS:
+                    and busy < t.busy_timeouts:
                 busy += 1
                 self.say(f"liveness probe timed out while busy (cpu {used:.1f}s): not counted ({res.detail})")
                 continue
             fails += 1
             if fails == t.probe_failures or res.dead:
-                self.probes.put(("unhealthy", res.detail))
+                report("unhealthy", res.detail)
 
     def _cpu_seconds(self) -> float:
         try:

@@ -33,6 +33,7 @@ class Timings:
     probe_interval: float = 30.0  # liveness completions once ready
     probe_timeout: float = 60.0  # a liveness completion slower than this counts as failed
     probe_failures: int = 2  # consecutive failed liveness probes → degraded
+    busy_timeouts: int = 5  # probe timeouts while the server burns CPU that are not counted, in a row
     load_timeout: float = 900.0  # from spawn to the first answered completion
     grace: float = 10.0  # SIGTERM → SIGKILL
     backoff_initial: float = 1.0
@@ -61,6 +62,7 @@ class Spec:
     extra_logs: list[str] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
     swapped: bool = False  # the model came from swap_model, not from the profile
+    warnings: list[str] = field(default_factory=list)  # e.g. bound beyond loopback without an API key
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Spec:
@@ -90,6 +92,7 @@ class State:
     swapped: bool = False  # model chosen by swap_model (restart keeps it), not the profile's
     restarts: int = 0
     loaded_models: list[str] = field(default_factory=list)  # oMLX: models loaded right now
+    warnings: list[str] = field(default_factory=list)
     exit_code: int | None = None
     supervisor_pid: int | None = None
     supervisor_create_time: float | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,6 +70,8 @@ class BackendStatus:
     restarts: int = 0
     loaded_models: list[str] = field(default_factory=list)  # oMLX: loaded right now (`model` joins them)
     reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # last transitions {t, status, reason}
     exit_code: int | None = None
     logs: list[str] = field(default_factory=list)
     configured: bool = True  # False: found in the state dir but no longer in the config
@@ -114,6 +117,11 @@ class Supervisor:
             extra = [Path(p) for p in (st.logs[1:] if st else [])]
         return [self.log_path(name), *extra]
 
+    def log_tail(self, name: str, lines: int = 40) -> list[str]:
+        """The last lines the current (or last) server process wrote to the captured log."""
+        state = read_state(self.dir(name))
+        return tail_lines(self.log_path(name), state.log_offset if state else 0, lines)
+
     def list(self) -> list[BackendStatus]:
         """Configured backends, then any still running that the config no longer names."""
         out = [self.status(p.name) for p in self.config.backends]
@@ -145,6 +153,9 @@ class Supervisor:
         if status in ACTIVE and state.pid and server is None and sup is not None:
             # Between the crash and the supervisor's next look (< its poll interval): already dead.
             status, reason = "dead", f"server pid {state.pid} is gone (its supervisor is handling it)"
+        elif status in ACTIVE and sup is None and state.supervisor_pid is None \
+                and time.time() - state.updated_at < 30:
+            pass  # written by start() just before it spawned the supervisor, which has not reported yet
         elif status in ACTIVE and sup is None:
             if server is None:
                 was = f"last known: {state.status}{': ' + state.reason if state.reason else ''}"
@@ -161,8 +172,11 @@ class Supervisor:
             log=state.log or str(self.log_path(name)), host=state.host, base_url=state.base_url,
             restart_policy=state.restart_policy, restarts=state.restarts, reason=reason,
             exit_code=state.exit_code, logs=state.logs or [str(p) for p in self.log_paths(name)],
-            configured=profile is not None, updated_at=state.updated_at,
+            configured=profile is not None, updated_at=state.updated_at, warnings=list(state.warnings),
+            events=list(state.events),
         )
+        if not st.active and profile is not None:  # what a start would use now (the config may have changed)
+            st.port, st.host, st.base_url, st.model = profile.port, profile.host, profile.base_url, profile.model
         if sup is not None:
             st.supervisor_pid = sup.pid
         if server is not None and status in ACTIVE:
@@ -210,6 +224,7 @@ class Supervisor:
         kind.check_model(profile, model)
         self._check_port(profile)
         warning = kind.exposure_warning(profile)
+        warnings = [warning] if warning else []
         if warning:
             say(f"warning: {warning}")
         command = kind.command(profile, model)
@@ -220,6 +235,7 @@ class Supervisor:
             env=kind.env(profile), host=profile.host, port=profile.port, model=model,
             base_url=profile.base_url, api_key=profile.api_key, restart=profile.restart, log=str(log),
             extra_logs=[str(p) for p in kind.extra_logs(profile)], timings=self.timings, swapped=swapped,
+            warnings=warnings,
         )
         write_spec(d, spec)
         write_state(d, State(name=name, kind=profile.kind, status="starting", reason="spawning supervisor",
@@ -250,7 +266,9 @@ class Supervisor:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             state = read_state(d)
-            if state and state.supervisor_pid and (run_id is None or state.run_id == run_id):
+            if state and (run_id is None or state.run_id == run_id) and (
+                    live_process(state.supervisor_pid, state.supervisor_create_time)
+                    or (run_id and state.supervisor_pid and state.status in ("dead", "stopped"))):
                 return self.status(name)
             time.sleep(0.05)
         tail = "\n".join(tail_lines(d / SUPERVISE_LOG))
@@ -278,8 +296,7 @@ class Supervisor:
             time.sleep(0.1)
 
     def _failure(self, st: BackendStatus) -> str:
-        state = read_state(self.dir(st.name))
-        lines = tail_lines(Path(st.log), state.log_offset if state else 0)
+        lines = _why_lines(self.log_tail(st.name, 80))
         msg = f"{st.name}: {st.status}: {st.reason or 'no reason recorded'}"
         if lines:
             msg += f"\nlast lines of {st.log}:\n" + "\n".join("  " + ln for ln in lines)
@@ -322,7 +339,7 @@ class Supervisor:
         if sup is not None:
             say(f"{name}: stopping (supervisor pid {sup.pid}, server pid {state.pid})")
             _signal(sup, signal.SIGTERM)
-            if not _wait_gone(sup, grace + 5):
+            if not _wait_gone(sup, grace + 10):
                 _signal(sup, signal.SIGKILL)
                 _wait_gone(sup, 5)
         server = live_process(state.pid, state.create_time)
@@ -381,6 +398,18 @@ class Supervisor:
             return call(OmlxClient(st.base_url, self.config.backend(name).api_key))
         except httpx.HTTPError as e:
             raise ConsoleError(f"{name}: {what} failed: {type(e).__name__}: {e}") from e
+
+
+_ALARM = re.compile(r"\w(Error|Exception)\b|- (ERROR|CRITICAL) -|\berror:|died|Errno|Traceback")
+
+
+def _why_lines(lines: list[str], n: int = 15) -> list[str]:
+    """The lines that say why: ending just after the last error-looking line, else the last n."""
+    hits = [i for i, ln in enumerate(lines) if _ALARM.search(ln)]
+    if not hits:
+        return lines[-n:]
+    end = hits[-1] + 3
+    return lines[max(0, end - n):end]
 
 
 def _rotate_if_large(log: Path) -> None:

@@ -156,7 +156,7 @@ def parse_device_info(text: str) -> dict[str, Any]:
     for loader in (json.loads, ast.literal_eval):
         try:
             value = loader(text)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             continue
         if isinstance(value, dict):
             return value

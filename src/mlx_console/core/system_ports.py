@@ -28,6 +28,13 @@ LLM_BACKENDS = (MLX_LM, OMLX, "llama.cpp", "ollama", "vllm", OPENAI)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
+def _current_user() -> str | None:
+    try:
+        return psutil.Process().username()
+    except (psutil.Error, KeyError):
+        return None
+
+
 def is_loopback(host: str) -> bool:
     return host in LOOPBACK or host.startswith(("127.", "::ffff:127."))
 
@@ -74,6 +81,8 @@ class Listener:
         else:
             cmd = self.command
             owner = f"pid {self.pid} ({cmd[:120] + '…' if len(cmd) > 120 else cmd})"
+            if self.user and self.user != _current_user():
+                owner += f" of user {self.user}"
         what = {UNKNOWN: "not a known LLM backend", OPENAI: "an OpenAI-compatible server"}.get(
             self.backend, f"{'is' if self.confirmed else 'looks like'} {self.backend}")
         return f"{owner}, {what}"

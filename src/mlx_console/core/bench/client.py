@@ -16,6 +16,9 @@ import httpx
 
 # A trial that produced less than this share of max_tokens stopped early (backends.md §4).
 EARLY_STOP_RATIO = 0.8
+# Usage extras oMLX adds to its final usage chunk (backends.md §2.6).
+SERVER_TIMING_KEYS = ("time_to_first_token", "prompt_eval_duration", "generation_duration", "total_time",
+                      "prompt_tokens_per_second", "generation_tokens_per_second", "model_load_duration")
 
 
 @dataclass
@@ -39,6 +42,7 @@ class StreamResult:
     keepalives: int = 0  # oMLX `"model":"keepalive"` chunks
     comments: int = 0  # SSE comment lines (mlx_lm `: keepalive n/m`, oMLX `: keep-alive`)
     chunk_times: list[float] = field(default_factory=list)
+    connect_ms: float | None = None  # opening the connection, before "send" (not part of TTFT)
     fingerprint: str | None = None  # system_fingerprint (mlx_lm.server: "<mlx-lm>-<mlx>-<platform>")
 
     # ---- derived metrics ----
@@ -104,19 +108,31 @@ class StreamResult:
             "cached_tokens": self.cached_tokens, "token_count_source": self.token_count_source,
             "finish_reason": self.finish_reason, "content": self.content, "reasoning": self.reasoning,
             "tool_calls": self.tool_calls, "content_chunks": self.content_chunks,
-            "keepalives": self.keepalives, "comments": self.comments,
+            "keepalives": self.keepalives, "comments": self.comments, "connect_ms": self.connect_ms,
+            "server_timing": self.server_timing,
         }
+
+    @property
+    def server_timing(self) -> dict[str, Any] | None:
+        """oMLX's own timings from its usage chunk (seconds / tok/s), to set beside the client's."""
+        if not self.usage:
+            return None
+        extra = {k: self.usage[k] for k in SERVER_TIMING_KEYS if k in self.usage}
+        return extra or None
 
 
 class StreamParser:
     """Feed SSE lines (without the newline) with their arrival time; accumulates a StreamResult."""
 
-    __slots__ = ("result", "_tools", "_data")
+    __slots__ = ("result", "_tools", "_data", "_content", "_reasoning")
 
     def __init__(self) -> None:
         self.result = StreamResult()
         self._tools: dict[int, dict[str, Any]] = {}
         self._data: list[str] = []
+        # Joined once at close: `str +=` on an attribute copies the whole answer every chunk.
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
 
     def feed(self, line: str, t: float) -> None:
         if not line:
@@ -138,6 +154,8 @@ class StreamParser:
             self.feed("", t)
         r = self.result
         r.t_end = t
+        r.content = "".join(self._content)
+        r.reasoning = "".join(self._reasoning)
         if self._tools:
             r.tool_calls = [self._tools[i] for i in sorted(self._tools)]
         return r
@@ -179,13 +197,13 @@ class StreamParser:
         if text is None and "text" in ch:  # /v1/completions
             text = ch.get("text")
         if text:
-            r.content += text
+            self._content.append(text)
             carried = True
             if r.t_first_content is None:
                 r.t_first_content = t
         reasoning = delta.get("reasoning") or delta.get("reasoning_content")
         if reasoning:
-            r.reasoning += reasoning
+            self._reasoning.append(reasoning)
             carried = True
         tcs = delta.get("tool_calls")
         if tcs:
@@ -232,32 +250,55 @@ def headers(api_key: str | None) -> dict[str, str]:
 
 async def stream_chat(client: httpx.AsyncClient, base_url: str, body: dict[str, Any],
                       api_key: str | None = None, timeout: float = 300.0) -> StreamResult:
-    """POST a streamed chat completion and time it. Never raises for HTTP/stream errors: see .error."""
+    """POST a streamed chat completion and time it. Never raises for HTTP/stream errors: see .error.
+    Times count from the moment the request headers go out; opening the connection (a thread-pool
+    address lookup in anyio, several ms on a busy box) is reported apart as connect_ms."""
     body = {**body, "stream": True, "stream_options": {"include_usage": True}}
     body.pop("seed", None)  # a seed disables batching in mlx_lm.server (backends.md §1.8)
     parser = StreamParser()
     clock = time.perf_counter
     t0 = clock()
+    sent: list[float] = []
+
+    async def trace(name: str, info: dict[str, Any]) -> None:
+        if not sent and name == "http11.send_request_headers.started":
+            sent.append(clock())
+
+    def finish() -> StreamResult:
+        result = parser.close(clock() - t0)
+        if sent:
+            _shift(result, sent[0] - t0)
+        return result
+
     try:
         async with client.stream("POST", chat_url(base_url), json=body, headers=headers(api_key),
-                                 timeout=timeout) as resp:
+                                 timeout=timeout, extensions={"trace": trace}) as resp:
             parser.result.http_status = resp.status_code
             if resp.status_code != 200:
                 raw = (await resp.aread()).decode("utf-8", "replace")
-                result = parser.close(clock() - t0)
+                result = finish()
                 result.error = f"HTTP {resp.status_code}: {_error_message(raw)}"
                 return result
             async for line in resp.aiter_lines():
                 parser.feed(line, clock() - t0)
     except httpx.HTTPError as e:
-        result = parser.close(clock() - t0)
+        result = finish()
         result.error = _describe_http_error(e, result)
         return result
-    result = parser.close(clock() - t0)
+    result = finish()
     if result.error is None and not result.done:
         result.error = "stream truncated: ended without [DONE]"
     result.ok = result.error is None
     return result
+
+
+def _shift(r: StreamResult, offset: float) -> None:
+    r.connect_ms = offset * 1000.0
+    for name in ("t_first", "t_first_content", "t_last", "t_end"):
+        v = getattr(r, name)
+        if v is not None:
+            setattr(r, name, v - offset)
+    r.chunk_times = [t - offset for t in r.chunk_times]
 
 
 def _describe_http_error(e: httpx.HTTPError, r: StreamResult) -> str:

@@ -26,6 +26,8 @@ from mlx_console.core.errors import ConsoleError
 PERF_METRICS = ("decode_tps", "ttft_ms", "prefill_tps", "e2e_s", "completion_tokens")
 # Cached prompt tokens above this share of the prompt mean the cache buster did not work.
 CACHE_HIT_SHARE = 0.10
+# The first request may load the model (oMLX loads on demand): give it time.
+PROBE_TIMEOUT_S = 600.0
 
 
 @dataclass
@@ -48,6 +50,18 @@ class ProgressEvent:
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
+
+    def __str__(self) -> str:
+        """One human line (for a status bar)."""
+        where = f"[{self.index}/{self.total}] {self.cell}" if self.cell else ""
+        if self.event == "cell_finished" and self.result is not None:
+            return f"{where} {self.result.get('status')} {self.message}".strip()
+        if self.event == "sample_done":
+            return f"{where} {self.phase} {self.sample}/{self.samples} {'ok' if self.ok else 'FAILED'} " \
+                   f"{self.message}".strip()
+        if self.event == "cell_started":
+            return f"{where} ({self.kind}) …"
+        return self.message or self.event
 
 
 Progress = Callable[[ProgressEvent], None]
@@ -104,7 +118,8 @@ async def run_suite_async(base_url: str, model: str, suite: Suite, *, label: str
                           model_path: str | None = None, progress: Progress | None = None,
                           save: bool = True, out_dir: str | Path | None = None,
                           cancel: threading.Event | None = None) -> RunRecord:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    # No client-side connection cap: a queue in the client would show up as server TTFT.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300.0, connect=10.0)) as client:
         kind, version = await detect_backend(client, base_url, model, api_key, backend_kind)
         summary = new_summary(suite=suite.name, label=label, base_url=base_url, kind=kind, version=version,
@@ -154,7 +169,7 @@ async def detect_backend(client: httpx.AsyncClient, base_url: str, model: str, a
     version is the head of the system_fingerprint of its answers."""
     probe = await stream_chat(client, base_url, {"model": model, "max_tokens": 1, "temperature": 0,
                                                  "messages": [{"role": "user", "content": "ping"}]},
-                              api_key, timeout=60)
+                              api_key, timeout=PROBE_TIMEOUT_S)
     if not probe.ok:
         raise ConsoleError(f"{base_url} does not answer a 1-token chat completion for model {model!r}: "
                            f"{probe.error}")
@@ -310,6 +325,10 @@ def _perf_block(results: list[StreamResult], max_tokens: int | None) -> dict[str
     block["cached_tokens_max"] = max(cached) if cached else None
     block["early_stops"] = sum(1 for r in ok if r.early_stop(max_tokens))
     block["prefill_tps_source"] = "client: prompt_tokens / TTFT (includes HTTP and queueing)"
+    if any(r.reasoning for r in ok):
+        # Thinking models: TTFT counts reasoning; this is when the visible answer starts.
+        block["first_content_ms"] = stats.summary([None if r.t_first_content is None else 1000 * r.t_first_content
+                                                   for r in ok])
     return block
 
 
@@ -432,7 +451,7 @@ async def _run_concurrency(ctx: _Ctx, cell: Cell) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- cache consistency
 
-CACHE_ATTEMPTS = 4
+CACHE_ATTEMPTS = 6
 
 
 async def _run_cache_consistency(ctx: _Ctx, cell: Cell) -> dict[str, Any]:
@@ -451,8 +470,9 @@ async def _run_cache_consistency(ctx: _Ctx, cell: Cell) -> dict[str, Any]:
     words = ctx.sizer.words_for(part)
     info: dict[str, Any] = {"kind": "cache_consistency", "window": window, "window_source": where}
     for attempt in range(1, CACHE_ATTEMPTS + 1):
+        # Other text on each attempt: another answer, another chance that it re-tokenizes the same.
         first = [{"role": "user", "content": f"[{prompts.nonce()}] Read this text, then continue it.\n\n"
-                                              f"{prompts.filler(words)}"}]
+                                              f"{prompts.filler(words, 41 * (attempt - 1))}"}]
         busted = await _request(ctx, cell, _body(ctx, cell, first), "busted", attempt)
         if not busted.ok:
             return {**info, "status": "error", "reason": _request_error(busted)}

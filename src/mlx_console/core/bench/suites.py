@@ -117,20 +117,17 @@ def load(name_or_path: str | Path) -> Suite:
     raise ConfigError(f"no suite named {s!r}; available: {', '.join(available())} (or give a path to a .toml)")
 
 
+_CELL_HEAD = re.compile(r"\s*\[\[\s*cell\s*\]\]")
+
+
 def _line(text: str, key: str, cell_index: int | None) -> int:
+    """1-based line of `key = …`, searched inside the cell_index-th [[cell]] table when given."""
     lines = text.splitlines()
-    start, end = 0, len(lines)
-    if cell_index is not None:
-        heads = [i for i, ln in enumerate(lines) if re.match(r"\s*\[\[\s*cell\s*\]\]", ln)]
-        if cell_index < len(heads):
-            start = heads[cell_index]
-            nxt = [i for i in heads if i > start]
-            end = nxt[0] if nxt else len(lines)
-    pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
-    for i in range(start, end):
-        if pat.match(lines[i]):
-            return i + 1
-    return start + 1
+    heads = [i for i, ln in enumerate(lines) if _CELL_HEAD.match(ln)] + [len(lines)]
+    span = range(len(lines)) if cell_index is None or cell_index >= len(heads) - 1 \
+        else range(heads[cell_index], heads[cell_index + 1])
+    assign = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    return next((i + 1 for i in span if assign.match(lines[i])), (span.start if span else 0) + 1)
 
 
 def parse(text: str, origin: str) -> Suite:

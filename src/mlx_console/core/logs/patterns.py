@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from re import _constants as _c  # the stdlib regex parser: used to find literals a pattern requires
+from re import _parser
 from typing import TYPE_CHECKING
 
 from mlx_console.core.errors import ConsoleError
@@ -39,11 +41,50 @@ CATEGORIES: tuple[str, ...] = (
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 BACKENDS: tuple[str, ...] = ("mlx-lm", "omlx", "mlx")
 _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+_MIN_LITERAL = 3
 
 _REQUIRED = ("id", "category", "patterns", "severity", "title", "cause", "first_move")
 _OPTIONAL = ("backends", "references", "ignore_case", "context", "not_context")
 # Syntax the fast engines (hyperscan, RE2) do not accept: refuse it up front so both paths agree.
 _UNSUPPORTED = re.compile(r"\(\?(?:[=!]|<[=!])|\\[1-9]|\(\?P=")
+
+
+def _seq_literals(seq) -> list[str] | None:
+    """The best 'one of these literals occurs in every match' for a parsed sequence (None if none)."""
+    best: list[str] | None = None
+    run: list[str] = []
+
+    def consider(lits: list[str] | None) -> None:
+        nonlocal best
+        if lits and min(map(len, lits)) >= _MIN_LITERAL and (best is None or min(map(len, lits)) > min(map(len, best))):
+            best = lits
+
+    for op, av in seq:
+        if op is _c.LITERAL:
+            run.append(chr(av))
+            continue
+        consider(["".join(run)] if run else None)
+        run = []
+        if op is _c.SUBPATTERN and not av[1] & re.IGNORECASE:
+            consider(_seq_literals(av[3]))
+        elif op is _c.BRANCH:
+            alts = [_seq_literals(alt) for alt in av[1]]
+            consider(None if any(a is None for a in alts) else [x for a in alts for x in a])  # type: ignore[union-attr]
+        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and av[0] >= 1:
+            consider(_seq_literals(av[2]))
+    consider(["".join(run)] if run else None)
+    return best
+
+
+def required_literals(pattern: str) -> list[str] | None:
+    """Literals one of which every match of `pattern` contains, for a bytes.find prefilter; None if none."""
+    try:
+        parsed = _parser.parse(pattern)
+    except re.error:
+        return None
+    if parsed.state.flags & re.IGNORECASE:
+        return None
+    return _seq_literals(parsed)
 
 
 class CatalogError(ConsoleError):
@@ -212,9 +253,19 @@ class Catalog:
 
     def __init__(self, entries: Sequence[Entry]):
         self.entries: list[Entry] = list(entries)
-        # One alternation as a cheap line prefilter for the slow (pure `re`) path: most lines hit nothing.
-        alts = [f"(?i:{p})" if e.ignore_case else f"(?:{p})" for e in self.entries for p in e.patterns]
-        self._any = re.compile("|".join(alts)) if alts else re.compile(r"(?!x)x")
+        # Line prefilter for the plain path: a literal each pattern requires (`in` is C speed); most lines
+        # hold none, and only entries whose literal is present (or that have none) are tried with `re`.
+        self._always: set[int] = set()
+        by_lit: dict[str, set[int]] = {}
+        for i, e in enumerate(self.entries):
+            for p in e.patterns:
+                lits = None if e.ignore_case else required_literals(p)
+                if lits is None:
+                    self._always.add(i)
+                else:
+                    for lit in lits:
+                        by_lit.setdefault(lit, set()).add(i)
+        self._by_lit = list(by_lit.items())
 
     @classmethod
     def load(cls, extra_paths: Iterable[str | Path] = (), *, shipped: bool = True) -> Catalog:
@@ -239,9 +290,11 @@ class Catalog:
 
     def line_hits(self, text: str) -> list[int]:
         """Indexes of the entries with a pattern matching this one line (pure `re`)."""
-        if not self._any.search(text):
-            return []
-        return [i for i, e in enumerate(self.entries) if e.hits_line(text)]
+        cand = set(self._always)
+        for lit, idx in self._by_lit:
+            if lit in text:
+                cand |= idx
+        return [i for i in sorted(cand) if self.entries[i].hits_line(text)]
 
     def match_lines(self, lines: Sequence[str], first_line: int = 1) -> list[Match]:
         """Entries recognised in a group of lines (one event), best first."""

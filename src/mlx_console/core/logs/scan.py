@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from re import _constants as _c  # the stdlib regex parser: used to find literals a pattern requires
-from re import _parser
 
-from mlx_console.core.logs.patterns import Catalog
+from mlx_console.core.logs.patterns import Catalog, required_literals
 
 try:  # optional: a compiled regex engine, ≈ 6× faster than the fallback (bench/triage_vs_grep.py)
     import hyperscan
@@ -35,46 +33,7 @@ PROBLEM_PATTERNS: tuple[str, ...] = (
     r"^(?:libc\+\+abi: terminating|terminate called|Segmentation fault|Abort trap|zsh: (?:abort|killed))",
 )
 
-_COUNT_CHUNK = 8 << 20
-_MIN_LITERAL = 3  # count newlines in slices of at most this many bytes (bounded copies)
-
-
-def _seq_literals(seq) -> list[str] | None:
-    """The best 'one of these literals occurs in every match' for a parsed sequence (None if none)."""
-    best: list[str] | None = None
-    run: list[str] = []
-
-    def consider(lits: list[str] | None) -> None:
-        nonlocal best
-        if lits and min(map(len, lits)) >= _MIN_LITERAL and (best is None or min(map(len, lits)) > min(map(len, best))):
-            best = lits
-
-    for op, av in seq:
-        if op is _c.LITERAL:
-            run.append(chr(av))
-            continue
-        consider(["".join(run)] if run else None)
-        run = []
-        if op is _c.SUBPATTERN and not av[1] & re.IGNORECASE:
-            consider(_seq_literals(av[3]))
-        elif op is _c.BRANCH:
-            alts = [_seq_literals(alt) for alt in av[1]]
-            consider(None if any(a is None for a in alts) else [x for a in alts for x in a])  # type: ignore[union-attr]
-        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and av[0] >= 1:
-            consider(_seq_literals(av[2]))
-    consider(["".join(run)] if run else None)
-    return best
-
-
-def required_literals(pattern: str) -> list[str] | None:
-    """Literals one of which every match of `pattern` contains, for a bytes.find prefilter; None if none."""
-    try:
-        parsed = _parser.parse(pattern)
-    except re.error:
-        return None
-    if parsed.state.flags & re.IGNORECASE:
-        return None
-    return _seq_literals(parsed)
+_COUNT_CHUNK = 8 << 20  # count newlines in slices of at most this many bytes (bounded copies)
 
 
 def _line_numbers(buf, starts: Sequence[int]) -> list[int]:

@@ -10,8 +10,10 @@ decoded as UTF-8 with replacement; a line longer than `max_line_bytes` keeps its
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -155,11 +157,14 @@ class LogFollower:
         self._watcher: _Watcher | None = None
         self._use_watchfiles = use_watchfiles
         self._closed = False
+        self.error: str | None = None  # why the file cannot be read right now, if it cannot
 
     # -- reading -------------------------------------------------------------------------------------
     def _open(self, st: os.stat_result, first: bool) -> None:
         self._fd = os.open(self.path, os.O_RDONLY)
         fst = os.fstat(self._fd)
+        if stat.S_ISDIR(fst.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
         self._ident = (fst.st_dev, fst.st_ino)
         self._partial.clear()
         self._tail.clear()
@@ -272,7 +277,12 @@ class LogFollower:
             first = self.generation == 0
             try:
                 self._open(st, first)
+                self.error = None
             except FileNotFoundError:
+                return out
+            except OSError as e:  # permission, a directory, …: keep trying, say why
+                self.error = f"{self.path}: {e.strerror or e}"
+                self._close_fd()
                 return out
         if self._fd is not None and self._read(out):
             self._changed.set()  # more is waiting: the next wait() returns at once

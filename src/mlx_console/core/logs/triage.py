@@ -62,6 +62,14 @@ class TriagedEvent:
         return self.main.title if self.main else self.event.summary.strip()[:200]
 
     @property
+    def cause(self) -> str:
+        return self.main.cause if self.main else ""
+
+    @property
+    def first_move(self) -> str:
+        return self.main.first_move if self.main else ""
+
+    @property
     def references(self) -> list[str]:
         seen: dict[str, None] = {}
         for m in self.matches:
@@ -69,7 +77,7 @@ class TriagedEvent:
         return list(seen)
 
     def to_json(self) -> dict[str, Any]:
-        """The `triage --json` contract (plus `patterns`, `summary`)."""
+        """The `triage --json` contract (plus `patterns`, `cause`, `summary`)."""
         main = self.main
         return {
             "line": self.first_line,
@@ -78,15 +86,21 @@ class TriagedEvent:
             "pattern": main.id if main else None,
             "severity": self.severity,
             "title": self.title,
-            "first_move": main.first_move if main else "",
+            "first_move": self.first_move,
             "references": self.references,
             "patterns": [m.id for m in self.matches],
+            "cause": self.cause,
             "summary": self.event.summary,
         }
 
 
+_QUIET_LEVELS = frozenset({"DEBUG", "TRACE"})
+
+
 def _judge(event: Event, catalog: Catalog, include_all: bool) -> TriagedEvent | None:
-    matches = catalog.match(event)
+    # DEBUG/TRACE records carry request and response bodies (anything a user typed or a model said):
+    # they are never the report of a bug, so patterns are not tried on them.
+    matches = [] if event.level in _QUIET_LEVELS else catalog.match(event)
     if matches or (include_all and event.is_problem):
         return TriagedEvent(event, tuple(matches))
     return None
@@ -133,12 +147,13 @@ def triage_text(text: str, catalog: Catalog | None = None, *, include_all: bool 
     return triage_lines(split_text(text), catalog, include_all=include_all)
 
 
-def _iter_lines(buf, start: int) -> Iterator[str]:
+def _iter_lines(buf, start: int) -> Iterator[tuple[str, int]]:
+    """(text, offset) of each line from `start` on."""
     size = len(buf)
     while start < size:
         nl = buf.find(b"\n", start)
         end = size if nl < 0 else nl
-        yield decode_line(buf[start:end])
+        yield decode_line(buf[start:end]), start
         start = end + 1
 
 
@@ -165,18 +180,21 @@ def triage_buffer(
     scan = scanner or _scanner(cat, include_all, engine)
     out: list[TriagedEvent] = []
     covered = 0  # last line number already inside a returned (or rejected) event
+    resume = 0  # offset of the line after it: a fresh Grouper started there behaves as the full run does
     for off, n in scan.candidates(buf):
         if n <= covered:
             continue
         start, first = off, n
         for _ in range(_MAX_BACK):
-            if start == 0 or parse_line(_line_at(buf, start)).is_head:
+            if start <= resume or parse_line(_line_at(buf, start)).is_head:
                 break
             start = _prev_start(buf, start)
             first -= 1
         g = Grouper(first)
         found: Event | None = None
-        for text in _iter_lines(buf, start):
+        offsets: list[int] = []  # offsets[k]: where line first + k starts
+        for text, line_off in _iter_lines(buf, start):
+            offsets.append(line_off)
             ev = g.feed(text)
             if ev is not None and ev.last_line >= n:
                 found = ev
@@ -188,6 +206,8 @@ def triage_buffer(
         if found is None or found.last_line < n:
             continue
         covered = found.last_line
+        k = covered + 1 - first
+        resume = offsets[k] if k < len(offsets) else len(buf)
         t = _judge(found, cat, include_all)
         if t is not None:
             out.append(t)

@@ -20,9 +20,10 @@ from mlx_console.core.config import Config, Profile
 from mlx_console.core.settings import atomic
 from mlx_console.core.settings.errors import SettingsError
 from mlx_console.core.settings.locate import profile_for
-from mlx_console.core.settings.schema import EFFECT_TEXT, KEYS, effect_of, known_to
+from mlx_console.core.settings.schema import EFFECT_TEXT, KEYS, effect_of, effective, known_to
 from mlx_console.core.settings.store import MISSING, Change, SettingsStore
 from mlx_console.core.settings.textdiff import unified
+from mlx_console.core.settings.validate import errors
 
 Route = Literal["put", "file"]
 
@@ -124,13 +125,6 @@ def plan(changes: list[Change], version: str, server_models: set[str] | None) ->
     return steps
 
 
-def _normal(value: Any, key: str) -> Any:
-    spec = KEYS.get(key)
-    if value is None and spec is not None:
-        return spec.default
-    return value
-
-
 def drift(file_models: dict[str, Any], server: list[dict[str, Any]], version: str) -> dict[str, list[str]]:
     """Keys where the file differs from what the running oMLX holds in memory (it would overwrite them)."""
     out: dict[str, list[str]] = {}
@@ -142,7 +136,7 @@ def drift(file_models: dict[str, Any], server: list[dict[str, Any]], version: st
         block = file_models.get(mid)
         block = block if isinstance(block, dict) else {}
         keys = [k for k, s in KEYS.items() if known_to(s, version)]
-        differ = [k for k in keys if _normal(block.get(k), k) != _normal(server_settings.get(k), k)]
+        differ = [k for k in keys if effective(block, k) != effective(server_settings, k)]
         if differ:
             out[mid] = differ
     return out
@@ -160,11 +154,14 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
     if target.version:
         store.omlx_version = target.version
     version = store.omlx_version
-    bad = store.new_errors()
-    if bad:
-        raise SettingsError(f"{path}: not applied:\n" + "\n".join(f"  {i}" for i in bad))
-    store.check_unchanged(if_hash)
     changes = store.changes()
+    touched = {c.model for c in changes}
+    # New errors, and old ones in a model being changed: oMLX would drop that model's whole block.
+    bad = store.new_errors() + [i for i in errors(store.issues()) if i.model in touched]
+    if bad:
+        listing = "\n".join(f"  {i}" for i in dict.fromkeys(bad))
+        raise SettingsError(f"{path}: not applied:\n{listing}")
+    store.check_unchanged(if_hash)
     if changes and store.exists and not store.is_canonical:
         result.messages.append("the file was not laid out the way oMLX writes it: this save rewrites its layout "
                                "(so would oMLX's next save)")
@@ -243,7 +240,7 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
                 stored = reply.get("settings") or {}
                 for key, wanted in body.items():
                     got = stored.get(key, KEYS[key].default if key in KEYS else None)
-                    if _normal(got, key) != _normal(wanted, key):
+                    if effective({key: got}, key) != effective({key: wanted}, key):
                         result.messages.append(f"{model}: oMLX stored {key}={got!r} (asked {wanted!r})")
                 flags = [k for k in ("requires_reload", "auto_unloaded", "auto_reloaded") if reply.get(k)]
                 result.messages.append(f"{model}: applied through the admin API"

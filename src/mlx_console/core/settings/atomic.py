@@ -6,13 +6,17 @@ A reader (or oMLX at start) sees the old bytes or the new bytes, never a mix, ev
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import hashlib
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from mlx_console import paths
 
@@ -70,12 +74,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temps(path: Path) -> None:
-    """Temp files left by a writer killed mid-save (only ours, only of dead processes)."""
+    """Temp files left by a writer killed mid-save (only ours, only of dead processes). Their bytes go to the
+    backups first: after a kill inside a swap, a temp file can hold the version that was displaced."""
     with contextlib.suppress(OSError):
         for entry in path.parent.iterdir():
             m = _TMP_RE.match(entry.name)
             if m and m.group("name") == path.name and not _pid_alive(int(m.group("pid"))):
                 with contextlib.suppress(OSError):
+                    write_backup(path, entry.read_bytes())
                     entry.unlink()
 
 
@@ -89,12 +95,95 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class ReplacedChanged(Exception):
+    """The file that a checked replace would have replaced was not the expected one; `theirs` is what is there."""
+
+    def __init__(self, theirs: bytes | None) -> None:
+        super().__init__("the file changed just before it was replaced")
+        self.theirs = theirs
+
+
+ANY: Any = object()  # write_atomic(expected=ANY): replace whatever is there
+_RENAME_EXCHANGE = 2  # Linux renameat2 flag; macOS renamex_np RENAME_SWAP has the same value
+_AT_FDCWD = -100
+
+
+def _load_exchange() -> Callable[[Path, Path], bool] | None:
+    """An atomic swap of two names (Linux renameat2 RENAME_EXCHANGE, macOS renamex_np RENAME_SWAP), if any."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    if sys.platform == "darwin" and hasattr(libc, "renamex_np"):
+        fn = libc.renamex_np
+        fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
+
+        def call(a: bytes, b: bytes) -> int:
+            return fn(a, b, _RENAME_EXCHANGE)
+    elif sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
+        fn = libc.renameat2
+        fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+
+        def call(a: bytes, b: bytes) -> int:
+            return fn(_AT_FDCWD, a, _AT_FDCWD, b, _RENAME_EXCHANGE)
+    else:
+        return None
+    fn.restype = ctypes.c_int
+
+    def exchange(a: Path, b: Path) -> bool:
+        if call(os.fsencode(a), os.fsencode(b)) == 0:
+            return True
+        err = ctypes.get_errno()
+        if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            return False  # this kernel or filesystem cannot swap: the caller falls back to a rename
+        raise OSError(err, os.strerror(err), str(b))
+
+    return exchange
+
+
+_exchange_impl = _load_exchange()
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    return _exchange_impl is not None and _exchange_impl(a, b)
+
+
+def _checked_replace(tmp: Path, path: Path, expected: bytes | None) -> None:
+    """Put `tmp` at `path` only if `path` holds `expected` (None: does not exist) at that instant.
+
+    With an exchange, the name swap is atomic and the displaced file is then compared: if it is not the
+    expected one, it is swapped back (nothing lost). Without one, a plain rename after the last check.
+    """
+    if expected is None:
+        try:
+            os.link(tmp, path)  # fails if the file appeared meanwhile
+        except FileExistsError:
+            raise ReplacedChanged(read_current(path)) from None
+        except OSError:
+            if path.exists():
+                raise ReplacedChanged(read_current(path)) from None
+            os.replace(tmp, path)  # a filesystem without hard links
+            return
+        tmp.unlink()
+        return
+    if not _exchange(tmp, path):
+        os.replace(tmp, path)
+        return
+    displaced = tmp.read_bytes()  # what was at `path` the instant before
+    if displaced == expected:
+        tmp.unlink()
+        return
+    _exchange(tmp, path)  # put theirs back
+    raise ReplacedChanged(displaced)
+
+
 def write_atomic(path: Path, data: bytes, mode: int | None = None,
-                 before_replace: Callable[[], None] | None = None) -> None:
+                 before_replace: Callable[[], None] | None = None, expected: Any = ANY) -> None:
     """Replace `path` with `data` atomically; keep `mode` (default: the current file's, else 0666 & ~umask).
 
     `before_replace` runs after the temp file is durable and just before the rename: it may raise to
-    abort (the temp file is removed, the target untouched).
+    abort (the temp file is removed, the target untouched). With `expected` (the bytes the file must still
+    hold, None = must not exist) the replace itself is checked too and raises ReplacedChanged otherwise.
     """
     directory = path.parent
     if mode is None:
@@ -118,7 +207,10 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None,
             os.close(fd)
         if before_replace is not None:
             before_replace()
-        os.replace(tmp, path)
+        if expected is ANY:
+            os.replace(tmp, path)
+        else:
+            _checked_replace(tmp, path, expected)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -14,7 +14,7 @@ from typing import Any
 from mlx_console.core.bench import store as bench_store
 from mlx_console.core.errors import ConsoleError
 from mlx_console.core.settings.errors import SettingsError
-from mlx_console.core.settings.schema import KEYS, ORDER
+from mlx_console.core.settings.schema import ORDER, effective
 from mlx_console.core.settings.textdiff import unified
 
 
@@ -55,23 +55,6 @@ class BaselineDiff:
                 "summary": self.summary(), "diff": self.diff}
 
 
-def effective(block: dict[str, Any]) -> dict[str, Any]:
-    """Each key as oMLX uses it: null/absent → the default; unknown keys as they are."""
-    out = {}
-    for key, value in block.items():
-        spec = KEYS.get(key)
-        out[key] = spec.default if (spec is not None and value is None) else value
-    return out
-
-
-def _value(block: dict[str, Any], key: str) -> Any:
-    spec = KEYS.get(key)
-    value = block.get(key)
-    if value is None and spec is not None:
-        return spec.default
-    return value
-
-
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
@@ -90,7 +73,7 @@ def compare(current: dict[str, dict[str, Any]], baseline: Baseline, model: str |
         old_lines[m] = {}
         new_lines[m] = {}
         for k in keys:
-            va, vb = _value(a, k), _value(b, k)
+            va, vb = effective(a, k), effective(b, k)
             old_lines[m][k] = va
             new_lines[m][k] = vb
             if not _same(va, vb):

@@ -6,6 +6,8 @@ the UI form and every validation message are generated from this table.
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -115,7 +117,7 @@ class KeySpec:
                 return f"{_show(value)} is not allowed: expected {self.allowed_text()}"
             return None
         if self.choices is not None:
-            if value not in self.choices or (t == "str" and not isinstance(value, str)):
+            if value not in self.choices:
                 return f"{_show(value)} is not allowed: expected {self.allowed_text()}"
             return None
         if t in ("int", "float"):
@@ -128,8 +130,6 @@ class KeySpec:
 
 
 def _show(v: Any) -> str:
-    import json
-
     try:
         return json.dumps(v, ensure_ascii=False, allow_nan=True)
     except (TypeError, ValueError):
@@ -386,13 +386,21 @@ def resolve_alias(name: str) -> tuple[str, str] | None:
 
 def suggest(name: str) -> str | None:
     """A close real key for a typo, or the alias target."""
-    import difflib
 
     alias = resolve_alias(name)
     if alias:
         return alias[0]
     close = difflib.get_close_matches(name, list(KEYS), n=1, cutoff=0.75)
     return close[0] if close else None
+
+
+def effective(block: dict[str, Any], key: str) -> Any:
+    """The value oMLX uses for `key` in a model's block: the block's value, else (absent or null) the default."""
+    value = block.get(key)
+    if value is None:
+        spec = KEYS.get(key)
+        return spec.default if spec is not None else None
+    return value
 
 
 def effect_of(name: str, omlx_version: str = OMLX_VERSION) -> Effect:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlx_console.core.settings import atomic
+from mlx_console.core.settings import baseline as baseline_mod
 from mlx_console.core.settings.errors import BadFile, BadValue, Conflict, ConflictError, SettingsError
 from mlx_console.core.settings.schema import KEYS, OMLX_VERSION, ORDER, known_to, resolve_alias, suggest
 from mlx_console.core.settings.textdiff import unified
@@ -223,7 +224,11 @@ class SettingsStore:
             raise BadValue(f"model {model!r}: its settings are not a JSON object; fix the file by hand first",
                            model=model)
         if key in block:
-            block[key] = value
+            old = block[key]
+            same_number = (isinstance(old, (int, float)) and not isinstance(old, bool) and not isinstance(value, bool)
+                           and isinstance(value, (int, float)) and old == value)
+            if not same_number:  # 4 → 4.0 is no change: keep the file's spelling
+                block[key] = value
         else:
             models[model] = _insert_in_order(block, key, value)
         if key == "is_default" and value is True:
@@ -278,6 +283,11 @@ class SettingsStore:
         """Unified diff of the file on load → the file a save would write."""
         return unified(self.base, self.rendered(), str(self.path))
 
+    def diff_against(self, baseline: str, model: str | None = None) -> baseline_mod.BaselineDiff:
+        """One flag at a time: these settings against a named baseline (a file, `last` bench run or a run id);
+        `.one_flag` is False when more than one key differs."""
+        return baseline_mod.compare(self.models(), baseline_mod.load(baseline, model), model)
+
     def new_errors(self, model_dirs: set[str] | None = None) -> list[Issue]:
         """Errors the edit introduces (errors already in the loaded file are not the edit's fault)."""
         before = {(i.model, i.key, i.message) for i in errors(check_document(self._base_doc, self.omlx_version,
@@ -315,7 +325,11 @@ class SettingsStore:
                 self._check_unchanged(atomic.read_current(self.path), ours, None)
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic.write_atomic(self.path, ours, before_replace=still_unchanged)
+            try:
+                atomic.write_atomic(self.path, ours, before_replace=still_unchanged, expected=self.base)
+            except atomic.ReplacedChanged as e:
+                self._check_unchanged(e.theirs, ours, None)  # raises the ConflictError with their bytes
+                raise
         self.base = ours
         self.base_hash = atomic.content_hash(ours)
         self._base_doc = copy.deepcopy(self.doc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mlx_console.core.settings.schema import KEYS, OMLX_VERSION, known_to, resolve_alias, suggest
+from mlx_console.core.settings.schema import KEYS, OMLX_VERSION, effective, known_to, resolve_alias, suggest
 
 Level = Literal["error", "warning"]
 SETTINGS_VERSION = 1  # oMLX's file format version
@@ -29,13 +29,6 @@ class Issue:
         where = " ".join(p for p in (f"model {self.model!r}" if self.model is not None else "",
                                      f"key {self.key!r}" if self.key is not None else "") if p)
         return f"{self.level}: {where + ': ' if where else ''}{self.message}"
-
-
-def _effective(block: dict[str, Any], key: str) -> Any:
-    if key in block and block[key] is not None:
-        return block[key]
-    spec = KEYS.get(key)
-    return spec.default if spec else None
 
 
 # (flag, [keys it excludes]) — ModelSettings.__post_init__ raises on these, so oMLX drops the whole block.
@@ -81,7 +74,7 @@ def check_block(model: str, block: dict[str, Any], omlx_version: str = OMLX_VERS
         issues.extend(check_key(model, key, value, omlx_version))
 
     def on(key: str) -> bool:
-        return bool(_effective(block, key))
+        return bool(effective(block, key))
 
     for flag, excluded, why in _EXCLUSIVE:
         if on(flag):
@@ -89,22 +82,22 @@ def check_block(model: str, block: dict[str, Any], omlx_version: str = OMLX_VERS
                 if on(other):
                     issues.append(Issue(model, flag, f"{flag} and {other} cannot both be true ({why}); "
                                                      "oMLX drops this model's whole settings block at load"))
-    if on("vlm_mtp_enabled") and not _effective(block, "vlm_mtp_draft_model"):
+    if on("vlm_mtp_enabled") and not effective(block, "vlm_mtp_draft_model"):
         issues.append(Issue(model, "vlm_mtp_enabled", "needs vlm_mtp_draft_model (the admin PUT refuses it)"))
     if on("dflash_ssd_cache") and not on("dflash_in_memory_cache"):
         issues.append(Issue(model, "dflash_ssd_cache", "needs dflash_in_memory_cache=true (the admin PUT refuses it)"))
     # Settings that oMLX accepts but that do nothing in this combination.
-    if on("specprefill_enabled") and not _effective(block, "specprefill_draft_model"):
+    if on("specprefill_enabled") and not effective(block, "specprefill_draft_model"):
         issues.append(Issue(model, "specprefill_enabled", "has no effect without specprefill_draft_model", "warning"))
-    if on("dflash_enabled") and not _effective(block, "dflash_draft_model"):
+    if on("dflash_enabled") and not effective(block, "dflash_draft_model"):
         issues.append(Issue(model, "dflash_enabled", "has no effect without dflash_draft_model", "warning"))
-    if on("thinking_budget_enabled") and not _effective(block, "thinking_budget_tokens"):
+    if on("thinking_budget_enabled") and not effective(block, "thinking_budget_tokens"):
         issues.append(Issue(model, "thinking_budget_enabled", "has no effect without thinking_budget_tokens",
                             "warning"))
     if block.get("thinking_budget_tokens") is not None and not on("thinking_budget_enabled"):
         issues.append(Issue(model, "thinking_budget_tokens", "not used while thinking_budget_enabled is false",
                             "warning"))
-    if on("guided_grammar_enabled") and not _effective(block, "guided_grammar"):
+    if on("guided_grammar_enabled") and not effective(block, "guided_grammar"):
         issues.append(Issue(model, "guided_grammar_enabled", "has no effect without guided_grammar", "warning"))
     if block.get("ttl_seconds") is not None and on("is_pinned"):
         issues.append(Issue(model, "ttl_seconds", "ignored while is_pinned is true", "warning"))
