@@ -41,7 +41,7 @@ from mlx_console.ui.widgets.triage_card import TriageCard
 
 NARROW_WIDTH = 110       # below this the bench pane becomes a tab over the log
 BACKENDS_INTERVAL = 1.0  # s between supervisor polls
-MEMORY_INTERVAL = 5.0    # s between memory pressure reads
+MEMORY_INTERVAL = 10.0   # s between memory pressure reads
 
 
 class ConsoleApp(App[int]):

@@ -17,10 +17,10 @@ from mlx_console.ui.widgets.log_view import LogEvent
 
 HISTORY_LINES = 2_000   # lines shown from before the console opened the log
 QUIET_FLUSH = 1.0       # s without lines → close the pending event so the last error shows at once
-# Stat polling every 50 ms costs ~0.25 % of a core; the follower's watchfiles mode costs ~0.9 % idle on this
-# machine (its Rust loop wakes every 5 ms), more than the whole idle budget. 50 ms keeps append → visible
+# Stat polling every 80 ms costs ~0.2 % of a core; the follower's watchfiles mode costs ~0.9 % idle on this
+# machine (its Rust loop wakes every 5 ms), most of the idle budget. 80 ms keeps append → visible
 # well under 100 ms.
-POLL_S = 0.05
+POLL_S = 0.08
 
 
 @dataclass

@@ -71,7 +71,9 @@ class FieldRow(Vertical):
         with Horizontal():
             yield Static(s["key"], classes="key")
             default = s["none_means"] or shown_value(s["default"]) or "unset"
-            yield Input(placeholder=f"default: {default}", compact=True, id=f"input-{s['key']}")
+            field = Input(placeholder=f"default: {default}", compact=True, id=f"input-{s['key']}")
+            field.cursor_blink = False  # a blinking cursor repaints twice a second
+            yield field
         yield Static(self.help_text, classes="help")
         yield Static("", classes="error")
 

@@ -72,7 +72,9 @@ class SwapScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical() as v:
             v.border_title = f"Swap the model of {self.backend} — type to filter · Enter swaps · Esc closes"
-            yield Input(placeholder="filter models", id="swap-filter", compact=True)
+            field = Input(placeholder="filter models", id="swap-filter", compact=True)
+            field.cursor_blink = False
+            yield field
             yield Static("discovering models…", id="swap-status")
             yield OptionList(id="swap-list")
 

@@ -84,7 +84,9 @@ class CommandLine(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static(":", id="prompt")
-        yield CommandInput(suggester=_CommandSuggester(self), compact=True, select_on_focus=False)
+        field = CommandInput(suggester=_CommandSuggester(self), compact=True, select_on_focus=False)
+        field.cursor_blink = False  # a blinking cursor repaints twice a second
+        yield field
         yield Static("", id="hint")
 
     @property
