@@ -90,7 +90,8 @@ class ConsoleApp(App[int]):
         self.log_pane = Vertical(self.log_title, self.log_view, self.log_status, self.triage_card, id="log-pane")
         self.bench_pane = BenchPane(id="bench")
         self.body = Horizontal(self.log_pane, self.bench_pane, id="body")
-        self.command_line = CommandLine(self.completion_candidates, id="cmdline")
+        self.command_line = CommandLine(self.completion_candidates, id="cmdline",
+                                        history_path=_state_file("console_history"))
         self.key_bar = KeyBar(id="keys")
         yield self.topbar
         yield self.backends_table
@@ -575,6 +576,15 @@ class ConsoleApp(App[int]):
         timer.daemon = True
         timer.start()
         self.exit(129)
+
+
+def _state_file(name: str) -> Path | None:
+    from mlx_console import paths
+
+    try:
+        return paths.state_dir() / name
+    except OSError:
+        return None
 
 
 def _home(path: Path) -> str:
