@@ -38,3 +38,32 @@ def test_real_server_serves_it(mlx_server) -> None:  # type: ignore[no-untyped-d
                    json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}, timeout=30)
     assert r.status_code == 200
     assert r.json()["usage"]["completion_tokens"] == 5
+
+
+_BATCH = """
+import sys
+from mlx_lm import batch_generate, load
+model, tok = load(sys.argv[1])
+prompts = [tok.apply_chat_template([{"role": "user", "content": "hello there " * n}], add_generation_prompt=True)
+           for n in (3, 40)]
+batch_generate(model, tok, prompts, max_tokens=4)
+print("batched fine")
+"""
+
+
+@pytest.mark.slow
+def test_llama4_reproduces_the_chunked_cache_batching_bug_and_triage_names_it(tiny_llama4_model: Path) -> None:
+    run = subprocess.run([sys.executable, "-c", _BATCH, str(tiny_llama4_model)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode != 0, run.stdout
+    assert "ChunkedKVCache'> does not yet support batching with history" in run.stderr
+    triage = subprocess.run([sys.executable, "-m", "mlx_console", "triage", "-", "--json"], input=run.stderr,
+                            capture_output=True, text=True, timeout=60)
+    events = [json.loads(line) for line in triage.stdout.splitlines()]
+    assert any("batch_cache_shape" in e["categories"] for e in events), triage.stdout
+
+
+@pytest.mark.slow
+def test_llama_batches_fine(tiny_model: Path) -> None:
+    run = subprocess.run([sys.executable, "-c", _BATCH, str(tiny_model)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "batched fine" in run.stdout, run.stderr

@@ -95,7 +95,7 @@ def test_no_config_lists_the_demo_backend() -> None:
 
 
 @pytest.mark.slow
-def test_stop_during_restart_backoff_stops_for_good(write_config, tiny_model: Path, port: int) -> None:
+def test_stop_or_start_during_the_restart_backoff(write_config, tiny_model: Path, port: int) -> None:
     """Dead but about to be restarted is not 'already dead': stop must reach the supervisor."""
     from dataclasses import replace
 
@@ -111,6 +111,14 @@ def test_stop_during_restart_backoff_stops_for_good(write_config, tiny_model: Pa
     r = cli("backends", "stop", "a")
     assert r.returncode == 0 and "stopped" in r.stdout and "already" not in r.stdout
     assert gone(st.supervisor_pid) and sup.status("a").status == "stopped"
+
+    # Likewise start during the backoff: now, with one supervisor, not a second one next to the waiting one.
+    st = sup.start("a", wait=60)
+    os.kill(st.pid, 9)
+    wait_for(lambda: "restarting in 30s" in sup.status("a").reason, timeout=5)
+    again = sup.start("a", wait=60)
+    assert again.status == "ready" and again.supervisor_pid != st.supervisor_pid and gone(st.supervisor_pid)
+    sup.stop("a")
 
 
 @pytest.mark.slow
@@ -138,3 +146,14 @@ def test_backend_survives_the_terminal_hanging_up(write_config, tiny_model: Path
     rows = json.loads(cli("backends", "list", "--json").stdout)
     assert rows[0]["status"] == "ready" and psutil.pid_exists(rows[0]["pid"])
     assert cli("backends", "stop", "a").returncode == 0
+
+
+@pytest.mark.parametrize(("kind", "args"), [("mlx-lm", ["--port", "9"]), ("mlx-lm", ["--host=0.0.0.0"]),
+                                            ("omlx", ["--base-path", "/x"])])
+def test_args_cannot_override_where_the_server_listens(kind: str, args: list[str]) -> None:
+    from mlx_console.core.errors import ConsoleError
+
+    prof = Profile(name="x", kind=kind, model="/m", args=args)
+    impl = MlxLmKind() if kind == "mlx-lm" else OmlxKind()
+    with pytest.raises(ConsoleError, match=r"set `(port|host|base_path)` in the profile"):
+        impl.command(prof, None)

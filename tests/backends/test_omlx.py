@@ -82,12 +82,14 @@ def test_wedged_omlx_is_degraded_although_health_answers(write_config, omlx_base
     sup.stop("o")
 
 
-def test_crashed_omlx_is_restarted(make_sup, omlx_base: Path, port: int) -> None:
-    sup = make_sup(omlx("o", omlx_base, port))
+def test_crashed_omlx_is_restarted_with_the_profiles_model_loaded(make_sup, omlx_base: Path, port: int) -> None:
+    sup = make_sup(omlx("o", omlx_base, port, model="tiny-llama"))
     st = sup.start("o", wait=30)
+    wait_for(lambda: sup.status("o").loaded_models == ["tiny-llama"], timeout=10)
     os.kill(st.pid, signal.SIGKILL)
     again = wait_for(lambda: (s := sup.status("o")).status == "ready" and s.pid != st.pid and s, timeout=30)
     assert again.restarts == 1
+    wait_for(lambda: sup.status("o").loaded_models == ["tiny-llama"], timeout=10)
     assert any("SIGKILL" in e["reason"] for e in read_state(sup.dir("o")).events)
     sup.stop("o")
 

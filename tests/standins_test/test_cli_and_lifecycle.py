@@ -134,7 +134,7 @@ def test_trace_level_logs_bodies_and_no_access_log(start_standin: StartStandin) 
     s = start_standin("--log-level", "trace")
     body = {"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
     s.client().post("/v1/chat/completions", json=body)
-    log = s.log_text()
+    log = s.wait_log("generated text:")  # logged as the request finishes, maybe after the reply is sent
     raw = json.dumps(body, separators=(",", ":"))  # httpx sends compact JSON
     assert f"omlx.server - TRACE - [-] - Incoming POST /v1/chat/completions — body: {raw}" in log
     assert "omlx.server - TRACE - [-] -   Message[0]: role=user, content=hi..." in log

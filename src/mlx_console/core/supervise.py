@@ -377,6 +377,9 @@ class Supervise:
                 res = self.kind.probe(spec.base_url, spec.api_key, timeout=remaining)
                 if res.ok:
                     report("ready", res.detail)
+                    note = self.kind.after_ready(spec.base_url, spec.api_key, spec.model)
+                    if note:
+                        self.say(note)
                     break
                 if res.dead:
                     report("load-failed", res.detail)

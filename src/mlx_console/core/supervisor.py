@@ -213,6 +213,9 @@ class Supervisor:
         if cur.active and cur.supervisor_pid:
             say(f"{name}: already {cur.status} (pid {cur.pid}, supervisor pid {cur.supervisor_pid})")
             return cur
+        if cur.supervisor_pid and not cur.active:  # its supervisor waits to restart it: start now instead
+            say(f"{name}: {cur.status} ({cur.reason}); starting it now")
+            self.stop(name)
         if cur.active and cur.pid:  # server alive, supervisor gone: supervise it again, do not restart it
             say(f"{name}: re-adopting server pid {cur.pid} (its supervisor is gone)")
             self._spawn_supervisor(d, adopt=True)

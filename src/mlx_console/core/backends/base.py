@@ -14,6 +14,7 @@ from typing import Literal
 import httpx
 
 from mlx_console.core.config import Profile
+from mlx_console.core.errors import ConsoleError
 
 # What the supervising process does when a log line matches.
 LineAction = Literal["degraded", "fatal"]
@@ -87,6 +88,11 @@ class BackendKind:
     def loaded_models(self, base_url: str, api_key: str | None, timeout: float) -> list[str] | None:
         return None
 
+    def after_ready(self, base_url: str, api_key: str | None, model: str | None) -> str | None:
+        """Run once per server process when it first answers (oMLX: load the profile's model).
+        Returns a line for the supervisor's log."""
+        return None
+
     def classify(self, line: str) -> tuple[LineAction, str] | None:
         for rule in self.log_rules:
             reason = rule.match(line)
@@ -100,6 +106,16 @@ class BackendKind:
             return None
         return (f"backend {profile.name!r} binds {profile.host} (not loopback) with no API key: "
                 "anyone who can reach this host can use it")
+
+
+def refuse_managed_args(profile: Profile, managed: tuple[str, ...]) -> None:
+    """The console must know where the server listens: those flags come from the profile's own keys."""
+    for arg in profile.args:
+        flag = arg.split("=", 1)[0]
+        if flag in managed:
+            key = flag.lstrip("-").replace("-", "_")
+            raise ConsoleError(f"backend {profile.name!r}: set `{key}` in the profile, not {flag} in `args` "
+                               "(the console probes and stops the server by these)")
 
 
 def headers(api_key: str | None) -> dict[str, str]:

@@ -7,7 +7,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlx_console.core.backends.base import PORT_TAKEN, BackendKind, LogRule, ProbeResult, ping_completion
+from mlx_console.core.backends.base import (
+    PORT_TAKEN,
+    BackendKind,
+    LogRule,
+    ProbeResult,
+    ping_completion,
+    refuse_managed_args,
+)
 from mlx_console.core.config import Profile
 from mlx_console.core.errors import ConsoleError
 
@@ -32,6 +39,7 @@ class MlxLmKind(BackendKind):
     log_rules: tuple[LogRule, ...] = field(default_factory=lambda: MLX_LM_RULES)
 
     def command(self, profile: Profile, model: str | None) -> list[str]:
+        refuse_managed_args(profile, ("--model", "--host", "--port"))
         model = model or profile.model
         if not model:
             raise ConsoleError(f"backend {profile.name!r}: no model configured")

@@ -2,6 +2,7 @@
 
 oMLX saves every non-default CLI value into `{base_path}/settings.json` (backends.md §2.1), so the console
 passes only --base-path, --host, --port, --api-key (when the profile has one) and the profile's own args.
+A profile's `model` is loaded through the API each time the server comes up.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mlx_console.core.backends.base import (
     ProbeResult,
     headers,
     ping_completion,
+    refuse_managed_args,
 )
 from mlx_console.core.config import Profile
 from mlx_console.core.errors import ConsoleError
@@ -51,6 +53,7 @@ class OmlxKind(BackendKind):
     log_rules: tuple[LogRule, ...] = field(default_factory=lambda: OMLX_RULES)
 
     def command(self, profile: Profile, model: str | None) -> list[str]:
+        refuse_managed_args(profile, ("--base-path", "--host", "--port", "--api-key"))
         flags = serve_flags(tuple(profile.command))
         wanted: list[tuple[str, str]] = [
             ("--base-path", str(profile.base_path_resolved)),
@@ -92,6 +95,16 @@ class OmlxKind(BackendKind):
 
 
     tracks_models = True
+
+    def after_ready(self, base_url: str, api_key: str | None, model: str | None) -> str | None:
+        # A profile's `model` for oMLX = keep this model loaded after every (re)start.
+        if not model:
+            return None
+        try:
+            OmlxClient(base_url, api_key).load(model)
+        except (httpx.HTTPError, ConsoleError) as e:
+            return f"could not load the profile's model {model!r}: {e}"
+        return f"loaded the profile's model {model!r}"
 
     def loaded_models(self, base_url: str, api_key: str | None, timeout: float) -> list[str] | None:
         try:
