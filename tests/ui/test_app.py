@@ -165,3 +165,22 @@ async def test_no_color_is_honoured(make_app, monkeypatch) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)):
         assert app.no_color
+
+
+async def test_l_shows_the_selected_backends_log_and_B_reports_a_failed_run(make_app) -> None:
+    from tests.conftest import free_port
+
+    config = fixed_config()
+    config.backends[0].port = free_port()  # surely nothing listens there
+    app = make_app(config=config)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.log_backend == "qwen")
+        app.backends_table.focus()
+        await pilot.press("down", "l")
+        assert app.log_backend == "omlx" and app.query_one(LogView).has_focus
+        await pilot.press("colon", *"logs qwen", "enter", "B")
+        pane = app.query_one(BenchPane)
+        assert pane.display
+        # nothing listens on the profile's port: the run fails and the pane says why
+        await wait_for(pilot, lambda: "bench failed" in str(pane.query_one("#bench-status").render()),
+                       timeout=30, what="bench failure shown")

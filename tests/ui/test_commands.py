@@ -65,3 +65,14 @@ def test_every_binding_has_a_unique_id_and_keymap_is_checked() -> None:
     assert problems and "backend.reboot" in problems[0] and "backend.restart" in problems[0]
     assert display_key(BY_ID["backend.restart"], {"backend.restart": "ctrl+r"}) == "ctrl+r"
     assert display_key(BY_ID["console.help"]) == "?"
+
+
+def test_history_survives_a_restart(tmp_path) -> None:
+    path = tmp_path / "console_history"
+    h = History()
+    h.add("start demo")
+    h.add("logs demo")
+    h.save(path)
+    again = History.load(path)
+    assert again.older() == "logs demo" and again.older() == "start demo"
+    assert History.load(tmp_path / "missing").items == []

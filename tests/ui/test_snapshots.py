@@ -143,3 +143,54 @@ def test_command_line_completion(snap_compare, snap_app, size) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)
+
+
+SETTINGS = {"version": 1, "models": {"Qwen3-8B-4bit": {"temperature": 0.7, "max_tokens": 4096},
+                                     "gemma-3-27b": {"is_pinned": True}}}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_settings_editor_with_an_invalid_value(snap_compare, snap_app, size) -> None:
+    import json
+
+    from mlx_console.ui.screens.settings import FieldRow, SettingsScreen
+
+    path = SNAP_DIR / "model_settings.json"
+    path.write_text(json.dumps(SETTINGS, indent=2))
+
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        screen = SettingsScreen(pilot.app.config, "omlx", "Qwen3-8B-4bit", path=path)
+        pilot.app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.store is not None and screen.model == "Qwen3-8B-4bit")
+        row = screen.query_one("#field-temperature", FieldRow)
+        row.input.focus()
+        row.input.value = "-2"
+        screen.query_one("#field-max_tokens", FieldRow).input.value = "2048"
+        await pilot.pause(0.2)
+        screen.query_one("#settings-form").scroll_to_widget(row, animate=False, top=True)
+        await pilot.pause(0.2)
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_settings_diff_preview(snap_compare, snap_app, size) -> None:
+    import json
+
+    from mlx_console.ui.screens.settings import FieldRow, SettingsScreen
+
+    path = SNAP_DIR / "model_settings.json"
+    path.write_text(json.dumps(SETTINGS, indent=2))
+
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        screen = SettingsScreen(pilot.app.config, "omlx", "Qwen3-8B-4bit", path=path)
+        pilot.app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.store is not None and screen.model == "Qwen3-8B-4bit")
+        screen.query_one("#field-temperature", FieldRow).input.value = "0.2"
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run)

@@ -17,6 +17,7 @@ SCOPES = {
     "backend": "Backends (act on the selected backend)",
     "log": "Log view",
     "bench": "Bench pane",
+    "settings": "Settings editor",
 }
 
 
@@ -77,6 +78,12 @@ ACTIONS: tuple[Action, ...] = (
     Action("log.copy", "Copy", "Copy the selected event (OSC 52, works over SSH)", "y", "copy_event"),
     # bench pane
     Action("bench.run", "Run", "Run the bench suite on the selected backend", "B", "run_bench", footer=False),
+    # settings editor (its own screen)
+    Action("settings.save", "Save", "Show the diff, then save and apply", "ctrl+s", "preview", palette=False),
+    Action("settings.editor", "$EDITOR", "Edit the raw file in $EDITOR (validated on return)", "ctrl+e",
+           "edit_raw", palette=False),
+    Action("settings.reload", "Reload", "Reload the file from disk", "ctrl+r", "reload", palette=False),
+    Action("settings.close", "Close", "Close (Esc twice drops unsaved changes)", "escape", "close", palette=False),
 )
 
 BY_ID = {a.id: a for a in ACTIONS}

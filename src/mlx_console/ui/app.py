@@ -41,7 +41,7 @@ from mlx_console.ui.widgets.triage_card import TriageCard
 
 NARROW_WIDTH = 110       # below this the bench pane becomes a tab over the log
 BACKENDS_INTERVAL = 1.0  # s between supervisor polls
-MEMORY_INTERVAL = 5.0    # s between memory pressure reads
+MEMORY_INTERVAL = 10.0   # s between memory pressure reads
 
 
 class ConsoleApp(App[int]):
@@ -73,6 +73,9 @@ class ConsoleApp(App[int]):
         self.memory_poll: Poller | None = None
         self.hung_up = False
         self._memory_line = ""
+        self._log_status_text: str | None = None
+        self._log_title_text: str | None = None
+        self._topbar_text: str | None = None
 
     # ---- layout ------------------------------------------------------------------------------------------
 
@@ -87,7 +90,8 @@ class ConsoleApp(App[int]):
         self.log_pane = Vertical(self.log_title, self.log_view, self.log_status, self.triage_card, id="log-pane")
         self.bench_pane = BenchPane(id="bench")
         self.body = Horizontal(self.log_pane, self.bench_pane, id="body")
-        self.command_line = CommandLine(self.completion_candidates, id="cmdline")
+        self.command_line = CommandLine(self.completion_candidates, id="cmdline",
+                                        history_path=_state_file("console_history"))
         self.key_bar = KeyBar(id="keys")
         yield self.topbar
         yield self.backends_table
@@ -166,7 +170,9 @@ class ConsoleApp(App[int]):
             style = {"warn": "bold yellow", "critical": "bold reverse red"}.get(memory.rsplit(" ", 1)[-1], "")
             t.append(f" {memory} ", style=style)
         t.append(f" {where}", style="dim")
-        self.topbar.update(t)
+        if t.plain != self._topbar_text:
+            self._topbar_text = t.plain
+            self.topbar.update(t)
 
     # ---- backends --------------------------------------------------------------------------------------
 
@@ -371,7 +377,9 @@ class ConsoleApp(App[int]):
         path = self.log_path
         if path is not None and not self.narrow:
             title.append(f"  {path}", style="dim")
-        self.log_title.update(title)
+        if title.plain != self._log_title_text:  # an equal update still re-lays out the screen
+            self._log_title_text = title.plain
+            self.log_title.update(title)
 
     def update_log_status(self, status: LogView.Status | None = None) -> None:
         log = self.log_view
@@ -391,7 +399,9 @@ class ConsoleApp(App[int]):
         busy = self._progress.get(self.log_backend or "") or self._busy.get(self.log_backend or "")
         if busy:
             t.append(f"  {busy}", style="italic")
-        self.log_status.update(t)
+        if t.plain != self._log_status_text:  # Static.update repaints (and re-lays out) even when equal
+            self._log_status_text = t.plain
+            self.log_status.update(t)
 
     @on(LogView.Status)
     def _log_status(self, event: LogView.Status) -> None:
@@ -516,7 +526,7 @@ class ConsoleApp(App[int]):
             self.notify(notice, severity="warning", timeout=10)
         self.theme = theme.name
         if self.is_mounted:
-            self.backends_table.show(self.backends_table.rows_data)
+            self.backends_table.show(self.backends_table.rows_data, force=True)
             self.key_bar.refresh()
 
     # ---- palette ---------------------------------------------------------------------------------------
@@ -566,6 +576,15 @@ class ConsoleApp(App[int]):
         timer.daemon = True
         timer.start()
         self.exit(129)
+
+
+def _state_file(name: str) -> Path | None:
+    from mlx_console import paths
+
+    try:
+        return paths.state_dir() / name
+    except OSError:
+        return None
 
 
 def _home(path: Path) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mlx_console.ui.actions import COMMANDS, Action
 
@@ -29,7 +30,7 @@ def usage(a: Action) -> str:
 def parse(line: str) -> Parsed:
     text = line.strip().removeprefix(":").strip()
     if not text:
-        raise CommandError("empty command; try :help or press ? for the list")
+        raise CommandError("empty command; press ? for the list of commands")
     name, _, arg = text.partition(" ")
     arg = arg.strip()
     action = COMMANDS.get(name)
@@ -73,6 +74,23 @@ class History:
     items: list[str] = field(default_factory=list)
     limit: int = 200
     _pos: int | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> History:
+        """History kept across sessions (one line per command); a missing or unreadable file is empty."""
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            lines = []
+        h = cls()
+        h.items = [x for x in lines if x.strip()][-h.limit:]
+        return h
+
+    def save(self, path: Path) -> None:
+        try:
+            path.write_text("".join(f"{x}\n" for x in self.items[-self.limit:]), encoding="utf-8")
+        except OSError:
+            pass  # history is a convenience: never an error on screen
 
     def add(self, line: str) -> None:
         line = line.strip()

@@ -23,6 +23,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from mlx_console.core.config import Config
+from mlx_console.ui.actions import bindings
 from mlx_console.ui.core_api import NotAvailable, core
 
 
@@ -70,7 +71,9 @@ class FieldRow(Vertical):
         with Horizontal():
             yield Static(s["key"], classes="key")
             default = s["none_means"] or shown_value(s["default"]) or "unset"
-            yield Input(placeholder=f"default: {default}", compact=True, id=f"input-{s['key']}")
+            field = Input(placeholder=f"default: {default}", compact=True, id=f"input-{s['key']}")
+            field.cursor_blink = False  # a blinking cursor repaints twice a second
+            yield field
         yield Static(self.help_text, classes="help")
         yield Static("", classes="error")
 
@@ -93,12 +96,7 @@ class FieldRow(Vertical):
 
 
 class SettingsScreen(ModalScreen[None]):
-    BINDINGS = [
-        Binding("escape", "close", "Close", id="settings.close"),
-        Binding("ctrl+s", "preview", "Diff & save", id="settings.save"),
-        Binding("ctrl+e", "edit_raw", "$EDITOR", id="settings.editor"),
-        Binding("ctrl+r", "reload", "Reload file", id="settings.reload"),
-    ]
+    BINDINGS = bindings("settings")
     DEFAULT_CSS = """
     SettingsScreen { align: center middle; }
     SettingsScreen > Vertical { width: 100%; max-width: 160; height: 100%; max-height: 48;
@@ -125,6 +123,7 @@ class SettingsScreen(ModalScreen[None]):
         self.changed_on_disk = False
         self.last_result: Any = None
         self._close_armed = False
+        self.raw_error: str | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical() as v:
@@ -367,13 +366,15 @@ class SettingsScreen(ModalScreen[None]):
         try:
             doc, _ = parse_bytes(self.path, data)
         except Exception as e:  # bad JSON: named with line and column; nothing changes
-            self.app.notify(f"raw edit not taken: {e}", severity="error", timeout=12)
+            self.raw_error = f"raw edit not taken: {e}"
+            self.app.notify(self.raw_error, severity="error", timeout=12)
             return
         bad = errors(check_document(doc, self.store.omlx_version))
         if bad:
-            self.app.notify("raw edit not taken: " + "; ".join(str(i) for i in bad[:5]), severity="error",
-                            timeout=12)
+            self.raw_error = "raw edit not taken: " + "; ".join(str(i) for i in bad[:5])
+            self.app.notify(self.raw_error, severity="error", timeout=12)
             return
+        self.raw_error = None
         self.store.doc = doc
         self.show_model(self.model if self.model in self.store.models() else next(iter(self.store.models()), ""))
         self.app.notify("raw edit taken: review the changes and ctrl+s to save", timeout=6)

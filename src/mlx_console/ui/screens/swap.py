@@ -65,13 +65,16 @@ class SwapScreen(ModalScreen[None]):
         super().__init__()
         self.config, self.backends, self.backend, self.model = config, backends, backend, model
         self.models: list[dict[str, Any]] = models or []
+        self.swap_error: str | None = None
         self.fixed = models is not None  # a given list (tests) is shown instead of discovering
         self.swapping = False
 
     def compose(self) -> ComposeResult:
         with Vertical() as v:
             v.border_title = f"Swap the model of {self.backend} — type to filter · Enter swaps · Esc closes"
-            yield Input(placeholder="filter models", id="swap-filter", compact=True)
+            field = Input(placeholder="filter models", id="swap-filter", compact=True)
+            field.cursor_blink = False
+            yield field
             yield Static("discovering models…", id="swap-status")
             yield OptionList(id="swap-list")
 
@@ -113,7 +116,7 @@ class SwapScreen(ModalScreen[None]):
     def show_models(self, models: list[dict[str, Any]]) -> None:
         self.models = models
         self.app.known_models = [m["id"] for m in models]  # type: ignore[attr-defined]
-        if not self.swapping:
+        if not self.swapping and not self.swap_error:
             self.set_status(f"{len(models)} models found · ✓ fits · ! tight · ✗ does not fit in free memory")
         self.refilter(self.query_one(Input).value)
 
@@ -174,6 +177,7 @@ class SwapScreen(ModalScreen[None]):
 
     def swap_done(self, model: str, status: Any, error: str | None) -> None:
         self.swapping = False
+        self.swap_error = error
         if error:
             self.set_status(Text(f"swap failed: {error}", style="bold"))
             self.app.notify(f"{self.backend}: swap to {model} failed: {error}", severity="error", timeout=12)

@@ -31,8 +31,8 @@ def human_uptime(s: Any) -> str:
     s = int(s)
     if s < 60:
         return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
+    if s < 3600:  # whole minutes: a cell that changes every second repaints the screen every second
+        return f"{s // 60}m"
     if s < 86400:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
@@ -55,6 +55,7 @@ class BackendsTable(DataTable):
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True)
         self.rows_data: list[dict[str, Any]] = []
         self._layout: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())
+        self._keys: list[str] = []
         self.narrow = False
 
     def state_style(self, state: str) -> str:
@@ -65,8 +66,10 @@ class BackendsTable(DataTable):
             return "dim"
         return f"bold {colour}" if colour else ""
 
-    def show(self, rows: list[dict[str, Any]], narrow: bool | None = None) -> None:
+    def show(self, rows: list[dict[str, Any]], narrow: bool | None = None, force: bool = False) -> None:
         """Replace the rows (dicts shaped like BackendStatus.to_json()), keeping the selection."""
+        if force:  # e.g. a new theme: state colours must be rebuilt
+            self._layout = ((), ())
         if narrow is not None:
             self.narrow = narrow
         cols = NARROW if self.narrow else WIDE
@@ -78,6 +81,14 @@ class BackendsTable(DataTable):
         widths = tuple(max([len(self._header(c))] + [Text(str(row[i])).cell_len if not isinstance(row[i], Text)
                                                       else row[i].cell_len for row in cells])
                        for i, c in enumerate(cols))
+        keys = [str(r.get("name")) for r in rows]
+        if (cols, widths) == self._layout and keys == self._keys:
+            # Same shape: change only the cells that differ (a rebuild every poll re-lays out the screen).
+            for key, row in zip(keys, cells, strict=True):
+                for c, value in zip(cols, row, strict=True):
+                    if str(self.get_cell(key, c)) != str(value):
+                        self.update_cell(key, c, value)
+            return
         if (cols, widths) != self._layout:
             self.clear(columns=True)
             for c, w in zip(cols, widths, strict=True):
@@ -85,8 +96,9 @@ class BackendsTable(DataTable):
             self._layout = (cols, widths)
         else:
             self.clear()
-        for r, row in zip(rows, cells, strict=True):
-            self.add_row(*row, key=str(r.get("name")))
+        for key, row in zip(keys, cells, strict=True):
+            self.add_row(*row, key=key)
+        self._keys = keys
         if selected is not None:
             names = [str(r.get("name")) for r in rows]
             if selected in names:

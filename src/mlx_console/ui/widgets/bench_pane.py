@@ -1,10 +1,12 @@
-"""The bench side pane: run a suite on the selected backend with live progress, results, history sparkline.
+"""The bench side pane: run a suite on the selected backend with live progress, the results with reasons,
+the verdict against the previous run of the same model, and a sparkline of decode tok/s history.
 
-It calls core/bench (run_suite, compare, store); until that core exists it says so and shows nothing else.
+Running, scoring, storing and comparing are core/bench's; the pane shows its progress events and records.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from rich.text import Text
@@ -15,49 +17,65 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from mlx_console.ui.core_api import NotAvailable, core
 
+STATUS_STYLE = {"pass": "success", "ok": "success", "fail": "error", "error": "error"}
+VERDICT_STYLE = {"worse": "error", "regression": "error", "flip": "error", "error": "error",
+                 "better": "success", "improvement": "success", "same": "", "within_noise": "",
+                 "inconclusive": "warning"}
+
+
+def decode_median(record: dict[str, Any]) -> float | None:
+    """The run's decode tok/s: the median of its first cell that measured it."""
+    for cell in (record.get("cells") or {}).values():
+        tps = cell.get("decode_tps") if isinstance(cell, dict) else None
+        if isinstance(tps, dict) and isinstance(tps.get("median"), int | float):
+            return float(tps["median"])
+    return None
+
 
 class BenchPane(Vertical, can_focus=True):
     DEFAULT_CSS = """
-    BenchPane { width: 46; border-left: solid $primary; padding: 0 1; }
+    BenchPane { width: 50; border-left: solid $primary; padding: 0 1; }
     BenchPane > #bench-title { height: 1; text-style: bold; }
-    BenchPane > #bench-status { height: auto; }
+    BenchPane > #bench-status { height: auto; max-height: 6; }
     BenchPane > DataTable { height: 1fr; }
+    BenchPane > #bench-verdict { height: auto; max-height: 4; }
+    BenchPane > #bench-spark-label { height: 1; color: $foreground 70%; }
     BenchPane > Sparkline { height: 2; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.running = False
-        self.last_record: Any = None
+        self.last_record: dict[str, Any] | None = None
+        self.cancel = threading.Event()
+        self.events: list[Any] = []   # progress events of the current run (tests read them)
 
     def compose(self) -> ComposeResult:
         yield Static("Bench", id="bench-title")
         yield Static(id="bench-status")
         yield DataTable(id="bench-results", cursor_type="row", show_cursor=False)
+        yield Static(id="bench-verdict")
         yield Static("decode tok/s history", id="bench-spark-label")
         yield Sparkline([], id="bench-spark")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for col in ("cell", "status", "decode tok/s", "reason"):
+        for col in ("cell", "status", "tok/s", "vs prev", "reason"):
             table.add_column(col, key=col)
 
     def suite_names(self) -> list[str]:
         try:
-            suites = core("bench.suites")
-        except NotAvailable:
+            return [str(n) for n in core("bench.suites", "available")()]
+        except (NotAvailable, OSError):
             return []
-        for attr in ("names", "list_suites", "available"):
-            fn = getattr(suites, attr, None)
-            if callable(fn):
-                try:
-                    return [str(n) for n in fn()]
-                except Exception:
-                    return []
-        return ["quick"]
 
     def set_status(self, text: str | Text) -> None:
         self.query_one("#bench-status", Static).update(text)
+
+    def colour(self, name: str) -> str:
+        return getattr(self.app.current_theme, name, None) or "" if name else ""
+
+    # ---- state when shown ---------------------------------------------------------------------------
 
     def refresh_state(self, backend: str | None) -> None:
         if self.running:
@@ -65,11 +83,48 @@ class BenchPane(Vertical, can_focus=True):
         try:
             core("bench.runner", "run_suite")
         except NotAvailable as e:
-            self.set_status(Text(f"{e}.\nThe pane will run suites once the bench core lands.", style="dim"))
+            self.set_status(Text(f"{e}.", style="dim"))
             return
         suites = ", ".join(self.suite_names()) or "quick"
-        self.set_status(Text.assemble(("B", "bold"), f" runs a suite on {backend or '(no backend)'}; "
-                                      f":bench SUITE picks one ({suites})."))
+        self.set_status(Text.assemble(("B", "bold"), f" runs quick on {backend or '(no backend)'}; ",
+                                      (":bench SUITE", "bold"), f" another ({suites})."))
+        if backend:
+            self.load_history(backend)
+
+    @work(thread=True, exclusive=True, group="bench-history")
+    def load_history(self, backend: str) -> None:
+        try:
+            model = self._target(backend)["model"]
+            runs = core("bench.store", "history")(model)
+        except Exception:
+            return  # no history is not an error
+        self.app.call_from_thread(self.show_history, model, runs)
+
+    def show_history(self, model: str, runs: list[dict[str, Any]]) -> None:
+        values = [v for v in (decode_median(r) for r in runs) if v is not None]
+        spark = self.query_one(Sparkline)
+        spark.data = values
+        label = f"decode tok/s, {len(values)} runs of {model.rsplit('/', 1)[-1]}"
+        if values:
+            label += f": last {values[-1]:.0f}, best {max(values):.0f}"
+        self.query_one("#bench-spark-label", Static).update(label)
+
+    # ---- running ------------------------------------------------------------------------------------
+
+    def _target(self, backend: str) -> dict[str, Any]:
+        """Where and what to bench: the profile's URL, the model it runs now (after a swap), its flags."""
+        config = self.app.config  # type: ignore[attr-defined]
+        p = config.backend(backend)
+        rows = {str(r.get("name")): r for r in self.app.backends_table.rows_data}  # type: ignore[attr-defined]
+        running_model = rows.get(backend, {}).get("model")
+        if p.kind == "mlx-lm":
+            return {"base_url": p.base_url, "model": running_model or p.model or "default_model",
+                    "backend_kind": p.kind, "server_flags": list(p.args), "api_key": None,
+                    "model_path": running_model or p.model}
+        if not (running_model or p.model):
+            raise ValueError(f"oMLX backend {backend!r} names no model: swap one in first (m)")
+        return {"base_url": p.base_url, "model": running_model or p.model, "backend_kind": p.kind,
+                "server_flags": None, "api_key": p.api_key, "model_path": None}
 
     def run(self, backend: str | None, suite: str | None) -> None:
         if self.running:
@@ -85,41 +140,82 @@ class BenchPane(Vertical, can_focus=True):
             self.app.notify(str(e), severity="warning")
             return
         self.running = True
-        self.set_status(f"running {suite or 'quick'} on {backend}…")
+        self.cancel = threading.Event()
+        self.events = []
+        self.query_one(DataTable).clear()
+        self.query_one("#bench-verdict", Static).update("")
+        self.set_status(f"starting {suite or 'quick'} on {backend}…")
         self.run_worker_thread(backend, suite or "quick")
 
     @work(thread=True, group="bench")
-    def run_worker_thread(self, backend: str, suite: str) -> None:
+    def run_worker_thread(self, backend: str, suite_name: str) -> None:
         try:
-            record = self._run(backend, suite)
+            load_suite = core("bench.suites", "load")
+            run_suite = core("bench.runner", "run_suite")
+            history = core("bench.store", "history")
+            target = self._target(backend)
+            previous = history(target["model"])
+            record = run_suite(target["base_url"], target["model"], load_suite(suite_name),
+                               api_key=target["api_key"], backend_kind=target["backend_kind"],
+                               server_flags=target["server_flags"], model_path=target["model_path"],
+                               label=f"console:{backend}", cancel=self.cancel,
+                               progress=lambda ev: self.app.call_from_thread(self.progress, ev))
+            data = record.to_json()
+            comparison = None
+            if previous:
+                try:
+                    comparison = core("bench.compare", "compare_runs")(previous[-1], data)
+                except Exception as e:  # not comparable: say why instead of a verdict
+                    comparison = {"error": str(e)}
+            runs = history(target["model"])
         except Exception as e:  # shown in the pane; a failed run must not take the console down
-            self.app.call_from_thread(self._finished, None, f"{type(e).__name__}: {e}")
+            self.app.call_from_thread(self.finished, None, None, [], f"{type(e).__name__}: {e}")
         else:
-            self.app.call_from_thread(self._finished, record, None)
+            self.app.call_from_thread(self.finished, data, comparison, runs, None)
 
-    def _run(self, backend: str, suite: str) -> Any:
-        run_suite = core("bench.runner", "run_suite")
-        load_suite = core("bench.suites", "load")
-        config = self.app.config  # type: ignore[attr-defined]
-        profile = config.backend(backend)
+    def progress(self, ev: Any) -> None:
+        self.events.append(ev)
+        where = f"cell {ev.index}/{ev.total} {ev.cell or ''}".strip() if ev.total else ""
+        sample = f" · {ev.phase or 'sample'} {ev.sample}/{ev.samples}" if ev.samples else ""
+        self.set_status(Text(f"{ev.event.replace('_', ' ')}: {where}{sample} {ev.message}".strip()[:200]))
+        if ev.event == "cell_finished" and ev.result is not None:
+            self.add_result(ev.cell or "?", ev.result, None)
 
-        def progress(*args: Any, **kwargs: Any) -> None:
-            text = " ".join(str(a) for a in args) or str(kwargs)
-            self.app.call_from_thread(self.set_status, f"{backend} · {suite}: {text[:200]}")
+    def add_result(self, cell_id: str, cell: dict[str, Any], verdict: str | None) -> None:
+        status = str(cell.get("status", "?"))
+        tps = (cell.get("decode_tps") or {}).get("median") if isinstance(cell.get("decode_tps"), dict) else None
+        table = self.query_one(DataTable)
+        row = (cell_id, Text(status, style=f"bold {self.colour(STATUS_STYLE.get(status, ''))}"),
+               f"{tps:.0f}" if isinstance(tps, int | float) else "-",
+               Text(verdict or "", style=self.colour(VERDICT_STYLE.get(verdict or "", ""))),
+               str(cell.get("reason") or "")[:80])
+        if cell_id in [str(k.value) for k in table.rows]:
+            table.remove_row(cell_id)
+        table.add_row(*row, key=cell_id)
 
-        return run_suite(profile.base_url, profile.model, load_suite(suite), progress=progress)
-
-    def _finished(self, record: Any, error: str | None) -> None:
+    def finished(self, data: dict[str, Any] | None, comparison: dict[str, Any] | None,
+                 runs: list[dict[str, Any]], error: str | None) -> None:
         self.running = False
-        if error:
+        if error or data is None:
             self.set_status(Text(f"bench failed: {error}", style="bold"))
             return
-        self.last_record = record
-        data = record.to_json() if hasattr(record, "to_json") else record
-        table = self.query_one(DataTable)
-        table.clear()
-        for cell_id, cell in (data.get("cells") or {}).items():
-            tps = (cell.get("decode_tps") or {}).get("median")
-            table.add_row(cell_id, cell.get("status", "?"), f"{tps:.0f}" if isinstance(tps, int | float) else "-",
-                          str(cell.get("reason") or "")[:60])
-        self.set_status(f"done: {data.get('suite')} · run {data.get('run_id')}")
+        self.last_record = data
+        verdicts = {cid: c.get("verdict") for cid, c in ((comparison or {}).get("cells") or {}).items()}
+        self.query_one(DataTable).clear()
+        for cid, cell in (data.get("cells") or {}).items():
+            self.add_result(cid, cell, verdicts.get(cid))
+        passed = sum(1 for c in (data.get("cells") or {}).values() if c.get("status") in ("pass", "ok"))
+        self.set_status(f"done: {data.get('suite')} · {passed}/{len(data.get('cells') or {})} pass/ok · "
+                        f"run {data.get('run_id')}")
+        verdict = self.query_one("#bench-verdict", Static)
+        if comparison and "overall" in comparison:
+            o = comparison["overall"]
+            verdict.update(Text.assemble(("vs previous run: ", "bold"),
+                                         (str(o.get("verdict")), f"bold {self.colour(VERDICT_STYLE.get(str(o.get('verdict')), ''))}"),
+                                         f"  {o.get('reason', '')}"))
+        elif comparison and "error" in comparison:
+            verdict.update(Text(f"not compared: {comparison['error']}", style="dim"))
+        else:
+            verdict.update(Text("first run of this model: the next run is compared with it", style="dim"))
+        if runs:
+            self.show_history(str(data.get("model")), runs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from textual import events
 from textual.app import ComposeResult
@@ -73,18 +74,22 @@ class CommandLine(Horizontal):
             super().__init__()
             self.mode, self.text = mode, text
 
-    def __init__(self, candidates: Candidates, *, id: str | None = None) -> None:
+    def __init__(self, candidates: Candidates, *, id: str | None = None,
+                 history_path: Path | None = None) -> None:
         super().__init__(id=id)
         self.candidates: Candidates = candidates
         self.mode = ":"
-        self.histories = {":": History(), "/": History()}
+        self.history_path = history_path
+        self.histories = {":": History.load(history_path) if history_path else History(), "/": History()}
         self._cycle: list[str] = []
         self._cycle_pos = -1
         self._return_focus: Callable[[], None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(":", id="prompt")
-        yield CommandInput(suggester=_CommandSuggester(self), compact=True, select_on_focus=False)
+        field = CommandInput(suggester=_CommandSuggester(self), compact=True, select_on_focus=False)
+        field.cursor_blink = False  # a blinking cursor repaints twice a second
+        yield field
         yield Static("", id="hint")
 
     @property
@@ -141,6 +146,8 @@ class CommandLine(Horizontal):
         event.stop()
         text = event.value
         self.histories[self.mode].add(text)
+        if self.mode == ":" and self.history_path is not None:
+            self.histories[":"].save(self.history_path)
         mode = self.mode
         self.close()
         self.post_message(self.Submitted(mode, text))

@@ -1,0 +1,85 @@
+"""Bindings and `:` commands against a real mlx_lm.server on the tiny model, started by the real supervisor:
+start → ready → its log in the centre → bench (live progress, results, history) → restart → stop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlx_console.core.config import Config, Profile
+from mlx_console.ui.app import ConsoleApp
+from mlx_console.ui.widgets.bench_pane import BenchPane
+from mlx_console.ui.widgets.log_view import LogView
+
+from .conftest import THEMES, wait_for
+
+pytestmark = pytest.mark.slow
+
+SUITE = """
+name = "ui-mini"
+[defaults]
+temperature = 0
+timeout_s = 60
+
+[[cell]]
+id = "chat.capital"
+kind = "chat"
+prompt = "What is the capital of France? Answer with one word."
+expect = ["Paris"]
+max_tokens = 16
+
+[[cell]]
+id = "throughput.tiny"
+kind = "throughput"
+prompt_tokens = 32
+max_tokens = 32
+trials = 2
+warmup = 1
+"""
+
+
+def status(app: ConsoleApp) -> str | None:
+    rows = app.backends_table.rows_data
+    return rows[0].get("status") if rows else None
+
+
+async def test_start_logs_bench_restart_stop(tiny_model: Path, tmp_path: Path, port: int) -> None:
+    suite = tmp_path / "ui-mini.toml"
+    suite.write_text(SUITE)
+    config = Config(path=tmp_path / "config.toml", exists=True,
+                    backends=[Profile(name="tiny", kind="mlx-lm", model=str(tiny_model), port=port)])
+    app = ConsoleApp(config, theme_dirs=[THEMES], autostart=False)
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_for(pilot, lambda: status(app) == "stopped", what="stopped at first")
+            await pilot.press("u")
+            await wait_for(pilot, lambda: status(app) == "ready", timeout=90, what="ready")
+            log = app.query_one(LogView)
+            await wait_for(pilot, lambda: any("Starting httpd" in x for x in log.shown_lines()), timeout=10,
+                           what="server log in the view")
+            await pilot.press("colon", *f"bench {suite}", "enter")
+            pane = app.query_one(BenchPane)
+            assert pane.display
+            await wait_for(pilot, lambda: pane.last_record is not None or "failed" in str(
+                pane.query_one("#bench-status").render()), timeout=120, what="bench to finish")
+            assert pane.last_record is not None, str(pane.query_one("#bench-status").render())
+            assert {e.event for e in pane.events} >= {"run_started", "cell_finished", "run_finished"}
+            cells = pane.last_record["cells"]
+            assert cells["throughput.tiny"]["decode_tps"]["median"] > 0
+            assert cells["chat.capital"]["status"] == "fail"  # a random model: fails, with a reason
+            assert cells["chat.capital"]["reason"]
+            assert pane.query_one("#bench-results").row_count == 2
+            # a second run is compared with the first and adds a point to the history
+            await pilot.press("colon", *f"bench {suite}", "enter")
+            await wait_for(pilot, lambda: not pane.running and len(pane.query_one("#bench-spark").data or []) == 2,
+                           timeout=120, what="second bench run")
+            assert "vs previous run" in str(pane.query_one("#bench-verdict").render())
+            await pilot.press("r")
+            await wait_for(pilot, lambda: "restart" not in app._busy.get("tiny", ""), timeout=90,
+                           what="restart done")
+            await wait_for(pilot, lambda: status(app) == "ready", timeout=90, what="ready after restart")
+            await pilot.press("colon", *"stop tiny", "enter")
+            await wait_for(pilot, lambda: status(app) == "stopped", timeout=30, what="stopped")
+    finally:
+        app.backends.supervisor().stop("tiny")
