@@ -88,3 +88,9 @@ def test_bench_out_that_cannot_be_a_directory_is_refused_before_the_run(tmp_path
     r = cli("bench", "run", "--url", "http://127.0.0.1:9", "--model", "m", "--out", str(a_file / "sub"), "--json")
     assert r.returncode == 1
     assert one_line_error(r).startswith(f"mlx-console: --out {a_file / 'sub'}: cannot create the directory")
+
+
+def test_triage_follow_of_a_device_says_what_it_is() -> None:
+    r = cli("triage", "--follow", "--json", "/dev/null")
+    assert r.returncode == 2
+    assert one_line_error(r) == "mlx-console triage: /dev/null: not a regular file (--follow needs one; pipe a stream into `-`)"

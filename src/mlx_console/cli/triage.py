@@ -95,6 +95,8 @@ def _fail(msg: str) -> int:
 
 def _read_error(path: str, e: OSError) -> int:
     if isinstance(e, IsADirectoryError):
+        if not os.path.isdir(path):  # --follow refuses devices and pipes too
+            return _fail(f"{path}: not a regular file (--follow needs one; pipe a stream into `-`)")
         return _fail(f"{path}: is a directory")
     if isinstance(e, FileNotFoundError):
         return _fail(f"{path}: no such file")
