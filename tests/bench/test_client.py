@@ -70,6 +70,17 @@ def test_early_stop_flag() -> None:
     assert r.early_stop(100) and not r.early_stop(12)
 
 
+def test_a_burst_of_buffered_chunks_has_no_decode_rate() -> None:
+    usage = ("data: " + json.dumps({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 64}}), 0.5)
+    paced = feed([(chunk({"content": "x"}), 0.1 + i * 0.005) for i in range(64)] + [usage, ("data: [DONE]", 0.5)])
+    assert not paced.buffered and paced.decode_tps == pytest.approx(63 / (63 * 0.005))
+    # The client was starved: 63 tokens sat in the socket and were parsed 10 µs apart.
+    burst = feed([(chunk({"content": "x"}), 0.1)] + [(chunk({"content": "x"}), 0.3 + i * 1e-5) for i in range(63)]
+                 + [usage, ("data: [DONE]", 0.5)])
+    assert burst.buffered and burst.decode_tps is None
+    assert burst.to_json()["buffered"] is True
+
+
 def run(coro_fn: Callable[[httpx.AsyncClient], object]) -> StreamResult:
     async def main() -> StreamResult:
         async with httpx.AsyncClient() as c:

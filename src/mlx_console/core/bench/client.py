@@ -18,6 +18,10 @@ from mlx_console.core.backends.base import headers
 
 # A trial that produced less than this share of max_tokens stopped early (backends.md §4).
 EARLY_STOP_RATIO = 0.8
+# Chunks parsed closer together than this were already sitting in the socket buffer when the client read them
+# (a starved client, or a server that flushes in bursts): their spacing says nothing about decode speed.
+# 50 µs a token is 20,000 tok/s, far beyond any server's per-chunk pace.
+BUFFERED_GAP_S = 50e-6
 # Usage extras oMLX adds to its final usage chunk (backends.md §2.6).
 SERVER_TIMING_KEYS = ("time_to_first_token", "prompt_eval_duration", "generation_duration", "total_time",
                       "prompt_tokens_per_second", "generation_tokens_per_second", "model_load_duration")
@@ -83,7 +87,19 @@ class StreamResult:
         n = self.completion_tokens
         if self.t_first is None or self.t_last is None or n < 2 or self.t_last <= self.t_first:
             return None
+        if self.buffered:
+            return None
         return (n - 1) / (self.t_last - self.t_first)
+
+    @property
+    def buffered(self) -> bool:
+        """True when most content chunks arrived in one burst (median gap under BUFFERED_GAP_S): the
+        client-side decode rate is then not measurable, and reporting it would invent a huge number."""
+        times = self.chunk_times
+        if len(times) < 3:
+            return False
+        gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+        return gaps[len(gaps) // 2] < BUFFERED_GAP_S
 
     @property
     def prefill_tps(self) -> float | None:
@@ -108,6 +124,7 @@ class StreamResult:
             else self.t_first_content * 1000.0,
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
             "cached_tokens": self.cached_tokens, "token_count_source": self.token_count_source,
+            "buffered": self.buffered,
             "finish_reason": self.finish_reason, "content": self.content, "reasoning": self.reasoning,
             "tool_calls": self.tool_calls, "content_chunks": self.content_chunks,
             "keepalives": self.keepalives, "comments": self.comments, "connect_ms": self.connect_ms,
