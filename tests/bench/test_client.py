@@ -79,6 +79,10 @@ def test_a_burst_of_buffered_chunks_has_no_decode_rate() -> None:
                  + [usage, ("data: [DONE]", 0.5)])
     assert burst.buffered and burst.decode_tps is None
     assert burst.to_json()["buffered"] is True
+    # A busy client reading every 20 ms gets 8 chunks a read: coarse, but the rate is still measured.
+    steady = feed([(chunk({"content": "x"}), 0.1 + (i // 8) * 0.02 + (i % 8) * 1e-5) for i in range(64)]
+                  + [usage, ("data: [DONE]", 0.5)])
+    assert not steady.buffered and steady.decode_tps is not None
 
 
 def run(coro_fn: Callable[[httpx.AsyncClient], object]) -> StreamResult:
