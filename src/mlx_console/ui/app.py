@@ -26,6 +26,7 @@ from textual.widgets import DataTable, Static
 from mlx_console.core.config import Config
 from mlx_console.core.errors import ConsoleError
 from mlx_console.ui import actions as registry
+from mlx_console.ui import compositor
 from mlx_console.ui.backends_source import Backends
 from mlx_console.ui.commands import CommandError, Parsed, parse
 from mlx_console.ui.core_api import NotAvailable
@@ -100,6 +101,7 @@ class ConsoleApp(App[int]):
         yield self.key_bar
 
     def on_mount(self) -> None:
+        compositor.install(self.screen)
         for theme in self.theme_set.themes.values():
             self.register_theme(theme)
         self.register_theme(FALLBACK)
