@@ -34,6 +34,7 @@ from mlx_console.ui.log_follow import Batch, follow
 from mlx_console.ui.polling import Poller
 from mlx_console.ui.themes import FALLBACK, ThemeSet, load_themes
 from mlx_console.ui.widgets.backends_table import BackendsTable
+from mlx_console.ui.widgets.backends_table import shown as shown_rows
 from mlx_console.ui.widgets.bench_pane import BenchPane
 from mlx_console.ui.widgets.command_line import CommandLine
 from mlx_console.ui.widgets.key_bar import KeyBar
@@ -117,9 +118,10 @@ class ConsoleApp(App[int]):
         self.log_view.focus()
         self.backends_table.show(self.backends.placeholder_rows(), narrow=self.narrow)
         self.backend_poll = Poller(self, "backends", BACKENDS_INTERVAL, self.backends.rows, self.show_backends,
-                                   active=self.dashboard_visible, on_error=self.poll_failed)
+                                   active=self.dashboard_visible, on_error=self.poll_failed,
+                                   shown=lambda rows: (shown_rows(rows), self.backends.unavailable))
         self.memory_poll = Poller(self, "memory", MEMORY_INTERVAL, self.memory_reader, self.update_topbar,
-                                  active=self.dashboard_visible, on_error=lambda e: None)
+                                  active=self.dashboard_visible, on_error=lambda e: None, shown=lambda m: m)
         if self.polls_enabled:
             self.backend_poll.start()
             self.memory_poll.start()

@@ -42,15 +42,12 @@ def thumb(bar: ScrollBar) -> tuple[int, int, int] | None:
 
 
 def set_bar(bar: ScrollBar, **values: float) -> None:
-    """Set a scrollbar's window/position without the repaint each reactive set causes, then repaint only if
-    what it draws changed (two scrollbar repaints cost more than the log rows on this machine)."""
-    before = thumb(bar)
+    """Set a scrollbar's window/position without the repaint each reactive set causes (the log view repaints
+    it afterwards only if what it draws changed: two scrollbar repaints cost more than the new log rows)."""
     for name, value in values.items():
         if name == "position":
             value = bar.validate_position(value)
         bar.set_reactive(getattr(ScrollBar, name), value)
-    if thumb(bar) != before:
-        bar.refresh()
 
 
 class RowStylesCache(StylesCache):
@@ -161,6 +158,8 @@ class LogView(ScrollView, can_focus=True):
         # them, so most rows of a new frame are cache hits (rendering a Text is ~0.5 ms a line).
         self._strips: dict[tuple[int, int, int, bool], Strip] = {}
         self._last_status: tuple[bool, int, int, int, str] | None = None
+        self._drawn_bars: dict[bool, tuple[int, int, int] | None] = {}  # vertical? → thumb last painted
+        self._bars_check_pending = False
 
     # ---- data in ----------------------------------------------------------------------------------------
 
@@ -288,9 +287,28 @@ class LogView(ScrollView, can_focus=True):
             self._quiet_scroll_update(new, horizontal=new.width != old.width)
             self.refresh_rows()
         else:
+            self._drawn_bars.clear()  # Textual repaints the scrollbars itself on this path
             self.virtual_size = new
             # Scrollbars may appear in the layout pass, which changes the end: stick to it afterwards.
             self.call_after_refresh(self._stick_to_end)
+
+    def _bars_changed(self) -> None:
+        """Repaint a scrollbar when its thumb moved, once per turn of the loop (an append changes its size and
+        then its position: the state in between must not cost a repaint)."""
+        if not self._bars_check_pending:
+            self._bars_check_pending = True
+            self.call_later(self._repaint_moved_bars)
+
+    def _repaint_moved_bars(self) -> None:
+        self._bars_check_pending = False
+        for vertical, shown in ((True, self.show_vertical_scrollbar), (False, self.show_horizontal_scrollbar)):
+            if not shown:
+                continue
+            bar = self.vertical_scrollbar if vertical else self.horizontal_scrollbar
+            now = thumb(bar)
+            if self._drawn_bars.get(vertical, -1) != now:
+                self._drawn_bars[vertical] = now
+                bar.refresh()
 
     def _quiet_scroll_update(self, size: Any, horizontal: bool) -> None:
         """ScrollView._scroll_update without repainting scrollbars whose drawing does not change."""
@@ -303,6 +321,7 @@ class LogView(ScrollView, can_focus=True):
                     window_size=width - self.scrollbar_size_vertical)
         self.scroll_x = self.validate_scroll_x(self.scroll_x)
         self.scroll_y = self.validate_scroll_y(self.scroll_y)
+        self._bars_changed()
 
     def _stick_to_end(self) -> None:
         if self.follow:
@@ -324,6 +343,10 @@ class LogView(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips.clear()
+        self._drawn_bars.clear()
+
+    def on_resize(self) -> None:
+        self._drawn_bars.clear()
 
     def render_line(self, y: int) -> Strip:
         row = round(self.scroll_y) + y
@@ -372,6 +395,7 @@ class LogView(ScrollView, can_focus=True):
         # ScrollView's watcher, but the scrollbar repaints only when its thumb moves on screen.
         if self.show_vertical_scrollbar:
             set_bar(self.vertical_scrollbar, position=new_value)
+            self._bars_changed()
         if round(old_value) != round(new_value):
             self.refresh_rows()
         if new_value < old_value and round(new_value) < self.max_scroll_y and self.follow:
