@@ -61,3 +61,29 @@ async def test_an_appended_line_repaints_only_the_log_rows(make_app, log_file: P
         assert "log" in painted
         assert not {"topbar", "backends", "keys", "log-title"} & set(painted), painted
         assert painted.count("ScrollBar") <= 1, painted  # the thumb moves by < 1/8 cell per line here
+
+
+async def test_scrollbars_skipped_repaints_never_leave_a_stale_thumb(make_app, log_file: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES), what="initial lines")
+
+        async def screen_after_full_repaint() -> str:
+            before = app.export_screenshot()
+            log.vertical_scrollbar.refresh()
+            log.horizontal_scrollbar.refresh()
+            await pilot.pause(0.1)
+            assert app.export_screenshot() == before, "scrollbar drawn stale"
+            return before
+
+        for n in (5, 20, 1, 1, 60):  # the thumb shrinks and moves as the log grows
+            with log_file.open("a") as fh:
+                fh.write("".join(f"grow {n} {i}\n" for i in range(n)))
+            await wait_for(pilot, lambda n=n: log.shown_lines()[-1] == f"grow {n} {n - 1}", what="appended")
+            await pilot.pause(0.15)
+            await screen_after_full_repaint()
+        for keys in (("pageup", "pageup"), ("end",), ("g",), ("G",)):
+            await pilot.press(*keys)
+            await pilot.pause(0.15)
+            await screen_after_full_repaint()
