@@ -68,6 +68,7 @@ class ConsoleApp(App[int]):
         self.log_backend: str | None = None
         self._log_stop: threading.Event | None = None
         self.log_path: Path | None = None
+        self.log_file_choice: dict[str, int] = {}  # backend → index into Backends.log_paths(name)
         self.log_note = ""
         self._busy: dict[str, str] = {}   # backend → what is being done to it (starting/stopping/…)
         self._progress: dict[str, str] = {}  # backend → the last progress line of that action
@@ -322,10 +323,32 @@ class ConsoleApp(App[int]):
         self.log_note = ""
         self.log_worker(name, self._log_stop)
 
+    def action_next_log_file(self) -> None:
+        name = self.log_backend or self.selected_backend()
+        if name is None:
+            self.notify("no backend selected", severity="warning")
+            return
+        self.log_file_choice[name] = self.log_file_choice.get(name, 0) + 1
+        self.select_log(name, force=True)
+
+    def _log_file(self, name: str) -> Path | None:
+        """Worker side: the log chosen for `name` (the captured log unless L switched to another)."""
+        choice = self.log_file_choice.get(name, 0)
+        if not choice:
+            return self.backends.log_path(name)
+        paths = self.backends.log_paths(name)
+        if len(paths) < 2:
+            self.log_file_choice[name] = 0
+            self.call_from_thread(self.notify, f"{name}: only one log (the captured output)", timeout=4)
+            return paths[0] if paths else self.backends.log_path(name)
+        path = paths[choice % len(paths)]
+        self.call_from_thread(self.notify, f"{name}: showing {path}", timeout=4)
+        return path
+
     @work(thread=True, group="log-follow")
     def log_worker(self, name: str, stop: threading.Event) -> None:
         try:
-            path = self.backends.log_path(name)
+            path = self._log_file(name)
         except Exception as e:  # reported, never fatal
             self.call_from_thread(self.set_log_note, f"log: {type(e).__name__}: {e}")
             return
