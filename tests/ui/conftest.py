@@ -30,6 +30,7 @@ class FixedBackends(Backends):
         self.logs = logs
         self.status = status
         self.calls: list[tuple[str, str]] = []
+        self.extra_logs: dict[str, list[Path]] = {}
 
     def rows(self) -> list[dict[str, Any]]:
         return [{"name": p.name, "kind": p.kind, "status": self.status, "pid": 4242, "port": p.port,
@@ -38,6 +39,10 @@ class FixedBackends(Backends):
 
     def log_path(self, name: str) -> Path | None:
         return self.logs.get(name)
+
+    def log_paths(self, name: str) -> list[Path]:
+        """The given log, then `extra_logs[name]` (an oMLX backend's own server.log)."""
+        return [p for p in (self.logs.get(name), *self.extra_logs.get(name, [])) if p is not None]
 
 
 def fixed_config(tmp: Path | None = None) -> Config:

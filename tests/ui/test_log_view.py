@@ -120,3 +120,39 @@ async def test_huge_line_and_bounded_buffer(make_app, log_file: Path) -> None:
         await wait_for(pilot, lambda: log.line_count == len(LOG_LINES) + 201, timeout=10)
         assert len(log.shown_lines()) == 100
         assert log.shown_lines()[-1] == "n199"
+
+
+async def test_L_switches_an_omlx_backend_to_its_own_server_log_and_back(make_app, log_file: Path,
+                                                                         tmp_path: Path) -> None:
+    from .conftest import FixedBackends, fixed_config
+
+    captured = tmp_path / "omlx-captured.log"
+    captured.write_text("captured stdout line\n")
+    server_log = tmp_path / "base" / "logs" / "server.log"
+    server_log.parent.mkdir(parents=True)
+    server_log.write_text("2026-11-25 10:00:00,000 - omlx.server - INFO - oMLX server.log line\n")
+    config = fixed_config()
+    backends = FixedBackends(config, {"qwen": log_file, "omlx": captured})
+    backends.extra_logs["omlx"] = [server_log]
+    app = make_app(config=config, backends=backends)
+    async with app.run_test(size=(160, 48)) as pilot:
+        log = app.query_one(LogView)
+        await pilot.press("colon", *"logs omlx", "enter")
+        await wait_for(pilot, lambda: log.shown_lines() == ["captured stdout line"], what="captured log")
+        await pilot.press("L")
+        await wait_for(pilot, lambda: log.shown_lines() and "oMLX server.log line" in log.shown_lines()[-1],
+                       what="server.log shown")
+        assert app.log_path == server_log
+        assert str(server_log) in str(app.query_one("#log-title").render())
+        with server_log.open("a") as fh:  # and it is followed
+            fh.write("2026-11-25 10:00:01,000 - omlx.server - INFO - later\n")
+        await wait_for(pilot, lambda: log.shown_lines()[-1].endswith("later"), what="server.log followed")
+        await pilot.press("L")
+        await wait_for(pilot, lambda: log.shown_lines() == ["captured stdout line"], what="back to captured")
+        assert app.log_path == captured
+        await pilot.press("colon", *"logs qwen", "enter")  # an mlx-lm backend has one log: L says so
+        await wait_for(pilot, lambda: app.log_path == log_file, what="qwen log")
+        await pilot.press("L")
+        await wait_for(pilot, lambda: any("only one log" in n.message for n in app._notifications),
+                       what="only-one-log notice")
+        assert app.log_path == log_file

@@ -48,7 +48,8 @@ async def test_start_logs_bench_restart_stop(tiny_model: Path, tmp_path: Path, p
     suite = tmp_path / "ui-mini.toml"
     suite.write_text(SUITE)
     config = Config(path=tmp_path / "config.toml", exists=True,
-                    backends=[Profile(name="tiny", kind="mlx-lm", model=str(tiny_model), port=port)])
+                    backends=[Profile(name="tiny", kind="mlx-lm", model=str(tiny_model), port=port,
+                                             args=["--log-level", "INFO"])])
     app = ConsoleApp(config, theme_dirs=[THEMES], autostart=False)
     try:
         async with app.run_test(size=(160, 48)) as pilot:
@@ -70,6 +71,9 @@ async def test_start_logs_bench_restart_stop(tiny_model: Path, tmp_path: Path, p
             assert cells["chat.capital"]["status"] == "fail"  # a random model: fails, with a reason
             assert cells["chat.capital"]["reason"]
             assert pane.query_one("#bench-results").row_count == 2
+            # recorded like the CLI's `bench run --backend`: the profile's server flags are in the record
+            assert pane.last_record["config"]["server_flags"] == ["--log-level", "INFO"]
+            assert pane.last_record["model"] == str(tiny_model)
             # a second run is compared with the first and adds a point to the history
             await pilot.press("colon", *f"bench {suite}", "enter")
             await wait_for(pilot, lambda: not pane.running and len(pane.query_one("#bench-spark").data or []) == 2,

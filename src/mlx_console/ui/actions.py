@@ -62,6 +62,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("backend.restart", "Restart", "Restart the backend", "r", "restart", "restart", "NAME", "backend"),
     Action("backend.logs", "Logs", "Show the backend's log in the centre", "l", "logs", "logs", "NAME", "backend",
            footer=False),
+    Action("backend.log_file", "Log file", "Switch log: captured / oMLX server.log", "L",
+           "next_log_file", footer=False),
     # log view
     Action("log.filter", "Filter", "Filter the log (hide lines that do not match)", "slash", "filter",
            "filter", "TEXT"),

@@ -26,6 +26,7 @@ from textual.widgets import DataTable, Static
 from mlx_console.core.config import Config
 from mlx_console.core.errors import ConsoleError
 from mlx_console.ui import actions as registry
+from mlx_console.ui import compositor
 from mlx_console.ui.backends_source import Backends
 from mlx_console.ui.commands import CommandError, Parsed, parse
 from mlx_console.ui.core_api import NotAvailable
@@ -33,6 +34,7 @@ from mlx_console.ui.log_follow import Batch, follow
 from mlx_console.ui.polling import Poller
 from mlx_console.ui.themes import FALLBACK, ThemeSet, load_themes
 from mlx_console.ui.widgets.backends_table import BackendsTable
+from mlx_console.ui.widgets.backends_table import shown as shown_rows
 from mlx_console.ui.widgets.bench_pane import BenchPane
 from mlx_console.ui.widgets.command_line import CommandLine
 from mlx_console.ui.widgets.key_bar import KeyBar
@@ -66,6 +68,7 @@ class ConsoleApp(App[int]):
         self.log_backend: str | None = None
         self._log_stop: threading.Event | None = None
         self.log_path: Path | None = None
+        self.log_file_choice: dict[str, int] = {}  # backend → index into Backends.log_paths(name)
         self.log_note = ""
         self._busy: dict[str, str] = {}   # backend → what is being done to it (starting/stopping/…)
         self._progress: dict[str, str] = {}  # backend → the last progress line of that action
@@ -100,6 +103,7 @@ class ConsoleApp(App[int]):
         yield self.key_bar
 
     def on_mount(self) -> None:
+        compositor.install(self.screen)
         for theme in self.theme_set.themes.values():
             self.register_theme(theme)
         self.register_theme(FALLBACK)
@@ -115,9 +119,10 @@ class ConsoleApp(App[int]):
         self.log_view.focus()
         self.backends_table.show(self.backends.placeholder_rows(), narrow=self.narrow)
         self.backend_poll = Poller(self, "backends", BACKENDS_INTERVAL, self.backends.rows, self.show_backends,
-                                   active=self.dashboard_visible, on_error=self.poll_failed)
+                                   active=self.dashboard_visible, on_error=self.poll_failed,
+                                   shown=lambda rows: (shown_rows(rows), self.backends.unavailable))
         self.memory_poll = Poller(self, "memory", MEMORY_INTERVAL, self.memory_reader, self.update_topbar,
-                                  active=self.dashboard_visible, on_error=lambda e: None)
+                                  active=self.dashboard_visible, on_error=lambda e: None, shown=lambda m: m)
         if self.polls_enabled:
             self.backend_poll.start()
             self.memory_poll.start()
@@ -318,10 +323,32 @@ class ConsoleApp(App[int]):
         self.log_note = ""
         self.log_worker(name, self._log_stop)
 
+    def action_next_log_file(self) -> None:
+        name = self.log_backend or self.selected_backend()
+        if name is None:
+            self.notify("no backend selected", severity="warning")
+            return
+        self.log_file_choice[name] = self.log_file_choice.get(name, 0) + 1
+        self.select_log(name, force=True)
+
+    def _log_file(self, name: str) -> Path | None:
+        """Worker side: the log chosen for `name` (the captured log unless L switched to another)."""
+        choice = self.log_file_choice.get(name, 0)
+        if not choice:
+            return self.backends.log_path(name)
+        paths = self.backends.log_paths(name)
+        if len(paths) < 2:
+            self.log_file_choice[name] = 0
+            self.call_from_thread(self.notify, f"{name}: only one log (the captured output)", timeout=4)
+            return paths[0] if paths else self.backends.log_path(name)
+        path = paths[choice % len(paths)]
+        self.call_from_thread(self.notify, f"{name}: showing {path}", timeout=4)
+        return path
+
     @work(thread=True, group="log-follow")
     def log_worker(self, name: str, stop: threading.Event) -> None:
         try:
-            path = self.backends.log_path(name)
+            path = self._log_file(name)
         except Exception as e:  # reported, never fatal
             self.call_from_thread(self.set_log_note, f"log: {type(e).__name__}: {e}")
             return

@@ -54,6 +54,16 @@ class Backends:
     def swap_model(self, name: str, model: str) -> Any:
         return self.supervisor().swap_model(name, model)
 
+    def log_paths(self, name: str) -> list[Path]:
+        """Every log of the backend, the captured one first (oMLX adds its own server.log)."""
+        try:
+            sup = self.supervisor()
+        except NotAvailable:
+            return []
+        if hasattr(sup, "log_paths"):
+            return [Path(p) for p in sup.log_paths(name)]
+        return [Path(sup.log_path(name))]
+
     def log_path(self, name: str) -> Path | None:
         try:
             return Path(self.supervisor().log_path(name))

@@ -15,20 +15,28 @@ from typing import Any
 
 from textual.app import App
 
+_NOTHING = object()
 HANDOFF_TIMEOUT = 5.0  # s to wait for the loop to take a result (it may be shutting down)
 
 
 class Poller:
     def __init__(self, app: App, name: str, interval: float, fetch: Callable[[], Any],
                  deliver: Callable[[Any], None], *, active: Callable[[], bool] = lambda: True,
-                 on_error: Callable[[BaseException], None] | None = None) -> None:
+                 on_error: Callable[[BaseException], None] | None = None,
+                 shown: Callable[[Any], Any] | None = None) -> None:
         self.app, self.name, self.interval = app, name, interval
         self.fetch, self.deliver, self.active, self.on_error = fetch, deliver, active, on_error
+        # shown(result) → what the screen would show of it: a result that shows the same as the last one
+        # delivered is not handed to the loop (no message, no handler, no repaint). poke() always delivers.
+        self.shown = shown
+        self._last_shown: Any = _NOTHING
+        self._force = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.fetches = 0        # for tests and benchmarks
+        self.skipped = 0        # fetches not delivered: they would show the same
 
     @property
     def _stopped(self) -> bool:
@@ -48,7 +56,8 @@ class Poller:
         self._wake.set()
 
     def poke(self) -> None:
-        """Fetch as soon as the current fetch (if any) is handled."""
+        """Fetch as soon as the current fetch (if any) is handled, and deliver it even if unchanged."""
+        self._force = True
         self._wake.set()
 
     def _run(self, delay: float) -> None:
@@ -56,14 +65,30 @@ class Poller:
             self._wake.clear()
         while not self._stop.is_set():
             if self._is_active():
+                force, self._force = self._force, False
                 try:
                     result, error = self.fetch(), None
                 except BaseException as e:  # reported on the loop; the poll keeps going
                     result, error = None, e
-                if self._stop.is_set() or not self._hand_over(result, error):
+                if not self._unchanged(result, error, force) and (
+                        self._stop.is_set() or not self._hand_over(result, error)):
                     return
             if self._wake.wait(self.interval):
                 self._wake.clear()
+
+    def _unchanged(self, result: Any, error: BaseException | None, force: bool) -> bool:
+        if self.shown is None or error is not None:
+            self._last_shown = _NOTHING
+            return False
+        try:
+            key = self.shown(result)
+        except Exception:
+            key = _NOTHING
+        same = key is not _NOTHING and key == self._last_shown and not force
+        self._last_shown = key
+        if same:
+            self.skipped += 1
+        return same
 
     def _is_active(self) -> bool:
         try:

@@ -45,6 +45,13 @@ def short_model(model: Any, narrow: bool) -> str:
     return text
 
 
+def shown(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], ...]:
+    """What the table would show of these rows (uptime and RSS as displayed): equal → nothing to repaint."""
+    return tuple((str(r.get("name")), str(r.get("kind")), str(r.get("status")), str(r.get("model")),
+                  str(r.get("port")), str(r.get("pid")), human_bytes(r.get("rss_bytes")),
+                  human_uptime(r.get("uptime_s")), str(r.get("restarts", "-"))) for r in rows)
+
+
 class BackendsTable(DataTable):
     DEFAULT_CSS = """
     BackendsTable { height: auto; max-height: 8; }

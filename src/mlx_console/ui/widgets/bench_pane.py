@@ -94,7 +94,7 @@ class BenchPane(Vertical, can_focus=True):
     @work(thread=True, exclusive=True, group="bench-history")
     def load_history(self, backend: str) -> None:
         try:
-            model = self._target(backend)["model"]
+            model = self._target(backend).model
             runs = core("bench.store", "history")(model)
         except Exception:
             return  # no history is not an error
@@ -111,20 +111,16 @@ class BenchPane(Vertical, can_focus=True):
 
     # ---- running ------------------------------------------------------------------------------------
 
-    def _target(self, backend: str) -> dict[str, Any]:
-        """Where and what to bench: the profile's URL, the model it runs now (after a swap), its flags."""
-        config = self.app.config  # type: ignore[attr-defined]
-        p = config.backend(backend)
+    def _running_model(self, backend: str) -> str | None:
+        """The model the backend runs now (after a swap it differs from the profile's)."""
         rows = {str(r.get("name")): r for r in self.app.backends_table.rows_data}  # type: ignore[attr-defined]
-        running_model = rows.get(backend, {}).get("model")
-        if p.kind == "mlx-lm":
-            return {"base_url": p.base_url, "model": running_model or p.model or "default_model",
-                    "backend_kind": p.kind, "server_flags": list(p.args), "api_key": None,
-                    "model_path": running_model or p.model}
-        if not (running_model or p.model):
-            raise ValueError(f"oMLX backend {backend!r} names no model: swap one in first (m)")
-        return {"base_url": p.base_url, "model": running_model or p.model, "backend_kind": p.kind,
-                "server_flags": None, "api_key": p.api_key, "model_path": None}
+        model = rows.get(backend, {}).get("model")
+        return str(model) if model else None
+
+    def _target(self, backend: str) -> Any:
+        """core.bench.target's Target for the profile (URL, model, server flags or oMLX model settings)."""
+        config = self.app.config  # type: ignore[attr-defined]
+        return core("bench.target", "for_profile")(config, backend, self._running_model(backend))
 
     def run(self, backend: str | None, suite: str | None) -> None:
         if self.running:
@@ -151,15 +147,17 @@ class BenchPane(Vertical, can_focus=True):
     def run_worker_thread(self, backend: str, suite_name: str) -> None:
         try:
             load_suite = core("bench.suites", "load")
-            run_suite = core("bench.runner", "run_suite")
+            run_profile = core("bench.target", "run_profile")
             history = core("bench.store", "history")
+            config = self.app.config  # type: ignore[attr-defined]
             target = self._target(backend)
-            previous = history(target["model"])
-            record = run_suite(target["base_url"], target["model"], load_suite(suite_name),
-                               api_key=target["api_key"], backend_kind=target["backend_kind"],
-                               server_flags=target["server_flags"], model_path=target["model_path"],
-                               label=f"console:{backend}", cancel=self.cancel,
-                               progress=lambda ev: self.app.call_from_thread(self.progress, ev))
+            previous = history(target.model)
+            extra: dict[str, Any] = {}
+            if target.backend_kind == "mlx-lm" and self._running_model(backend):
+                extra["model_path"] = target.model  # swapped: read the running model's config.json
+            record = run_profile(config, backend, load_suite(suite_name), model=target.model,
+                                 label=f"console:{backend}", cancel=self.cancel, **extra,
+                                 progress=lambda ev: self.app.call_from_thread(self.progress, ev))
             data = record.to_json()
             comparison = None
             if previous:
@@ -167,7 +165,7 @@ class BenchPane(Vertical, can_focus=True):
                     comparison = core("bench.compare", "compare_runs")(previous[-1], data)
                 except Exception as e:  # not comparable: say why instead of a verdict
                     comparison = {"error": str(e)}
-            runs = history(target["model"])
+            runs = history(target.model)
         except Exception as e:  # shown in the pane; a failed run must not take the console down
             self.app.call_from_thread(self.finished, None, None, [], f"{type(e).__name__}: {e}")
         else:

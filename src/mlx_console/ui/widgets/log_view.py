@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from math import ceil
+from typing import Any
 
 from rich.text import Text
+from textual._styles_cache import StylesCache
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
 from mlx_console.ui.actions import bindings
@@ -21,6 +26,62 @@ MAX_LINES = 50_000       # lines kept in memory; older ones are dropped (the fil
 MAX_RENDER = 2_000       # characters of one line shown: a 10 MB line must not stall a frame
 SEVERITIES = ("error", "warning", "info")
 GUTTER = {"error": "E", "warning": "W", "info": "i"}
+
+
+def thumb(bar: ScrollBar) -> tuple[int, int, int] | None:
+    """What a scrollbar draws (its size and thumb ends in eighths of a cell), as ScrollBarRender computes it:
+    a scrollbar is repainted only when this changes, not on every appended line."""
+    size = bar.size.height if bar.vertical else bar.size.width
+    virtual = ceil(bar.window_virtual_size)
+    window = ceil(bar.window_size if bar.window_size < bar.window_virtual_size else 0)
+    if not (window and size and virtual and size != virtual):
+        return None
+    thumb_size = max(1, window / (virtual / size))
+    start = int((size - thumb_size) * (bar.position / (virtual - window)) * 8)
+    return size, start, start + ceil(thumb_size * 8)
+
+
+def set_bar(bar: ScrollBar, **values: float) -> None:
+    """Set a scrollbar's window/position without the repaint each reactive set causes (the log view repaints
+    it afterwards only if what it draws changed: two scrollbar repaints cost more than the new log rows)."""
+    for name, value in values.items():
+        if name == "position":
+            value = bar.validate_position(value)
+        bar.set_reactive(getattr(ScrollBar, name), value)
+
+
+class RowStylesCache(StylesCache):
+    """Textual's per-widget line styling, remembered per content row: when following, every row moves up
+    one line per append, so the styled row is reused instead of rebuilt (and its filter/divide caches with it).
+    Only for widgets without border, padding or outline (the log view has none)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._styled: dict[int, tuple[Strip, Strip]] = {}
+        self._context: tuple[Any, ...] | None = None
+
+    # clear() (every refresh) keeps _styled: a content row is a new Strip whenever its look can change
+    # (theme, cursor, filter), and the widget-wide context is checked below.
+
+    def render_line(self, styles: Any, y: int, size: Any, content_size: Any, padding: Any, base_background: Any,
+                    background: Any, render_content_line: Any, *rest: Any) -> Strip:
+        if styles.gutter or any(edge for edge, _ in styles.outline):
+            return super().render_line(styles, y, size, content_size, padding, base_background, background,
+                                       render_content_line, *rest)
+        context = (size.width, base_background, background, *rest)
+        if context != self._context:
+            self._context = context
+            self._styled.clear()
+        content = render_content_line(y)
+        hit = self._styled.get(id(content))
+        if hit is not None and hit[0] is content:
+            return hit[1]
+        styled = super().render_line(styles, y, size, content_size, padding, base_background, background,
+                                     lambda _y: content, *rest)
+        if len(self._styled) > 4096:
+            self._styled.clear()
+        self._styled[id(content)] = (content, styled)
+        return styled
 
 
 @dataclass
@@ -82,6 +143,7 @@ class LogView(ScrollView, can_focus=True):
     def __init__(self, *, max_lines: int = MAX_LINES, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
+        self._styles_cache = RowStylesCache()
         self.max_lines = max_lines
         self._lines: list[str] = []
         self._first = 0                  # absolute number of _lines[0]
@@ -96,6 +158,8 @@ class LogView(ScrollView, can_focus=True):
         # them, so most rows of a new frame are cache hits (rendering a Text is ~0.5 ms a line).
         self._strips: dict[tuple[int, int, int, bool], Strip] = {}
         self._last_status: tuple[bool, int, int, int, str] | None = None
+        self._drawn_bars: dict[bool, tuple[int, int, int] | None] = {}  # vertical? → thumb last painted
+        self._bars_check_pending = False
 
     # ---- data in ----------------------------------------------------------------------------------------
 
@@ -138,7 +202,7 @@ class LogView(ScrollView, can_focus=True):
         if self.follow:
             self._cursor = -1
             self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
-        self.refresh()
+        self.refresh_rows()
         self._post_status()
 
     def add_events(self, events: list[LogEvent]) -> None:
@@ -151,7 +215,7 @@ class LogView(ScrollView, can_focus=True):
                 self._severity[n] = ev.severity
                 for k in [k for k in self._strips if k[0] == n]:
                     del self._strips[k]
-        self.refresh()
+        self.refresh_rows()
         self._announce_event()
 
     def _trim(self, drop: int) -> None:
@@ -220,16 +284,56 @@ class LogView(ScrollView, can_focus=True):
             # Scrollbars stay as they are: skip the screen-wide layout pass a virtual_size change triggers
             # (it re-rendered every widget on each appended line: ~9 ms a line on this machine).
             self.set_reactive(LogView.virtual_size, new)
-            self._scroll_update(new)
-            self.refresh()
+            self._quiet_scroll_update(new, horizontal=new.width != old.width)
+            self.refresh_rows()
         else:
+            self._drawn_bars.clear()  # Textual repaints the scrollbars itself on this path
             self.virtual_size = new
             # Scrollbars may appear in the layout pass, which changes the end: stick to it afterwards.
             self.call_after_refresh(self._stick_to_end)
 
+    def _bars_changed(self) -> None:
+        """Repaint a scrollbar when its thumb moved, once per turn of the loop (an append changes its size and
+        then its position: the state in between must not cost a repaint)."""
+        if not self._bars_check_pending:
+            self._bars_check_pending = True
+            self.call_later(self._repaint_moved_bars)
+
+    def _repaint_moved_bars(self) -> None:
+        self._bars_check_pending = False
+        for vertical, shown in ((True, self.show_vertical_scrollbar), (False, self.show_horizontal_scrollbar)):
+            if not shown:
+                continue
+            bar = self.vertical_scrollbar if vertical else self.horizontal_scrollbar
+            now = thumb(bar)
+            if self._drawn_bars.get(vertical, -1) != now:
+                self._drawn_bars[vertical] = now
+                bar.refresh()
+
+    def _quiet_scroll_update(self, size: Any, horizontal: bool) -> None:
+        """ScrollView._scroll_update without repainting scrollbars whose drawing does not change."""
+        width, height = self.container_size
+        if self.show_vertical_scrollbar and self.styles.scrollbar_size_vertical:
+            set_bar(self.vertical_scrollbar, window_virtual_size=size.height,
+                    window_size=height - self.scrollbar_size_horizontal)
+        if horizontal and self.show_horizontal_scrollbar and self.styles.scrollbar_size_horizontal:
+            set_bar(self.horizontal_scrollbar, window_virtual_size=size.width,
+                    window_size=width - self.scrollbar_size_vertical)
+        self.scroll_x = self.validate_scroll_x(self.scroll_x)
+        self.scroll_y = self.validate_scroll_y(self.scroll_y)
+        self._bars_changed()
+
     def _stick_to_end(self) -> None:
         if self.follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+
+    def refresh_rows(self) -> None:
+        """Repaint the rows, not the scrollbars (refresh() repaints the whole widget, scrollbars included)."""
+        size = self.scrollable_content_region.size
+        if size.width and size.height:
+            self.refresh(Region(0, 0, size.width, size.height))
+        else:
+            self.refresh()
 
     def invalidate(self) -> None:
         """Forget rendered rows (theme, filter, severity or buffer changes) and repaint."""
@@ -239,6 +343,10 @@ class LogView(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips.clear()
+        self._drawn_bars.clear()
+
+    def on_resize(self) -> None:
+        self._drawn_bars.clear()
 
     def render_line(self, y: int) -> Strip:
         row = round(self.scroll_y) + y
@@ -246,17 +354,25 @@ class LogView(ScrollView, can_focus=True):
         if row >= self._shown_count() or width <= 0:
             return Strip.blank(width, self.rich_style)
         line_no = self._line_at(row)
-        key = (line_no, width, round(self.scroll_x), row == self.cursor_row)
+        cursor = row == self.cursor_row
+        key = (line_no, width, round(self.scroll_x), cursor)
         cached = self._strips.get(key)
         if cached is not None:
             return cached
         if len(self._strips) > 4096:
             self._strips.clear()
-        strip = self._render_row(row, line_no, width)
+        if cursor:  # the cursor row is the plain row with the cursor style on top: one text render per line
+            plain_key = (line_no, width, round(self.scroll_x), False)
+            plain = self._strips.get(plain_key)
+            if plain is None:
+                plain = self._strips[plain_key] = self._render_row(line_no, width)
+            strip = plain.apply_style(self.get_component_rich_style("logview--cursor"))
+        else:
+            strip = self._render_row(line_no, width)
         self._strips[key] = strip
         return strip
 
-    def _render_row(self, row: int, line_no: int, width: int) -> Strip:
+    def _render_row(self, line_no: int, width: int) -> Strip:
         text = self.text_of(line_no)
         sev = self._severity.get(line_no)
         base = self.rich_style
@@ -271,15 +387,17 @@ class LogView(ScrollView, can_focus=True):
         line = Text.assemble(gutter, " ", body, end="")
         segments = list(line.render(self.app.console))
         strip = Strip(segments).crop(round(self.scroll_x), round(self.scroll_x) + width)
-        strip = strip.extend_cell_length(width, base)
-        if row == self.cursor_row:
-            strip = strip.apply_style(self.get_component_rich_style("logview--cursor"))
-        return strip
+        return strip.extend_cell_length(width, base)
 
     # ---- follow and status -------------------------------------------------------------------------------
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
-        super().watch_scroll_y(old_value, new_value)
+        # ScrollView's watcher, but the scrollbar repaints only when its thumb moves on screen.
+        if self.show_vertical_scrollbar:
+            set_bar(self.vertical_scrollbar, position=new_value)
+            self._bars_changed()
+        if round(old_value) != round(new_value):
+            self.refresh_rows()
         if new_value < old_value and round(new_value) < self.max_scroll_y and self.follow:
             self.follow = False
 
