@@ -426,10 +426,29 @@ def _rotate_if_large(log: Path) -> None:
         pass
 
 
+# children(recursive=True) scans all of /proc: the console polls every second, so the child list of a
+# server is looked up at most every CHILDREN_TTL_S (a server's helper processes rarely change).
+CHILDREN_TTL_S = 15.0
+_children_cache: dict[tuple[int, float], tuple[float, list[psutil.Process]]] = {}
+
+
+def _children(p: psutil.Process) -> list[psutil.Process]:
+    key = (p.pid, p.create_time())
+    now = time.monotonic()
+    hit = _children_cache.get(key)
+    if hit is None or now - hit[0] > CHILDREN_TTL_S:
+        hit = (now, p.children(recursive=True))
+        if len(_children_cache) > 64:
+            _children_cache.clear()
+        _children_cache[key] = hit
+    return hit[1]
+
+
 def _rss(p: psutil.Process) -> int | None:
+    """The server's resident memory plus that of its child processes."""
     try:
         total = p.memory_info().rss
-        for c in p.children(recursive=True):
+        for c in _children(p):
             try:
                 total += c.memory_info().rss
             except psutil.Error:
