@@ -56,6 +56,7 @@ def main() -> int:
             for n in ("a", "b"):
                 subprocess.run([str(CONSOLE), "backends", "start", n, "--wait", "120"], env=env, check=True,
                                capture_output=True)
+            started = time.monotonic()
             console = PtyConsole(env, 80, 24)
             console.read_until(b"ready", 20)
             proc = psutil.Process(console.proc.pid)
@@ -67,32 +68,45 @@ def main() -> int:
                     time.sleep(0.05)
 
             threading.Thread(target=reader, daemon=True).start()
-            time.sleep(3)
+            # Steady state: past its first minute the uptime column shows whole minutes, so a quiet
+            # console has nothing to repaint each second (a console is idle for hours, not for 60 s).
+            time.sleep(max(3.0, 62.0 - (time.monotonic() - started)))
             rest = cpu_percent(proc, args.seconds)
-            log = t / "state" / "backends" / "a" / "server.log"
-            stop = threading.Event()
 
-            def grow() -> None:
-                i = 0
-                while not stop.is_set():
-                    with log.open("a") as fh:
-                        fh.write(f"2026-01-01 00:00:00,000 - INFO - bench line {i}\n")
-                    i += 1
-                    time.sleep(0.1)
+            def grow_for(name: str) -> float:
+                log = t / "state" / "backends" / name / "server.log"
+                stop = threading.Event()
 
-            threading.Thread(target=grow, daemon=True).start()
-            time.sleep(1)
-            growing = cpu_percent(proc, args.seconds)
-            stop.set()
+                def grow() -> None:
+                    i = 0
+                    while not stop.is_set():
+                        with log.open("a") as fh:
+                            fh.write(f"2026-01-01 00:00:00,000 - INFO - bench line {i}\n")
+                        i += 1
+                        time.sleep(0.1)
+
+                threading.Thread(target=grow, daemon=True).start()
+                time.sleep(1)
+                try:
+                    return cpu_percent(proc, args.seconds)
+                finally:
+                    stop.set()
+
+            growing = grow_for("a")  # the selected backend: its log is on screen
+            hidden = grow_for("b")  # the other backend's log grows off screen
             drain.set()
             console.close()
         finally:
             for n in ("a", "b"):
                 subprocess.run([str(CONSOLE), "backends", "stop", n], env=env, capture_output=True)
     print(f"console CPU, two backends ready, log quiet      : {rest:5.2f} % of a core over {args.seconds:.0f} s")
-    print(f"console CPU, two backends ready, log 10 lines/s : {growing:5.2f} % of a core over {args.seconds:.0f} s")
-    print(f"growing / quiet: {growing / rest if rest else float('inf'):.2f}x; goal ≤ 1 %: "
-          f"{'met' if growing <= 1.0 else 'NOT met'}")
+    print(f"console CPU, two backends ready, log 10 lines/s : {growing:5.2f} % of a core over {args.seconds:.0f} s"
+          " (the log on screen)")
+    print(f"console CPU, two backends ready, log 10 lines/s : {hidden:5.2f} % of a core over {args.seconds:.0f} s"
+          " (the other backend's log, off screen)")
+    print(f"growing / quiet: {growing / rest if rest else float('inf'):.2f}x; goal ≤ 1 %: quiet "
+          f"{'met' if rest <= 1.0 else 'NOT met'}, off-screen log {'met' if hidden <= 1.0 else 'NOT met'}, "
+          f"on-screen log {'met' if growing <= 1.0 else 'NOT met'}")
     return 0
 
 
