@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import psutil
 
-from mlx_console.core.supervise_state import Timings
+from mlx_console.core.lifecycle.state import Timings
 
 # Quick enough for tests, same code paths as the defaults.
 FAST = Timings(poll=0.1, probe_interval=1.0, probe_timeout=5.0, probe_failures=2, load_timeout=60.0,

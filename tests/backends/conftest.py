@@ -16,8 +16,8 @@ from backends_helpers import FAST, toml_value  # noqa: E402
 
 from mlx_console import paths
 from mlx_console.core import config as config_mod
-from mlx_console.core.supervise_state import live_process, read_state
-from mlx_console.core.supervisor import Supervisor
+from mlx_console.core.lifecycle.control import Supervisor
+from mlx_console.core.lifecycle.state import live_process, read_state
 
 
 @pytest.fixture

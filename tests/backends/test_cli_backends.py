@@ -101,7 +101,7 @@ def test_stop_or_start_during_the_restart_backoff(write_config, tiny_model: Path
 
     from backends_helpers import FAST, gone, wait_for
 
-    from mlx_console.core.supervisor import Supervisor
+    from mlx_console.core.lifecycle.control import Supervisor
 
     sup = Supervisor(write_config({"name": "a", "kind": "mlx-lm", "model": str(tiny_model), "port": port,
                                    "restart": "always"}), timings=replace(FAST, backoff_initial=30, backoff_max=30))

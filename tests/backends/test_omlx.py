@@ -15,8 +15,8 @@ import pytest
 
 from mlx_console.core.backends.omlx import OmlxClient, serve_flags
 from mlx_console.core.errors import ConsoleError
-from mlx_console.core.supervise_state import read_state
-from mlx_console.core.supervisor import Supervisor
+from mlx_console.core.lifecycle.control import Supervisor
+from mlx_console.core.lifecycle.state import read_state
 
 sys.path.insert(0, str(Path(__file__).parent))
 from backends_helpers import FAST, gone, wait_for  # noqa: E402

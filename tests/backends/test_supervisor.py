@@ -19,8 +19,8 @@ import pytest
 from mlx_console import paths
 from mlx_console.core.config import Config, Profile
 from mlx_console.core.errors import ConsoleError
-from mlx_console.core.supervise_state import read_state, write_state
-from mlx_console.core.supervisor import Supervisor
+from mlx_console.core.lifecycle.control import Supervisor
+from mlx_console.core.lifecycle.state import read_state, write_state
 
 sys.path.insert(0, str(Path(__file__).parent))
 from backends_helpers import FAST, gone, wait_for  # noqa: E402
@@ -168,7 +168,7 @@ def test_a_new_console_re_adopts_and_a_lost_supervisor_is_replaced(make_sup, tin
 
 def test_starting_until_the_new_supervisor_reports_then_dead_if_it_never_does(make_sup, tiny_model: Path,
                                                                              port: int) -> None:
-    from mlx_console.core.supervise_state import State
+    from mlx_console.core.lifecycle.state import State
 
     sup = make_sup(mlx("a", tiny_model, port))
     d = sup.dir("a")
@@ -186,7 +186,7 @@ def test_recycled_pid_is_not_ours(make_sup, tiny_model: Path, port: int) -> None
     sup = make_sup(mlx("a", tiny_model, port))
     d = sup.dir("a")
     d.mkdir(parents=True)
-    from mlx_console.core.supervise_state import State
+    from mlx_console.core.lifecycle.state import State
 
     me = psutil.Process()
     # A state file naming live pids (ours) but other create times: a recycled pid, not our backend.
@@ -201,7 +201,7 @@ def test_recycled_pid_is_not_ours(make_sup, tiny_model: Path, port: int) -> None
 def test_address_in_use_in_the_log_kills_the_server(tiny_model: Path, tmp_path: Path, isolated_state: Path) -> None:
     """The pre-start check cannot close every race: when the log says the port is taken, stop it, dead."""
     from mlx_console.core.backends.mlx_lm import MlxLmKind
-    from mlx_console.core.supervise_state import Spec, write_spec
+    from mlx_console.core.lifecycle.state import Spec, write_spec
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -213,7 +213,7 @@ def test_address_in_use_in_the_log_kills_the_server(tiny_model: Path, tmp_path: 
         write_spec(d, Spec(run_id="r", name="a", kind="mlx-lm", command=MlxLmKind().command(prof, None), env={},
                            host=prof.host, port=p, model=prof.model, base_url=prof.base_url, api_key=None,
                            restart="always", log=str(d / "server.log"), timings=FAST))
-        subprocess.run([sys.executable, "-m", "mlx_console.core.supervise", str(d), "--foreground"],
+        subprocess.run([sys.executable, "-m", "mlx_console.core.lifecycle.daemon", str(d), "--foreground"],
                        timeout=60, check=True, capture_output=True)
     st = read_state(d)
     assert st.status == "dead" and "port already in use" in st.reason

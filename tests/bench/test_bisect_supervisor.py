@@ -12,7 +12,7 @@ import pytest
 
 from mlx_console.cli import main
 from mlx_console.core import config as config_mod
-from mlx_console.core.supervisor import Supervisor
+from mlx_console.core.lifecycle.control import Supervisor
 
 pytestmark = pytest.mark.slow
 

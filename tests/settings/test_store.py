@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlx_console.core.settings import atomic
+from mlx_console.core.common import atomic
 from mlx_console.core.settings.errors import BadFile, BadValue, ConflictError, SettingsError
 from mlx_console.core.settings.store import SettingsStore
 

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from mlx_console.core.settings.atomic import content_hash, write_atomic
+from mlx_console.core.common.atomic import content_hash, write_atomic
 from mlx_console.core.settings.watch import SettingsWatcher
 
 

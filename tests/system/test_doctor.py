@@ -193,7 +193,7 @@ def test_omlx_standin_with_api_key_is_confirmed(tmp_path: Path, port: int) -> No
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.1)
-        from mlx_console.core import system
+        from mlx_console.core.machine import system
 
         [locked] = system.listeners([port], probe=True, probe_ports=[port])
         # 401 on /v1/models, but oMLX's open /health (engine_pool) confirms it
@@ -221,7 +221,7 @@ def test_bind_checks_for_profiles_and_live_listeners(tmp_path: Path) -> None:
         {"name": "keyed", "kind": "omlx", "host": "192.168.1.5", "api_key": "k"},
         {"name": "open", "kind": "omlx", "host": "::"},
         {"name": "local", "kind": "omlx", "host": "127.0.0.1"}]}, tmp_path / "c.toml")
-    from mlx_console.core.system import Listener
+    from mlx_console.core.machine.system import Listener
 
     live = [Listener(port=8080, addresses=["0.0.0.0"], pid=1, backend="mlx-lm"),
             Listener(port=8000, addresses=["0.0.0.0"], pid=2, backend="omlx", auth_required=True),
@@ -235,8 +235,8 @@ def test_bind_checks_for_profiles_and_live_listeners(tmp_path: Path) -> None:
 
 def test_mac_checks_from_fixture_facts() -> None:
     """The macOS branches, fed with facts parsed from the captured outputs (tests/system/test_parse.py)."""
-    from mlx_console.core import system
-    from mlx_console.core.system_parse import GIB
+    from mlx_console.core.machine import system
+    from mlx_console.core.machine.parse import GIB
 
     fx = Path(__file__).parent / "fixtures" / "macos"
     profiler = (fx / "macstudio-m4max-128gb-Mac16-9-system_profiler-SPHardwareDataType-filtered-with-stderr.txt")

@@ -15,8 +15,9 @@ from typing import Any
 import psutil
 import pytest
 
-from mlx_console.core import system, system_ports
-from mlx_console.core.system_parse import parse_lsof_listen
+from mlx_console.core.machine import ports as system_ports
+from mlx_console.core.machine import system
+from mlx_console.core.machine.parse import parse_lsof_listen
 
 
 @pytest.fixture

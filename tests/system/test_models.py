@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from mlx_console.core import config as config_mod
-from mlx_console.core import models
 from mlx_console.core.config import Config, Profile
-from mlx_console.core.system import MemoryInfo
-from mlx_console.core.system_parse import GIB, MIB
+from mlx_console.core.machine import models
+from mlx_console.core.machine.parse import GIB, MIB
+from mlx_console.core.machine.system import MemoryInfo
 
 LLAMA_CFG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 4096,
              "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32,

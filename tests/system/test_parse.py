@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlx_console.core import system
-from mlx_console.core.system_parse import (
+from mlx_console.core.machine import system
+from mlx_console.core.machine.parse import (
     GIB,
     MIB,
     kern_pressure_level,

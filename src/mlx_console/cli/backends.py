@@ -10,8 +10,8 @@ import argparse
 import sys
 
 from mlx_console.cli._common import add_json_flag, load_config, print_json
-from mlx_console.core.supervisor import BackendStatus, Supervisor
-from mlx_console.core.system import fmt_bytes
+from mlx_console.core.lifecycle.control import BackendStatus, Supervisor
+from mlx_console.core.machine.system import fmt_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:

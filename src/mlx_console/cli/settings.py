@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from mlx_console.cli._common import add_json_flag, load_config, print_json
+from mlx_console.core.common import atomic
 from mlx_console.core.config import Config
 from mlx_console.core.errors import ConfigError
-from mlx_console.core.settings import atomic
 from mlx_console.core.settings.apply import ApplyResult, apply, find_target
 from mlx_console.core.settings.errors import ConflictError
 from mlx_console.core.settings.locate import default_path, profile_for

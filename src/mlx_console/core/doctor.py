@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from mlx_console import paths
-from mlx_console.core import models as models_mod
-from mlx_console.core import system
 from mlx_console.core.config import DEFAULT_PORTS, Config, Profile
-from mlx_console.core.system import ChipInfo, Listener, MemoryInfo, MlxProbe, fmt_bytes, is_loopback
+from mlx_console.core.machine import models as models_mod
+from mlx_console.core.machine import system
+from mlx_console.core.machine.system import ChipInfo, Listener, MemoryInfo, MlxProbe, fmt_bytes, is_loopback
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 STATUSES = (PASS, WARN, FAIL)

@@ -626,7 +626,7 @@ def read_memory() -> str | None:
     from mlx_console.ui.widgets.backends_table import human_bytes
 
     try:
-        memory = core("system", "memory")
+        memory = core("machine.system", "memory")
     except NotAvailable:
         return "memory: not available yet"
     m = memory()
@@ -636,7 +636,7 @@ def read_memory() -> str | None:
 def _supervisor_present() -> bool:
     from mlx_console.ui.core_api import has
 
-    return has("supervisor", "Supervisor")
+    return has("lifecycle.control", "Supervisor")
 
 
 def _tty_alive() -> bool:

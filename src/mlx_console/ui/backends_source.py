@@ -18,7 +18,7 @@ class Backends:
 
     def supervisor(self) -> Any:
         if self._sup is None:
-            supervisor_cls = core("supervisor", "Supervisor")
+            supervisor_cls = core("lifecycle.control", "Supervisor")
             self._sup = supervisor_cls(self.config)
         return self._sup
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from mlx_console.core.bench.bisect import flags_to_args
 from mlx_console.core.config import Config, Profile
-from mlx_console.core.supervisor import Supervisor
+from mlx_console.core.lifecycle.control import Supervisor
 
 
 class MlxLmRestartApplier:

@@ -11,8 +11,8 @@ from typing import Any
 
 from mlx_console import paths
 from mlx_console.core.bench.record import RunRecord
+from mlx_console.core.common.atomic import write_atomic
 from mlx_console.core.errors import ConsoleError
-from mlx_console.core.settings.atomic import write_atomic
 
 
 def bench_dir() -> Path:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlx_console.core.backends.omlx_admin import AdminError, OmlxAdmin
+from mlx_console.core.common import atomic
 from mlx_console.core.config import Config, Profile
-from mlx_console.core.settings import atomic
 from mlx_console.core.settings.errors import SettingsError
 from mlx_console.core.settings.locate import profile_for
 from mlx_console.core.settings.schema import EFFECT_TEXT, KEYS, effect_of, effective, known_to

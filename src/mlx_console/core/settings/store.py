@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlx_console.core.settings import atomic
+from mlx_console.core.common import atomic
 from mlx_console.core.settings import baseline as baseline_mod
 from mlx_console.core.settings.errors import BadFile, BadValue, Conflict, ConflictError, SettingsError
 from mlx_console.core.settings.schema import KEYS, OMLX_VERSION, ORDER, known_to, resolve_alias, suggest

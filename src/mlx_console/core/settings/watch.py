@@ -13,7 +13,7 @@ from pathlib import Path
 
 import watchfiles
 
-from mlx_console.core.settings.atomic import content_hash, read_current
+from mlx_console.core.common.atomic import content_hash, read_current
 
 
 def _filter_for(path: Path) -> Callable[[watchfiles.Change, str], bool]:

@@ -90,8 +90,8 @@ class SwapScreen(ModalScreen[None]):
     @work(thread=True, exclusive=True, group="swap-discover")
     def discover(self) -> None:
         try:
-            discover, fit = core("models", "discover", "fit")
-            memory = core("system", "memory")()
+            discover, fit = core("machine.models", "discover", "fit")
+            memory = core("machine.system", "memory")()
             found = []
             for m in discover(self.config):
                 f = fit(m, memory)

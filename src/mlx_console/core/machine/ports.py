@@ -21,7 +21,7 @@ import httpx
 import psutil
 
 from mlx_console.core.backends.base import headers as bearer
-from mlx_console.core.system_parse import parse_lsof_listen
+from mlx_console.core.machine.parse import parse_lsof_listen
 
 MLX_LM, OMLX, UNKNOWN = "mlx-lm", "omlx", "unknown"
 OPENAI = "openai"  # an unknown process that answers /v1/models in the OpenAI shape

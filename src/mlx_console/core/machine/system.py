@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from mlx_console.core.system_parse import (
+from mlx_console.core.machine.parse import (
     GIB,
     MIB,
     kern_pressure_level,
@@ -32,7 +32,7 @@ from mlx_console.core.system_parse import (
     parse_system_profiler,
     sysctl_int,
 )
-from mlx_console.core.system_ports import (  # noqa: F401  (re-exported: the agreed interface)
+from mlx_console.core.machine.ports import (  # noqa: F401  (re-exported: the agreed interface)
     LLM_BACKENDS,
     MLX_LM,
     OMLX,

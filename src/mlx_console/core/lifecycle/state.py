@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from mlx_console.core.settings.atomic import write_atomic
+from mlx_console.core.common.atomic import write_atomic
 
 ACTIVE = ("starting", "loading", "ready", "degraded")
 STATES = (*ACTIVE, "dead", "stopped")

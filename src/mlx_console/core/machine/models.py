@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlx_console.core.config import Config, Profile
-from mlx_console.core.system import MemoryInfo, fmt_bytes
+from mlx_console.core.machine.system import MemoryInfo, fmt_bytes
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".npz")
 DEFAULT_CONTEXT = 8192  # tokens of KV cache assumed by the fit check unless the caller says otherwise

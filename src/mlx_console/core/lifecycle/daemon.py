@@ -1,4 +1,4 @@
-"""The supervising process of one backend: `python -m mlx_console.core.supervise DIR [--adopt]`.
+"""The supervising process of one backend: `python -m mlx_console.core.lifecycle.daemon DIR [--adopt]`.
 
 Who restarts a crashed backend while no console runs? This process, as daemontools' `supervise` does: one per
 backend, in its own session (it survives the console's exit and an SSH drop), owning the server as its child
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from mlx_console.core.backends.base import BackendKind, kind_for
-from mlx_console.core.supervise_state import (
+from mlx_console.core.lifecycle.state import (
     Spec,
     State,
     live_process,
@@ -434,7 +434,7 @@ class Supervise:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlx_console.core.supervise")
+    parser = argparse.ArgumentParser(prog="python -m mlx_console.core.lifecycle.daemon")
     parser.add_argument("dir", type=Path, help="the backend's state dir (holds spec.json)")
     parser.add_argument("--adopt", action="store_true", help="watch the server recorded in state.json")
     parser.add_argument("--foreground", action="store_true", help="do not fork (for debugging)")

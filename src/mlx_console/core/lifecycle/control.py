@@ -24,11 +24,10 @@ import httpx
 import psutil
 
 from mlx_console import paths
-from mlx_console.core import system
 from mlx_console.core.backends.base import kind_for
 from mlx_console.core.config import Config, Profile
 from mlx_console.core.errors import ConsoleError
-from mlx_console.core.supervise_state import (
+from mlx_console.core.lifecycle.state import (
     ACTIVE,
     SERVER_LOG,
     SUPERVISE_LOG,
@@ -41,6 +40,7 @@ from mlx_console.core.supervise_state import (
     write_spec,
     write_state,
 )
+from mlx_console.core.machine import system
 
 Progress = Callable[[str], None]
 
@@ -251,7 +251,7 @@ class Supervisor:
         return self._wait_supervisor(name, spec.run_id)
 
     def _spawn_supervisor(self, d: Path, adopt: bool) -> None:
-        cmd = [sys.executable, "-m", "mlx_console.core.supervise", str(d)] + (["--adopt"] if adopt else [])
+        cmd = [sys.executable, "-m", "mlx_console.core.lifecycle.daemon", str(d)] + (["--adopt"] if adopt else [])
         with (d / SUPERVISE_LOG).open("ab") as out:
             # Own session: no SIGHUP when the SSH session or terminal goes; its output goes to its own
             # file, so it never holds the caller's stdout/stderr open. It forks once and exits at once.

@@ -1,0 +1,1 @@
+"""Plumbing shared by every part of core: atomic files, loopback HTTP, formatting, process helpers."""

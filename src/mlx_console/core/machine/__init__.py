@@ -1,0 +1,1 @@
+"""The machine: memory, chip, listening ports and their owners, model discovery and fit."""
