@@ -1,0 +1,143 @@
+"""Recall on real upstream failure excerpts (tests/fixtures/logs/upstream_corpus.jsonl).
+
+Each excerpt goes through the public triage API as an operator's paste would (`triage_text`). The
+file is split, by a seeded draw per category, into "train" rows (patterns may be written from them) and
+"heldout" rows (never read while writing patterns): recall on held-out rows is the honest measure.
+"none" rows are real error excerpts that belong to no category: the engine must not label them.
+The report (recall per split and category, every miss with id, expected and got) is printed and is
+also the assertion message, so a failing run says what to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from mlx_console.core.logs.triage import triage_text
+
+CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "logs" / "upstream_corpus.jsonl"
+VOCABULARY = (
+    "oom_load",
+    "oom_inference",
+    "metal_error",
+    "batch_cache_shape",
+    "server_hang",
+    "tool_call_plaintext",
+    "chat_template",
+    "tokenizer",
+    "model_load_missing_weights",
+    "model_not_found",
+    "unsupported_arch",
+    "kv_cache_quant",
+    "speculative_decoding",
+    "port_in_use",
+    "settings_invalid",
+)
+FIELDS = ("id", "source", "backend", "category", "split", "excerpt", "note")
+SPLIT_SEED = "mlx-console-upstream-corpus-1"  # the draw is described in upstream_corpus.README.md
+MIN_RECALL_HELDOUT = 0.90
+MIN_RECALL_TRAIN = 0.90  # patterns are written from these rows: they must at least recognise them
+SOURCE = re.compile(r"^https://github\.com/[\w.-]+/[\w.-]+/(issues|pull|discussions)/\d+$")
+
+
+def _rows() -> list[dict]:
+    lines = CORPUS.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _drawn_split(category: str, index: int) -> str:
+    """The split of the index-th row (file order) of a category: in each block of five rows of that
+    category, two positions drawn with a seeded RNG are held out."""
+    block, pos = divmod(index, 5)
+    held = random.Random(f"{SPLIT_SEED}:{category}:{block}").sample(range(5), 2)
+    return "heldout" if pos in held else "train"
+
+
+def _got(excerpt: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for ev in triage_text(excerpt):
+        seen.update(dict.fromkeys(ev.categories))
+    return list(seen)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return _rows()
+
+
+@pytest.fixture(scope="module")
+def triaged(rows: list[dict]) -> dict[str, list[str]]:
+    return {r["id"]: _got(r["excerpt"]) for r in rows}
+
+
+def _recall_report(rows: list[dict], triaged: dict[str, list[str]], split: str) -> tuple[float, str]:
+    picked = [r for r in rows if r["split"] == split and r["category"] != "none"]
+    hits: Counter[str] = Counter()
+    totals: Counter[str] = Counter()
+    misses: list[str] = []
+    for r in picked:
+        totals[r["category"]] += 1
+        got = triaged[r["id"]]
+        if r["category"] in got:
+            hits[r["category"]] += 1
+        else:
+            misses.append(f"  {r['id']}: expected {r['category']}, got {got or 'nothing'}")
+    recall = sum(hits.values()) / len(picked)
+    lines = [f"{split} recall {sum(hits.values())}/{len(picked)} = {recall:.1%}"]
+    lines += [f"  {c:<27} {hits[c]}/{totals[c]}" for c in VOCABULARY if totals[c]]
+    if misses:
+        lines += [f"{split} misses ({len(misses)}):", *misses]
+    return recall, "\n".join(lines)
+
+
+def test_corpus_rows_are_well_formed(rows: list[dict]) -> None:
+    assert len(rows) >= 100
+    ids = Counter(r["id"] for r in rows)
+    assert [i for i, n in ids.items() if n > 1] == []
+    index: Counter[str] = Counter()
+    for r in rows:
+        assert tuple(r) == FIELDS, r.get("id")
+        assert all(isinstance(r[k], str) and r[k].strip() for k in FIELDS), r["id"]
+        assert r["category"] in (*VOCABULARY, "none"), r["id"]
+        assert SOURCE.match(r["source"]), (r["id"], r["source"])
+        assert r["split"] == _drawn_split(r["category"], index[r["category"]]), r["id"]
+        index[r["category"]] += 1
+
+
+def test_every_category_is_covered_and_held_out(rows: list[dict]) -> None:
+    by_cat: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for r in rows:
+        by_cat[r["category"]][r["split"]] += 1
+    assert sorted(by_cat) == sorted((*VOCABULARY, "none"))
+    assert sum(by_cat["none"].values()) >= 15
+    thin = {c: dict(n) for c, n in by_cat.items() if n["heldout"] < 2 or n["heldout"] / sum(n.values()) < 0.4}
+    assert thin == {}, f"categories with too few held-out rows: {thin}"
+
+
+def test_recall_on_heldout_excerpts(rows: list[dict], triaged: dict[str, list[str]]) -> None:
+    recall, report = _recall_report(rows, triaged, "heldout")
+    print("\n" + report)
+    assert recall >= MIN_RECALL_HELDOUT, report
+
+
+def test_recall_on_train_excerpts(rows: list[dict], triaged: dict[str, list[str]]) -> None:
+    recall, report = _recall_report(rows, triaged, "train")
+    print("\n" + report)
+    assert recall >= MIN_RECALL_TRAIN, report
+
+
+def test_no_category_on_excerpts_that_belong_to_none(rows: list[dict], triaged: dict[str, list[str]]) -> None:
+    wrong = [
+        f"  {r['id']} ({r['split']}): expected none, got {triaged[r['id']]}"
+        for r in rows
+        if r["category"] == "none" and triaged[r["id"]]
+    ]
+    total = sum(r["category"] == "none" for r in rows)
+    report = f"'none' rows labelled: {len(wrong)}/{total}" + ("\n" + "\n".join(wrong) if wrong else "")
+    print("\n" + report)
+    assert wrong == [], report
