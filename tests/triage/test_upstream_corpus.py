@@ -18,26 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from mlx_console.core.logs.patterns import CATEGORIES
 from mlx_console.core.logs.triage import triage_text
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "logs" / "upstream_corpus.jsonl"
-VOCABULARY = (
-    "oom_load",
-    "oom_inference",
-    "metal_error",
-    "batch_cache_shape",
-    "server_hang",
-    "tool_call_plaintext",
-    "chat_template",
-    "tokenizer",
-    "model_load_missing_weights",
-    "model_not_found",
-    "unsupported_arch",
-    "kv_cache_quant",
-    "speculative_decoding",
-    "port_in_use",
-    "settings_invalid",
-)
+# The fixed vocabulary of issue 10: the catalogue's ids plus settings_invalid (added by that issue).
+VOCABULARY = tuple(dict.fromkeys((*CATEGORIES, "settings_invalid")))
 FIELDS = ("id", "source", "backend", "category", "split", "excerpt", "note")
 SPLIT_SEED = "mlx-console-upstream-corpus-1"  # the draw is described in upstream_corpus.README.md
 MIN_RECALL_HELDOUT = 0.90
@@ -96,6 +82,7 @@ def _recall_report(rows: list[dict], triaged: dict[str, list[str]], split: str) 
 
 
 def test_corpus_rows_are_well_formed(rows: list[dict]) -> None:
+    assert len(VOCABULARY) == 15
     assert len(rows) >= 100
     ids = Counter(r["id"] for r in rows)
     assert [i for i, n in ids.items() if n > 1] == []
