@@ -140,7 +140,7 @@ def test_distributed_keys_are_validated(tmp_path: Path) -> None:
         ('hosts = ["studio1", "studio2"]\n', ":5: ", "needs IP addresses"),
         ('hosts = ["10.0.0.1"]\n', ":5: ", "at least 2"),
         ('hosts = ["10.0.0.1", "10.0.0.2"]\ndistributed_backend = "nccl"\n', ":6: ", "not one of ring, jaccl, mpi"),
-        ('hosts = ["10.0.0.1", "10.0.0.2"]\ndistributed_backend = "jaccl"\n', ":5: ", "needs a 'hostfile'"),
+        ('hosts = ["10.0.0.1", "10.0.0.2"]\ndistributed_backend = "jaccl"\n', ":6: ", "needs a 'hostfile'"),
         ('pipeline = true\n', ":5: ", "only to a distributed profile"),
         ('hosts = ["10.0.0.1", "10.0.0.2"]\npipeline = "yes"\n', ":6: ", "true or false"),
         ('hosts = ["10.0.0.1", "10.0.0.2"]\nhostfile = "h.json"\n', ":6: ", "not both"),
