@@ -149,3 +149,28 @@ def test_distributed_keys_are_validated(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as e:
             load(body)
         assert line in str(e.value) and msg in str(e.value) and "c.toml" in str(e.value), (body, str(e.value))
+
+
+def test_doctor_checks_a_distributed_profile(tmp_path: Path, tiny_model: Path) -> None:
+    hostfile = tmp_path / "hosts.json"
+    hostfile.write_text('{"hosts": [{"ssh": "127.0.0.1"}, {"ssh": "nohost.invalid"}]}')
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[[backend]]\nname = "duo"\nkind = "mlx-lm"\nmodel = "{tiny_model}"\nhosts = ["127.0.0.1", "127.0.0.1"]\n\n'
+        f'[[backend]]\nname = "far"\nkind = "mlx-lm"\nmodel = "{tiny_model}"\nport = 8081\nhostfile = "{hostfile}"\n\n'
+        f'[[backend]]\nname = "bad"\nkind = "mlx-lm"\nmodel = "{tiny_model}"\nport = 8082\nhostfile = "{broken}"\n')
+    r = cli("--config", str(cfg), "doctor", "--json", timeout=120)
+    checks = {c["id"]: c for c in json.loads(r.stdout)["checks"]}
+    assert r.returncode == 1  # the unreachable host and the broken hostfile fail
+    assert checks["versions:duo"]["status"] == "pass" and "mlx-lm" in checks["versions:duo"]["detail"]
+    fit = checks["rank_model:duo:127.0.0.1"]
+    assert fit["status"] == "pass" and "for 2/2 rank(s)" in fit["detail"]
+    assert checks["idle_cpu:duo"]["status"] == "warn" and "backends stop duo" in checks["idle_cpu:duo"]["fix"]
+    assert checks["hostfile:far"]["status"] == "pass"
+    ssh = checks["ssh:far:nohost.invalid"]
+    assert ssh["status"] == "fail" and "ssh failed" in ssh["detail"] and "BatchMode" in ssh["fix"]
+    assert "for 1/2 rank(s)" in checks["rank_model:far:127.0.0.1"]["detail"]
+    assert checks["hostfile:bad"]["status"] == "fail" and "not valid JSON" in checks["hostfile:bad"]["detail"]
+    assert "model:duo" not in checks  # the whole model need not fit one host: checked per rank host instead
