@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,6 +61,9 @@ def sshd(tmp_path: Path) -> Iterator[Path]:
         "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n")
     (d / "ssh_config").write_text(
         f"Host box\n  HostName 127.0.0.1\n  Port {port}\n  User {os.environ.get('USER', 'root')}\n"
+        f"  IdentityFile {d / 'client_key'}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
+        "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        f"Host 127.0.0.2\n  HostName 127.0.0.1\n  Port {port}\n  User {os.environ.get('USER', 'root')}\n"
         f"  IdentityFile {d / 'client_key'}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
         "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
         f"Host deadbox\n  HostName 127.0.0.1\n  Port {free_port()}\n  IdentityFile {d / 'client_key'}\n"
@@ -147,3 +151,49 @@ def test_unknown_and_unreachable_host_are_one_line_errors(fleet: dict) -> None:
     assert r.returncode == 1 and "no [[host]] named 'nosuch'" in r.stderr and "box, dead" in r.stderr
     r = cli("--host", "dead", "backends", "list")
     assert r.returncode == 1 and "host 'dead' (deadbox): ssh failed" in r.stderr
+
+
+@pytest.mark.slow
+def test_a_rank_on_another_host_over_ssh(sshd: Path, tiny_model: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rank 1 on "127.0.0.2": mlx.launch and the console reach it with ssh (here: the test's sshd, through an
+    `ssh` on PATH that adds `-F` the test's ssh_config, as a user's ~/.ssh/config would)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {sshd} "$@"\n')
+    (bin_dir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    port, ring = free_port(), free_port()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[[backend]]\nname = "duo"\nkind = "mlx-lm"\nmodel = "{tiny_model}"\nport = {port}\n'
+                   f'hosts = ["127.0.0.1", "127.0.0.2"]\nring_port = {ring}\n')
+    monkeypatch.setenv("MLX_CONSOLE_CONFIG", str(cfg))
+    try:
+        r = cli("backends", "start", "duo", "--wait", "180", "--json", timeout=240)
+        assert r.returncode == 0, r.stderr
+        st = wait_for_ranks()
+        remote = st["ranks"][1]
+        assert remote["host"] == "127.0.0.2" and remote["log"].startswith("127.0.0.2:")
+        assert remote["status"] == "running" and remote["rss_bytes"] > 10_000_000
+        assert psutil_cmd(remote["pid"]).count("mlx_lm") and psutil.Process(remote["pid"]).environ()["MLX_RANK"] == "1"
+        r = cli("backends", "stop", "duo", "--json")
+        assert r.returncode == 0, r.stderr
+        assert not psutil.pid_exists(remote["pid"]) or psutil.Process(remote["pid"]).status() == psutil.STATUS_ZOMBIE
+    finally:
+        cli("backends", "stop", "duo")
+
+
+def wait_for_ranks(timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = cli("backends", "status", "duo", "--json")
+        st = json.loads(r.stdout)
+        if st["ranks"] and all(x["pid"] and x["status"] == "running" for x in st["ranks"]):
+            return st
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"ranks not all running: {st['ranks']}")
+        time.sleep(0.5)
+
+
+def psutil_cmd(pid: int) -> str:
+    return " ".join(psutil.Process(pid).cmdline())
