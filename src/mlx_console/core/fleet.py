@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlx_console.core.config import Config, Host
@@ -24,8 +26,11 @@ SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAl
 
 def ssh_argv(host: Host, args: list[str], tty: bool = False) -> list[str]:
     """ssh … DEST -- '<command> <args…>' (the remote shell splits `command`; args are quoted)."""
-    remote = host.command + (" " + shlex.join(args) if args else "")
-    return ["ssh", *SSH_OPTIONS, *(["-t"] if tty else []), *host.ssh_options, host.ssh, "--", remote]
+    return shell_argv(host, host.command + (" " + shlex.join(args) if args else ""), tty)
+
+
+def shell_argv(host: Host, script: str, tty: bool = False) -> list[str]:
+    return ["ssh", *SSH_OPTIONS, *(["-t"] if tty else []), *host.ssh_options, host.ssh, "--", script]
 
 
 def ssh_error(host: Host, stderr: str) -> str:
@@ -151,3 +156,104 @@ def exec_remote(host: Host, args: list[str]) -> int:
     if code == 255:
         raise ConsoleError(f"host {host.name!r} ({host.ssh}): ssh failed (see the message above)")
     return code
+
+
+class LogMirror:
+    """A remote log followed into a local file (`tail -F` over ssh), so the console's log view and its live
+    triage read it like any local log. One ssh process per mirrored log; stop() ends it."""
+
+    def __init__(self, host: Host, remote_path: str, local_path: Path):
+        self.host, self.remote_path, self.local_path = host, remote_path, local_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        self.local_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.local_path.open("wb") as out:  # a fresh copy of the last lines, then what follows
+            self.proc = subprocess.Popen(
+                shell_argv(self.host, f"tail -n 2000 -F {shlex.quote(self.remote_path)}"),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class FleetRows:
+    """The [[host]]s' backends for a UI polling every second: asked over ssh every `interval` seconds in a
+    thread of its own (a slow or unreachable host never delays the local rows); rows() returns the latest."""
+
+    def __init__(self, config: Config, interval: float = 5.0):
+        self.config, self.interval = config, interval
+        self.listings: list[HostListing] = []
+        self._stop = threading.Event()
+        self._wake = threading.Event()  # set after an action: ask again now, not in `interval` seconds
+        self._thread: threading.Thread | None = None
+        self.mirrors: dict[str, LogMirror] = {}
+
+    def rows(self) -> list[dict[str, Any]]:
+        if self._thread is None and self.config.hosts:
+            self._thread = threading.Thread(target=self._run, name="fleet-rows", daemon=True)
+            self._thread.start()
+        out: list[dict[str, Any]] = []
+        for li in list(self.listings):
+            if li.error:
+                out.append({"name": f"@{li.host}", "kind": "-", "status": "unreachable", "model": li.error[:70],
+                            "pid": None, "port": None, "fleet_host": li.host, "reason": li.error})
+            out += [{**r, "name": f"{r['name']}@{li.host}", "fleet_host": li.host} for r in li.backends]
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.listings = list_all(self.config, [])[1:]
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def split(self, name: str) -> tuple[Host, str] | None:
+        """`NAME@HOST` → the [[host]] and the backend's name there; None for a local backend."""
+        if "@" not in name:
+            return None
+        base, _, host = name.rpartition("@")
+        match = [h for h in self.config.hosts if h.name == host]
+        return (match[0], base) if match else None
+
+    def run(self, name: str, *args: str) -> dict[str, Any]:
+        """A `backends` action on a remote backend: `NAME@HOST` → `backends ACTION NAME … --json` there."""
+        target = self.split(name)
+        if target is None:
+            raise ConsoleError(f"{name!r} is not a backend of a [[host]]")
+        host, base = target
+        try:
+            return run_json(host, ["backends", args[0], base, *args[1:]], timeout=900)
+        finally:
+            self._wake.set()
+
+    def log_path(self, name: str, state_dir: Path) -> Path | None:
+        """A local mirror of the remote backend's log (started on first use)."""
+        target = self.split(name)
+        if target is None:
+            return None
+        host, base = target
+        remote = next((r.get("log") for li in self.listings if li.host == host.name
+                       for r in li.backends if r.get("name") == base), None)
+        if not remote:
+            return None
+        m = self.mirrors.get(name)
+        if m is None or m.remote_path != remote:
+            if m is not None:
+                m.stop()
+            m = self.mirrors[name] = LogMirror(host, remote, state_dir / "fleet" / host.name / f"{base}.log")
+        m.start()
+        return m.local_path
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for m in self.mirrors.values():
+            m.stop()
