@@ -197,3 +197,53 @@ def wait_for_ranks(timeout: float = 30) -> dict:
 
 def psutil_cmd(pid: int) -> str:
     return " ".join(psutil.Process(pid).cmdline())
+
+
+@pytest.mark.slow
+def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict) -> None:
+    """The dashboard: rows grouped by host, the unreachable host with its ssh error, far@box started, its log
+    tailed (through the ssh mirror) and triaged, then stopped, all from the console."""
+    import asyncio
+
+    from mlx_console.core import config as config_mod
+    from mlx_console.ui.app import ConsoleApp
+    from mlx_console.ui.widgets.log_view import LogView
+
+    app = ConsoleApp(config_mod.load(os.environ["MLX_CONSOLE_CONFIG"]), theme_dirs=[REPO / "themes"],
+                     autostart=False)
+
+    def row(name: str) -> dict:
+        return next((r for r in app.backends_table.rows_data if r.get("name") == name), {})
+
+    async def until(pilot: object, cond: object, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():  # type: ignore[operator]
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await pilot.pause(0.1)  # type: ignore[attr-defined]
+
+    async def run() -> None:
+        async with app.run_test(size=(160, 40)) as pilot:
+            await until(pilot, lambda: row("@dead").get("status") == "unreachable" and row("far@box"), 30, "hosts")
+            rows = app.backends_table.rows_data
+            assert [r["fleet_host"] for r in rows] == ["local", "box", "dead"]
+            assert "Connection refused" in row("@dead")["reason"]
+            assert [str(app.backends_table.get_cell_at((i, 0))) for i in range(3)] == ["local", "box", "dead"]
+            app.select_log("far@box")
+            await pilot.press("u")
+            await until(pilot, lambda: row("far@box").get("status") == "ready", 120, "far@box ready")
+            app.select_log("far@box", force=True)
+            log = app.query_one(LogView)
+            await until(pilot, lambda: any("Starting httpd" in x for x in log.shown_lines()), 30, "remote log")
+            remote_log = Path(row("far@box")["log"])
+            assert remote_log.is_relative_to(fleet["remote_state"]) and app.log_path != remote_log
+            with remote_log.open("a") as f:  # a line the remote supervisor acts on, seen here through ssh
+                f.write("2026-11-25 13:22:47,639 - ERROR - mlx_lm.server generation thread died: boom\n")
+            await until(pilot, lambda: any("generation thread died: boom" in x for x in log.shown_lines()),
+                        30, "triaged line")
+            await pilot.press("x")
+            await until(pilot, lambda: row("far@box").get("status") == "stopped", 60, "far@box stopped")
+
+    asyncio.run(run())
+    # No ssh `tail -F` outlives the console (atexit closes them; here, explicitly as the app would at exit).
+    app.backends._fleet.close()
+    assert all(m.proc.poll() is not None for m in app.backends._fleet.mirrors.values())
