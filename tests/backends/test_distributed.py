@@ -117,6 +117,17 @@ def test_two_ring_ranks_start_serve_restart_stop(write_config, tiny_model: Path,
                       json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
     assert resp.status_code == 200
 
+    # Its supervisor lost (kill -9): the group keeps serving; `backends start` re-adopts it with its ranks.
+    serving = [r["pid"] for r in st["ranks"]]
+    os.kill(st["supervisor_pid"], signal.SIGKILL)
+    assert gone(st["supervisor_pid"])
+    r = cli("backends", "start", "duo", "--json")
+    assert r.returncode == 0, r.stderr
+    st = wait_for(lambda: (s := status("duo"))["supervisor_pid"] not in (None, st["supervisor_pid"])
+                  and s["status"] == "ready" and s, timeout=30)
+    assert [r["pid"] for r in st["ranks"]] == serving and st["restarts"] == 1
+    assert all(r["status"] == "running" for r in st["ranks"])
+
     # stop → no rank left, no launcher, no supervisor.
     new = [r["pid"] for r in st["ranks"]]
     r = cli("backends", "stop", "duo", "--json")

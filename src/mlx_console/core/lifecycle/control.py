@@ -231,7 +231,8 @@ class Supervisor:
         if profile.demo and model:
             self._ensure_demo_model(Path(model), say)
         kind.check_model(profile, model)
-        self._check_port(profile)
+        if not profile.distributed or distributed.rank_hosts(profile)[0] == distributed.LOCAL:
+            self._check_port(profile)  # (rank 0 on another host listens there, not here)
         warning = kind.exposure_warning(profile)
         warnings = [warning] if warning else []
         if warning:

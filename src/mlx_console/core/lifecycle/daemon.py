@@ -249,7 +249,7 @@ class Supervise:
         """The command of this spawn (with a fresh rank token) and the ranks it will start."""
         if not self.spec.rank_hosts:
             return list(self.spec.command)
-        self.token = os.urandom(6).hex()
+        self.token = self.state.rank_token = os.urandom(6).hex()
         rank_dir = Path(self.spec.rank_dir)
         self.state.ranks = []
         for i, host in enumerate(self.spec.rank_hosts):
@@ -300,9 +300,11 @@ class Supervise:
         if proc is None:
             return None
         s = self.state
-        for key in ("pid", "create_time", "cmdline", "started_at", "ready_at", "restarts", "log_offset"):
+        for key in ("pid", "create_time", "cmdline", "started_at", "ready_at", "restarts", "log_offset", "ranks",
+                    "rank_token"):
             setattr(s, key, getattr(prev, key))
         self.ever_ready = prev.status in ("ready", "degraded")
+        self.token = prev.rank_token  # distributed: the adopted group's rank pid files
         self.say(f"adopted server pid {proc.pid} ({prev.status})")
         self.set(prev.status if prev.status in ("starting", "loading", "ready", "degraded") else "starting",
                  "re-adopted by a new supervisor")
@@ -400,7 +402,8 @@ class Supervise:
             if what == "loading" and self.state.status == "starting":
                 self.set("loading", "")
             elif what == "ready":
-                if owns_port(child.pid, self.spec.port) is False:
+                rank0_here = not self.spec.rank_hosts or self.spec.rank_hosts[0] == distributed.LOCAL
+                if rank0_here and owns_port(child.pid, self.spec.port) is False:
                     return "fatal", (f"port {self.spec.port} is answered by another process, not by this "
                                      "backend's server"), False
                 self.ever_ready = True

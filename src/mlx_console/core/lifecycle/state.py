@@ -106,6 +106,7 @@ class State:
     logs: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)  # last few transitions, newest last
     ranks: list[dict[str, Any]] = field(default_factory=list)  # distributed: distributed.Rank of each rank
+    rank_token: str = ""  # distributed: the token of this spawn in the ranks' pid files
     updated_at: float = 0.0
 
     @classmethod
