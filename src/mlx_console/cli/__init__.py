@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mlx-console {__version__}")
     parser.add_argument("--config", metavar="PATH", help="config file (default: $MLX_CONSOLE_CONFIG or the user config dir)")
+    parser.add_argument("--host", metavar="NAME", help="run the subcommand on the [[host]] NAME (its mlx-console, over ssh)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"mlx_console.cli.{name}").register(sub)
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.host:
+            return _on_host(args.host, sys.argv[1:] if argv is None else argv)
         if args.command is None:
             from mlx_console.ui.app import run_console
 
@@ -50,3 +53,14 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _on_host(name: str, argv: list[str]) -> int:
+    """`mlx-console --host NAME …`: the same command line, run by NAME's own mlx-console over ssh."""
+    from mlx_console.core import config as config_mod
+    from mlx_console.core import fleet
+
+    _, rest = fleet.split_host_option(argv)
+    config_path = next((rest[i + 1] for i, a in enumerate(rest[:-1]) if a == "--config"), None)
+    host = config_mod.load(config_path).host(name)
+    return fleet.exec_remote(host, fleet.remote_args(rest))

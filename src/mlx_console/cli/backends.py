@@ -10,7 +10,9 @@ import argparse
 import sys
 
 from mlx_console.cli._common import add_json_flag, load_config, print_json
-from mlx_console.core.lifecycle.control import BackendStatus, Supervisor
+from mlx_console.core import fleet
+from mlx_console.core.config import Config
+from mlx_console.core.lifecycle.control import JSON_KEYS, BackendStatus, Supervisor
 from mlx_console.core.machine.system import fmt_bytes
 
 
@@ -35,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     until_ready = "wait until a 1-token completion answers; fail after SECONDS"
     action("list", "every configured backend with its status", run_list, target=False)
+    bs.choices["list"].add_argument("--all-hosts", action="store_true",
+                                    help="also every [[host]]'s backends (over ssh); adds \"host\" to each")
     action("status", "one backend's status (with the reason when it is not ready)", run_status)
     action("start", "start a backend (or re-adopt one whose supervisor is gone)", run_start, wait=until_ready)
     action("restart", "stop, then start again (a swapped-in model stays)", run_restart, wait=until_ready)
@@ -73,7 +77,10 @@ def _line(st: BackendStatus) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    rows = Supervisor(load_config(args)).list()
+    config = load_config(args)
+    rows = Supervisor(config).list()
+    if args.all_hosts:
+        return _list_all_hosts(args, config, rows)
     if args.json:
         print_json([r.to_json() for r in rows])
         return 0
@@ -89,6 +96,21 @@ def run_list(args: argparse.Namespace) -> int:
             print(f"  {r.name}: {r.reason}")
         for w in r.warnings if r.active else []:
             print(f"  {r.name}: warning: {w}")
+    return 0
+
+
+def _list_all_hosts(args: argparse.Namespace, config: Config, rows: list[BackendStatus]) -> int:
+    listings = fleet.list_all(config, [r.to_json() for r in rows])
+    if args.json:
+        print_json([row for li in listings for row in fleet.tag_rows(li, JSON_KEYS)])
+    for li in listings:
+        if not args.json:
+            print(f"[{li.host}]" + (f" unreachable: {li.error}" if li.error else ""))
+            for r in li.backends:
+                print(f"  {r['name']}: {r['status']}" + (f" (pid {r['pid']}, port {r['port']})" if r["pid"] else "")
+                      + (f" — {r['reason']}" if r.get("reason") else ""))
+        elif li.error:
+            print(f"mlx-console: {li.error}", file=sys.stderr)
     return 0
 
 

@@ -19,6 +19,7 @@ from mlx_console.core.errors import ConfigError
 Kind = Literal["mlx-lm", "omlx"]
 KINDS: tuple[str, ...] = ("mlx-lm", "omlx")
 RESTART_POLICIES: tuple[str, ...] = ("never", "on-failure", "always")
+DISTRIBUTED_BACKENDS: tuple[str, ...] = ("ring", "jaccl", "mpi")
 DEFAULT_PORTS = {"mlx-lm": 8080, "omlx": 8000}
 DEMO_NAME = "demo"
 
@@ -39,8 +40,18 @@ class Profile:
     base_path: str = "~/.omlx"
     command: list[str] = field(default_factory=lambda: ["omlx"])
     api_key: str | None = None
+    # mlx-lm distributed (core/lifecycle/distributed.py): ranks started by mlx.launch, rank 0 serves HTTP
+    hosts: list[str] = field(default_factory=list)
+    hostfile: str | None = None
+    distributed_backend: str = "ring"
+    pipeline: bool = False
+    ring_port: int = 0  # ring: mlx.launch's --starting-port (0: its default, 32323)
     # Set for the built-in demo profile: the model is built on first start.
     demo: bool = False
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.hosts or self.hostfile)
 
     def __post_init__(self) -> None:
         if not self.port:
@@ -73,6 +84,11 @@ _PROFILE_KEYS: dict[str, tuple[tuple[type, ...], str, tuple[str, ...]]] = {
     "base_path": ((str,), "a directory path (string), default ~/.omlx", ("omlx",)),
     "command": ((list,), 'a list of strings, default ["omlx"]', ("omlx",)),
     "api_key": ((str,), "a string", ("omlx",)),
+    "hosts": ((list,), 'a list of at least 2 hosts for mlx.launch, e.g. ["10.0.0.1", "10.0.0.2"]', ("mlx-lm",)),
+    "hostfile": ((str,), "a path to an mlx.launch hostfile (JSON, as mlx.distributed_config writes)", ("mlx-lm",)),
+    "distributed_backend": ((str,), "one of " + ", ".join(repr(b) for b in DISTRIBUTED_BACKENDS), ("mlx-lm",)),
+    "pipeline": ((bool,), "true or false (pipeline parallel instead of tensor parallel)", ("mlx-lm",)),
+    "ring_port": ((int,), "an integer 1-65535 (ring: the first port the ranks connect on)", ("mlx-lm",)),
 }
 
 _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -81,6 +97,7 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "keymap": ((dict,), "a table of binding id = key"),
     "catalog": ((str, list), "a path (or list of paths) to extra triage pattern files (TOML)"),
     "model_dirs": ((list,), "a list of directories holding models"),
+    "host": ((list,), "an array of [[host]] tables (other machines reached over SSH)"),
 }
 
 
@@ -93,6 +110,14 @@ class Config:
     keymap: dict[str, str] = field(default_factory=dict)
     catalogs: list[Path] = field(default_factory=list)
     model_dirs: list[Path] = field(default_factory=list)
+    hosts: list[Host] = field(default_factory=list)
+
+    def host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        names = ", ".join(h.name for h in self.hosts) or "(none)"
+        raise ConfigError(f"no [[host]] named {name!r} in {self.path}; configured: {names}")
 
     def backend(self, name: str) -> Profile:
         for p in self.backends:
@@ -107,12 +132,12 @@ def demo_profile() -> Profile:
     return Profile(name=DEMO_NAME, kind="mlx-lm", model=str(paths.demo_model_dir()), demo=True)
 
 
-def _line_of(text: str, key: str, table_index: int | None) -> int:
+def _line_of(text: str, key: str, table_index: int | None, table_name: str = "backend") -> int:
     """Best-effort 1-based line of `key = …` (inside the table_index-th [[backend]] when given)."""
     lines = text.splitlines()
     start, end = 0, len(lines)
     if table_index is not None:
-        headers = [i for i, ln in enumerate(lines) if re.match(r"\s*\[\[\s*backend\s*\]\]", ln)]
+        headers = [i for i, ln in enumerate(lines) if re.match(rf"\s*\[\[\s*{table_name}\s*\]\]", ln)]
         if table_index < len(headers):
             start = headers[table_index]
             nxt = [i for i, ln in enumerate(lines) if i > start and re.match(r"\s*\[", ln)]
@@ -143,8 +168,8 @@ def load(path: str | Path | None = None) -> Config:
 
 
 def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
-    def err(key: str, msg: str, table: int | None = None) -> ConfigError:
-        line = _line_of(text, key, table)
+    def err(key: str, msg: str, table: int | None = None, table_name: str = "backend") -> ConfigError:
+        line = _line_of(text, key, table, table_name)
         return ConfigError(f"{cfg_path}:{line}: {msg}")
 
     for key, value in data.items():
@@ -188,7 +213,7 @@ def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
             types, what, kinds = _PROFILE_KEYS[key]
             if kind not in kinds:
                 raise err(key, f"{where}: key {key!r} applies only to kind {' / '.join(kinds)}", i)
-            if isinstance(value, bool) or not isinstance(value, types):
+            if isinstance(value, bool) is not (bool in types) or not isinstance(value, types):
                 raise err(key, f"{where}: key {key!r} must be {what}, got {value!r}", i)
         name = table["name"]
         if not name.strip():
@@ -211,5 +236,57 @@ def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
                     raise err(k, f"{where}: env.{k} must be a string, got {v!r}", i)
         if kind == "mlx-lm" and not table.get("model"):
             raise err("name", f"{where}: kind 'mlx-lm' needs 'model' (a local path or hub id)", i)
+        bad = _check_distributed(table, cfg_path)
+        if bad:
+            raise err(bad[0], f"{where}: {bad[1]}", i)
         cfg.backends.append(Profile(**table))
+    cfg.hosts = _parse_hosts(data.get("host", []), lambda key, msg, i: err(key, msg, i, "host"))
     return cfg
+
+
+def _check_distributed(table: dict[str, Any], cfg_path: Path) -> tuple[str, str] | None:
+    """(key, what is wrong) in hosts/hostfile/distributed_backend/pipeline/ring_port of an mlx-lm profile."""
+    from mlx_console.core.lifecycle.distributed import validate_profile_keys
+
+    return validate_profile_keys(table, cfg_path.parent)
+
+
+@dataclass
+class Host:
+    """One `[[host]]` table: another machine whose backends are driven through its own mlx-console over SSH."""
+
+    name: str
+    ssh: str
+    command: str = "mlx-console"
+    ssh_options: list[str] = field(default_factory=list)
+
+
+_HOST_KEYS: dict[str, tuple[type, str]] = {
+    "name": (str, "a non-empty string, unique among hosts (not 'local')"),
+    "ssh": (str, "an ssh destination as ssh takes it (user@host, a ~/.ssh/config alias, ssh://user@host:port)"),
+    "command": (str, "the remote mlx-console command line (a string run by the remote shell), default mlx-console"),
+    "ssh_options": (list, 'a list of extra ssh arguments (strings), e.g. ["-F", "/path/ssh_config"]'),
+}
+
+
+def _parse_hosts(tables: list[Any], err: Any) -> list[Host]:
+    out: list[Host] = []
+    for i, table in enumerate(tables):
+        where = f"[[host]] #{i + 1}"
+        if not isinstance(table, dict):
+            raise err("host", "each [[host]] must be a table", None)
+        for key, value in table.items():
+            if key not in _HOST_KEYS:
+                raise err(key, f"{where}: unknown key {key!r}; allowed: {', '.join(_HOST_KEYS)}", i)
+            typ, what = _HOST_KEYS[key]
+            if not isinstance(value, typ) or (typ is list and not all(isinstance(v, str) for v in value)):
+                raise err(key, f"{where}: key {key!r} must be {what}, got {value!r}", i)
+        for key in ("name", "ssh"):
+            if not str(table.get(key, "")).strip():
+                raise err(key, f"{where}: missing required key {key!r} ({_HOST_KEYS[key][1]})", i)
+        if table["name"] == "local" or table["name"] in {h.name for h in out}:
+            raise err("name", f"{where}: host name {table['name']!r} is reserved or used twice", i)
+        if "command" in table and not table["command"].strip():
+            raise err("command", f"{where}: 'command' must not be empty", i)
+        out.append(Host(**table))
+    return out

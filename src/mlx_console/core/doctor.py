@@ -267,7 +267,7 @@ def _model_checks(cfg: Config | None, mem: MemoryInfo | None) -> list[Check]:
         if p.kind == "omlx":
             out.append(_omlx_models_check(p))
             continue
-        if not p.model:
+        if not p.model or p.distributed:  # doctor_distributed checks it per rank host
             continue
         m = models_mod.resolve_profile(p)
         cid = f"model:{p.name}"
@@ -292,6 +292,12 @@ def _model_checks(cfg: Config | None, mem: MemoryInfo | None) -> list[Check]:
         fix = "" if status == PASS else "free memory, unload another model or pick a smaller quantization"
         out.append(Check(cid, status, f"{m.name}: {f.reason}", fix))
     return out
+
+
+def _distributed_checks(config: Config | None) -> list[Check]:
+    from mlx_console.core.doctor_distributed import checks  # it imports this module
+
+    return checks(config)
 
 
 def _omlx_models_check(p: Profile) -> Check:
@@ -373,6 +379,7 @@ def run(config: Config | None, *, config_error: str | None = None, budget: float
         *_port_checks(config, found, problems.get("ports")),
         *_bind_checks(config, found),
         *_model_checks(config, mem),
+        *_distributed_checks(config),
     ]
     return Report(checks=checks, versions=versions, listening=listening, chip=chip, memory=mem,
                   models=models, elapsed_s=round(time.monotonic() - t0, 3))

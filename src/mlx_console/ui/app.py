@@ -205,7 +205,9 @@ class ConsoleApp(App[int]):
             self.select_log(name)
 
     def backend_names(self) -> list[str]:
-        return [p.name for p in self.config.backends]
+        remote = [str(r.get("name")) for r in self.backends_table.rows_data  # [[host]]s' backends: NAME@HOST
+                  if r.get("fleet_host") not in (None, "local") and r.get("status") != "unreachable"]
+        return [p.name for p in self.config.backends] + remote
 
     def check_backend(self, name: str) -> bool:
         if name not in self.backend_names():

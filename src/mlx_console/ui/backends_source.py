@@ -15,6 +15,18 @@ class Backends:
         self.config = config
         self._sup: Any = None
         self.unavailable: str | None = None   # why the supervisor cannot be used, shown on screen
+        self._fleet: Any = None  # core.fleet.FleetRows when [[host]]s are configured: rows named NAME@HOST
+
+    def fleet(self) -> Any:
+        if self._fleet is None and self.config.hosts:
+            self._fleet = core("fleet", "FleetRows")(self.config)
+            import atexit
+
+            atexit.register(self._fleet.close)  # no ssh `tail -F` outlives the console
+        return self._fleet
+
+    def remote(self, name: str) -> bool:
+        return self.fleet() is not None and self._fleet.split(name) is not None
 
     def supervisor(self) -> Any:
         if self._sup is None:
@@ -36,15 +48,24 @@ class Backends:
             self.unavailable = str(e)
             return self.placeholder_rows("n/a")
         self.unavailable = None
-        return [s.to_json() for s in sup.list()]
+        rows = [s.to_json() for s in sup.list()]
+        if self.fleet() is None:
+            return rows
+        return [{**r, "fleet_host": "local"} for r in rows] + self._fleet.rows()
 
     def start(self, name: str, progress: Callable[[str], None] | None = None) -> Any:
+        if self.remote(name):
+            return self._fleet.run(name, "start")
         return self.supervisor().start(name, wait=None, progress=progress)
 
     def stop(self, name: str) -> Any:
+        if self.remote(name):
+            return self._fleet.run(name, "stop")
         return self.supervisor().stop(name)
 
     def restart(self, name: str, progress: Callable[[str], None] | None = None) -> Any:
+        if self.remote(name):
+            return self._fleet.run(name, "restart")
         sup = self.supervisor()
         try:
             return sup.restart(name, progress=progress)
@@ -52,10 +73,15 @@ class Backends:
             return sup.restart(name)
 
     def swap_model(self, name: str, model: str) -> Any:
+        if self.remote(name):
+            return self._fleet.run(name, "swap", model)
         return self.supervisor().swap_model(name, model)
 
     def log_paths(self, name: str) -> list[Path]:
         """Every log of the backend, the captured one first (oMLX adds its own server.log)."""
+        if self.remote(name):
+            path = self.log_path(name)
+            return [path] if path else []
         try:
             sup = self.supervisor()
         except NotAvailable:
@@ -65,7 +91,15 @@ class Backends:
         return [Path(sup.log_path(name))]
 
     def log_path(self, name: str) -> Path | None:
+        if self.remote(name):  # a local mirror of the remote log (ssh tail -F), triaged like any other
+            return self._fleet.log_path(name, _state_dir())
         try:
             return Path(self.supervisor().log_path(name))
         except NotAvailable:
             return None
+
+
+def _state_dir() -> Path:
+    from mlx_console import paths
+
+    return paths.state_dir()

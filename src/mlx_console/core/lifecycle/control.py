@@ -27,6 +27,7 @@ from mlx_console import paths
 from mlx_console.core.backends.base import kind_for
 from mlx_console.core.config import Config, Profile
 from mlx_console.core.errors import ConsoleError
+from mlx_console.core.lifecycle import distributed
 from mlx_console.core.lifecycle.state import (
     ACTIVE,
     SERVER_LOG,
@@ -76,6 +77,7 @@ class BackendStatus:
     logs: list[str] = field(default_factory=list)
     configured: bool = True  # False: found in the state dir but no longer in the config
     updated_at: float | None = None
+    ranks: list[dict[str, Any]] = field(default_factory=list)  # distributed: {rank,host,pid,status,cpu_percent,…}
 
     @property
     def active(self) -> bool:
@@ -112,6 +114,8 @@ class Supervisor:
         try:
             profile = self.config.backend(name)
             extra = kind_for(profile.kind).extra_logs(profile)
+            st = read_state(self.dir(name))
+            extra += [Path(p) for p in (st.logs[1:] if st and profile.distributed else []) if Path(p).is_absolute()]
         except ConsoleError:
             st = read_state(self.dir(name))
             extra = [Path(p) for p in (st.logs[1:] if st else [])]
@@ -180,6 +184,7 @@ class Supervisor:
             st.port, st.host, st.base_url, st.model = profile.port, profile.host, profile.base_url, profile.model
         if sup is not None:
             st.supervisor_pid = sup.pid
+        st.ranks = _ranks(state.ranks, status in ACTIVE)
         if server is not None and status in ACTIVE:
             st.pid = server.pid
             st.uptime_s = round(time.time() - server.create_time(), 1)
@@ -226,20 +231,27 @@ class Supervisor:
         if profile.demo and model:
             self._ensure_demo_model(Path(model), say)
         kind.check_model(profile, model)
-        self._check_port(profile)
+        if not profile.distributed or distributed.rank_hosts(profile)[0] == distributed.LOCAL:
+            self._check_port(profile)  # (rank 0 on another host listens there, not here)
         warning = kind.exposure_warning(profile)
         warnings = [warning] if warning else []
         if warning:
             say(f"warning: {warning}")
         command = kind.command(profile, model)
+        rank_hosts: list[str] = []
+        if profile.distributed:
+            rank_hosts = distributed.rank_hosts(profile)
+            command = distributed.command(profile, command, d / "ranks")
         log = self.log_path(name)
         _rotate_if_large(log)
         spec = Spec(
             run_id=uuid.uuid4().hex, name=name, kind=profile.kind, command=command,
             env=kind.env(profile), host=profile.host, port=profile.port, model=model,
             base_url=profile.base_url, api_key=profile.api_key, restart=profile.restart, log=str(log),
-            extra_logs=[str(p) for p in kind.extra_logs(profile)], timings=self.timings, swapped=swapped,
-            warnings=warnings,
+            extra_logs=[str(p) for p in kind.extra_logs(profile)] + [
+                distributed.log_label(h, distributed.rank_log(d / "ranks", i)) for i, h in enumerate(rank_hosts)],
+            timings=self.timings, swapped=swapped,
+            warnings=warnings, rank_hosts=rank_hosts, rank_dir=str(d / "ranks"),
         )
         write_spec(d, spec)
         write_state(d, State(name=name, kind=profile.kind, status="starting", reason="spawning supervisor",
@@ -406,6 +418,21 @@ class Supervisor:
 
 
 _ALARM = re.compile(r"\w(Error|Exception)\b|- (ERROR|CRITICAL) -|\berror:|died|Errno|Traceback")
+
+
+def _ranks(ranks: list[dict[str, Any]], active: bool) -> list[dict[str, Any]]:
+    """The ranks for status: cpu and rss of the local ones asked now; none running once the group is not."""
+    out = []
+    for d in ranks:
+        r = distributed.Rank(**d)
+        if not active and r.status != "gone":
+            r.status = "stopped"
+        elif r.status == "running" and r.host == distributed.LOCAL:
+            r.cpu_percent, r.rss_bytes = distributed.usage(r)
+            if not distributed.alive_local(r):
+                r.status = "gone"
+        out.append(r.to_json())
+    return out
 
 
 def _why_lines(lines: list[str], n: int = 15) -> list[str]:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from mlx_console.core.backends.base import BackendKind, kind_for
+from mlx_console.core.lifecycle import distributed
 from mlx_console.core.lifecycle.state import (
     Spec,
     State,
@@ -162,6 +163,8 @@ class Supervise:
         self.last_error = ""
         host = urlsplit(self.spec.base_url).hostname or "127.0.0.1"
         self.connect_host = host
+        self.token = ""  # distributed: this spawn's token in the rank pid files
+        self.rank_offsets: dict[int, int] = {}
 
     # -- state ---------------------------------------------------------------------------------
     def say(self, msg: str) -> None:
@@ -223,11 +226,12 @@ class Supervise:
 
     def _spawn(self) -> Child | None:
         log_path = Path(self.spec.log)
+        command = self._ranks_before_spawn()
         with log_path.open("ab") as log:
             offset = log.seek(0, os.SEEK_END)
             try:
                 popen = subprocess.Popen(
-                    self.spec.command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    command, stdin=self._stdin(), stdout=log, stderr=subprocess.STDOUT,
                     env={**os.environ, **self.spec.env}, process_group=0, close_fds=True,
                 )
             except OSError as e:
@@ -235,10 +239,59 @@ class Supervise:
                 return None
         child = Child(psutil.Process(popen.pid), popen)
         s = self.state
-        s.pid, s.create_time, s.cmdline = popen.pid, child.proc.create_time(), list(self.spec.command)
+        s.pid, s.create_time, s.cmdline = popen.pid, child.proc.create_time(), list(command)
         s.started_at, s.ready_at, s.exit_code, s.log_offset = time.time(), None, None, offset
         self.set("starting", "")
         return child
+
+    # -- distributed: the ranks mlx.launch starts ----------------------------------------------------
+    def _ranks_before_spawn(self) -> list[str]:
+        """The command of this spawn (with a fresh rank token) and the ranks it will start."""
+        if not self.spec.rank_hosts:
+            return list(self.spec.command)
+        self.token = self.state.rank_token = os.urandom(6).hex()
+        rank_dir = Path(self.spec.rank_dir)
+        self.state.ranks = []
+        for i, host in enumerate(self.spec.rank_hosts):
+            log = distributed.rank_log(rank_dir, i)
+            self.state.ranks.append(distributed.Rank(i, host, log=distributed.log_label(host, log)).__dict__)
+            if host == distributed.LOCAL:
+                try:
+                    self.rank_offsets[i] = log.stat().st_size
+                except OSError:
+                    self.rank_offsets[i] = 0
+        return [self.token if c == distributed.RUN_TOKEN else c for c in self.spec.command]
+
+    def _stdin(self) -> Any:
+        # mlx.launch forwards its stdin to every rank and polls it: at EOF (/dev/null) that loop spins a core.
+        # A pipe that stays open and silent lets it sleep in select().
+        if not self.spec.rank_hosts:
+            return subprocess.DEVNULL
+        if getattr(self, "_stdin_pipe", None) is None:
+            self._stdin_pipe = os.pipe()
+        return self._stdin_pipe[0]
+
+    def _rank_loop(self, stop: threading.Event, gen: int) -> None:
+        """In a thread (ssh may be slow): report the ranks; any rank gone ends the group."""
+        ranks = [distributed.Rank(**r) for r in self.state.ranks]
+        remote = any(r.host != distributed.LOCAL for r in ranks)
+        last: list[tuple[int | None, str]] = []
+        while not stop.wait(3.0 if remote else self.t.poll):
+            distributed.look(ranks, Path(self.spec.rank_dir), self.token)
+            now = [(r.pid, r.status) for r in ranks]
+            if now != last or remote:
+                self.probes.put((gen, "ranks", [dict(r.__dict__) for r in ranks]))
+                last = now
+
+    def _kill_ranks(self) -> None:
+        if self.spec.rank_hosts:
+            ranks = [distributed.Rank(**r) for r in self.state.ranks]
+            distributed.kill_ranks(ranks)
+            self.state.ranks = [r.__dict__ for r in ranks]
+
+    def _gone_rank(self) -> str:
+        gone = [r for r in self.state.ranks if r.get("status") == "gone"]
+        return "; ".join(f"rank {r['rank']} on {r['host']} (pid {r['pid']}) is gone" for r in gone)
 
     def _adopt(self) -> Child | None:
         prev = self.adopt_from
@@ -247,9 +300,11 @@ class Supervise:
         if proc is None:
             return None
         s = self.state
-        for key in ("pid", "create_time", "cmdline", "started_at", "ready_at", "restarts", "log_offset"):
+        for key in ("pid", "create_time", "cmdline", "started_at", "ready_at", "restarts", "log_offset", "ranks",
+                    "rank_token"):
             setattr(s, key, getattr(prev, key))
         self.ever_ready = prev.status in ("ready", "degraded")
+        self.token = prev.rank_token  # distributed: the adopted group's rank pid files
         self.say(f"adopted server pid {proc.pid} ({prev.status})")
         self.set(prev.status if prev.status in ("starting", "loading", "ready", "degraded") else "starting",
                  "re-adopted by a new supervisor")
@@ -269,16 +324,28 @@ class Supervise:
         stop = threading.Event()
         ready_now = self.state.status in ("ready", "degraded")
         threading.Thread(target=self._probe_loop, args=(stop, ready_now, self.generation), daemon=True).start()
+        scanners = [scanner]
+        if self.spec.rank_hosts:
+            threading.Thread(target=self._rank_loop, args=(stop, self.generation), daemon=True).start()
+            scanners += [LogScanner(distributed.rank_log(Path(self.spec.rank_dir), i), off)
+                         for i, off in self.rank_offsets.items()]
         try:
             while True:
                 if self.stop_requested:
                     child.terminate(self.t.grace)
                     return "stopped", "stopped on request", False
                 if child.exited():
-                    self._drain_log(scanner)  # the last words, e.g. a traceback, for the reason
+                    for sc in scanners:
+                        self._drain_log(sc)  # the last words, e.g. a traceback, for the reason
                     outcome = "exited-clean" if child.exit_code == 0 else "exited"
-                    return outcome, self._with_last_error(describe_exit(child.exit_code), scanner), True
-                verdict = self._scan(scanner)
+                    reason = describe_exit(child.exit_code)
+                    if self.spec.rank_hosts:  # mlx.launch exits 0 when a rank died: the group failed anyway
+                        outcome, gone = "exited", self._gone_rank()
+                        reason = f"mlx.launch ended ({reason})" + (f": {gone}" if gone else "")
+                    return outcome, self._with_last_error(reason, scanner), True
+                verdict = None
+                for sc in scanners:
+                    verdict = verdict or self._scan(sc)
                 if verdict is None:
                     verdict = self._take_probes(child)
                 if verdict is not None:
@@ -291,6 +358,7 @@ class Supervise:
                 time.sleep(self.t.poll)
         finally:
             stop.set()
+            self._kill_ranks()  # stop leaves no rank on any host (mlx.launch may leave remote ones)
 
     def _drain_log(self, scanner: LogScanner) -> None:
         for line in scanner.new_lines():
@@ -334,7 +402,8 @@ class Supervise:
             if what == "loading" and self.state.status == "starting":
                 self.set("loading", "")
             elif what == "ready":
-                if owns_port(child.pid, self.spec.port) is False:
+                rank0_here = not self.spec.rank_hosts or self.spec.rank_hosts[0] == distributed.LOCAL
+                if rank0_here and owns_port(child.pid, self.spec.port) is False:
                     return "fatal", (f"port {self.spec.port} is answered by another process, not by this "
                                      "backend's server"), False
                 self.ever_ready = True
@@ -350,6 +419,12 @@ class Supervise:
                 self.state.loaded_models = list(detail)
                 self.say(f"loaded models: {', '.join(detail) or '(none)'}")
                 write_state(self.dir, self.state)
+            elif what == "ranks":
+                self.state.ranks = detail
+                write_state(self.dir, self.state)
+                gone = self._gone_rank()
+                if gone:
+                    return "exited", f"{gone}: the group is stopped and restarted as a whole", True
             elif what == "recovered" and self.state.status == "degraded":
                 self.set("ready", "liveness probe answers again")
 

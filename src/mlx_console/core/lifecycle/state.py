@@ -63,6 +63,9 @@ class Spec:
     timings: Timings = field(default_factory=Timings)
     swapped: bool = False  # the model came from swap_model, not from the profile
     warnings: list[str] = field(default_factory=list)  # e.g. bound beyond loopback without an API key
+    # distributed (mlx.launch): the ssh host of each rank, and the dir (same path on every host) of their logs
+    rank_hosts: list[str] = field(default_factory=list)
+    rank_dir: str = ""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Spec:
@@ -102,6 +105,8 @@ class State:
     log_offset: int = 0  # where the current server process's output starts in the log
     logs: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)  # last few transitions, newest last
+    ranks: list[dict[str, Any]] = field(default_factory=list)  # distributed: distributed.Rank of each rank
+    rank_token: str = ""  # distributed: the token of this spawn in the ranks' pid files
     updated_at: float = 0.0
 
     @classmethod

@@ -9,7 +9,7 @@ from textual.widgets import DataTable
 
 STATE_STYLE = {
     "ready": "success", "starting": "warning", "loading": "warning", "degraded": "warning",
-    "dead": "error", "stopped": "dim",
+    "dead": "error", "stopped": "dim", "unreachable": "error",
 }
 WIDE = ("name", "kind", "state", "model", "port", "pid", "rss", "uptime", "restarts")
 NARROW = ("name", "state", "model", "port", "rss", "uptime")
@@ -80,9 +80,15 @@ class BackendsTable(DataTable):
         if narrow is not None:
             self.narrow = narrow
         cols = NARROW if self.narrow else WIDE
+        if any(r.get("fleet_host") for r in rows):  # [[host]]s configured: rows grouped by host, named once
+            cols = ("host", *cols)
         selected = self.selected_name
         self.rows_data = rows
         cells = [[self._cell(c, r) for c in cols] for r in rows]
+        if cols[0] == "host":
+            for i in range(len(rows) - 1, 0, -1):
+                if rows[i].get("fleet_host") == rows[i - 1].get("fleet_host"):
+                    cells[i][0] = ""
         # Widths are computed here, not left to DataTable: it keeps a column's old width after clear(),
         # which cut "stopped" to the width of an earlier "…". Columns are rebuilt only when widths change.
         widths = tuple(max([len(self._header(c))] + [Text(str(row[i])).cell_len if not isinstance(row[i], Text)
@@ -129,6 +135,8 @@ class BackendsTable(DataTable):
             return str(r.get("pid") or "-")
         if col == "restarts":
             return str(r.get("restarts", "-"))
+        if col == "host":
+            return str(r.get("fleet_host") or "-")
         value = r.get(col)
         return "-" if value is None else str(value)
 
