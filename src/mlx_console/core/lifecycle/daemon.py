@@ -178,6 +178,9 @@ class Supervise:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # an SSH drop is not a reason to stop serving
+        from mlx_console.core.metrics.sampler import start_sampler  # observability (issue 14)
+
+        self.sampler = start_sampler(self)
         self.child = self._adopt() if self.adopt_from else None
         while True:
             if self.child is None:
@@ -349,6 +352,10 @@ class Supervise:
             elif what == "models":
                 self.state.loaded_models = list(detail)
                 self.say(f"loaded models: {', '.join(detail) or '(none)'}")
+                write_state(self.dir, self.state)
+            elif what == "sampler":  # the metrics sampler cannot write ("" = it can again)
+                self.state.warnings = [w for w in self.state.warnings if not w.startswith("metrics:")]
+                self.state.warnings += [detail] if detail else []
                 write_state(self.dir, self.state)
             elif what == "recovered" and self.state.status == "degraded":
                 self.set("ready", "liveness probe answers again")
