@@ -23,6 +23,7 @@ Series (name, unit, source) — README "Metrics" lists them too:
 
 from __future__ import annotations
 
+import atexit
 import os
 import sqlite3
 import threading
@@ -95,7 +96,8 @@ class Sampler:
         self.children_at = 0.0
         self.last_prune = 0.0
         self.observed: list[Observation] = []
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards `observed` (the meter adds from its thread)
+        self.busy = threading.Lock()  # one sample at a time (the loop, the last one at exit)
         self.ticks = 0
 
     # -- setup -------------------------------------------------------------------------------------
@@ -114,6 +116,7 @@ class Sampler:
                     self.offset = self._resume_offset(db.meta(f"offset:{self.t.name}"))
                 evs = db.events(self.t.name)
                 self.seen_event_t = max([self.seen_event_t, *(e.ts for e in evs if e.kind == "status")])
+                db.event(self.t.name, time.time(), "status", f"starting: supervising process pid {os.getpid()}")
             except BaseException:
                 db.close()
                 raise
@@ -290,22 +293,29 @@ class Sampler:
             return {}
         return {f"offset:{self.t.name}": f"{ino}:{self.offset or 0}"}
 
+    def last_sample(self) -> None:
+        """At the supervising process's exit: the final status (stopped, dead) and counts are kept."""
+        if self.busy.acquire(timeout=2.0):
+            try:
+                self.sample()
+            except (sqlite3.Error, OSError, RuntimeError):
+                pass
+            finally:
+                self.busy.release()
+
     # -- the loop ----------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         while True:
             try:
-                self.sample()
-                if self.error:
-                    self.error = ""
-                    self.report("")
+                with self.busy:
+                    self.sample()
+                self.error = ""
             except (sqlite3.Error, OSError, RuntimeError) as e:
-                msg = f"metrics: cannot write {self.db_path or 'the metrics database'}: {e}"
+                self.error = f"metrics: cannot write {self.db_path or 'the metrics database'}: {e}"
                 if self.db is not None:
                     self.db.close()
                     self.db = None
-                if msg != self.error:
-                    self.error = msg
-                    self.report(msg)
+            self.report(self.error)  # the receiver passes on changes only
             if stop.wait(self.interval):
                 return
 
@@ -316,8 +326,12 @@ def start_sampler(sup: Any) -> Sampler | None:
     backend's status warnings); "" clears them."""
     spec = sup.spec
 
-    def report(msg: str) -> None:
-        sup.probes.put((sup.generation, "sampler", msg))
+    last: list[tuple[int, str]] = [(0, "")]
+
+    def report(msg: str) -> None:  # again for each new server process: the daemon drops older generations' news
+        if (sup.generation, msg) != last[0] and (msg or last[0][1]):
+            last[0] = (sup.generation, msg)
+            sup.probes.put((sup.generation, "sampler", msg))
 
     target = Target(
         name=spec.name, kind=spec.kind, log=Path(spec.log), base_url=spec.base_url, api_key=spec.api_key,
@@ -325,5 +339,6 @@ def start_sampler(sup: Any) -> Sampler | None:
         events=lambda: list(sup.state.events), classify=sup.kind.classify,
     )
     sampler = Sampler(target, db_path(), report)
+    atexit.register(sampler.last_sample)
     threading.Thread(target=sampler.run, args=(threading.Event(),), name="metrics-sampler", daemon=True).start()
     return sampler

@@ -1,0 +1,109 @@
+"""Metrics from a real mlx_lm.server under its supervising process: requests sent straight to the server
+(not through the console) show up in `ps`/`metrics` within two sample intervals, and the counts survive a
+backend restart and a new supervising process. A sampler that cannot write says so in the status."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlx_console import paths
+from mlx_console.core.metrics.store import DB_FILE, MetricsDB, db_path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from backends_helpers import wait_for  # noqa: E402
+
+pytestmark = pytest.mark.slow
+INTERVAL = 1.0
+
+
+def cli(*args: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "mlx_console", *args], capture_output=True, text=True, timeout=60,
+                       env=os.environ.copy())
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def metrics_json(name: str, series: str) -> dict:
+    out = cli("metrics", name, "--since", "1h", "--series", series, "--json")
+    lines = out.splitlines()
+    assert len(lines) == 1
+    return json.loads(lines[0])
+
+
+def ask(port: int, n: int = 3) -> None:
+    r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=30,
+                   json={"messages": [{"role": "user", "content": "hello there"}], "max_tokens": n})
+    assert r.status_code == 200
+
+
+def requests_total(name: str) -> float:
+    db = MetricsDB(readonly=True)
+    try:
+        last = db.latest(name, "requests_total")
+        return last[1] if last else -1
+    finally:
+        db.close()
+
+
+def test_requests_straight_to_the_server_show_up_and_survive_restarts(make_sup, tiny_model: Path,
+                                                                     port: int) -> None:
+    MetricsDB().set_setting("interval", str(INTERVAL))
+    sup = make_sup({"name": "m", "kind": "mlx-lm", "model": str(tiny_model), "port": port})
+    st = sup.start("m", wait=60)
+    assert st.status == "ready"
+    wait_for(lambda: requests_total("m") >= 0, timeout=10)  # the sampler writes (the probe counts too)
+    before = requests_total("m")
+    t0 = time.monotonic()
+    for _ in range(3):
+        ask(port)
+    wait_for(lambda: requests_total("m") >= before + 3, timeout=2 * INTERVAL + 1.5)
+    assert time.monotonic() - t0 < 2 * INTERVAL + 1.5 + 5  # (the completions themselves take a moment)
+
+    got = metrics_json("m", "requests_total,prompt_tokens_total,rss_bytes,mem_available_bytes,memory_pressure")
+    assert got["backend"] == "m" and set(got["series"]) >= {"requests_total", "prompt_tokens_total",
+                                                               "rss_bytes", "mem_available_bytes"}
+    ts, value = got["series"]["requests_total"][-1]
+    assert isinstance(ts, int) and abs(ts - time.time()) < 30 and value >= before + 3
+    assert got["series"]["prompt_tokens_total"][-1][1] > 0  # `Prompt processing progress: n/n` lines
+    assert got["series"]["rss_bytes"][-1][1] > 10_000_000
+
+    rows = json.loads(cli("ps", "--json"))
+    row = next(r for r in rows if r["backend"] == "m")
+    assert list(row) == ["backend", "kind", "model", "status", "pid", "rss_bytes", "model_bytes", "uptime_s",
+                         "requests_1m", "tok_s_1m", "last_request_s"]
+    assert row["status"] == "ready" and row["pid"] == st.pid and row["requests_1m"] >= 3
+    assert row["last_request_s"] is not None and row["last_request_s"] < 30
+    assert row["model_bytes"] and row["tok_s_1m"] is None  # mlx-lm logs no completion tokens (the meter does)
+
+    # A backend restart (new server, new supervising process): the counter goes on from where it was.
+    counted = requests_total("m")
+    st2 = sup.restart("m", wait=60)
+    assert st2.pid != st.pid
+    ask(port)
+    wait_for(lambda: requests_total("m") >= counted + 1, timeout=10)
+    db = MetricsDB(readonly=True)
+    points = db.query("m", ["requests_total"])[("requests_total", "")]
+    assert all(b[1] >= a[1] for a, b in zip(points, points[1:], strict=False))  # never reset
+    kinds = [e.detail.split(":")[0] for e in db.events("m") if e.kind == "status"]
+    assert "stopped" in kinds and kinds[-1] == "ready"  # the restart is a marker on the time axis
+    db.close()
+    sup.stop("m")
+
+
+def test_a_sampler_that_cannot_write_says_so_in_the_status(make_sup, tiny_model: Path, port: int) -> None:
+    (paths.state_dir() / DB_FILE).mkdir()  # a directory where the database file should be
+    sup = make_sup({"name": "w", "kind": "mlx-lm", "model": str(tiny_model), "port": port})
+    sup.start("w", wait=60)
+    st = wait_for(lambda: (s := sup.status("w")).warnings and s, timeout=10)
+    assert any(w.startswith(f"metrics: cannot write {db_path()}") for w in st.warnings), st.warnings
+    out = cli("backends", "list")
+    assert "warning: metrics: cannot write" in out
+    sup.stop("w")
