@@ -107,3 +107,36 @@ def test_a_sampler_that_cannot_write_says_so_in_the_status(make_sup, tiny_model:
     out = cli("backends", "list")
     assert "warning: metrics: cannot write" in out
     sup.stop("w")
+
+
+def test_omlx_models_memory_and_tokens_per_second(make_sup, tmp_path: Path, tiny_model: Path, port: int) -> None:
+    import shutil
+
+    from test_omlx import STANDIN
+
+    base = tmp_path / "omlx"
+    shutil.copytree(tiny_model, base / "models" / "tiny-llama")
+    MetricsDB().set_setting("interval", str(INTERVAL))
+    sup = make_sup({"name": "o", "kind": "omlx", "base_path": str(base), "port": port, "api_key": "k",
+                    "command": [sys.executable, str(STANDIN)]})
+    sup.start("o", wait=30)
+    sup.swap_model("o", "tiny-llama")
+    for _ in range(2):
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=30,
+                       headers={"Authorization": "Bearer k"},
+                       json={"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}],
+                             "max_tokens": 5})
+        assert r.status_code == 200
+    wait_for(lambda: requests_total("o") >= 2, timeout=2 * INTERVAL + 1.5)
+
+    def row() -> dict | None:
+        rows = [r for r in json.loads(cli("ps", "--json")) if r["backend"] == "o"]
+        return rows[0] if rows and rows[0]["model"] == "tiny-llama" and rows[0]["model_bytes"] else None
+
+    got = wait_for(row, timeout=10)
+    assert got["kind"] == "omlx" and got["model_bytes"] > 0 and got["tok_s_1m"] and got["tok_s_1m"] > 0
+    series = metrics_json("o", "completion_tokens_total,model_bytes,decode_tps")["series"]
+    assert series["completion_tokens_total"][-1][1] >= 10
+    assert series['model_bytes{model="tiny-llama"}'][-1][1] == got["model_bytes"]
+    assert series["decode_tps"]
+    sup.stop("o")
