@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,97 @@ def per_minute(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
 
 def per_second(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
     return [(t, v / 60.0) for t, v in per_minute(points)]
+
+
+# -- what the console's metrics screen plots ---------------------------------------------------------------
+
+WINDOWS = {"5m": 300, "1h": 3600, "24h": 86400}
+GIB = 1024**3
+
+
+@dataclass
+class Line:
+    label: str
+    points: list[tuple[int, float]]
+
+
+@dataclass
+class Panel:
+    title: str
+    unit: str
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not any(line.points for line in self.lines)
+
+
+@dataclass
+class Marker:
+    ts: float
+    kind: str  # status | pressure | triage
+    detail: str
+
+    @property
+    def short(self) -> str:
+        if self.kind == "status":
+            return self.detail.split(":", 1)[0]
+        if self.kind == "pressure":
+            return "pressure " + self.detail.split("->", 1)[-1].split("(")[0].strip()
+        return "triage " + self.detail.split(":", 1)[0]
+
+
+@dataclass
+class PlotData:
+    backend: str
+    window: int
+    now: float
+    panels: list[Panel]
+    markers: list[Marker]
+
+
+def plot_data(db: MetricsDB | None, backend: str, window: int, now: float | None = None,
+              points: int = 120) -> PlotData:
+    """The four panels of the metrics screen (throughput, TTFT, requests, memory) over `window` seconds,
+    folded to about `points` points, and the markers (restarts, pressure transitions, triage) in the window."""
+    now = time.time() if now is None else now
+    since = now - window
+    step = max(1, window // points)
+    data = db.query(backend, None, since, step if step > 5 else 0) if db is not None else {}
+
+    def get(name: str, model: str = "") -> list[tuple[int, float]]:
+        return data.get((name, model), [])
+
+    models = sorted(m for (n, m) in data if n == "model_bytes")
+    model_total: dict[int, float] = {}
+    for m in models:
+        for ts, v in get("model_bytes", m):
+            model_total[ts] = model_total.get(ts, 0.0) + v
+    completion = get("completion_tokens_total")
+    if completion and not any(v for _, v in completion):
+        completion = []  # never counted (mlx-lm without the meter): unknown, not zero
+    panels = [
+        Panel("Throughput", "tok/s", [Line("decode", get("decode_tps")),
+                                      Line("completion", per_second(completion))]),
+        Panel("TTFT", "ms", [Line("ttft", get("ttft_ms"))]),
+        Panel("Requests", "/min", [Line("all", per_minute(get("requests_total"))),
+                                   Line("errors", _sum_rates(get("requests_4xx_total"), get("requests_5xx_total")))]),
+        Panel("Memory", "GiB", [
+            Line("rss", [(t, v / GIB) for t, v in get("rss_bytes")]),
+            Line("models", [(t, v / GIB) for t, v in sorted(model_total.items())]),
+            Line("available", [(t, v / GIB) for t, v in get("mem_available_bytes")]),
+            Line("swap", [(t, v / GIB) for t, v in get("swap_used_bytes")]),
+        ]),
+    ]
+    for p in panels:
+        p.lines = [ln for ln in p.lines if ln.points]
+    markers = [Marker(e.ts, e.kind, e.detail) for e in db.events(backend, since)] if db is not None else []
+    return PlotData(backend, window, now, panels, markers)
+
+
+def _sum_rates(*counters: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    total: dict[int, float] = {}
+    for c in counters:
+        for t, v in per_minute(c):
+            total[t] = total.get(t, 0.0) + v
+    return sorted(total.items())
