@@ -92,9 +92,17 @@ def test_requests_straight_to_the_server_show_up_and_survive_restarts(make_sup, 
     db = MetricsDB(readonly=True)
     points = db.query("m", ["requests_total"])[("requests_total", "")]
     assert all(b[1] >= a[1] for a, b in zip(points, points[1:], strict=False))  # never reset
-    kinds = [e.detail.split(":")[0] for e in db.events("m") if e.kind == "status"]
-    assert "stopped" in kinds and kinds[-1] == "ready"  # the restart is a marker on the time axis
     db.close()
+
+    def kinds() -> list[str]:
+        db = MetricsDB(readonly=True)
+        try:
+            return [e.detail.split(":")[0] for e in db.events("m") if e.kind == "status"]
+        finally:
+            db.close()
+
+    # The restart is on the time axis: the old run's stop, then the new one's start and ready.
+    wait_for(lambda: (k := kinds()) and "stopped" in k and k[-1] == "ready", timeout=10)
     sup.stop("m")
 
 
@@ -140,3 +148,50 @@ def test_omlx_models_memory_and_tokens_per_second(make_sup, tmp_path: Path, tiny
     assert series['model_bytes{model="tiny-llama"}'][-1][1] == got["model_bytes"]
     assert series["decode_tps"]
     sup.stop("o")
+
+
+def test_metered_backend_records_ttft_and_tokens(make_sup, tiny_model: Path, port: int) -> None:
+    from mlx_console.core.lifecycle.state import read_spec
+
+    MetricsDB().set_setting("interval", str(INTERVAL))
+    sup = make_sup({"name": "mt", "kind": "mlx-lm", "model": str(tiny_model), "port": port, "meter": True})
+    st = sup.start("mt", wait=60)
+    spec = read_spec(sup.dir("mt"))
+    assert st.port == port and spec.meter_port == port and spec.port != port  # the server listens privately
+    body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 6, "temperature": 0,
+            "stream": True, "stream_options": {"include_usage": True}}
+
+    def stream(p: int) -> tuple[list[bytes], float]:
+        t0, first = time.perf_counter(), None
+        lines = []
+        with httpx.stream("POST", f"http://127.0.0.1:{p}/v1/chat/completions", json=body, timeout=30) as r:
+            assert r.status_code == 200
+            for line in r.iter_lines():
+                if line.startswith("data: {") and '"content"' in line and first is None:
+                    first = time.perf_counter() - t0
+                if line.startswith("data:"):
+                    lines.append(json.loads(line[5:])["choices"] if line[5:].strip() != "[DONE]" else "[DONE]")
+        return lines, first or 0.0
+
+    direct, _ = stream(spec.port)
+    metered, _ = stream(port)
+    # The same events through the meter as straight from the server (text is deterministic at temperature 0).
+    assert [json.dumps(c) for c in metered] == [json.dumps(c) for c in direct]
+    r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=30,
+                   json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 4
+    wait_for(lambda: requests_total("mt") >= 2, timeout=2 * INTERVAL + 1.5)
+    series = metrics_json("mt", "requests_total,completion_tokens_total,ttft_ms,decode_tps")["series"]
+    assert series["completion_tokens_total"][-1][1] >= 10  # 6 (usage of the stream) + 4 (non-stream usage)
+    assert 0 < series["ttft_ms"][-1][1] < 30_000 and series["decode_tps"]
+    row = next(r for r in json.loads(cli("ps", "--json")) if r["backend"] == "mt")
+    assert row["tok_s_1m"] and row["tok_s_1m"] > 0
+    sup.stop("mt")
+    wait_for(lambda: not _listening(port), timeout=10)  # the meter goes with its supervising process
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -63,6 +63,9 @@ class Spec:
     timings: Timings = field(default_factory=Timings)
     swapped: bool = False  # the model came from swap_model, not from the profile
     warnings: list[str] = field(default_factory=list)  # e.g. bound beyond loopback without an API key
+    # meter = true: the metering proxy serves this public address; host/port above are the server's own
+    meter_host: str | None = None
+    meter_port: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Spec:

@@ -333,12 +333,24 @@ def start_sampler(sup: Any) -> Sampler | None:
             last[0] = (sup.generation, msg)
             sup.probes.put((sup.generation, "sampler", msg))
 
+    metered = bool(getattr(spec, "meter_port", None))
     target = Target(
         name=spec.name, kind=spec.kind, log=Path(spec.log), base_url=spec.base_url, api_key=spec.api_key,
         pid=lambda: sup.state.pid if sup.child is not None else None,
-        events=lambda: list(sup.state.events), classify=sup.kind.classify,
+        events=lambda: list(sup.state.events), classify=sup.kind.classify, metered=metered,
     )
     sampler = Sampler(target, db_path(), report)
     atexit.register(sampler.last_sample)
+    if metered:  # the public port is ours: the status shows it, the server keeps its private one
+        from mlx_console.core.metrics.meter import Meter
+
+        host = spec.meter_host or "127.0.0.1"
+        try:
+            Meter(host, spec.meter_port, sup.connect_host, spec.port, sampler.record).start()
+        except OSError as e:
+            sup.state.warnings.append(f"meter: cannot listen on {host}:{spec.meter_port}: {e}")
+        shown = f"[{host}]" if ":" in host else host
+        sup.state.host, sup.state.port = host, spec.meter_port
+        sup.state.base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else shown}:{spec.meter_port}"
     threading.Thread(target=sampler.run, args=(threading.Event(),), name="metrics-sampler", daemon=True).start()
     return sampler
