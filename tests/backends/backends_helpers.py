@@ -16,6 +16,8 @@ FAST = Timings(poll=0.1, probe_interval=1.0, probe_timeout=5.0, probe_failures=2
 
 
 def toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, list):

@@ -36,6 +36,7 @@ class Profile:
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     restart: str = "on-failure"
+    meter: bool = False  # serve the public port through the metering proxy (core/metrics/meter.py)
     # oMLX only
     base_path: str = "~/.omlx"
     command: list[str] = field(default_factory=lambda: ["omlx"])
@@ -81,6 +82,7 @@ _PROFILE_KEYS: dict[str, tuple[tuple[type, ...], str, tuple[str, ...]]] = {
     "args": ((list,), "a list of strings (extra command-line arguments)", KINDS),
     "env": ((dict,), "a table of string values", KINDS),
     "restart": ((str,), "one of " + ", ".join(repr(p) for p in RESTART_POLICIES), KINDS),
+    "meter": ((bool,), "true or false: per-request metering proxy on the public port (see README Metrics)", KINDS),
     "base_path": ((str,), "a directory path (string), default ~/.omlx", ("omlx",)),
     "command": ((list,), 'a list of strings, default ["omlx"]', ("omlx",)),
     "api_key": ((str,), "a string", ("omlx",)),
@@ -213,7 +215,7 @@ def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
             types, what, kinds = _PROFILE_KEYS[key]
             if kind not in kinds:
                 raise err(key, f"{where}: key {key!r} applies only to kind {' / '.join(kinds)}", i)
-            if isinstance(value, bool) is not (bool in types) or not isinstance(value, types):
+            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
                 raise err(key, f"{where}: key {key!r} must be {what}, got {value!r}", i)
         name = table["name"]
         if not name.strip():

@@ -54,6 +54,8 @@ ACTIONS: tuple[Action, ...] = (
            "model"),
     Action("console.bench", "Bench", "Show or hide the bench pane", "b", "toggle_bench", "bench", "[SUITE]", "suite"),
     Action("console.doctor", "Doctor", "Run the pre-flight checks", "d", "doctor", "doctor"),
+    Action("console.metrics", "Metrics", "Plots of what each backend did over time", "p", "metrics", "metrics",
+           "[NAME]", "backend", footer=False),
     Action("console.theme", "Theme", "Switch theme", None, None, "theme", "NAME", "theme"),
     Action("console.quit", "Quit", "Quit (backends keep running)", "q", "quit", "q"),
     # backends

@@ -484,6 +484,11 @@ class ConsoleApp(App[int]):
 
         self.push_screen(SettingsScreen(self.config, self.selected_backend(), model))
 
+    def action_metrics(self, name: str | None = None) -> None:
+        from mlx_console.ui.screens.metrics import MetricsScreen
+
+        self.push_screen(MetricsScreen(self.backend_names(), name or self.selected_backend()))
+
     # ---- command line ----------------------------------------------------------------------------------
 
     def action_command_line(self, mode: str = ":") -> None:
@@ -536,6 +541,8 @@ class ConsoleApp(App[int]):
                     self.action_toggle_bench()
         elif name == "doctor":
             self.action_doctor()
+        elif name == "metrics":
+            self.action_metrics(arg or None)
         elif name == "filter":
             self.log_view.filter_text = arg
         elif name == "theme":

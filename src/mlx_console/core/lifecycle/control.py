@@ -7,10 +7,12 @@ psutil) to answer status, so every console sees the same truth, and signals the 
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -237,6 +239,9 @@ class Supervisor:
         warnings = [warning] if warning else []
         if warning:
             say(f"warning: {warning}")
+        public = profile
+        if profile.meter:  # the meter (in the supervising process) takes the public port; the server a private one
+            profile = dataclasses.replace(profile, host="127.0.0.1", port=_free_loopback_port())
         command = kind.command(profile, model)
         rank_hosts: list[str] = []
         if profile.distributed:
@@ -252,13 +257,15 @@ class Supervisor:
                 distributed.log_label(h, distributed.rank_log(d / "ranks", i)) for i, h in enumerate(rank_hosts)],
             timings=self.timings, swapped=swapped,
             warnings=warnings, rank_hosts=rank_hosts, rank_dir=str(d / "ranks"),
+            meter_host=public.host if public.meter else None, meter_port=public.port if public.meter else None,
         )
         write_spec(d, spec)
         write_state(d, State(name=name, kind=profile.kind, status="starting", reason="spawning supervisor",
-                             run_id=spec.run_id, host=profile.host, port=profile.port, model=model,
-                             base_url=profile.base_url, restart_policy=profile.restart, log=str(log),
+                             run_id=spec.run_id, host=public.host, port=public.port, model=model,
+                             base_url=public.base_url, restart_policy=profile.restart, log=str(log),
                              logs=[str(log), *spec.extra_logs], swapped=swapped))
-        say(f"{name}: starting {profile.kind} on {profile.base_url} (log: {log})")
+        say(f"{name}: starting {profile.kind} on {public.base_url}" + (" (metered)" if public.meter else "")
+            + f" (log: {log})")
         self._spawn_supervisor(d, adopt=False)
         return self._wait_supervisor(name, spec.run_id)
 
@@ -442,6 +449,12 @@ def _why_lines(lines: list[str], n: int = 15) -> list[str]:
         return lines[-n:]
     end = hits[-1] + 3
     return lines[max(0, end - n):end]
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _rotate_if_large(log: Path) -> None:

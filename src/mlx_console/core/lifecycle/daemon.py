@@ -181,6 +181,9 @@ class Supervise:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # an SSH drop is not a reason to stop serving
+        from mlx_console.core.metrics.sampler import start_sampler  # observability (issue 14)
+
+        self.sampler = start_sampler(self)
         self.child = self._adopt() if self.adopt_from else None
         while True:
             if self.child is None:
@@ -425,6 +428,10 @@ class Supervise:
                 gone = self._gone_rank()
                 if gone:
                     return "exited", f"{gone}: the group is stopped and restarted as a whole", True
+            elif what == "sampler":  # the metrics sampler cannot write ("" = it can again)
+                self.state.warnings = [w for w in self.state.warnings if not w.startswith("metrics:")]
+                self.state.warnings += [detail] if detail else []
+                write_state(self.dir, self.state)
             elif what == "recovered" and self.state.status == "degraded":
                 self.set("ready", "liveness probe answers again")
 

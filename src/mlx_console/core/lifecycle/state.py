@@ -66,6 +66,9 @@ class Spec:
     # distributed (mlx.launch): the ssh host of each rank, and the dir (same path on every host) of their logs
     rank_hosts: list[str] = field(default_factory=list)
     rank_dir: str = ""
+    # meter = true: the metering proxy serves this public address; host/port above are the server's own
+    meter_host: str | None = None
+    meter_port: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Spec:

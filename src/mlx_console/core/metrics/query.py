@@ -1,0 +1,203 @@
+"""Reading the metrics database: `ps` rows, series for `metrics --json` and plots, rates for the dashboard."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlx_console.core.lifecycle.control import BackendStatus
+from mlx_console.core.metrics.store import MetricsDB
+
+PS_KEYS = ("backend", "kind", "model", "status", "pid", "rss_bytes", "model_bytes", "uptime_s", "requests_1m",
+           "tok_s_1m", "last_request_s")
+CONTRACT_SERIES = ("requests_total", "prompt_tokens_total", "completion_tokens_total", "decode_tps", "ttft_ms",
+                   "rss_bytes", "mem_available_bytes", "swap_used_bytes", "memory_pressure")
+
+
+def series_key(name: str, model: str) -> str:
+    """`rss_bytes`, or `model_bytes{model="id"}` for a per-model series."""
+    return f'{name}{{model="{model}"}}' if model else name
+
+
+def base_name(key: str) -> str:
+    return key.split("{", 1)[0]
+
+
+def delta(db: MetricsDB, backend: str, name: str, window: float, now: float) -> float | None:
+    """How much a counter grew over the last `window` seconds (None: never sampled)."""
+    last = db.latest(backend, name)
+    if last is None:
+        return None
+    before = db.value_at(backend, name, now - window)
+    return max(0.0, last[1] - (before or 0.0))
+
+
+def rates(db: MetricsDB | None, backend: str, now: float | None = None) -> dict[str, float | None]:
+    """requests_1m, tok_s_1m, last_request_s for one backend (None where unknown)."""
+    now = time.time() if now is None else now
+    out: dict[str, float | None] = {"requests_1m": None, "tok_s_1m": None, "last_request_s": None}
+    if db is None:
+        return out
+    req = delta(db, backend, "requests_total", 60, now)
+    out["requests_1m"] = req
+    tokens = delta(db, backend, "completion_tokens_total", 60, now)
+    total_tokens = db.latest(backend, "completion_tokens_total")
+    total_req = db.latest(backend, "requests_total")
+    # Completion tokens unknown (mlx-lm without the meter: requests were seen but no token ever counted).
+    unknown = bool(total_req and total_req[1] > 0 and total_tokens is not None and total_tokens[1] == 0)
+    if tokens is not None and not unknown:
+        out["tok_s_1m"] = round(tokens / 60.0, 2)
+    last = db.latest(backend, "last_request_ts")
+    if last is not None:
+        out["last_request_s"] = round(max(0.0, now - last[1]), 1)
+    return out
+
+
+def _dir_bytes(model: str | None) -> int | None:
+    """A local mlx-lm model's weights on disk (what it costs in memory once loaded)."""
+    if not model:
+        return None
+    p = Path(model).expanduser()
+    if not p.is_dir():
+        return None
+    total = sum(f.stat().st_size for f in p.glob("*.safetensors"))
+    return total or None
+
+
+def ps_rows(statuses: list[BackendStatus], db: MetricsDB | None, now: float | None = None) -> list[dict[str, Any]]:
+    """One row per backend and loaded model, exactly PS_KEYS (None where unknown)."""
+    now = time.time() if now is None else now
+    rows: list[dict[str, Any]] = []
+    for st in statuses:
+        r = rates(db, st.name, now)
+        base = {"backend": st.name, "kind": st.kind, "status": st.status, "pid": st.pid,
+                "rss_bytes": st.rss_bytes, "uptime_s": st.uptime_s, **r}
+        if st.kind == "omlx" and st.loaded_models:
+            for model in st.loaded_models:
+                size = db.latest(st.name, "model_bytes", model) if db is not None else None
+                rows.append(_ordered(base | {"model": model, "model_bytes": int(size[1]) if size else None}))
+        else:
+            model_bytes = _dir_bytes(st.model) if st.kind == "mlx-lm" and st.active else None
+            rows.append(_ordered(base | {"model": st.model, "model_bytes": model_bytes}))
+    return rows
+
+
+def _ordered(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row.get(k) for k in PS_KEYS}
+
+
+def export(db: MetricsDB, backend: str, since: float, names: list[str] | None = None,
+           step: int = 0) -> dict[str, list[list[float]]]:
+    """{series key: [[unix_ts, value], …]} for `metrics --json`."""
+    data = db.query(backend, names or None, since, step)
+    return {series_key(name, model): [[ts, v] for ts, v in points]
+            for (name, model), points in sorted(data.items())}
+
+
+def per_minute(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """A counter's readings → its rate per minute between consecutive readings (restarts never go negative)."""
+    out = []
+    for (t0, v0), (t1, v1) in zip(points, points[1:], strict=False):
+        if t1 > t0:
+            out.append((t1, max(0.0, v1 - v0) * 60.0 / (t1 - t0)))
+    return out
+
+
+def per_second(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    return [(t, v / 60.0) for t, v in per_minute(points)]
+
+
+# -- what the console's metrics screen plots ---------------------------------------------------------------
+
+WINDOWS = {"5m": 300, "1h": 3600, "24h": 86400}
+GIB = 1024**3
+
+
+@dataclass
+class Line:
+    label: str
+    points: list[tuple[int, float]]
+
+
+@dataclass
+class Panel:
+    title: str
+    unit: str
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not any(line.points for line in self.lines)
+
+
+@dataclass
+class Marker:
+    ts: float
+    kind: str  # status | pressure | triage
+    detail: str
+
+    @property
+    def short(self) -> str:
+        if self.kind == "status":
+            return self.detail.split(":", 1)[0]
+        if self.kind == "pressure":
+            return "pressure " + self.detail.split("->", 1)[-1].split("(")[0].strip()
+        return "triage " + self.detail.split(":", 1)[0]
+
+
+@dataclass
+class PlotData:
+    backend: str
+    window: int
+    now: float
+    panels: list[Panel]
+    markers: list[Marker]
+
+
+def plot_data(db: MetricsDB | None, backend: str, window: int, now: float | None = None,
+              points: int = 120) -> PlotData:
+    """The four panels of the metrics screen (throughput, TTFT, requests, memory) over `window` seconds,
+    folded to about `points` points, and the markers (restarts, pressure transitions, triage) in the window."""
+    now = time.time() if now is None else now
+    since = now - window
+    step = max(1, window // points)
+    data = db.query(backend, None, since, step if step > 5 else 0) if db is not None else {}
+
+    def get(name: str, model: str = "") -> list[tuple[int, float]]:
+        return data.get((name, model), [])
+
+    models = sorted(m for (n, m) in data if n == "model_bytes")
+    model_total: dict[int, float] = {}
+    for m in models:
+        for ts, v in get("model_bytes", m):
+            model_total[ts] = model_total.get(ts, 0.0) + v
+    completion = get("completion_tokens_total")
+    if completion and not any(v for _, v in completion):
+        completion = []  # never counted (mlx-lm without the meter): unknown, not zero
+    panels = [
+        Panel("Throughput", "tok/s", [Line("decode", get("decode_tps")),
+                                      Line("completion", per_second(completion))]),
+        Panel("TTFT", "ms", [Line("ttft", get("ttft_ms"))]),
+        Panel("Requests", "/min", [Line("all", per_minute(get("requests_total"))),
+                                   Line("errors", _sum_rates(get("requests_4xx_total"), get("requests_5xx_total")))]),
+        Panel("Memory", "GiB", [
+            Line("rss", [(t, v / GIB) for t, v in get("rss_bytes")]),
+            Line("models", [(t, v / GIB) for t, v in sorted(model_total.items())]),
+            Line("available", [(t, v / GIB) for t, v in get("mem_available_bytes")]),
+            Line("swap", [(t, v / GIB) for t, v in get("swap_used_bytes")]),
+        ]),
+    ]
+    for p in panels:
+        p.lines = [ln for ln in p.lines if ln.points]
+    markers = [Marker(e.ts, e.kind, e.detail) for e in db.events(backend, since)] if db is not None else []
+    return PlotData(backend, window, now, panels, markers)
+
+
+def _sum_rates(*counters: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    total: dict[int, float] = {}
+    for c in counters:
+        for t, v in per_minute(c):
+            total[t] = total.get(t, 0.0) + v
+    return sorted(total.items())
