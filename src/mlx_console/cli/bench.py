@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--concurrency", type=int, metavar="N", help="parallel streams of concurrency cells")
     r.add_argument("--label", default="", help="a note stored with the run (e.g. the change under test)")
     r.add_argument("--api-key", help="Bearer key for the server")
+    r.add_argument("--unsafe-exec", action="store_true",
+                   help="run coding cells' model code even where no sandbox (bwrap/unshare/sandbox-exec) works")
     r.add_argument("--out", metavar="DIR", help="also write the record files into DIR")
     add_json_flag(r)
     r.set_defaults(func=cmd_run)
@@ -104,7 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                         model_path=args.model if Path(args.model).expanduser().is_dir() else None).run_kwargs()
     else:
         target = for_profile(load_config(args), args.backend, args.model).run_kwargs()
-    api_key = args.api_key or target.pop("api_key")
+    profile_key = target.pop("api_key", None)  # never passed twice (--api-key used to crash run_suite)
+    api_key = args.api_key or profile_key
     for opt in ("runs", "concurrency"):
         v = getattr(args, opt)
         if v is not None and v < 1:
@@ -119,7 +122,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConsoleError(f"--out {args.out}: directory is not writable")
     try:
         record = run_suite(suite=suite, label=args.label, api_key=api_key, runs=args.runs,
-                           concurrency=args.concurrency, progress=_progress, out_dir=args.out, **target)
+                           concurrency=args.concurrency, progress=_progress, out_dir=args.out,
+                           unsafe_exec=args.unsafe_exec, **target)
     except ConsoleError as e:
         if args.backend and "does not answer" in str(e):
             raise ConsoleError(f"{e}\n(is it running? `mlx-console backends start {args.backend}`)") from None
