@@ -41,10 +41,18 @@ def test_start_models_load_unload_stop(make_sup, omlx_base: Path, port: int) -> 
     sup = make_sup(omlx("o", omlx_base, port, api_key="sekrit"))
     st = sup.start("o", wait=30)
     assert st.status == "ready" and st.kind == "omlx" and st.port == port
-    # Only what the profile asks for: oMLX saves non-default CLI values into settings.json.
-    assert psutil.Process(st.pid).cmdline()[1:] == [
-        str(STANDIN), "serve", "--base-path", str(omlx_base), "--host", "127.0.0.1", "--port", str(port),
-        "--api-key", "sekrit"]
+    # Only what the profile asks for: oMLX saves non-default CLI values into settings.json. The key is
+    # never in argv (every user sees it in ps): it reaches oMLX through OMLX_API_KEY, which 0.5.0 reads.
+    server = psutil.Process(st.pid)
+    assert server.cmdline()[1:] == [
+        str(STANDIN), "serve", "--base-path", str(omlx_base), "--host", "127.0.0.1", "--port", str(port)]
+    assert server.environ()["OMLX_API_KEY"] == "sekrit"
+    assert "sekrit" not in " ".join(psutil.Process(st.supervisor_pid).cmdline())
+    d = sup.dir("o")
+    for f in ("state.json", "spec.json", "server.log", "supervise.log"):
+        assert (d / f).stat().st_mode & 0o777 == 0o600, f
+    assert d.stat().st_mode & 0o777 == 0o700 and d.parent.stat().st_mode & 0o777 == 0o700
+    assert "sekrit" not in (d / "state.json").read_text() and "sekrit" not in str(st.to_json())
     assert sup.log_paths("o") == [sup.log_path("o"), omlx_base / "logs" / "server.log"]
     assert (omlx_base / "logs" / "server.log").exists() and st.to_json()["logs"][1].endswith("logs/server.log")
 
@@ -129,3 +137,31 @@ def test_cli_models_load_unload(make_sup, omlx_base: Path, port: int) -> None:
     r = cli("unload", "o", "tiny-llama")  # oMLX: 400 when it is not loaded
     assert r.returncode == 1 and "HTTP 400" in r.stderr
     sup.stop("o")
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o077])
+def test_state_logs_and_records_are_private_under_any_umask(make_sup, omlx_base: Path, port: int,
+                                                             umask: int) -> None:
+    from mlx_console import paths
+    from mlx_console.core.bench import store
+    from mlx_console.core.bench.record import RunRecord
+
+    shutil.rmtree(os.environ["MLX_CONSOLE_STATE_DIR"])  # created afresh below, under this umask
+    old = os.umask(umask)
+    try:
+        sup = make_sup(omlx("o", omlx_base, port, api_key="sekrit"))
+        st = sup.start("o", wait=30)
+        rec = RunRecord({"run_id": "r1", "cells": {}})
+        saved = store.save(rec)
+    finally:
+        os.umask(old)
+    try:
+        d = sup.dir("o")
+        files = [d / f for f in ("state.json", "spec.json", "server.log", "supervise.log")]
+        files += [Path(saved["summary"]), Path(saved["requests"])]
+        assert {str(f): f.stat().st_mode & 0o777 for f in files} == {str(f): 0o600 for f in files}
+        dirs = [paths.state_dir(), d.parent, d, Path(saved["summary"]).parent]
+        assert {str(x): x.stat().st_mode & 0o777 for x in dirs} == {str(x): 0o700 for x in dirs}
+        assert "sekrit" not in (d / "state.json").read_text() and "sekrit" not in str(st.to_json())
+    finally:
+        sup.stop("o")

@@ -52,8 +52,7 @@ def _key_of(path: Path) -> str:
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Serialize our own writers of `path` (other mlx-console processes); oMLX itself takes no lock."""
-    lock_dir = paths.state_dir() / "settings-locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock_dir = paths.private_dir(paths.state_dir() / "settings-locks")
     fd = os.open(lock_dir / (_key_of(path) + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -224,8 +223,7 @@ def backup_dir(path: Path) -> Path:
 
 def write_backup(path: Path, data: bytes, keep: int = BACKUP_GENERATIONS) -> Path:
     """Keep `data` (the version about to be replaced) in the state dir; prune to the newest `keep`."""
-    directory = backup_dir(path)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = paths.private_dir(backup_dir(path))
     source = directory / "SOURCE"
     if not source.exists():
         source.write_text(str(path.expanduser().resolve()) + "\n", encoding="utf-8")

@@ -200,9 +200,9 @@ class Supervisor:
         say = progress or _noop
         profile = self.config.backend(name)
         d = self.dir(name)
-        d.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(d)
         # Two consoles starting the same backend at once: the second waits, then finds it running.
-        with (d / LOCK_FILE).open("a") as lock:
+        with paths.open_private(d / LOCK_FILE, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             st = self._start_locked(profile, d, say, model)
         return self._wait(name, wait, say) if wait is not None else st
@@ -252,7 +252,7 @@ class Supervisor:
 
     def _spawn_supervisor(self, d: Path, adopt: bool) -> None:
         cmd = [sys.executable, "-m", "mlx_console.core.lifecycle.daemon", str(d)] + (["--adopt"] if adopt else [])
-        with (d / SUPERVISE_LOG).open("ab") as out:
+        with paths.open_private(d / SUPERVISE_LOG) as out:
             # Own session: no SIGHUP when the SSH session or terminal goes; its output goes to its own
             # file, so it never holds the caller's stdout/stderr open. It forks once and exits at once.
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

@@ -33,6 +33,8 @@ from mlx_console.core.lifecycle.state import (
     read_state,
     write_state,
 )
+from mlx_console.core.machine.ports import redact
+from mlx_console.paths import open_private
 
 # A liveness probe that times out while the server used this share of one core is "busy", not "hung"
 # (up to Timings.busy_timeouts in a row: a spinning server is not serving either).
@@ -223,7 +225,7 @@ class Supervise:
 
     def _spawn(self) -> Child | None:
         log_path = Path(self.spec.log)
-        with log_path.open("ab") as log:
+        with open_private(log_path) as log:
             offset = log.seek(0, os.SEEK_END)
             try:
                 popen = subprocess.Popen(
@@ -235,7 +237,7 @@ class Supervise:
                 return None
         child = Child(psutil.Process(popen.pid), popen)
         s = self.state
-        s.pid, s.create_time, s.cmdline = popen.pid, child.proc.create_time(), list(self.spec.command)
+        s.pid, s.create_time, s.cmdline = popen.pid, child.proc.create_time(), redact(self.spec.command)
         s.started_at, s.ready_at, s.exit_code, s.log_offset = time.time(), None, None, offset
         self.set("starting", "")
         return child
