@@ -44,3 +44,12 @@ def clip(text: str, limit: int) -> str:
 def shown(text: str, limit: int = 500) -> str:
     """One line, visible and bounded: for text from outside that goes into a message or a record."""
     return clip(visible(text, newlines=False), limit)
+
+
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def json_safe(json_text: str) -> str:
+    """JSON text (ensure_ascii=False) with the characters a terminal may obey that JSON leaves raw (DEL, C1
+    controls, line separators, bidi overrides) written as \\uXXXX escapes: the same JSON value."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text)

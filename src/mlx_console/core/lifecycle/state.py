@@ -181,8 +181,8 @@ def tail_lines(path: Path, offset: int = 0, n: int = 15) -> list[str]:
             data = f.read()
     except OSError:
         return []
-    lines = data.decode("utf-8", "replace").splitlines()
-    return [ln for ln in lines if ln.strip()][-n:]
+    lines = data.decode("utf-8", "replace").split("\n")  # newlines only, like the log follower: a CR or
+    return [ln.removesuffix("\r") for ln in lines if ln.strip()][-n:]  # \x1c inside a line stays in it
 
 
 def port_open(host: str, port: int) -> bool:

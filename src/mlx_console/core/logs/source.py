@@ -44,6 +44,39 @@ def cut_line(head: bytes, tail: bytes, total: int) -> str:
     return f"{head.decode('utf-8', 'replace')} [… line truncated: {cut} of {total} bytes cut …] {end}"
 
 
+def stream_lines(read: Callable[[int], bytes], max_bytes: int = MAX_LINE_BYTES) -> Iterator[str]:
+    """Lines of a stream (a pipe: `read` returns what is there, b"" at the end) as they complete, each
+    bounded like the file follower's: a line longer than `max_bytes` keeps its head and tail, marked cut."""
+    half = max_bytes // 2
+    head, tail, total = bytearray(), bytearray(), 0
+    while True:
+        data = read(_READ_CHUNK)
+        start = 0
+        while data:
+            nl = data.find(b"\n", start)
+            piece = data[start:] if nl < 0 else data[start:nl]
+            total += len(piece)
+            if total <= max_bytes:
+                head += piece
+            else:  # too long: keep the head and a rolling tail
+                if len(head) > half:
+                    tail += head[half:]
+                    del head[half:]
+                room = max(0, half - len(head))
+                head += piece[:room]
+                tail += piece[room:][-half:]
+                del tail[:-half]
+            if nl < 0:
+                break
+            yield decode_line(bytes(head), max_bytes) if total <= max_bytes else cut_line(bytes(head), bytes(tail), total)
+            head, tail, total = bytearray(), bytearray(), 0
+            start = nl + 1
+        if not data:
+            if total:
+                yield decode_line(bytes(head)) if total <= max_bytes else cut_line(bytes(head), bytes(tail), total)
+            return
+
+
 def split_text(text: str) -> list[str]:
     """Split like the file readers do: on newlines only, CR dropped, no empty last line."""
     parts = text.split("\n")
