@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -165,3 +170,79 @@ def test_state_logs_and_records_are_private_under_any_umask(make_sup, omlx_base:
         assert "sekrit" not in (d / "state.json").read_text() and "sekrit" not in str(st.to_json())
     finally:
         sup.stop("o")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _fill(directory: Path) -> Path:
+    """Fill the filesystem of `directory` to the last byte (a real ENOSPC, not a simulated one)."""
+    filler = directory / "filler"
+    with filler.open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+    with contextlib.suppress(OSError), filler.open("ab") as f:  # the last bytes a partial chunk left
+        while True:
+            f.write(b"\0")
+            f.flush()
+    return filler
+
+
+@pytest.fixture
+def small_state_fs(isolated_state: Path) -> Iterator[Path]:
+    """The state dir on a 2 MiB tmpfs of its own (root only: skipped elsewhere)."""
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(isolated_state)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield isolated_state
+    subprocess.run(["umount", "-l", str(isolated_state)], check=False)
+
+
+def test_the_supervisor_survives_a_full_disk_and_restarts_the_server(write_config, omlx_base: Path, port: int,
+                                                                     small_state_fs: Path) -> None:
+    sup = Supervisor(write_config(omlx("o", omlx_base, port, restart="always"),
+                                  omlx("p", omlx_base, _free_port())), timings=FAST)
+    st = sup.start("o", wait=30)
+    supervisor = psutil.Process(st.supervisor_pid)
+    before = (sup.dir("o") / "state.json").read_bytes()
+    settings = small_state_fs / "model_settings.json"
+    settings.write_text('{"version": 1, "models": {"m": {"top_k": 1}}}')
+    filler = _fill(small_state_fs)
+    try:
+        os.kill(st.pid, signal.SIGKILL)
+        # It restarts the server although it cannot record a thing.
+        new = wait_for(lambda: [c.pid for c in supervisor.children() if c.pid != st.pid and c.status() != "zombie"],
+                       timeout=20)
+        assert supervisor.is_running() and new
+        with pytest.raises(OSError) as e:  # the disk is really full
+            (small_state_fs / "probe").write_bytes(b"x" * 4096)
+        assert e.value.errno == errno.ENOSPC
+        assert (sup.dir("o") / "state.json").read_bytes() == before  # the old state, whole
+        # The CLI says so in one line instead of a traceback, and leaves the old files whole.
+        for args in (["settings", "set", "--file", str(settings), "--offline", "m", "top_k=5"],
+                     ["backends", "start", "p"]):
+            r = subprocess.run([sys.executable, "-m", "mlx_console", *args], capture_output=True, text=True,
+                               env=os.environ.copy(), timeout=60)
+            lines = [ln for ln in r.stderr.splitlines() if ln.startswith("mlx-console")]
+            assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+            assert len(lines) == 1 and "No space left on device" in lines[0], r.stderr
+        assert settings.read_text() == '{"version": 1, "models": {"m": {"top_k": 1}}}'
+        assert not list(small_state_fs.glob("**/*.mlx-console-tmp"))
+    finally:
+        filler.unlink()
+    try:
+        ready = wait_for(lambda: (s := sup.status("o")).status == "ready" and s.restarts == 1 and s, timeout=20)
+    except AssertionError:
+        pytest.fail(f"{sup.status('o')}\n{(sup.dir('o') / 'supervise.log').read_text()}")
+    assert ready.pid in new and ready.supervisor_pid == supervisor.pid
+    assert any("could not be written" in w and "No space left" in w for w in ready.warnings), ready.warnings
+    assert "No space left on device" in (sup.dir("o") / "supervise.log").read_text()
+    sup.stop("o")

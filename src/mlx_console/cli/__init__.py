@@ -51,3 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a full, read-only or unwritable disk under a path no command checked: one line
+        where = f"{e.filename}: " if e.filename else ""
+        say(f"mlx-console: {where}{e.strerror or e}", file=sys.stderr)
+        return 1

@@ -193,7 +193,10 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None,
             os.umask(umask)
             mode = 0o666 & ~umask
     tmp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.mlx-console-tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:  # the message names the file being written, not our temp name
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         try:
             view = memoryview(data)
@@ -210,10 +213,12 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None,
             os.replace(tmp, path)
         else:
             _checked_replace(tmp, path, expected)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise
+        if isinstance(e, OSError) and not isinstance(e, ReplacedChanged) and e.filename in (None, str(tmp)):
+            raise OSError(e.errno, e.strerror, str(path)) from None  # ENOSPC, EROFS, EDQUOT …: the old file
+        raise                                                         # is untouched
     _fsync_dir(directory)
 
 
