@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -245,4 +246,22 @@ def test_the_supervisor_survives_a_full_disk_and_restarts_the_server(write_confi
     assert ready.pid in new and ready.supervisor_pid == supervisor.pid
     assert any("could not be written" in w and "No space left" in w for w in ready.warnings), ready.warnings
     assert "No space left on device" in (sup.dir("o") / "supervise.log").read_text()
+    sup.stop("o")
+
+
+@pytest.mark.parametrize("host", ["192.0.2.7", "203.0.113.9,127.0.0.1"])  # TEST-NET: never this machine's
+def test_a_host_that_is_not_this_machine_fails_fast_with_the_bind_error(make_sup, omlx_base: Path, port: int,
+                                                                         host: str) -> None:
+    sup = make_sup(omlx("o", omlx_base, port, host=host, api_key="k"))
+    t0 = time.monotonic()
+    with pytest.raises(ConsoleError, match=r"is not an address of this machine: bind: \[Errno 99\]"):
+        sup.start("o", wait=30)
+    assert time.monotonic() - t0 < 5
+    assert sup.status("o").status == "stopped" and sup.status("o").pid is None
+
+
+def test_this_machines_own_address_still_starts(make_sup, omlx_base: Path, port: int) -> None:
+    sup = make_sup(omlx("o", omlx_base, port, host="127.0.0.2"))
+    st = sup.start("o", wait=30)
+    assert st.status == "ready"
     sup.stop("o")

@@ -11,6 +11,7 @@ import fcntl
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -324,6 +325,7 @@ class Supervisor:
         owner = port_owner(profile.port, profile.api_key)
         if owner:
             raise ConsoleError(f"cannot start {profile.name!r}: port {profile.port} is taken by {owner}")
+        _check_bindable(profile)
 
     # -- stopping --------------------------------------------------------------------------------
     def stop(self, name: str, progress: Progress | None = None) -> BackendStatus:
@@ -503,6 +505,25 @@ def _our_backend(pid: int) -> str | None:
         if st and st.pid == pid and live_process(st.pid, st.create_time):
             return st.name
     return None
+
+
+def _check_bindable(profile: Profile) -> None:
+    """A `host` that is not an address of this machine: the server would sit unbound, `starting`, for the
+    whole load timeout. Bind it here first (port 0: nothing is taken) and fail at once with the error."""
+    for host in (h.strip() for h in profile.host.split(",")):  # oMLX takes a comma list
+        if not host or host in ("0.0.0.0", "::", "localhost"):
+            continue
+        try:
+            infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)
+        except OSError as e:
+            raise ConsoleError(f"cannot start {profile.name!r}: host {host!r}: {e.strerror or e}") from None
+        family, _, _, _, addr = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((addr[0], 0, *addr[2:]))
+            except OSError as e:
+                raise ConsoleError(f"cannot start {profile.name!r}: host {host!r} is not an address of this "
+                                   f"machine: bind: [Errno {e.errno}] {e.strerror}") from None
 
 
 def port_owner(port: int, api_key: str | None = None) -> str | None:
