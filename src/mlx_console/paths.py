@@ -58,9 +58,12 @@ def open_private(path: Path, mode: str = "ab") -> Any:
 def state_dir() -> Path:
     """The state dir: $MLX_CONSOLE_STATE_DIR, else the platform's user state dir. Created on demand, 0700
     (the platform's own dir is also tightened; a dir given by $MLX_CONSOLE_STATE_DIR is left as it is)."""
+    return private_dir(_state_path(), tighten=not os.environ.get("MLX_CONSOLE_STATE_DIR"))
+
+
+def _state_path() -> Path:
     env = os.environ.get("MLX_CONSOLE_STATE_DIR")
-    path = Path(env).expanduser() if env else platformdirs.user_state_path(APP)
-    return private_dir(path, tighten=not env)
+    return Path(env).expanduser() if env else platformdirs.user_state_path(APP)
 
 
 def backends_dir() -> Path:
@@ -69,5 +72,5 @@ def backends_dir() -> Path:
 
 
 def demo_model_dir() -> Path:
-    """The tiny demo model is built here once."""
-    return state_dir() / "demo-model"
+    """The tiny demo model is built here once (naming it creates nothing: loading a config must not)."""
+    return _state_path() / "demo-model"
