@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,10 +47,18 @@ def test_start_models_load_unload_stop(make_sup, omlx_base: Path, port: int) -> 
     sup = make_sup(omlx("o", omlx_base, port, api_key="sekrit"))
     st = sup.start("o", wait=30)
     assert st.status == "ready" and st.kind == "omlx" and st.port == port
-    # Only what the profile asks for: oMLX saves non-default CLI values into settings.json.
-    assert psutil.Process(st.pid).cmdline()[1:] == [
-        str(STANDIN), "serve", "--base-path", str(omlx_base), "--host", "127.0.0.1", "--port", str(port),
-        "--api-key", "sekrit"]
+    # Only what the profile asks for: oMLX saves non-default CLI values into settings.json. The key is
+    # never in argv (every user sees it in ps): it reaches oMLX through OMLX_API_KEY, which 0.5.0 reads.
+    server = psutil.Process(st.pid)
+    assert server.cmdline()[1:] == [
+        str(STANDIN), "serve", "--base-path", str(omlx_base), "--host", "127.0.0.1", "--port", str(port)]
+    assert server.environ()["OMLX_API_KEY"] == "sekrit"
+    assert "sekrit" not in " ".join(psutil.Process(st.supervisor_pid).cmdline())
+    d = sup.dir("o")
+    for f in ("state.json", "spec.json", "server.log", "supervise.log"):
+        assert (d / f).stat().st_mode & 0o777 == 0o600, f
+    assert d.stat().st_mode & 0o777 == 0o700 and d.parent.stat().st_mode & 0o777 == 0o700
+    assert "sekrit" not in (d / "state.json").read_text() and "sekrit" not in str(st.to_json())
     assert sup.log_paths("o") == [sup.log_path("o"), omlx_base / "logs" / "server.log"]
     assert (omlx_base / "logs" / "server.log").exists() and st.to_json()["logs"][1].endswith("logs/server.log")
 
@@ -128,4 +142,126 @@ def test_cli_models_load_unload(make_sup, omlx_base: Path, port: int) -> None:
     assert r.returncode == 0 and "unloaded tiny-llama" in r.stdout
     r = cli("unload", "o", "tiny-llama")  # oMLX: 400 when it is not loaded
     assert r.returncode == 1 and "HTTP 400" in r.stderr
+    sup.stop("o")
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o077])
+def test_state_logs_and_records_are_private_under_any_umask(make_sup, omlx_base: Path, port: int,
+                                                             umask: int) -> None:
+    from mlx_console import paths
+    from mlx_console.core.bench import store
+    from mlx_console.core.bench.record import RunRecord
+
+    shutil.rmtree(os.environ["MLX_CONSOLE_STATE_DIR"])  # created afresh below, under this umask
+    old = os.umask(umask)
+    try:
+        sup = make_sup(omlx("o", omlx_base, port, api_key="sekrit"))
+        st = sup.start("o", wait=30)
+        rec = RunRecord({"run_id": "r1", "cells": {}})
+        saved = store.save(rec)
+    finally:
+        os.umask(old)
+    try:
+        d = sup.dir("o")
+        files = [d / f for f in ("state.json", "spec.json", "server.log", "supervise.log")]
+        files += [Path(saved["summary"]), Path(saved["requests"])]
+        assert {str(f): f.stat().st_mode & 0o777 for f in files} == {str(f): 0o600 for f in files}
+        dirs = [paths.state_dir(), d.parent, d, Path(saved["summary"]).parent]
+        assert {str(x): x.stat().st_mode & 0o777 for x in dirs} == {str(x): 0o700 for x in dirs}
+        assert "sekrit" not in (d / "state.json").read_text() and "sekrit" not in str(st.to_json())
+    finally:
+        sup.stop("o")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _fill(directory: Path) -> Path:
+    """Fill the filesystem of `directory` to the last byte (a real ENOSPC, not a simulated one)."""
+    filler = directory / "filler"
+    with filler.open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+    with contextlib.suppress(OSError), filler.open("ab") as f:  # the last bytes a partial chunk left
+        while True:
+            f.write(b"\0")
+            f.flush()
+    return filler
+
+
+@pytest.fixture
+def small_state_fs(isolated_state: Path) -> Iterator[Path]:
+    """The state dir on a 2 MiB tmpfs of its own (root only: skipped elsewhere)."""
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(isolated_state)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield isolated_state
+    subprocess.run(["umount", "-l", str(isolated_state)], check=False)
+
+
+def test_the_supervisor_survives_a_full_disk_and_restarts_the_server(write_config, omlx_base: Path, port: int,
+                                                                     small_state_fs: Path) -> None:
+    sup = Supervisor(write_config(omlx("o", omlx_base, port, restart="always"),
+                                  omlx("p", omlx_base, _free_port())), timings=FAST)
+    st = sup.start("o", wait=30)
+    supervisor = psutil.Process(st.supervisor_pid)
+    before = (sup.dir("o") / "state.json").read_bytes()
+    settings = small_state_fs / "model_settings.json"
+    settings.write_text('{"version": 1, "models": {"m": {"top_k": 1}}}')
+    filler = _fill(small_state_fs)
+    try:
+        os.kill(st.pid, signal.SIGKILL)
+        # It restarts the server although it cannot record a thing.
+        new = wait_for(lambda: [c.pid for c in supervisor.children() if c.pid != st.pid and c.status() != "zombie"],
+                       timeout=20)
+        assert supervisor.is_running() and new
+        with pytest.raises(OSError) as e:  # the disk is really full
+            (small_state_fs / "probe").write_bytes(b"x" * 4096)
+        assert e.value.errno == errno.ENOSPC
+        assert (sup.dir("o") / "state.json").read_bytes() == before  # the old state, whole
+        # The CLI says so in one line instead of a traceback, and leaves the old files whole.
+        for args in (["settings", "set", "--file", str(settings), "--offline", "m", "top_k=5"],
+                     ["backends", "start", "p"]):
+            r = subprocess.run([sys.executable, "-m", "mlx_console", *args], capture_output=True, text=True,
+                               env=os.environ.copy(), timeout=60)
+            lines = [ln for ln in r.stderr.splitlines() if ln.startswith("mlx-console")]
+            assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+            assert len(lines) == 1 and "No space left on device" in lines[0], r.stderr
+        assert settings.read_text() == '{"version": 1, "models": {"m": {"top_k": 1}}}'
+        assert not list(small_state_fs.glob("**/*.mlx-console-tmp"))
+    finally:
+        filler.unlink()
+    try:
+        ready = wait_for(lambda: (s := sup.status("o")).status == "ready" and s.restarts == 1 and s, timeout=20)
+    except AssertionError:
+        pytest.fail(f"{sup.status('o')}\n{(sup.dir('o') / 'supervise.log').read_text()}")
+    assert ready.pid in new and ready.supervisor_pid == supervisor.pid
+    assert any("could not be written" in w and "No space left" in w for w in ready.warnings), ready.warnings
+    assert "No space left on device" in (sup.dir("o") / "supervise.log").read_text()
+    sup.stop("o")
+
+
+@pytest.mark.parametrize("host", ["192.0.2.7", "203.0.113.9,127.0.0.1"])  # TEST-NET: never this machine's
+def test_a_host_that_is_not_this_machine_fails_fast_with_the_bind_error(make_sup, omlx_base: Path, port: int,
+                                                                         host: str) -> None:
+    sup = make_sup(omlx("o", omlx_base, port, host=host, api_key="k"))
+    t0 = time.monotonic()
+    with pytest.raises(ConsoleError, match=r"is not an address of this machine: bind: \[Errno 99\]"):
+        sup.start("o", wait=30)
+    assert time.monotonic() - t0 < 5
+    assert sup.status("o").status == "stopped" and sup.status("o").pid is None
+
+
+def test_this_machines_own_address_still_starts(make_sup, omlx_base: Path, port: int) -> None:
+    sup = make_sup(omlx("o", omlx_base, port, host="127.0.0.2"))
+    st = sup.start("o", wait=30)
+    assert st.status == "ready"
     sup.stop("o")

@@ -89,3 +89,14 @@ def test_suites_listing(capsys: pytest.CaptureFixture[str]) -> None:
     quick = doc["suites"][0]
     assert quick["name"] == "quick" and {c["kind"] for c in quick["cells"]} == {
         "chat", "coding", "tool_call", "throughput", "concurrency", "cache_consistency"}
+
+
+def test_a_record_masks_secret_flags(scripted: Callable[..., ScriptedServer], isolated_state: Path) -> None:
+    from mlx_console.core.bench import suites
+    from mlx_console.core.bench.runner import run_suite
+
+    srv = scripted(preset="good")
+    rec = run_suite(srv.base_url, "m", suites.load("quick").select("chat.capital"),
+                    server_flags=["--hf-token", "hf_abc", "--api-key=sk-1", "--port", "8080"])
+    assert rec.summary["config"]["server_flags"] == ["--hf-token", "***", "--api-key=***", "--port", "8080"]
+    assert "hf_abc" not in Path(rec.paths["summary"]).read_text()

@@ -62,3 +62,18 @@ def test_bisect_applies_settings_and_restores_the_file(omlx: Standin, tmp_path: 
                            res["runs"]["candidate"] + ".json")) as f:
         cand = json.load(f)
     assert cand["config"]["model_settings"] == {"max_context_window": 8192, "top_k": 20}
+
+
+def test_bench_run_by_url_with_an_api_key(omlx: Standin, capsys: pytest.CaptureFixture[str]) -> None:
+    """`bench run --url … --api-key KEY` used to crash: run_suite got api_key twice."""
+    rc = main(["bench", "run", "--url", omlx.base_url, "--model", "tiny-llama", "--api-key", API_KEY,
+               "--cells", "throughput.short", "--runs", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    cell = json.loads(out)["cells"]["throughput.short"]
+    assert cell["status"] == "ok" and cell["decode_tps"]["median"] > 0, cell
+    assert API_KEY not in out
+    rc = main(["bench", "run", "--url", omlx.base_url, "--model", "tiny-llama", "--api-key", "wrong",
+               "--cells", "throughput.short", "--runs", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and out == "" and "Traceback" not in err and "wrong" not in err, err

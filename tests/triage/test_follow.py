@@ -99,6 +99,28 @@ def test_copytruncate(tmp_path: Path) -> None:
         assert [(ln.generation, ln.number, ln.text) for ln in lines] == [(1, 1, "three")]
 
 
+def test_copytruncate_then_refill_to_the_old_size_loses_nothing(tmp_path: Path) -> None:
+    """Truncated and written again past the old size before the next poll: the size alone cannot tell,
+    the bytes before the offset (a fingerprint) can. Issue 13: 5,000 of 6,000 lines used to be lost."""
+    f = tmp_path / "server.log"
+    old = [f"2026-12-05 10:00:{i % 60:02d} old line {i}" for i in range(6000)]
+    f.write_text("".join(x + "\n" for x in old))
+    with LogFollower(f, start="begin") as fol:
+        assert len(_texts(fol)) == 6000
+        new = [f"2026-12-05 11:00:{i % 60:02d} NEW line {i}" for i in range(6000)]
+        with f.open("r+") as w:  # copytruncate, then the server writes as much again at once
+            w.truncate(0)
+        with f.open("a") as w:
+            w.write("".join(x + "\n" for x in new))
+        got = []
+        while batch := fol.poll():
+            got += batch
+        assert [ln.text for ln in got] == new and {ln.generation for ln in got} == {1}
+        with f.open("a") as w:
+            w.write("after\n")
+        assert _texts(fol) == ["after"]  # plain appends are not taken for a refill
+
+
 def test_file_that_does_not_exist_yet(tmp_path: Path, watch: bool) -> None:
     f = tmp_path / "later" / "server.log"
     with LogFollower(f, use_watchfiles=watch) as fol:

@@ -156,3 +156,17 @@ async def test_L_switches_an_omlx_backend_to_its_own_server_log_and_back(make_ap
         await wait_for(pilot, lambda: any("only one log" in n.message for n in app._notifications),
                        what="only-one-log notice")
         assert app.log_path == log_file
+
+
+async def test_control_characters_in_the_log_are_shown_not_obeyed(make_app, log_file: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 24)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES), what="initial lines")
+        append(log_file, ["evil \x1b]52;c;aGk=\x07 \x1b[2J done\r\x9bX"])
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES) + 1, what="hostile line")
+        await pilot.pause()
+        rows = ["".join(seg.text for seg in log.render_line(y)) for y in range(log.size.height)]
+        shown = next(r for r in rows if "evil" in r)
+        assert "evil ^[]52;c;aGk=^G ^[[2J done^MM-^[X" in shown
+        assert not any(c in "".join(rows) for c in "\x1b\x07\r\x9b")

@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from mlx_console import __version__
+from mlx_console.cli._common import say
 from mlx_console.core.errors import ConsoleError
 
 SUBCOMMANDS = ("doctor", "backends", "triage", "settings", "bench", "demo_model", "ps", "metrics")
@@ -42,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_console(args)
         return int(args.func(args) or 0)
     except ConsoleError as e:
-        print(f"mlx-console: {e}", file=sys.stderr)
+        say(f"mlx-console: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("mlx-console: interrupted", file=sys.stderr)
+        say("mlx-console: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
@@ -53,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a full, read-only or unwritable disk under a path no command checked: one line
+        where = f"{e.filename}: " if e.filename else ""
+        say(f"mlx-console: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
 
 
 def _on_host(name: str, argv: list[str]) -> int:

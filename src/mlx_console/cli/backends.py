@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mlx_console.cli._common import add_json_flag, load_config, print_json
+from mlx_console.cli._common import add_json_flag, load_config, print_json, say
 from mlx_console.core import fleet
 from mlx_console.core.config import Config
 from mlx_console.core.lifecycle.control import JSON_KEYS, BackendStatus, Supervisor
@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _progress(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    say(msg, file=sys.stderr, flush=True)
 
 
 def _human_secs(s: float | None) -> str:
@@ -90,12 +90,12 @@ def run_list(args: argparse.Namespace) -> int:
                       _human_secs(r.uptime_s), fmt_bytes(r.rss_bytes) if r.rss_bytes else "-", r.model or "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+        say("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
     for r in rows:
         if r.reason and (r.status in ("dead", "degraded") or "unsupervised" in r.reason):
-            print(f"  {r.name}: {r.reason}")
+            say(f"  {r.name}: {r.reason}")
         for w in r.warnings if r.active else []:
-            print(f"  {r.name}: warning: {w}")
+            say(f"  {r.name}: warning: {w}")
     return 0
 
 
@@ -118,7 +118,7 @@ def _out(args: argparse.Namespace, st: BackendStatus, text: str) -> int:
     if args.json:
         print_json(st.to_json())
     else:
-        print(text)
+        say(text)
     return 0
 
 
@@ -164,9 +164,9 @@ def run_models(args: argparse.Namespace) -> int:
         return 0
     for m in models:
         state = {True: "loaded", False: "-", None: "?"}[m.get("loaded")]
-        print(f"{m['id']}  {state}")
+        say(f"{m['id']}  {state}")
     if not models:
-        print(f"{args.name}: no models", file=sys.stderr)
+        say(f"{args.name}: no models", file=sys.stderr)
     return 0
 
 
@@ -175,9 +175,9 @@ def run_log(args: argparse.Namespace) -> int:
     sup.status(args.name)  # an unknown name is an error, not an empty log
     paths = sup.log_paths(args.name)
     if args.paths:
-        print("\n".join(str(p) for p in paths))
+        say("\n".join(str(p) for p in paths))
         return 0
     for line in sup.log_tail(args.name, args.lines):
-        print(line)
-    print(f"(logs: {', '.join(str(p) for p in paths)})", file=sys.stderr)
+        say(line)
+    say(f"(logs: {', '.join(str(p) for p in paths)})", file=sys.stderr)
     return 0

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlx_console.cli._common import add_json_flag, load_config, print_json
+from mlx_console.cli._common import add_json_flag, load_config, print_json, say
 from mlx_console.core.bench import compare as compare_mod
 from mlx_console.core.bench import store, suites
 from mlx_console.core.bench.runner import ProgressEvent, run_suite
@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--concurrency", type=int, metavar="N", help="parallel streams of concurrency cells")
     r.add_argument("--label", default="", help="a note stored with the run (e.g. the change under test)")
     r.add_argument("--api-key", help="Bearer key for the server")
+    r.add_argument("--unsafe-exec", action="store_true",
+                   help="run coding cells' model code even where no sandbox (bwrap/unshare/sandbox-exec) works")
     r.add_argument("--out", metavar="DIR", help="also write the record files into DIR")
     add_json_flag(r)
     r.set_defaults(func=cmd_run)
@@ -72,15 +74,15 @@ def _suite_args(p: argparse.ArgumentParser) -> None:
 
 def _progress(e: ProgressEvent) -> None:
     if e.event == "cell_started":
-        print(f"[{e.index}/{e.total}] {e.cell} ({e.kind}) …", file=sys.stderr, flush=True)
+        say(f"[{e.index}/{e.total}] {e.cell} ({e.kind}) …", file=sys.stderr, flush=True)
     elif e.event == "sample_done" and e.samples:
         tag = e.phase if e.phase != "trial" else f"trial {e.sample}/{e.samples}"
-        print(f"    {tag}: {'ok' if e.ok else 'FAILED'} {e.message}".rstrip(), file=sys.stderr, flush=True)
+        say(f"    {tag}: {'ok' if e.ok else 'FAILED'} {e.message}".rstrip(), file=sys.stderr, flush=True)
     elif e.event == "cell_finished" and e.result is not None:
-        print(f"    → {e.result['status']} {_headline(e.result)} {e.result.get('reason') or ''}".rstrip(),
+        say(f"    → {e.result['status']} {_headline(e.result)} {e.result.get('reason') or ''}".rstrip(),
               file=sys.stderr, flush=True)
     elif e.event == "run_finished":
-        print(f"saved {e.run_id}: {e.message}", file=sys.stderr, flush=True)
+        say(f"saved {e.run_id}: {e.message}", file=sys.stderr, flush=True)
 
 
 def _headline(cell: dict[str, Any]) -> str:
@@ -104,7 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                         model_path=args.model if Path(args.model).expanduser().is_dir() else None).run_kwargs()
     else:
         target = for_profile(load_config(args), args.backend, args.model).run_kwargs()
-    api_key = args.api_key or target.pop("api_key")
+    profile_key = target.pop("api_key", None)  # never passed twice (--api-key used to crash run_suite)
+    api_key = args.api_key or profile_key
     for opt in ("runs", "concurrency"):
         v = getattr(args, opt)
         if v is not None and v < 1:
@@ -119,7 +122,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConsoleError(f"--out {args.out}: directory is not writable")
     try:
         record = run_suite(suite=suite, label=args.label, api_key=api_key, runs=args.runs,
-                           concurrency=args.concurrency, progress=_progress, out_dir=args.out, **target)
+                           concurrency=args.concurrency, progress=_progress, out_dir=args.out,
+                           unsafe_exec=args.unsafe_exec, **target)
     except ConsoleError as e:
         if args.backend and "does not answer" in str(e):
             raise ConsoleError(f"{e}\n(is it running? `mlx-console backends start {args.backend}`)") from None
@@ -133,13 +137,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _print_cells(summary: dict[str, Any]) -> None:
     b = summary["backend"]
-    print(f"run {summary['run_id']}  suite {summary['suite']}  model {summary['model']}  "
+    say(f"run {summary['run_id']}  suite {summary['suite']}  model {summary['model']}  "
           f"{b.get('kind') or '?'} {b.get('version') or ''}  config {summary['config_hash']}")
     for cid, c in summary["cells"].items():
         extra = c.get("result") or (f"layer {c['layer']}" if c.get("layer") else "") or _headline(c)
-        print(f"  {c['status']:<5} {cid:<24} {c['kind']:<17} {extra}")
+        say(f"  {c['status']:<5} {cid:<24} {c['kind']:<17} {extra}")
         if c.get("reason"):
-            print(f"        {c['reason']}")
+            say(f"        {c['reason']}")
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -148,12 +152,12 @@ def cmd_history(args: argparse.Namespace) -> int:
         print_json({"runs": [_history_row(d) for d in runs]})
         return 0
     if not runs:
-        print("no stored runs" + (f" for model {args.model}" if args.model else ""))
+        say("no stored runs" + (f" for model {args.model}" if args.model else ""))
         return 0
     for d in runs:
         row = _history_row(d)
         counts = " ".join(f"{k} {v}" for k, v in sorted(row["counts"].items()))
-        print(f"{row['run_id']}  {row['suite']:<8} {row['model'][-40:]:<40} {row['config_hash']}  {counts}"
+        say(f"{row['run_id']}  {row['suite']:<8} {row['model'][-40:]:<40} {row['config_hash']}  {counts}"
               + (f"  [{row['label']}]" if row["label"] else ""))
     return 0
 
@@ -179,23 +183,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _print_compare(doc: dict[str, Any]) -> None:
-    print(f"baseline {doc['baseline']}  →  candidate {doc['candidate']}"
+    say(f"baseline {doc['baseline']}  →  candidate {doc['candidate']}"
           + ("  (forced: " + "; ".join(doc["not_comparable"]) + ")" if doc["forced"] else ""))
     for cid, e in doc["cells"].items():
         st = e.get("status") or {}
         line = f"  {e['verdict']:<13} {cid:<24}"
         if st:
             line += f" {st.get('baseline')} → {st.get('candidate')}"
-        print(line)
+        say(line)
         for m, v in (e.get("metrics") or {}).items():
             if v["baseline_median"] is None:
                 continue
-            print(f"        {m:<14} {v['baseline_median']:.4g} → {v['candidate_median']:.4g}  "
+            say(f"        {m:<14} {v['baseline_median']:.4g} → {v['candidate_median']:.4g}  "
                   f"{v['verdict']}: {v['reason']}")
         if e.get("reason"):
-            print(f"        {e['reason']}")
+            say(f"        {e['reason']}")
     o = doc["overall"]
-    print(f"overall: {o['verdict']} ({o['cause']}): {o['reason']}")
+    say(f"overall: {o['verdict']} ({o['cause']}): {o['reason']}")
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:
@@ -210,7 +214,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     target = for_profile(cfg, args.backend, args.model).run_kwargs()
     applier: bisect_mod.Applier
     if profile.kind == "mlx-lm":
-        applier = MlxLmRestartApplier(cfg, args.backend, progress=lambda m: print(m, file=sys.stderr))
+        applier = MlxLmRestartApplier(cfg, args.backend, progress=lambda m: say(m, file=sys.stderr))
     else:
         applier = OmlxSettingsApplier(cfg, profile, target["model"], set(base) | set(cand))
 
@@ -224,16 +228,16 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         return run_suite(suite=suite, label=f"bisect {label}", api_key=key, runs=args.runs,
                          progress=_progress, **t).summary
 
-    result = bisect_mod.bisect(applier, base, cand, bench, progress=lambda m: print(m, file=sys.stderr),
+    result = bisect_mod.bisect(applier, base, cand, bench, progress=lambda m: say(m, file=sys.stderr),
                                force=args.force)
     if args.json:
         print_json(result)
     else:
-        print("changes: " + "; ".join(result["changes"]))
+        say("changes: " + "; ".join(result["changes"]))
         for label, o in {**result["singles"], **result["pairs"]}.items():
-            print(f"  {o['verdict']:<12} + {label}: {o['reason']}")
-        print(result["conclusion"])
-        print("baseline restored" if result["restored"] else "baseline NOT restored")
+            say(f"  {o['verdict']:<12} + {label}: {o['reason']}")
+        say(result["conclusion"])
+        say("baseline restored" if result["restored"] else "baseline NOT restored")
     return 0
 
 
@@ -247,8 +251,8 @@ def cmd_suites(args: argparse.Namespace) -> int:
         print_json({"suites": docs, "user_dir": str(suites.user_suites_dir())})
         return 0
     for d in docs:
-        print(f"{d['name']}: {d['description']}  ({d['path']})")
+        say(f"{d['name']}: {d['description']}  ({d['path']})")
         for c in d["cells"]:
-            print(f"  {c['id']:<24} {c['kind']:<17}{' must-pass' if c['must_pass'] else ''}")
-    print(f"(user suites: {suites.user_suites_dir()}/*.toml)")
+            say(f"  {c['id']:<24} {c['kind']:<17}{' must-pass' if c['must_pass'] else ''}")
+    say(f"(user suites: {suites.user_suites_dir()}/*.toml)")
     return 0

@@ -13,6 +13,7 @@ from typing import TextIO
 from mlx_console.cli._common import add_json_flag, print_json
 from mlx_console.core import config as config_mod
 from mlx_console.core import doctor
+from mlx_console.core.common.text import visible
 from mlx_console.core.errors import ConfigError
 
 _COLORS = {"pass": "32", "warn": "33", "fail": "31"}
@@ -38,9 +39,9 @@ def render(report: doctor.Report, color: bool) -> str:
     lines: list[str] = []
     for c in report.checks:
         tag = paint(f"{c.status.upper():4}", _COLORS[c.status])
-        lines.append(f"{tag}  {c.id:<{width}}  {c.detail}")
-        if c.fix:
-            lines.append(f"{'':4}  {'':<{width}}  {paint('fix:', '2')} {c.fix}")
+        lines.append(f"{tag}  {visible(c.id):<{width}}  {visible(c.detail)}")  # names and command lines
+        if c.fix:                                                               # come from outside
+            lines.append(f"{'':4}  {'':<{width}}  {paint('fix:', '2')} {visible(c.fix)}")
     lines.append("")
     v = report.versions
     lines.append("versions: " + ", ".join(f"{k} {v[k] or '-'}" for k in ("python", "mlx", "mlx_lm", "omlx")))
@@ -53,7 +54,7 @@ def render(report: doctor.Report, color: bool) -> str:
             addr = ",".join(x.addresses)
             note = " (API key required)" if x.auth_required else ""
             lines.append(f"  {x.port:>{pw}}  {backend:<{bw}}  pid {x.pid if x.pid else '-':<7} "
-                         f"{addr:<15} {x.command[:100]}{note}")
+                         f"{addr:<15} {visible(x.command[:100], newlines=False)}{note}")
         if any(x.is_llm and not x.confirmed for x in report.listening):
             lines.append("  (?: guessed from the command line, not confirmed by GET /v1/models)")
     else:
@@ -74,5 +75,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.to_json())
     else:
-        print(render(report, use_color(sys.stdout)))
+        print(render(report, use_color(sys.stdout)))  # escaped inside: its colours are ours
     return report.exit_code

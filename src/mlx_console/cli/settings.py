@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlx_console.cli._common import add_json_flag, load_config, print_json
+from mlx_console.cli._common import add_json_flag, load_config, print_json, say
 from mlx_console.core.common import atomic
 from mlx_console.core.config import Config
 from mlx_console.core.errors import ConfigError
@@ -125,7 +125,7 @@ def _model_dirs(path: Path) -> set[str] | None:
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr)
+    say(text, file=sys.stderr)
 
 
 def _issues_json(issues: list[Issue]) -> list[dict[str, Any]]:
@@ -156,27 +156,27 @@ def cmd_show(args: argparse.Namespace) -> int:
         print_json({"path": str(store.path), "hash": store.base_hash, "models": models,
                     "issues": _issues_json(issues)})
         return 0
-    print(f"{store.path}  (hash {store.base_hash[:12]}{'' if store.exists else ', no file yet'}; "
+    say(f"{store.path}  (hash {store.base_hash[:12]}{'' if store.exists else ', no file yet'}; "
           f"checked against oMLX {store.omlx_version})")
     if not models:
-        print("  no model settings: oMLX uses its defaults")
+        say("  no model settings: oMLX uses its defaults")
     for model, block in models.items():
-        print(f"\n{model}")
+        say(f"\n{model}")
         if not isinstance(block, dict):
-            print(f"  (not an object: {_fmt(block)})")
+            say(f"  (not an object: {_fmt(block)})")
             continue
         if not block:
-            print("  (no settings in the file: oMLX defaults)")
+            say("  (no settings in the file: oMLX defaults)")
         width = max((len(k) for k in block), default=0)
         for key, value in block.items():
             spec = KEYS.get(key)
             tag = effect_of(key, store.omlx_version)
             note = "  ← unknown" if spec is None else ("  (default)" if _is_default(spec.default, value) else "")
-            print(f"  {key:<{width}}  {_fmt(value)}   [{tag}]{note}")
+            say(f"  {key:<{width}}  {_fmt(value)}   [{tag}]{note}")
     if issues:
-        print()
+        say()
         for i in issues:
-            print(f"  {i}")
+            say(f"  {i}")
     if store.exists and not store.is_canonical:
         _err("note: the file is not laid out the way oMLX writes it; the next save (ours or oMLX's) rewrites it")
     return 0
@@ -192,11 +192,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
                     "issues": _issues_json(issues)})
         return 1 if failing else 0
     for i in issues:
-        print(f"{store.path}: {i}")
+        say(f"{store.path}: {i}")
     if failing:
         _err(f"{store.path}: {len(failing)} problem(s)")
         return 1
-    print(f"{store.path}: valid" + (f" ({len(issues)} warning(s))" if issues else ""))
+    say(f"{store.path}: valid" + (f" ({len(issues)} warning(s))" if issues else ""))
     return 0
 
 
@@ -250,7 +250,7 @@ def _print_result(args: argparse.Namespace, result: ApplyResult, store: Settings
         print_json({**result.to_json(), "issues": _issues_json(warnings)})
         return
     if result.diff:
-        sys.stdout.write(result.diff)
+        say(result.diff, end="")
         sys.stdout.flush()
     for s in result.steps:
         how = "admin PUT" if s.route == "put" else "file"
@@ -299,8 +299,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         print_json({"path": str(store.path), "hash": store.base_hash, **result.to_json()})
         return 0
     if result.diff:
-        sys.stdout.write(result.diff)
-    print(result.summary())
+        say(result.diff, end="")
+    say(result.summary())
     return 0
 
 
@@ -313,9 +313,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
     for f in fields:
         if f["group"] != group:
             group = f["group"]
-            print(f"\n[{group}]")
-        print(f"  {f['key']}  ({f['allowed']}; default {_fmt(f['default'])})  [{f['effect']}]")
-        print(f"      {f['meaning']}" + (f" — {f['note']}" if f["note"] else ""))
+            say(f"\n[{group}]")
+        say(f"  {f['key']}  ({f['allowed']}; default {_fmt(f['default'])})  [{f['effect']}]")
+        say(f"      {f['meaning']}" + (f" — {f['note']}" if f["note"] else ""))
     return 0
 
 
@@ -332,9 +332,9 @@ def cmd_backups(args: argparse.Namespace) -> int:
         print_json({"path": str(path), "backups": rows})
         return 0
     if not rows:
-        print(f"no backups of {path} (kept in {atomic.backup_dir(path)})")
+        say(f"no backups of {path} (kept in {atomic.backup_dir(path)})")
     for r in rows:
-        print(f"{r['index']:>2}  {r['saved']}  {r['hash'][:12]}  {r['bytes']} bytes  {r['path']}")
+        say(f"{r['index']:>2}  {r['saved']}  {r['hash'][:12]}  {r['bytes']} bytes  {r['path']}")
     return 0
 
 

@@ -13,9 +13,11 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
-from mlx_console.cli._common import add_json_flag, load_config
+from mlx_console.cli._common import add_json_flag, load_config, say
+from mlx_console.core.common.text import json_safe, visible
 from mlx_console.core.logs.live import LiveTriage
 from mlx_console.core.logs.patterns import Catalog
+from mlx_console.core.logs.source import stream_lines
 from mlx_console.core.logs.triage import TriagedEvent, Triager, triage_buffer, triage_file
 
 _QUIET_FLUSH = 1.0  # seconds without new lines before the open event of a followed log is reported
@@ -66,21 +68,21 @@ class _Printer:
             self.counts.update(t.categories)
             self.unknown += not t.categories
             if self.as_json:
-                self.out.write(json.dumps(t.to_json(), ensure_ascii=False) + "\n")
+                self.out.write(json_safe(json.dumps(t.to_json(), ensure_ascii=False)) + "\n")
             else:
-                self.out.write(_block(t) + "\n\n")
+                self.out.write(visible(_block(t)) + "\n\n")  # a log line must not drive the terminal
         self.out.flush()
 
     def summary(self, source: str) -> None:
         if self.as_json:
             return
         if not self.total:
-            self.out.write(f"{source}: no known problems found\n")
+            self.out.write(visible(f"{source}: no known problems found\n"))
             return
         parts = [f"{c} {n}" for c, n in self.counts.most_common()]
         if self.unknown:
             parts.append(f"unrecognised {self.unknown}")
-        self.out.write(f"{source}: {self.total} event(s): " + ", ".join(parts) + "\n")
+        self.out.write(visible(f"{source}: {self.total} event(s): " + ", ".join(parts) + "\n"))
 
 
 def _load_catalog(args: argparse.Namespace) -> Catalog:
@@ -89,7 +91,7 @@ def _load_catalog(args: argparse.Namespace) -> Catalog:
 
 
 def _fail(msg: str) -> int:
-    print(f"mlx-console triage: {msg}", file=sys.stderr)
+    say(f"mlx-console triage: {msg}", file=sys.stderr)
     return 2
 
 
@@ -130,8 +132,8 @@ def _follow(path: str, catalog: Catalog, include_all: bool, printer: _Printer) -
         except OSError as e:
             return _read_error(path, e)
         if not os.path.exists(path):
-            print(f"{path} does not exist yet: waiting for it", file=sys.stderr)
-        print(f"following {path} (Ctrl-C to stop)", file=sys.stderr)
+            say(f"{path} does not exist yet: waiting for it", file=sys.stderr)
+        say(f"following {path} (Ctrl-C to stop)", file=sys.stderr)
         generation, error = 0, None
         try:
             while not stop.is_set():
@@ -139,10 +141,10 @@ def _follow(path: str, catalog: Catalog, include_all: bool, printer: _Printer) -
                 if live.error != error:
                     error = live.error
                     if error:
-                        print(f"mlx-console triage: {error} (retrying)", file=sys.stderr)
+                        say(f"mlx-console triage: {error} (retrying)", file=sys.stderr)
                 if live.generation != generation:
                     generation = live.generation
-                    print(f"{path}: rotated or truncated; line numbers restart at 1", file=sys.stderr)
+                    say(f"{path}: rotated or truncated; line numbers restart at 1", file=sys.stderr)
         except KeyboardInterrupt:
             pass
         printer.emit(live.finish())
@@ -151,9 +153,8 @@ def _follow(path: str, catalog: Catalog, include_all: bool, printer: _Printer) -
 
 def _follow_stdin(triager: Triager, printer: _Printer) -> None:
     try:
-        for raw in sys.stdin.buffer:
-            text = raw.rstrip(b"\n").decode("utf-8", "replace")
-            printer.emit(triager.feed(text.removesuffix("\r")))
+        for text in stream_lines(sys.stdin.buffer.read1):  # bounded like the file follower's lines
+            printer.emit(triager.feed(text))
     except KeyboardInterrupt:
         pass
     printer.emit(triager.flush())

@@ -7,7 +7,9 @@ With no config file the console runs one built-in profile, `demo`, on the tiny d
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +76,7 @@ class Profile:
 
 # key → (python types accepted, description of what is allowed, kinds it applies to)
 _PROFILE_KEYS: dict[str, tuple[tuple[type, ...], str, tuple[str, ...]]] = {
-    "name": ((str,), "a non-empty string, unique among backends", KINDS),
+    "name": ((str,), "a unique name: letters, digits, -_. (not first), at most 64 characters", KINDS),
     "kind": ((str,), "one of " + ", ".join(repr(k) for k in KINDS), KINDS),
     "model": ((str,), "a local model path or a hub id (string)", KINDS),
     "host": ((str,), "a host address (string), default 127.0.0.1", KINDS),
@@ -134,21 +136,69 @@ def demo_profile() -> Profile:
     return Profile(name=DEMO_NAME, kind="mlx-lm", model=str(paths.demo_model_dir()), demo=True)
 
 
-def _line_of(text: str, key: str, table_index: int | None, table_name: str = "backend") -> int:
-    """Best-effort 1-based line of `key = …` (inside the table_index-th [[backend]] when given)."""
-    lines = text.splitlines()
+def _line_of(text: str, key: str, table_index: int | None, table_name: str = "backend",
+             inline: bool = False) -> int:
+    """Best-effort 1-based line of `key = …` (inside the table_index-th [[table_name]] when given, its
+    sub-tables such as [backend.env] included). `inline`: also `key = …` inside an inline table."""
+    lines = text.split("\n")
     start, end = 0, len(lines)
     if table_index is not None:
         headers = [i for i, ln in enumerate(lines) if re.match(rf"\s*\[\[\s*{table_name}\s*\]\]", ln)]
         if table_index < len(headers):
             start = headers[table_index]
-            nxt = [i for i, ln in enumerate(lines) if i > start and re.match(r"\s*\[", ln)]
+            nxt = [i for i, ln in enumerate(lines) if i > start and re.match(rf"\s*\[(?!\s*{table_name}\s*\.)", ln)]
             end = nxt[0] if nxt else len(lines)
-    pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    lead = r"(?:^|[{,])" if inline else r"^"
+    pat = re.compile(rf"{lead}\s*[\"']?{re.escape(key)}[\"']?\s*=")
     for i in range(start, end):
-        if pat.match(lines[i]):
+        if pat.search(lines[i]):
             return i + 1
     return start + 1
+
+
+NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+NAME_RULE = "letters, digits, '-', '_' and '.' (not first), at most 64 characters"
+
+
+def _read_text(cfg_path: Path) -> str:
+    """The file's text; a FIFO or device is refused (reading one would hang), non-UTF-8 gets a hint."""
+    try:
+        fd = os.open(cfg_path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise ConfigError(f"{cfg_path}: cannot read config: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO or device?)"
+            raise ConfigError(f"{cfg_path}: cannot read config: {what}")
+        try:
+            raw = f.read(_MAX_CONFIG_BYTES + 1)
+        except OSError as e:
+            raise ConfigError(f"{cfg_path}: cannot read config: {e.strerror or e}") from None
+    if len(raw) > _MAX_CONFIG_BYTES:
+        raise ConfigError(f"{cfg_path}: config is larger than {_MAX_CONFIG_BYTES // 1024 // 1024} MiB")
+    try:
+        return raw.decode("utf-8-sig")  # a byte-order mark some editors add is accepted
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        enc = "UTF-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "not UTF-8"
+        raise ConfigError(f"{cfg_path}:{line}: the file is {enc} (byte 0x{raw[e.start]:02x}); "
+                          "TOML must be UTF-8: save it as UTF-8") from None
+
+
+_MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+def _resolve(cfg_dir: Path, value: str, *, only_if_exists: bool = False) -> str:
+    """A relative path from the config resolves against the config file's dir, not the current dir.
+    `only_if_exists` (a model: a path or a hub id such as org/name): only `./x`, `../x` or an existing path."""
+    p = Path(value).expanduser()
+    if p.is_absolute() or not value:
+        return str(p)
+    candidate = cfg_dir / p
+    if only_if_exists and not (value.startswith(("./", "../")) or candidate.exists()):
+        return value
+    return str(candidate.resolve())
 
 
 def load(path: str | Path | None = None) -> Config:
@@ -158,14 +208,13 @@ def load(path: str | Path | None = None) -> Config:
         if path is not None:
             raise ConfigError(f"{cfg_path}: config file not found")
         return Config(path=cfg_path, exists=False, backends=[demo_profile()])
-    try:
-        text = cfg_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{cfg_path}: cannot read config: {e}") from e
+    text = _read_text(cfg_path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{cfg_path}: invalid TOML: {e}") from e
+    except RecursionError:
+        raise ConfigError(f"{cfg_path}: invalid TOML: arrays or tables nested too deeply") from None
     return parse(data, cfg_path, text)
 
 
@@ -194,8 +243,9 @@ def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
             raise err(k, f"[keymap] {k!r} must be a key name string such as \"ctrl+r\"")
     cfg.keymap = dict(keymap)
     cat = data.get("catalog", [])
-    cfg.catalogs = [Path(c).expanduser() for c in ([cat] if isinstance(cat, str) else cat)]
-    cfg.model_dirs = [Path(d).expanduser() for d in data.get("model_dirs", [])]
+    cfg_dir = cfg_path.parent
+    cfg.catalogs = [Path(_resolve(cfg_dir, c)) for c in ([cat] if isinstance(cat, str) else cat)]
+    cfg.model_dirs = [Path(_resolve(cfg_dir, d)) for d in data.get("model_dirs", [])]
 
     seen: set[str] = set()
     for i, table in enumerate(data.get("backend", [])):
@@ -220,6 +270,8 @@ def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
         name = table["name"]
         if not name.strip():
             raise err("name", f"{where}: name must not be empty", i)
+        if not NAME_RE.fullmatch(name):  # it names a dir in the state dir: no '/', '..', newline
+            raise err("name", f"{where}: name {name!r} is not allowed; use {NAME_RULE}", i)
         if name in seen:
             raise err("name", f"{where}: duplicate backend name {name!r}", i)
         seen.add(name)
@@ -235,9 +287,15 @@ def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
         if "env" in table:
             for k, v in table["env"].items():
                 if not isinstance(v, str):
-                    raise err(k, f"{where}: env.{k} must be a string, got {v!r}", i)
+                    line = _line_of(text, k, i, inline=True)
+                    raise ConfigError(f"{cfg_path}:{line}: {where}: env.{k} must be a string, got {v!r}")
         if kind == "mlx-lm" and not table.get("model"):
             raise err("name", f"{where}: kind 'mlx-lm' needs 'model' (a local path or hub id)", i)
+        table = dict(table)
+        if table.get("model"):
+            table["model"] = _resolve(cfg_dir, table["model"], only_if_exists=True)
+        if table.get("base_path"):
+            table["base_path"] = _resolve(cfg_dir, table["base_path"])
         bad = _check_distributed(table, cfg_path)
         if bad:
             raise err(bad[0], f"{where}: {bad[1]}", i)

@@ -200,6 +200,14 @@ def _config_check(cfg: Config | None, error: str | None) -> Check:
         return Check("config", FAIL, error or "config not loaded", "fix the file and key named above (README: Configuration)")
     if not cfg.exists:
         return Check("config", PASS, f"no config at {cfg.path}: using the built-in demo profile")
+    if cfg.catalogs:  # a catalogue the config names but that is missing or broken fails triage later
+        from mlx_console.core.logs.patterns import Catalog, CatalogError
+
+        try:
+            Catalog.load(cfg.catalogs, shipped=False)
+        except CatalogError as e:
+            return Check("config", FAIL, f"{cfg.path}: key 'catalog': {e}",
+                         "fix or remove the catalogue file named in the config key `catalog`")
     return Check("config", PASS, f"{cfg.path}: {len(cfg.backends)} backend profile(s)")
 
 

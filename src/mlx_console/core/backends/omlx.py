@@ -1,7 +1,7 @@
 """The oMLX kind (`omlx serve`): command line from the profile and `serve --help`, probe, and its HTTP client.
 
 oMLX saves every non-default CLI value into `{base_path}/settings.json` (backends.md §2.1), so the console
-passes only --base-path, --host, --port, --api-key (when the profile has one) and the profile's own args.
+passes only --base-path, --host, --port and the profile's own args; the API key goes in `OMLX_API_KEY`.
 A profile's `model` is loaded through the API each time the server comes up.
 """
 
@@ -60,10 +60,8 @@ class OmlxKind(BackendKind):
             ("--host", profile.host),
             ("--port", str(profile.port)),
         ]
-        if profile.api_key:
-            wanted.append(("--api-key", profile.api_key))
         missing = [flag for flag, _ in wanted if flag not in flags]
-        if "--port" in missing or "--api-key" in missing:
+        if "--port" in missing:
             raise ConsoleError(f"`{' '.join(profile.command)} serve --help` lists no {' / '.join(missing)}: "
                                "this oMLX version cannot be started with the profile's settings")
         argv = [*profile.command, "serve"]
@@ -71,6 +69,12 @@ class OmlxKind(BackendKind):
             if flag in flags:
                 argv += [flag, value]
         return argv + list(profile.args)
+
+    def env(self, profile: Profile) -> dict[str, str]:
+        # The API key goes in the environment oMLX 0.5.0 reads (`OMLX_API_KEY`, below the CLI and above
+        # settings.json), never argv: a command line is visible to every user in `ps`, and a CLI value
+        # would also be saved into settings.json.
+        return {**super().env(profile), **({"OMLX_API_KEY": profile.api_key} if profile.api_key else {})}
 
     def extra_logs(self, profile: Profile) -> list[Path]:
         return [profile.base_path_resolved / "logs" / "server.log"]

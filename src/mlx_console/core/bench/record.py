@@ -16,6 +16,8 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
+from mlx_console.core.machine.ports import redact
+
 SCHEMA = 1
 
 
@@ -99,6 +101,8 @@ class RunRecord:
 def new_summary(*, suite: str, label: str, base_url: str, kind: str | None, version: str | None,
                 model: str, server_flags: Any, model_settings: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
+    if isinstance(server_flags, list) and all(isinstance(f, str) for f in server_flags):
+        server_flags = redact(server_flags)  # a record is shared: no --api-key/--*token values in it
     return {
         "schema": SCHEMA,
         "run_id": new_run_id(now),

@@ -80,6 +80,7 @@ class _Ctx:
     concurrency: int | None
     model_path: str | None
     cancel: threading.Event | None
+    unsafe_exec: bool = False  # run model code even where no sandbox contains it
     sizer: prompts.TokenSizer = field(default_factory=prompts.TokenSizer)
     cell: Cell | None = None
     index: int = 0
@@ -102,14 +103,16 @@ def run_suite(base_url: str, model: str, suite: Suite, *, label: str = "", api_k
               runs: int | None = None, concurrency: int | None = None, backend_kind: str | None = None,
               server_flags: Any = None, model_settings: Any = None, model_path: str | None = None,
               progress: Progress | None = None, save: bool = True, out_dir: str | Path | None = None,
-              cancel: threading.Event | None = None) -> RunRecord:
+              cancel: threading.Event | None = None, unsafe_exec: bool = False) -> RunRecord:
     """Run every cell of `suite` (already filtered with Suite.select) and return the record.
     runs overrides the trials of throughput/concurrency cells; concurrency the streams of concurrency
-    cells. The record is saved to the history unless save=False (and into out_dir when given)."""
+    cells. The record is saved to the history unless save=False (and into out_dir when given).
+    unsafe_exec: run coding cells' model code even where no sandbox can contain it."""
     return asyncio.run(run_suite_async(
         base_url, model, suite, label=label, api_key=api_key, runs=runs, concurrency=concurrency,
         backend_kind=backend_kind, server_flags=server_flags, model_settings=model_settings,
-        model_path=model_path, progress=progress, save=save, out_dir=out_dir, cancel=cancel))
+        model_path=model_path, progress=progress, save=save, out_dir=out_dir, cancel=cancel,
+        unsafe_exec=unsafe_exec))
 
 
 async def run_suite_async(base_url: str, model: str, suite: Suite, *, label: str = "",
@@ -118,7 +121,7 @@ async def run_suite_async(base_url: str, model: str, suite: Suite, *, label: str
                           server_flags: Any = None, model_settings: Any = None,
                           model_path: str | None = None, progress: Progress | None = None,
                           save: bool = True, out_dir: str | Path | None = None,
-                          cancel: threading.Event | None = None) -> RunRecord:
+                          cancel: threading.Event | None = None, unsafe_exec: bool = False) -> RunRecord:
     # No client-side connection cap: a queue in the client would show up as server TTFT.
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300.0, connect=10.0)) as client:
@@ -127,7 +130,7 @@ async def run_suite_async(base_url: str, model: str, suite: Suite, *, label: str
                               model=model, server_flags=server_flags, model_settings=model_settings)
         record = RunRecord(summary)
         ctx = _Ctx(client, base_url, model, api_key, record, progress or (lambda e: None), runs, concurrency,
-                   model_path, cancel, total=len(suite.cells))
+                   model_path, cancel, unsafe_exec, total=len(suite.cells))
         ctx.emit("run_started", message=f"{suite.name}: {len(suite.cells)} cells against {base_url}")
         for i, cell in enumerate(suite.cells, 1):
             ctx.cell, ctx.index = cell, i
@@ -266,13 +269,18 @@ async def _run_coding(ctx: _Ctx, cell: Cell) -> dict[str, Any]:
     code = scoring.extract_code(r.content)
     cpu_s = int(cell.get("cpu_s", 5))
     sb = await asyncio.to_thread(sandbox.run_code, code, cell.get("asserts"), 2.0 * cpu_s, cpu_s,
-                                 int(cell.get("memory_mb", 512)) * 1024 * 1024)
+                                 int(cell.get("memory_mb", 512)) * 1024 * 1024, unsafe_exec=ctx.unsafe_exec)
+    if sb.result == "refused":
+        return {"kind": "coding", "status": "error", "reason": sb.detail, "result": sb.result,
+                "containment": sb.containment, "network_isolation": sb.network_isolation,
+                "finish_reason": r.finish_reason}
     passed = sb.result == "passed"
     reason = "" if passed else f"{sb.result}: {sb.detail}".rstrip(": ")
     if sb.result == "no code" and r.finish_reason == "length":
         reason += " (answer cut at max_tokens)"
     return {"kind": "coding", "status": "pass" if passed else "fail", "reason": reason, "result": sb.result,
-            "network_isolation": sb.network_isolation, "finish_reason": r.finish_reason}
+            "containment": sb.containment, "network_isolation": sb.network_isolation,
+            "finish_reason": r.finish_reason}
 
 
 async def _run_tool_call(ctx: _Ctx, cell: Cell) -> dict[str, Any]:

@@ -16,9 +16,7 @@ from mlx_console.core.errors import ConsoleError
 
 
 def bench_dir() -> Path:
-    d = paths.state_dir() / "bench"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return paths.private_dir(paths.state_dir() / "bench")
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -52,8 +52,7 @@ def _key_of(path: Path) -> str:
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Serialize our own writers of `path` (other mlx-console processes); oMLX itself takes no lock."""
-    lock_dir = paths.state_dir() / "settings-locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock_dir = paths.private_dir(paths.state_dir() / "settings-locks")
     fd = os.open(lock_dir / (_key_of(path) + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -194,7 +193,10 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None,
             os.umask(umask)
             mode = 0o666 & ~umask
     tmp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.mlx-console-tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:  # the message names the file being written, not our temp name
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         try:
             view = memoryview(data)
@@ -211,10 +213,12 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None,
             os.replace(tmp, path)
         else:
             _checked_replace(tmp, path, expected)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise
+        if isinstance(e, OSError) and not isinstance(e, ReplacedChanged) and e.filename in (None, str(tmp)):
+            raise OSError(e.errno, e.strerror, str(path)) from None  # ENOSPC, EROFS, EDQUOT …: the old file
+        raise                                                         # is untouched
     _fsync_dir(directory)
 
 
@@ -224,8 +228,7 @@ def backup_dir(path: Path) -> Path:
 
 def write_backup(path: Path, data: bytes, keep: int = BACKUP_GENERATIONS) -> Path:
     """Keep `data` (the version about to be replaced) in the state dir; prune to the newest `keep`."""
-    directory = backup_dir(path)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = paths.private_dir(backup_dir(path))
     source = directory / "SOURCE"
     if not source.exists():
         source.write_text(str(path.expanduser().resolve()) + "\n", encoding="utf-8")

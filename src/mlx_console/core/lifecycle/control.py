@@ -207,9 +207,9 @@ class Supervisor:
         say = progress or _noop
         profile = self.config.backend(name)
         d = self.dir(name)
-        d.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(d)
         # Two consoles starting the same backend at once: the second waits, then finds it running.
-        with (d / LOCK_FILE).open("a") as lock:
+        with paths.open_private(d / LOCK_FILE, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             st = self._start_locked(profile, d, say, model)
         return self._wait(name, wait, say) if wait is not None else st
@@ -271,7 +271,7 @@ class Supervisor:
 
     def _spawn_supervisor(self, d: Path, adopt: bool) -> None:
         cmd = [sys.executable, "-m", "mlx_console.core.lifecycle.daemon", str(d)] + (["--adopt"] if adopt else [])
-        with (d / SUPERVISE_LOG).open("ab") as out:
+        with paths.open_private(d / SUPERVISE_LOG) as out:
             # Own session: no SIGHUP when the SSH session or terminal goes; its output goes to its own
             # file, so it never holds the caller's stdout/stderr open. It forks once and exits at once.
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -343,6 +343,7 @@ class Supervisor:
         owner = port_owner(profile.port, profile.api_key)
         if owner:
             raise ConsoleError(f"cannot start {profile.name!r}: port {profile.port} is taken by {owner}")
+        _check_bindable(profile)
 
     # -- stopping --------------------------------------------------------------------------------
     def stop(self, name: str, progress: Progress | None = None) -> BackendStatus:
@@ -543,6 +544,25 @@ def _our_backend(pid: int) -> str | None:
         if st and st.pid == pid and live_process(st.pid, st.create_time):
             return st.name
     return None
+
+
+def _check_bindable(profile: Profile) -> None:
+    """A `host` that is not an address of this machine: the server would sit unbound, `starting`, for the
+    whole load timeout. Bind it here first (port 0: nothing is taken) and fail at once with the error."""
+    for host in (h.strip() for h in profile.host.split(",")):  # oMLX takes a comma list
+        if not host or host in ("0.0.0.0", "::", "localhost"):
+            continue
+        try:
+            infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)
+        except OSError as e:
+            raise ConsoleError(f"cannot start {profile.name!r}: host {host!r}: {e.strerror or e}") from None
+        family, _, _, _, addr = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((addr[0], 0, *addr[2:]))
+            except OSError as e:
+                raise ConsoleError(f"cannot start {profile.name!r}: host {host!r} is not an address of this "
+                                   f"machine: bind: [Errno {e.errno}] {e.strerror}") from None
 
 
 def port_owner(port: int, api_key: str | None = None) -> str | None:

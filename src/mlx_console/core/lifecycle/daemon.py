@@ -34,6 +34,8 @@ from mlx_console.core.lifecycle.state import (
     read_state,
     write_state,
 )
+from mlx_console.core.machine.ports import redact
+from mlx_console.paths import open_private
 
 # A liveness probe that times out while the server used this share of one core is "busy", not "hung"
 # (up to Timings.busy_timeouts in a row: a spinning server is not serving either).
@@ -161,6 +163,7 @@ class Supervise:
         self.probes: queue.Queue[tuple[int, str, Any]] = queue.Queue()
         self.generation = 0
         self.last_error = ""
+        self.write_error, self.write_since, self.write_failed_at = "", 0.0, 0.0  # state.json unwritable
         host = urlsplit(self.spec.base_url).hostname or "127.0.0.1"
         self.connect_host = host
         self.token = ""  # distributed: this spawn's token in the rank pid files
@@ -168,13 +171,36 @@ class Supervise:
 
     # -- state ---------------------------------------------------------------------------------
     def say(self, msg: str) -> None:
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervise[{self.spec.name}]: {msg}", flush=True)
+        try:
+            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervise[{self.spec.name}]: {msg}", flush=True)
+        except OSError:  # supervise.log on a full or read-only disk: supervising matters more
+            pass
 
     def set(self, status: str, reason: str = "") -> None:
         if (status, reason) != (self.state.status, self.state.reason):
             self.state.event(status, reason)
             self.say(f"{status}" + (f": {reason}" if reason else ""))
-        write_state(self.dir, self.state)
+        self.write()
+
+    def write(self) -> None:
+        """state.json, or — on a full, read-only or unwritable disk — say so and keep supervising: the
+        server matters more than its record. The old file stays whole (atomic write); the next write
+        that works notes how long the state could not be written."""
+        try:
+            write_state(self.dir, self.state)
+        except OSError as e:
+            if not self.write_error:
+                self.write_error, self.write_since = f"{e.strerror or e}", time.time()
+                self.say(f"cannot write {self.dir / 'state.json'}: {self.write_error}; still supervising")
+            self.write_failed_at = time.time()
+            return
+        if self.write_error:
+            note = (f"state.json could not be written for {time.time() - self.write_since:.0f}s "
+                    f"({self.write_error}); supervising went on")
+            self.say(note)
+            self.write_error = ""
+            self.state.warnings = [w for w in self.state.warnings if "could not be written" not in w] + [note]
+            self.write()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> int:
@@ -230,7 +256,12 @@ class Supervise:
     def _spawn(self) -> Child | None:
         log_path = Path(self.spec.log)
         command = self._ranks_before_spawn()
-        with log_path.open("ab") as log:
+        try:
+            out = open_private(log_path)
+        except OSError as e:  # a read-only or unwritable state dir: serve anyway, say so
+            self.say(f"cannot open {log_path}: {e.strerror or e}; the server's output is not kept")
+            out = open(os.devnull, "ab")  # noqa: SIM115 - closed by the with below
+        with out as log:
             offset = log.seek(0, os.SEEK_END)
             try:
                 popen = subprocess.Popen(
@@ -242,7 +273,7 @@ class Supervise:
                 return None
         child = Child(psutil.Process(popen.pid), popen)
         s = self.state
-        s.pid, s.create_time, s.cmdline = popen.pid, child.proc.create_time(), list(command)
+        s.pid, s.create_time, s.cmdline = popen.pid, child.proc.create_time(), redact(list(command))
         s.started_at, s.ready_at, s.exit_code, s.log_offset = time.time(), None, None, offset
         self.set("starting", "")
         return child
@@ -358,6 +389,8 @@ class Supervise:
                 if (self.state.status == "ready" and self.state.ready_at
                         and time.time() - self.state.ready_at > self.t.stable_after):
                     self.consecutive = 0
+                if self.write_error and time.time() - self.write_failed_at > 1.0:
+                    self.write()  # the disk may have room again: the state on disk is stale until then
                 time.sleep(self.t.poll)
         finally:
             stop.set()
@@ -421,17 +454,17 @@ class Supervise:
             elif what == "models":
                 self.state.loaded_models = list(detail)
                 self.say(f"loaded models: {', '.join(detail) or '(none)'}")
-                write_state(self.dir, self.state)
+                self.write()
             elif what == "ranks":
                 self.state.ranks = detail
-                write_state(self.dir, self.state)
+                self.write()
                 gone = self._gone_rank()
                 if gone:
                     return "exited", f"{gone}: the group is stopped and restarted as a whole", True
             elif what == "sampler":  # the metrics sampler cannot write ("" = it can again)
                 self.state.warnings = [w for w in self.state.warnings if not w.startswith("metrics:")]
                 self.state.warnings += [detail] if detail else []
-                write_state(self.dir, self.state)
+                self.write()
             elif what == "recovered" and self.state.status == "degraded":
                 self.set("ready", "liveness probe answers again")
 

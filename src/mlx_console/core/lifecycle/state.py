@@ -121,7 +121,7 @@ class State:
         self.events = [*self.events[-19:], {"t": round(time.time(), 3), "status": status, "reason": reason}]
 
 
-def write_json(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
+def write_json(path: Path, data: dict[str, Any], mode: int = 0o600) -> None:
     """Atomic: readers see the old file or the new one, never half of one."""
     write_atomic(path, json.dumps(data, indent=1).encode("utf-8"), mode=mode)
 
@@ -147,7 +147,7 @@ def read_spec(dir: Path) -> Spec:
 
 def write_state(dir: Path, state: State) -> None:
     state.updated_at = time.time()
-    write_json(dir / STATE_FILE, asdict(state))
+    write_json(dir / STATE_FILE, asdict(state), mode=0o600)  # owner only, like every file of the state dir
 
 
 def read_state(dir: Path) -> State | None:
@@ -189,8 +189,8 @@ def tail_lines(path: Path, offset: int = 0, n: int = 15) -> list[str]:
             data = f.read()
     except OSError:
         return []
-    lines = data.decode("utf-8", "replace").splitlines()
-    return [ln for ln in lines if ln.strip()][-n:]
+    lines = data.decode("utf-8", "replace").split("\n")  # newlines only, like the log follower: a CR or
+    return [ln.removesuffix("\r") for ln in lines if ln.strip()][-n:]  # \x1c inside a line stays in it
 
 
 def port_open(host: str, port: int) -> bool:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 MAX_LINE_BYTES = 64 * 1024  # longer lines keep their first 64 KiB: bounded memory, patterns still see the head
 _READ_CHUNK = 1 << 20
 _MAX_POLL_BYTES = 16 << 20  # one poll() reads at most this much; the rest comes on the next call
+_FP_BYTES = 64  # fingerprint of the bytes before the read offset (copytruncate + refill detection)
 _SAFETY_POLL = 1.0  # even with watchfiles, look at the file at least this often (missed events, NFS)
 
 
@@ -42,6 +43,39 @@ def cut_line(head: bytes, tail: bytes, total: int) -> str:
     cut = total - len(head) - len(tail)
     end = tail.removesuffix(b"\r").decode("utf-8", "replace")
     return f"{head.decode('utf-8', 'replace')} [… line truncated: {cut} of {total} bytes cut …] {end}"
+
+
+def stream_lines(read: Callable[[int], bytes], max_bytes: int = MAX_LINE_BYTES) -> Iterator[str]:
+    """Lines of a stream (a pipe: `read` returns what is there, b"" at the end) as they complete, each
+    bounded like the file follower's: a line longer than `max_bytes` keeps its head and tail, marked cut."""
+    half = max_bytes // 2
+    head, tail, total = bytearray(), bytearray(), 0
+    while True:
+        data = read(_READ_CHUNK)
+        start = 0
+        while data:
+            nl = data.find(b"\n", start)
+            piece = data[start:] if nl < 0 else data[start:nl]
+            total += len(piece)
+            if total <= max_bytes:
+                head += piece
+            else:  # too long: keep the head and a rolling tail
+                if len(head) > half:
+                    tail += head[half:]
+                    del head[half:]
+                room = max(0, half - len(head))
+                head += piece[:room]
+                tail += piece[room:][-half:]
+                del tail[:-half]
+            if nl < 0:
+                break
+            yield decode_line(bytes(head), max_bytes) if total <= max_bytes else cut_line(bytes(head), bytes(tail), total)
+            head, tail, total = bytearray(), bytearray(), 0
+            start = nl + 1
+        if not data:
+            if total:
+                yield decode_line(bytes(head)) if total <= max_bytes else cut_line(bytes(head), bytes(tail), total)
+            return
 
 
 def split_text(text: str) -> list[str]:
@@ -153,6 +187,7 @@ class LogFollower:
         self._tail = bytearray()  # the last max_line_bytes/2 bytes of a line too long to keep whole
         self._partial_len = 0
         self._partial_off = 0
+        self._fp = b""  # the last bytes read before _pos: a copytruncate refilled past _pos changes them
         self._changed = threading.Event()
         self._watcher: _Watcher | None = None
         self._use_watchfiles = use_watchfiles
@@ -181,6 +216,7 @@ class LogFollower:
         else:
             self._pos, self._number = 0, 0
         self._partial_off = self._pos
+        self._fp = os.pread(self._fd, min(self._pos, _FP_BYTES), self._pos - min(self._pos, _FP_BYTES))
 
     def _close_fd(self) -> None:
         if self._fd is not None:
@@ -239,9 +275,19 @@ class LogFollower:
                 start = nl + 1
                 self._partial_off = self._pos + start
             self._pos += len(data)
+            self._fp = (self._fp + data[-_FP_BYTES:])[-_FP_BYTES:]
             if budget is not None:
                 budget -= len(data)
         return True
+
+    def _refilled(self) -> bool:
+        """The bytes before our offset are not the ones we read: truncated and written again past it."""
+        if not self._fp or self._fd is None:
+            return False
+        try:
+            return os.pread(self._fd, len(self._fp), self._pos - len(self._fp)) != self._fp
+        except OSError:
+            return False
 
     def _finish_partial(self, out: list[Line]) -> None:
         """The file is done (rotated/truncated): its unterminated last line is a line too."""
@@ -265,11 +311,12 @@ class LogFollower:
                 self._finish_partial(out)
                 self._close_fd()
                 self.generation += 1
-            elif fst.st_size < self._pos:  # copytruncate: same file, shorter than what we read
-                self._finish_partial(out)
+            elif fst.st_size < self._pos or self._refilled():  # copytruncate: same file, shorter than what
+                self._finish_partial(out)                      # we read, or already refilled past it
                 self.generation += 1
                 self._pos = self._partial_off = 0
                 self._number = 0
+                self._fp = b""
         if self._fd is None and st is None and self.generation == 0:
             # Not there yet: when it appears, everything in it is new.
             self._start, self._start_offset = "begin", None

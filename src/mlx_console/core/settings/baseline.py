@@ -15,7 +15,7 @@ from mlx_console.core.bench import store as bench_store
 from mlx_console.core.errors import ConsoleError
 from mlx_console.core.settings.errors import SettingsError
 from mlx_console.core.settings.schema import ORDER, effective
-from mlx_console.core.settings.textdiff import unified
+from mlx_console.core.settings.textdiff import unified_blocks
 
 
 @dataclass
@@ -41,8 +41,8 @@ class BaselineDiff:
     def summary(self) -> str:
         if not self.differences:
             return f"same settings as {self.baseline}"
-        keys = ", ".join(f"{m}:{k}" if len({d[0] for d in self.differences}) > 1 else k
-                         for m, k, _, _ in self.differences)
+        several = len({d[0] for d in self.differences}) > 1  # once, not per difference (20,000 models)
+        keys = ", ".join(f"{m}:{k}" if several else k for m, k, _, _ in self.differences)
         if self.one_flag:
             return f"one flag differs from {self.baseline}: {keys}"
         return (f"{self.count} keys differ from {self.baseline}: {keys} — more than one flag at a time, so a "
@@ -67,8 +67,10 @@ def compare(current: dict[str, dict[str, Any]], baseline: Baseline, model: str |
     old_lines: dict[str, dict[str, Any]] = {}
     new_lines: dict[str, dict[str, Any]] = {}
     for m in models:
-        a = baseline.models.get(m) or {}
-        b = current.get(m) or {}
+        a = baseline.models.get(m)
+        b = current.get(m)
+        a = a if isinstance(a, dict) else {}  # `"models": {"m": "x"}`: no settings oMLX can use
+        b = b if isinstance(b, dict) else {}
         keys = sorted(set(a) | set(b), key=lambda k: (ORDER.get(k, len(ORDER)), k))
         old_lines[m] = {}
         new_lines[m] = {}
@@ -78,9 +80,18 @@ def compare(current: dict[str, dict[str, Any]], baseline: Baseline, model: str |
             new_lines[m][k] = vb
             if not _same(va, vb):
                 out.differences.append((m, k, va, vb))
-    render = lambda d: (json.dumps(d, indent=2, ensure_ascii=False) + "\n").encode()  # noqa: E731
-    out.diff = unified(render(old_lines), render(new_lines), "settings", context=1).replace(
-        "--- a/settings", f"--- {baseline.name}").replace("+++ b/settings", "+++ current")
+    out.diff = unified_blocks(_blocks(old_lines), _blocks(new_lines), baseline.name, "current", lead=1, context=1)
+    return out
+
+
+def _blocks(models: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """The lines of `json.dumps(models, indent=2)` model by model (between its `{` and `}`)."""
+    out = []
+    for i, (m, block) in enumerate(models.items()):
+        lines = json.dumps({m: block}, indent=2, ensure_ascii=False).split("\n")[1:-1]
+        if i < len(models) - 1:
+            lines[-1] += ","
+        out.append(lines)
     return out
 
 

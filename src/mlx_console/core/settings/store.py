@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,12 +102,20 @@ def parse_bytes(path: Path, data: bytes) -> tuple[Any, list[Issue]]:
 
     try:
         doc = json.loads(text, object_pairs_hook=pairs)
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")  # what a save writes must be writable
     except json.JSONDecodeError as e:
         lines = text.splitlines()
         shown = lines[e.lineno - 1] if 0 < e.lineno <= len(lines) else ""
-        caret = f"\n    {shown}\n    {' ' * (e.colno - 1)}^" if shown else ""
+        caret = f"\n    {shown[:200]}\n    {' ' * min(e.colno - 1, 200)}^" if shown else ""
         hint = " (a UTF-8 BOM: save without it)" if text.startswith("\ufeff") else ""
         raise BadFile(path, f"invalid JSON: {e.msg}{hint}{caret}", e.lineno, e.colno) from None
+    except RecursionError:
+        raise BadFile(path, "invalid JSON: arrays or objects nested too deeply") from None
+    except UnicodeEncodeError as e:
+        raise BadFile(path, f"a string holds a lone surrogate ({e.object[e.start]!r}): not valid "
+                            "Unicode, oMLX cannot save it") from None
+    except ValueError as e:  # an integer of more than 4,300 digits
+        raise BadFile(path, f"invalid JSON: {str(e).split(';')[0]}") from None
     return doc, duplicates
 
 
@@ -132,6 +141,11 @@ class SettingsStore:
     def load(cls, path: str | Path, omlx_version: str = OMLX_VERSION) -> SettingsStore:
         """Read the file (a missing file is an empty document); never writes anything."""
         p = Path(path).expanduser()
+        if p.is_symlink():  # edits go to the file the link names; the link stays a link
+            target = Path(os.path.realpath(p))
+            if not target.exists():
+                raise BadFile(p, f"is a symlink to {target}, which does not exist")
+            p = target
         try:
             data = atomic.read_current(p)
         except IsADirectoryError:
@@ -313,6 +327,28 @@ class SettingsStore:
         ours = self.rendered()
         diff = self.diff()
         changes = self.changes()
+        if self.dirty:
+            self._check_writable()
+        try:
+            return self._save(ours, diff, changes, if_hash, backup)
+        except OSError as e:  # disk full, read-only, no permission: the file is as it was (atomic write)
+            what = e.filename or self.path
+            raise SettingsError(f"{self.path}: not saved: cannot write {what}: {e.strerror or e}; "
+                                "the file is unchanged") from None
+
+    def _check_writable(self) -> None:
+        """A file without write permission (0444) is not replaced behind its owner's back; a symlink is
+        written through (self.path is its target), a dangling one was refused at load."""
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            return
+        if not mode & 0o200:
+            raise SettingsError(f"{self.path}: not saved: the file is read-only (mode {mode & 0o777:04o}); "
+                                f"`chmod u+w {self.path}` first if it should change")
+
+    def _save(self, ours: bytes, diff: str, changes: list[Change], if_hash: str | None,
+              backup: bool) -> SaveResult:
         with atomic.locked(self.path):
             theirs = atomic.read_current(self.path)
             self._check_unchanged(theirs, ours, if_hash)

@@ -31,6 +31,15 @@ def parse_text(spec: KeySpec | None, text: str) -> Any:
 
     Raises BadValue naming the value and what is allowed (the caller adds model and key).
     """
+    try:
+        return _parse_text(spec, text)
+    except (ValueError, OverflowError, RecursionError) as e:  # 5,000 digits, 1e999 bytes, [[[[…]]]]
+        shown = text if len(text) <= 40 else text[:40] + f"… ({len(text)} characters)"
+        why = "nested too deeply" if isinstance(e, RecursionError) else "too large"
+        raise BadValue(f"{shown!r} is not allowed: {why}") from None
+
+
+def _parse_text(spec: KeySpec | None, text: str) -> Any:
     raw = text.strip()
     if raw.lower() in ("null", "none"):
         return None

@@ -20,6 +20,7 @@ from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
+from mlx_console.core.common.text import visible
 from mlx_console.ui.actions import bindings
 
 MAX_LINES = 50_000       # lines kept in memory; older ones are dropped (the file keeps them)
@@ -380,7 +381,7 @@ class LogView(ScrollView, can_focus=True):
             base = base + self.get_component_rich_style(f"logview--{sev}", partial=True)
         gutter = Text(GUTTER.get(sev or "", " "), style=self.get_component_rich_style("logview--gutter",
                                                                                         partial=True))
-        body = Text(text[:MAX_RENDER].expandtabs(4), style=base, no_wrap=True, end="")
+        body = Text(visible(text[:MAX_RENDER], newlines=False).expandtabs(4), style=base, no_wrap=True, end="")
         if self.filter_text:
             body.highlight_words([self.filter_text], style=self.get_component_rich_style(
                 "logview--match", partial=True), case_sensitive=False)
