@@ -41,6 +41,8 @@ class Profile:
     api_key: str | None = None
     # Set for the built-in demo profile: the model is built on first start.
     demo: bool = False
+    # [backend.liveness]: interval, timeout, failures, on_model_failure (LIVENESS_KEYS); unset keys: defaults
+    liveness: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.port:
@@ -73,6 +75,16 @@ _PROFILE_KEYS: dict[str, tuple[tuple[type, ...], str, tuple[str, ...]]] = {
     "base_path": ((str,), "a directory path (string), default ~/.omlx", ("omlx",)),
     "command": ((list,), 'a list of strings, default ["omlx"]', ("omlx",)),
     "api_key": ((str,), "a string", ("omlx",)),
+    "liveness": ((dict,), "a table [backend.liveness] (interval, timeout, failures, on_model_failure)", KINDS),
+}
+
+# [backend.liveness] key → (types, what is allowed, check). Defaults live in lifecycle.state.Timings.
+LIVENESS_KEYS: dict[str, tuple[tuple[type, ...], str, Any]] = {
+    "interval": ((int, float), "seconds between liveness checks, > 0 (default 30)", lambda v: v > 0),
+    "timeout": ((int, float), "seconds a probe may take, > 0 (default 60)", lambda v: v > 0),
+    "failures": ((int,), "failed probes in a row that mean unhealthy, >= 1 (default 2)", lambda v: v >= 1),
+    "on_model_failure": ((str,), "'report' (default) or 'reload' (oMLX: unload and load the model again)",
+                         lambda v: v in ("report", "reload")),
 }
 
 _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -122,6 +134,24 @@ def _line_of(text: str, key: str, table_index: int | None) -> int:
         if pat.match(lines[i]):
             return i + 1
     return start + 1
+
+
+def _sub_line(text: str, table_index: int, sub: str, key: str) -> int:
+    """1-based line of `key = …` in `[backend.<sub>]` of the table_index-th [[backend]] (or its header)."""
+    lines = text.splitlines()
+    headers = [i for i, ln in enumerate(lines) if re.match(r"\s*\[\[\s*backend\s*\]\]", ln)]
+    start = headers[table_index] if table_index < len(headers) else 0
+    end = headers[table_index + 1] if table_index + 1 < len(headers) else len(lines)
+    sub_at = next((i for i in range(start, end) if re.match(rf"\s*\[\s*backend\.{sub}\s*\]", lines[i])), None)
+    if sub_at is None:  # an inline table: liveness = { … } on the backend's own line
+        return _line_of(text, sub, table_index)
+    pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    for i in range(sub_at + 1, end):
+        if re.match(r"\s*\[", lines[i]):
+            break
+        if pat.match(lines[i]):
+            return i + 1
+    return sub_at + 1
 
 
 def load(path: str | Path | None = None) -> Config:
@@ -209,6 +239,14 @@ def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
             for k, v in table["env"].items():
                 if not isinstance(v, str):
                     raise err(k, f"{where}: env.{k} must be a string, got {v!r}", i)
+        for k, v in table.get("liveness", {}).items():
+            line = _sub_line(text, i, "liveness", k)
+            if k not in LIVENESS_KEYS:
+                raise ConfigError(f"{cfg_path}:{line}: {where}: unknown key liveness.{k}; allowed: "
+                                  f"{', '.join(LIVENESS_KEYS)}")
+            ltypes, lwhat, ok = LIVENESS_KEYS[k]
+            if isinstance(v, bool) or not isinstance(v, ltypes) or not ok(v):
+                raise ConfigError(f"{cfg_path}:{line}: {where}: liveness.{k} must be {lwhat}, got {v!r}")
         if kind == "mlx-lm" and not table.get("model"):
             raise err("name", f"{where}: kind 'mlx-lm' needs 'model' (a local path or hub id)", i)
         cfg.backends.append(Profile(**table))
