@@ -186,3 +186,33 @@ def test_swap_unloads_the_replaced_model_keep_keeps_it_restart_brings_it_back(ma
     wait_for(lambda: sup.status("o").loaded_models == ["tiny-llama"], timeout=10)
     assert sup.status("o").swapped_model is None
     sup.stop("o")
+
+
+def test_saved_server_settings_are_configuration(make_sup, omlx_base: Path, port: int) -> None:
+    from mlx_console.core.bench.record import config_hash
+    from mlx_console.core.bench.target import for_profile
+
+    def hash_of(sup: Supervisor) -> str:
+        t = for_profile(sup.config, "o", "tiny-llama")
+        return config_hash("omlx", "0.5.0", t.model, t.server_flags, t.model_settings)
+
+    sup = make_sup(omlx("o", omlx_base, port))
+    fresh = hash_of(sup)  # no settings.json yet
+    sup = make_sup(omlx("o", omlx_base, port, args=["--max-concurrent-requests", "1"]))
+    st = sup.start("o", wait=30)
+    assert st.server_settings["max_concurrent_requests"] == 1
+    one = hash_of(sup)
+    sup.stop("o")
+    # The flag removed: oMLX keeps 1 in force; the console says so, and the hash still differs from 8's.
+    sup = make_sup(omlx("o", omlx_base, port))
+    st = sup.start("o", wait=30)
+    assert any("settings.json keeps scheduler.max_concurrent_requests = 1" in w for w in st.warnings), st.warnings
+    assert st.server_settings["max_concurrent_requests"] == 1 and hash_of(sup) not in (fresh, one)
+    r = cli("status", "o")
+    assert "settings.json: max_concurrent_requests=1" in r.stdout
+    sup.stop("o")
+    sup = make_sup(omlx("o", omlx_base, port, args=["--max-concurrent-requests", "8"]))
+    st = sup.start("o", wait=30)
+    assert any("passes --max-concurrent-requests 8 but settings.json has" in w for w in st.warnings)
+    assert sup.status("o").server_settings["max_concurrent_requests"] == 8 and hash_of(sup) != one
+    sup.stop("o")

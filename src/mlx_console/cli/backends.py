@@ -79,6 +79,8 @@ def _line(st: BackendStatus) -> str:
         text += f"\n  model: {st.model}"
     if st.swapped_model:
         text += f"\n  swapped in: {st.swapped_model} (a restart brings it back; `start` after a stop uses the profile's)"
+    if st.server_settings:
+        text += "\n  settings.json: " + ", ".join(f"{k}={v}" for k, v in st.server_settings.items())
     for model, verdict in st.liveness.items():
         text += f"\n  liveness {model}: {verdict}"
     return text

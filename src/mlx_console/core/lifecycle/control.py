@@ -75,6 +75,7 @@ class BackendStatus:
     warnings: list[str] = field(default_factory=list)
     liveness: dict[str, str] = field(default_factory=dict)  # model (or "server") → last liveness verdict
     swapped_model: str | None = None  # `backends swap` chose it; a restart brings it back
+    server_settings: dict[str, Any] = field(default_factory=dict)  # oMLX: flag-backed settings.json values
     events: list[dict[str, Any]] = field(default_factory=list)  # last transitions {t, status, reason}
     exit_code: int | None = None
     logs: list[str] = field(default_factory=list)
@@ -183,6 +184,10 @@ class Supervisor:
         )
         if not st.active and profile is not None:  # what a start would use now (the config may have changed)
             st.port, st.host, st.base_url, st.model = profile.port, profile.host, profile.base_url, profile.model
+        if profile is not None and profile.kind == "omlx":
+            from mlx_console.core.backends.omlx_settings import in_force
+
+            st.server_settings = in_force(profile)
         if sup is not None:
             st.supervisor_pid = sup.pid
         if server is not None and status in ACTIVE:
@@ -244,8 +249,12 @@ class Supervisor:
         self._check_port(profile)
         warning = kind.exposure_warning(profile)
         warnings = [warning] if warning else []
-        if warning:
-            say(f"warning: {warning}")
+        if profile.kind == "omlx":
+            from mlx_console.core.backends.omlx_settings import flag_mismatches
+
+            warnings += flag_mismatches(profile)
+        for w in warnings:
+            say(f"warning: {w}")
         command = kind.command(profile, model)
         log = self.log_path(name)
         _rotate_if_large(log)
