@@ -216,3 +216,19 @@ def test_saved_server_settings_are_configuration(make_sup, omlx_base: Path, port
     assert any("passes --max-concurrent-requests 8 but settings.json has" in w for w in st.warnings)
     assert sup.status("o").server_settings["max_concurrent_requests"] == 8 and hash_of(sup) != one
     sup.stop("o")
+
+
+def test_start_and_swap_show_the_advisors_warnings(make_sup, omlx_base: Path, port: int,
+                                                   tiny_llama4_model: Path) -> None:
+    shutil.copytree(tiny_llama4_model, omlx_base / "models" / "l4")
+    sup = make_sup(omlx("o", omlx_base, port, model="l4"))
+    r = cli("start", "o", "--wait", "30")
+    assert r.returncode == 0, r.stderr
+    assert "warning: advisor: error: llama4 uses chunked attention" in r.stderr
+    assert "fix: pin concurrency 1: pass --max-concurrent-requests 1" in r.stderr
+    assert any(w.startswith("advisor: error: llama4") for w in sup.status("o").warnings)
+    r = cli("swap", "o", "tiny-llama")
+    assert r.returncode == 0 and "advisor" not in r.stderr, r.stderr
+    r = cli("swap", "o", "l4")
+    assert "warning: advisor: error: llama4 uses chunked attention" in r.stderr
+    cli("stop", "o")

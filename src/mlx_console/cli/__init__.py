@@ -13,7 +13,7 @@ import sys
 from mlx_console import __version__
 from mlx_console.core.errors import ConsoleError
 
-SUBCOMMANDS = ("doctor", "backends", "triage", "settings", "bench", "demo_model")
+SUBCOMMANDS = ("doctor", "backends", "triage", "settings", "bench", "demo_model", "advise")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -253,6 +253,7 @@ class Supervisor:
             from mlx_console.core.backends.omlx_settings import flag_mismatches
 
             warnings += flag_mismatches(profile)
+        warnings += self.advice(name, model)
         for w in warnings:
             say(f"warning: {w}")
         command = kind.command(profile, model)
@@ -399,6 +400,8 @@ class Supervisor:
         if profile.kind == "omlx":
             before = self.status(name)
             replaced = read_swap(self.dir(name)) or profile.model
+            for line in self.advice(name, model):
+                say(f"warning: {line}")
             say(f"{name}: loading {model} through the oMLX API…")
             from mlx_console.core.backends.omlx import OmlxError, load_failure_text
 
@@ -417,6 +420,17 @@ class Supervisor:
         kind_for(profile.kind).check_model(profile, model)  # refuse before stopping what runs
         self.stop(name, progress)
         return self.start(name, wait=wait, progress=progress, model=model)
+
+    def advice(self, name: str, model: str | None) -> list[str]:
+        """The advisor's warnings for loading `model` on backend `name`, as lines (none when it cannot tell)."""
+        if not model:
+            return []
+        from mlx_console.core import advisor
+
+        try:
+            return [f"advisor: {line}" for line in advisor.advise_profile(self.config, name, model).lines()]
+        except Exception:  # noqa: BLE001 - advice never stops a load
+            return []
 
     def _settled(self, name: str, loaded: str, unloaded: str | None, timeout: float = 10.0) -> BackendStatus:
         """The status once the supervisor has seen the load (it refreshes the model list every few seconds)."""
