@@ -175,7 +175,7 @@ def load_failure_text(model: str, e: OmlxError) -> str:
     text = f"oMLX could not load {model!r} (HTTP {e.status}): {e.detail}"
     if e.status == 404:
         text += ("; oMLX serves the folders of its model directories (the id is the folder name, and a folder "
-                 "without weights is skipped): see `mlx-console backends models NAME`")
+                 "without weights is skipped): `mlx-console backends models` lists its ids")
     elif e.status == 409 and "failed to load" in e.detail:
         text += "; fix the model's files, then `backends restart` (oMLX caches the failure until a reload)"
     return text
