@@ -89,10 +89,13 @@ def test_wedged_omlx_is_degraded_although_health_answers(write_config, omlx_base
     OmlxClient(st.base_url).load("tiny-llama")
     httpx.post(f"{st.base_url}/standin/wedge", json={"on": True}, timeout=5)
     deg = wait_for(lambda: (s := sup.status("o")).status == "degraded" and s, timeout=15)
-    assert "liveness probe failed" in deg.reason
+    # The model failed its probes, not the process: reported, the server keeps running (no restart).
+    assert "model 'tiny-llama' failed 2 liveness probes in a row" in deg.reason
+    assert deg.pid == st.pid and "probe failed" in deg.liveness["tiny-llama"]
     assert httpx.get(f"{st.base_url}/health", timeout=5).status_code == 200  # /health lies
     httpx.post(f"{st.base_url}/standin/wedge", json={"on": False}, timeout=5)
-    wait_for(lambda: sup.status("o").status == "ready", timeout=15)
+    back = wait_for(lambda: (s := sup.status("o")).status == "ready" and s, timeout=15)
+    assert back.pid == st.pid and back.restarts == 0
     sup.stop("o")
 
 
@@ -121,11 +124,6 @@ def test_missing_omlx_command_is_a_clear_error(make_sup, omlx_base: Path, port: 
 
 def test_cli_models_load_unload(make_sup, omlx_base: Path, port: int) -> None:
     import json
-    import subprocess
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "mlx_console", "backends", *args], capture_output=True,
-                              text=True, timeout=60, stdin=subprocess.DEVNULL)
 
     sup = make_sup(omlx("o", omlx_base, port))
     r = cli("models", "o")
@@ -265,3 +263,105 @@ def test_this_machines_own_address_still_starts(make_sup, omlx_base: Path, port:
     st = sup.start("o", wait=30)
     assert st.status == "ready"
     sup.stop("o")
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mlx_console", "backends", *args], capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("model, says", [
+    ("corrupt", "Model 'corrupt' failed to load: "),
+    ("nope", "Model not found: nope"),
+])
+def test_a_profile_model_that_fails_to_load_is_a_failed_start(make_sup, omlx_base: Path, port: int,
+                                                              model: str, says: str) -> None:
+    st_file = shutil.copytree(omlx_base / "models" / "tiny-llama", omlx_base / "models" / "corrupt") / "model.safetensors"
+    st_file.write_bytes(st_file.read_bytes()[:-4096])  # a download cut short
+    sup = make_sup(omlx("o", omlx_base, port, model=model))
+    r = cli("start", "o", "--wait", "30")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert says in r.stderr and "{'" not in r.stderr and "ready" not in r.stdout
+    st = sup.status("o")
+    assert st.status == "dead" and says in st.reason and st.pid is None
+    if model == "nope":  # where oMLX looks for models, not a download
+        assert "model directories" in st.reason and "hf download" not in st.reason
+    r = cli("list")  # not listed as served: the row says dead
+    assert r.returncode == 0 and r.stdout.splitlines()[1].split()[:3] == ["o", "omlx", "dead"]
+
+
+def test_no_model_configured_is_ready_with_no_model_loaded(make_sup, omlx_base: Path, port: int) -> None:
+    sup = make_sup(omlx("o", omlx_base, port))
+    st = sup.start("o", wait=30)
+    assert st.status == "ready" and st.reason.startswith("no model loaded")
+    sup.stop("o")
+
+
+def test_swap_unloads_the_replaced_model_keep_keeps_it_restart_brings_it_back(make_sup, omlx_base: Path,
+                                                                              port: int) -> None:
+    shutil.copytree(omlx_base / "models" / "tiny-llama", omlx_base / "models" / "other")
+    sup = make_sup(omlx("o", omlx_base, port, model="tiny-llama"))
+    sup.start("o", wait=30)
+    r = cli("swap", "o", "other")
+    assert r.returncode == 0, r.stderr
+    # The status after the load: the new model loaded, the replaced one gone.
+    assert "loaded: other\n" in r.stdout + "\n" and "swapped in: other" in r.stdout
+    assert "unloading tiny-llama" in r.stderr
+    r = cli("restart", "o", "--wait", "30")
+    assert r.returncode == 0, r.stderr
+    st = wait_for(lambda: (s := sup.status("o")).loaded_models == ["other"] and s, timeout=10)
+    assert st.swapped_model == "other"
+    r = cli("swap", "o", "tiny-llama", "--keep")
+    assert r.returncode == 0 and "loaded: other, tiny-llama" in r.stdout, r.stdout + r.stderr
+    r = cli("load", "o", "nope")
+    assert r.returncode == 1 and "oMLX could not load 'nope' (HTTP 404): Model not found: nope" in r.stderr
+    # A plain start after a stop is the profile's model again.
+    sup.stop("o")
+    sup.start("o", wait=30)
+    wait_for(lambda: sup.status("o").loaded_models == ["tiny-llama"], timeout=10)
+    assert sup.status("o").swapped_model is None
+    sup.stop("o")
+
+
+def test_saved_server_settings_are_configuration(make_sup, omlx_base: Path, port: int) -> None:
+    from mlx_console.core.bench.record import config_hash
+    from mlx_console.core.bench.target import for_profile
+
+    def hash_of(sup: Supervisor) -> str:
+        t = for_profile(sup.config, "o", "tiny-llama")
+        return config_hash("omlx", "0.5.0", t.model, t.server_flags, t.model_settings)
+
+    sup = make_sup(omlx("o", omlx_base, port))
+    fresh = hash_of(sup)  # no settings.json yet
+    sup = make_sup(omlx("o", omlx_base, port, args=["--max-concurrent-requests", "1"]))
+    st = sup.start("o", wait=30)
+    assert st.server_settings["max_concurrent_requests"] == 1
+    one = hash_of(sup)
+    sup.stop("o")
+    # The flag removed: oMLX keeps 1 in force; the console says so, and the hash still differs from 8's.
+    sup = make_sup(omlx("o", omlx_base, port))
+    st = sup.start("o", wait=30)
+    assert any("settings.json keeps scheduler.max_concurrent_requests = 1" in w for w in st.warnings), st.warnings
+    assert st.server_settings["max_concurrent_requests"] == 1 and hash_of(sup) not in (fresh, one)
+    r = cli("status", "o")
+    assert "settings.json: max_concurrent_requests=1" in r.stdout
+    sup.stop("o")
+    sup = make_sup(omlx("o", omlx_base, port, args=["--max-concurrent-requests", "8"]))
+    st = sup.start("o", wait=30)
+    assert any("passes --max-concurrent-requests 8 but settings.json has" in w for w in st.warnings)
+    assert sup.status("o").server_settings["max_concurrent_requests"] == 8 and hash_of(sup) != one
+    sup.stop("o")
+
+
+def test_start_and_swap_show_the_advisors_warnings(make_sup, omlx_base: Path, port: int,
+                                                   tiny_llama4_model: Path) -> None:
+    shutil.copytree(tiny_llama4_model, omlx_base / "models" / "l4")
+    sup = make_sup(omlx("o", omlx_base, port, model="l4"))
+    r = cli("start", "o", "--wait", "30")
+    assert r.returncode == 0, r.stderr
+    assert "warning: advisor: error: llama4 uses chunked attention" in r.stderr
+    assert "fix: pin concurrency 1: pass --max-concurrent-requests 1" in r.stderr
+    assert any(w.startswith("advisor: error: llama4") for w in sup.status("o").warnings)
+    r = cli("swap", "o", "tiny-llama")
+    assert r.returncode == 0 and "advisor" not in r.stderr, r.stderr
+    r = cli("swap", "o", "l4")
+    assert "warning: advisor: error: llama4 uses chunked attention" in r.stderr
+    cli("stop", "o")

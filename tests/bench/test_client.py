@@ -85,6 +85,32 @@ def test_a_burst_of_buffered_chunks_has_no_decode_rate() -> None:
     assert not steady.buffered and steady.decode_tps is not None
 
 
+def usage_line(n: int, t: float, **server: float) -> tuple[str, float]:
+    return ("data: " + json.dumps({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": n, **server}}), t)
+
+
+def test_multi_token_chunks_apportion_the_first_chunk_by_characters() -> None:
+    # oMLX: 128 tokens in 3 chunks of 40/48/40 characters, 30 ms apart; the server says 1,664 tok/s.
+    r = feed([(chunk({"content": "a" * 40}), 0.10), (chunk({"content": "b" * 48}), 0.13),
+              (chunk({"content": "c" * 40}), 0.16), usage_line(128, 0.17, generation_tokens_per_second=1664.0),
+              ("data: [DONE]", 0.17)])
+    # 40/128 of the characters came first → 40 tokens belong to prefill; 88 tokens in 60 ms after it.
+    assert r.decode_tps == pytest.approx(88 / 0.06) and r.decode_reason is None
+    assert r.to_json()["decode_tps"] == r.decode_tps
+
+
+def test_a_rate_far_from_the_servers_own_timing_is_absent_with_a_reason() -> None:
+    # The recorded failure: the chunks reached the client 0.1 ms apart → millions of tok/s by the old formula.
+    r = feed([(chunk({"content": "a" * 40}), 0.1000), (chunk({"content": "b" * 48}), 0.1001),
+              (chunk({"content": "c" * 40}), 0.1002), usage_line(128, 0.2, generation_tokens_per_second=1664.0),
+              ("data: [DONE]", 0.2)])
+    assert r.decode_tps is None
+    assert "disagrees with the server's own 1,664.0 tok/s" in r.decode_reason
+    assert r.to_json()["decode_reason"] == r.decode_reason
+    one = feed([(chunk({"content": "a" * 90}), 0.1), usage_line(32, 0.2), ("data: [DONE]", 0.2)])
+    assert one.decode_tps is None and "one chunk" in one.decode_reason
+
+
 def run(coro_fn: Callable[[httpx.AsyncClient], object]) -> StreamResult:
     async def main() -> StreamResult:
         async with httpx.AsyncClient() as c:

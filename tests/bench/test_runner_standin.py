@@ -101,6 +101,13 @@ def test_repetition_loop_early_stop_cache_hits_and_errors(scripted: Callable[...
     assert tp["status"] == "error" and "truncated" in tp["reason"] and tp["n"] == 0
 
 
+def test_prefix_cache_cell_fails_when_the_cache_was_never_hit(scripted: Callable[..., ScriptedServer]) -> None:
+    srv = scripted(default=Script(prefix_cache=False))
+    cell = run_suite(srv.base_url, "m", quick("cache_consistency"), runs=1, save=False).cells["cache.prefix"]
+    assert cell["status"] == "fail" and cell["exercised"] is False
+    assert cell["reason"].startswith("not exercised: the server's prefix cache was never hit (cached_tokens 0")
+
+
 def test_unreachable_server_is_one_clear_error() -> None:
     from mlx_console.core.errors import ConsoleError
     with pytest.raises(ConsoleError, match="does not answer a 1-token chat completion"):

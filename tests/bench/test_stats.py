@@ -46,3 +46,12 @@ def test_p_is_symmetric_and_bounded(a: list[int], b: list[int]) -> None:
     assert 0.0 < ab.p <= 1.0
     assert ab.min_p <= ab.p + 1e-12
     assert math.isclose(ab.u + ba.u, len(a) * len(b))
+
+
+def test_a_sample_over_ten_times_the_median_is_set_apart() -> None:
+    from mlx_console.core.bench.stats import split_outliers
+
+    kept, out = split_outliers([1600.0, 1650.0, 2_520_641.0, 1700.0, None])
+    assert kept == [1600.0, 1650.0, 1700.0] and out == [2_520_641.0]
+    assert split_outliers([1.0, 9.0, 10.0]) == ([1.0, 9.0, 10.0], [])
+    assert split_outliers([1.0, 1000.0]) == ([1.0, 1000.0], [])  # two samples: no median to judge by

@@ -67,6 +67,9 @@ def omlx(tmp_path: Path, port: int) -> Iterator[Omlx]:
     model = base / "models" / "tiny-llama"
     model.mkdir(parents=True)
     (model / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
+    # Weights (a minimal safetensors file): oMLX skips a model folder without any.
+    header = b'{"w": {"dtype": "U8", "shape": [8], "data_offsets": [0, 8]}}'
+    (model / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(8))
     log = (tmp_path / "standin.log").open("wb")
     proc = subprocess.Popen([sys.executable, str(STANDIN), "serve", "--base-path", str(base), "--port", str(port),
                              "--api-key", API_KEY], stdout=log, stderr=subprocess.STDOUT)

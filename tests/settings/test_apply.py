@@ -120,10 +120,14 @@ def test_server_refusal_is_reported_and_file_left_as_server_wrote_it(omlx) -> No
     store = _store(omlx)
     store.set("tiny-llama", "mtp_enabled", True)  # valid in the file, but the model has no MTP heads
     before = omlx.settings_file.read_bytes() if omlx.settings_file.exists() else None
+    from mlx_console.core.common import atomic
+
+    backups = atomic.list_backups(omlx.settings_file)
     with pytest.raises(SettingsError, match="not MTP-compatible"):
         apply(store, cfg)
     after = omlx.settings_file.read_bytes() if omlx.settings_file.exists() else None
     assert after == before
+    assert atomic.list_backups(omlx.settings_file) == backups  # a refused change takes no backup slot
 
 
 def test_not_running_backend_writes_the_file(omlx, tmp_path: Path) -> None:  # noqa: ANN001

@@ -191,11 +191,21 @@ def test_hand_formatted_file_is_rewritten_in_omlx_layout_with_a_note(tmp_path: P
 
 def test_unknown_model_id_gets_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "models" / "tiny-llama").mkdir(parents=True)
+    (tmp_path / "models" / "tiny-llama" / "config.json").write_text("{}")
+    (tmp_path / "models" / "tiny-llama" / "model.safetensors").write_bytes(b"x")
+    (tmp_path / "models" / "no-weights").mkdir()
+    (tmp_path / "models" / "no-weights" / "config.json").write_text("{}")
     p = tmp_path / "model_settings.json"
     code, _, err = run(capsys, "set", "--file", str(p), "tiny-lama", "top_k=2")
     assert code == 0 and "'tiny-lama' is neither in the file nor a directory" in err and "tiny-llama" in err
     code, _, err = run(capsys, "set", "--file", str(p), "tiny-llama", "top_k=2")
     assert code == 0 and "neither" not in err and "file hash now" in err
+    # validate flags a model id oMLX does not know (a folder without weights is not a model to oMLX).
+    p.write_text(json.dumps({"version": 1, "models": {"tiny-llama": {"top_k": 2}, "no-weights": {"top_k": 1},
+                                                      "tiny-lama": {"top_k": 1}}}, indent=2) + "\n")
+    code, out, err = run(capsys, "validate", "--file", str(p))
+    assert code == 0, err
+    assert out.count("oMLX has no model with this id") == 2 and "no-weights" in out and "tiny-lama" in out
 
 
 def test_backups_and_restore(sfile: Path, capsys: pytest.CaptureFixture[str]) -> None:

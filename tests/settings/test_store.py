@@ -307,3 +307,17 @@ def test_file_created_at_the_last_moment_is_not_overwritten(tmp_path: Path, monk
     with pytest.raises(ConflictError):
         store.save()
     assert p.read_bytes() == theirs
+
+
+def test_whole_file_diff_hunks_name_their_models() -> None:
+    import json
+
+    from mlx_console.core.settings.textdiff import unified
+
+    old = {"version": 1, "models": {"a": {"x": 1, "y": 2, "z": 3, "w": 4, "v": 5},
+                                    "bb": {"x": 1, "y": 2, "z": 3, "w": 4}, "c": {"x": 1}}}
+    new = json.loads(json.dumps(old))
+    new["models"]["a"]["x"], new["models"]["bb"]["w"], new["models"]["c"]["q"] = 0, 9, 1
+    heads = [ln for ln in unified(json.dumps(old, indent=2).encode(), json.dumps(new, indent=2).encode(),
+                                  "f").splitlines() if ln.startswith("@@")]
+    assert heads == ['@@ -2,7 +2,7 @@ "a"', '@@ -12,10 +12,11 @@ "bb", "c"']

@@ -441,6 +441,22 @@ def safetensors_data_bytes(path: Path) -> int:
         return 0
 
 
+def truncated_weights(model_dir: Path) -> str | None:
+    """A load error for a safetensors file shorter than its header says (a truncated download), else None."""
+    for st in sorted(model_dir.glob("*.safetensors")):
+        try:
+            with st.open("rb") as f:
+                (hlen,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(hlen))
+            need = max((int(v["data_offsets"][1]) for k, v in header.items()
+                        if k != "__metadata__" and isinstance(v, dict)), default=0)
+        except (OSError, struct.error, ValueError, KeyError, TypeError, IndexError):
+            return f"[load_safetensors] Invalid safetensors header in {st}"
+        if st.stat().st_size - 8 - hlen < need:
+            return f"[load_safetensors] Failed to read {need} bytes of tensor data from {st} (file truncated)"
+    return None
+
+
 def safetensors_keys(model_dir: Path) -> list[str]:
     index = model_dir / "model.safetensors.index.json"
     if index.exists():
@@ -521,9 +537,18 @@ def discover_models(model_dirs: list[Path]) -> dict[str, ModelEntry]:
                 continue
             weights = sorted(d.glob("*.safetensors"))
             file_bytes = sum(w.stat().st_size for w in weights)
+            if not file_bytes:  # 0.5.0 falls back to *.bin, then to safetensors in subdirectories
+                file_bytes = sum(w.stat().st_size for w in d.glob("*.bin")
+                                 if "optimizer" not in w.name.lower() and "training" not in w.name.lower())
+            if not file_bytes:
+                file_bytes = sum(w.stat().st_size for w in d.glob("**/*.safetensors"))
             knobs = config.get("omlx_standin") if isinstance(config.get("omlx_standin"), dict) else {}
             if "size_bytes" in knobs:  # a test may declare a huge model without writing its weights
                 file_bytes = int(knobs["size_bytes"])
+            if not file_bytes:  # measured: logged at every discovery refresh, the directory skipped
+                logging.getLogger("omlx.model_discovery").error(
+                    f"Failed to discover model {d.name}: No model weights found in {d}")
+                continue
             mt = detect_model_type(config)
             entries[d.name] = ModelEntry(
                 model_id=d.name, model_path=d, config=config,
@@ -596,6 +621,8 @@ class Faults:
     corruption_error: str = "[broadcast_shapes] Shapes (1,4,7,16) and (2,4,7,16) cannot be broadcast."
     load_seconds: float = 0.0
     tokens_per_second: float = 400.0
+    # Measured on 0.5.0: 128 generated tokens arrive in 2-4 SSE content chunks; one delta per this many seconds.
+    chunk_seconds: float = 0.1
     exit_on_load: int | None = None
 
 
@@ -738,7 +765,8 @@ class Pool:
             if owner:
                 if e.load_failure:
                     self.log.warning(f"Skipping load retry for '{model_id}' after cached failure: {e.load_failure}")
-                    raise HTTPError(409, f"Model '{model_id}' is unavailable")
+                    raise HTTPError(409, f"Model '{model_id}' is unavailable after a previous load failure: "
+                                         f"{e.load_failure}. Reload models after fixing the files to retry.")
                 ceiling = self.gs.memory_ceiling()
                 if e.estimated_size > ceiling:
                     raise HTTPError(507, f"Model '{model_id}' ({format_size(e.estimated_size)}) does not fit under "
@@ -761,7 +789,7 @@ class Pool:
         while time.time() < deadline:
             time.sleep(min(0.05, max(0.0, deadline - time.time())))
         with self.lock:
-            fail = e.standin.get("load_error")
+            fail = e.standin.get("load_error") or truncated_weights(e.model_path)
             if self.faults.exit_on_load is not None:
                 self.log.error(f"Failed to load model {model_id}: fatal error during load")
                 logging.shutdown()
@@ -769,9 +797,15 @@ class Pool:
             e.is_loading = False
             e.loading_started_at = None
             if fail:
+                # 0.5.0 (engine_pool.py): logger.exception, the failure cached until the next discovery refresh,
+                # and ModelUnavailableError → 409 from the load API (measured: `Model 'ID' failed to load: …`).
                 e.load_failure = str(fail)
                 self.log.error(f"Failed to load model {model_id}: {fail}")
-                raise HTTPError(500, str(fail))
+                self.log.error(f"Model load failed for '{model_id}'; caching failure until next discovery "
+                               "refresh\nTraceback (most recent call last):\n  File \"omlx/engine_pool.py\", "
+                               f"line 1690, in _load_engine\nValueError: {fail}")
+                raise HTTPError(409, f"Model '{model_id}' failed to load: {fail}. Reload models after fixing the "
+                                     "files to retry.")
             mt = str(e.config.get("model_type", ""))
             tc = e.config.get("text_config") if isinstance(e.config.get("text_config"), dict) else {}
             if "llama4" in (mt, str(tc.get("model_type", "")).replace("_text", "")) and int(
@@ -1752,9 +1786,16 @@ class Handler(BaseHTTPRequestHandler):
         tool_mode = str(entry.standin.get("tool_calls", "parsed"))
         tps = float(entry.standin.get("tokens_per_second", faults.tokens_per_second))
         per_token = 1.0 / tps if tps > 0 else 0.0
+        chunk_s = float(entry.standin.get("stream_chunk_seconds", faults.chunk_seconds))
         time.sleep(min(0.5, prompt_tokens / 20000.0))  # "prefill"
         t_first = time.time()
         toks, finish = canned_tokens(prompt, max_tokens)
+        if (entry.standin.get("reply_tokens") == "max" or os.environ.get("OMLX_STANDIN_REPLY_MAX") == "1") \
+                and not REPLY_MARK.search(prompt) and toks:
+            # Like the real tiny model, which rarely emits EOS: generate until max_tokens.
+            toks = [toks[i % len(toks)] if i < len(toks) else " " + toks[i % len(toks)].strip()
+                    for i in range(max_tokens)]
+            finish = "length"
         tool_call = None
         if tools and tool_mode != "none":
             tool = tools[0] if isinstance(tools[0], dict) else {}
@@ -1813,8 +1854,8 @@ class Handler(BaseHTTPRequestHandler):
                 if tool_call is not None:
                     continue  # tool-call tokens are held back until the call completes
                 buf += tok
-                # oMLX sends what one scheduler step produced: at most one delta per ~20 ms here.
-                if time.time() - last_emit >= 0.02:
+                # oMLX sends what its scheduler produced since the last delta: many tokens per chunk.
+                if time.time() - last_emit >= chunk_s:
                     emit([{"index": 0, "delta": {"content": buf}}] if chat else
                          [{"index": 0, "text": buf, "finish_reason": None}])
                     buf, last_emit = "", time.time()
@@ -1906,8 +1947,10 @@ class Handler(BaseHTTPRequestHandler):
             faults.load_seconds = float(body.get("seconds", 0))
             return self._send_json(200, {"load_seconds": faults.load_seconds})
         if path == "/standin/speed":
-            faults.tokens_per_second = float(body.get("tokens_per_second", 400))
-            return self._send_json(200, {"tokens_per_second": faults.tokens_per_second})
+            faults.tokens_per_second = float(body.get("tokens_per_second", faults.tokens_per_second))
+            faults.chunk_seconds = float(body.get("chunk_seconds", faults.chunk_seconds))
+            return self._send_json(200, {"tokens_per_second": faults.tokens_per_second,
+                                         "chunk_seconds": faults.chunk_seconds})
         if path == "/standin/log":
             lg = logging.getLogger(str(body.get("logger", "omlx.server")))
             level = logging.getLevelName(str(body.get("level", "INFO")).upper())
@@ -2147,6 +2190,9 @@ def serve(args: argparse.Namespace) -> int:
         "OMLX_STANDIN_TOKENS_PER_SECOND")
     if tps is not None:
         faults.tokens_per_second = tps
+    chunk_s = env_float("OMLX_STANDIN_CHUNK_SECONDS")
+    if chunk_s is not None:
+        faults.chunk_seconds = chunk_s
     if args.standin_wedged or os.environ.get("OMLX_STANDIN_WEDGED") == "1":
         faults.wedged.set()
     app = App(gs, faults, fh)

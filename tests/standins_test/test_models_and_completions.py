@@ -76,12 +76,63 @@ def test_load_error_then_cached_failure(start_standin: StartStandin, tmp_path) -
     make_model(base / "models", "broken", {**TINY_LLAMA_CONFIG, "omlx_standin": {"load_error": "No safetensors found"}})
     s = start_standin(base=base)
     c = s.client()
-    assert c.post("/v1/models/broken/load").status_code == 500
+    r = c.post("/v1/models/broken/load")
+    assert r.status_code == 409
+    assert r.json()["error"]["message"] == ("Model 'broken' failed to load: No safetensors found. Reload models "
+                                            "after fixing the files to retry.")
     r = c.post("/v1/chat/completions", json={"model": "broken", "messages": MSGS})
     assert r.status_code == 409
+    assert "is unavailable after a previous load failure: No safetensors found" in r.json()["error"]["message"]
     log = s.log_text()
-    assert "Failed to load model broken: No safetensors found" in log
+    assert "Model load failed for 'broken'; caching failure until next discovery refresh" in log
     assert "Skipping load retry for 'broken' after cached failure: No safetensors found" in log
+    r = c.post("/v1/models/nope/load")
+    assert (r.status_code, r.json()["error"]["message"]) == (404, "Model not found: nope")
+
+
+def test_truncated_weights_fail_to_load_and_weightless_dirs_are_skipped(start_standin: StartStandin,
+                                                                       tmp_path) -> None:
+    base = tmp_path / "b"
+    make_model(base / "models", "tiny-llama")
+    corrupt = make_model(base / "models", "corrupt")
+    st = corrupt / "model.safetensors"
+    st.write_bytes(st.read_bytes()[:-1000])  # a download cut short
+    (base / "models" / "empty").mkdir(parents=True)
+    (base / "models" / "empty" / "config.json").write_text(json.dumps(TINY_LLAMA_CONFIG))
+    s = start_standin(base=base)
+    c = s.client()
+    assert [m["id"] for m in c.get("/v1/models").json()["data"]] == ["corrupt", "tiny-llama"]
+    assert f"Failed to discover model empty: No model weights found in {base / 'models' / 'empty'}" in s.log_text()
+    r = c.post("/v1/models/corrupt/load")
+    assert r.status_code == 409 and "Model 'corrupt' failed to load: " in r.json()["error"]["message"]
+    assert "truncated" in r.json()["error"]["message"]
+    assert c.post("/v1/models/tiny-llama/load").status_code == 200
+
+
+def test_cli_values_persist_in_settings_json(start_standin: StartStandin, tmp_path) -> None:
+    base = tmp_path / "b"
+    make_model(base / "models", "tiny-llama")
+    s = start_standin("--max-concurrent-requests", "1", base=base)
+    assert "Saved CLI arguments to settings.json" in s.stdout_path.read_text()
+    saved = json.loads((base / "settings.json").read_text())
+    assert saved["scheduler"]["max_concurrent_requests"] == 1
+    s.stop()
+    s = start_standin(base=base)  # the flag removed: the saved value stays in force
+    assert json.loads((base / "settings.json").read_text())["scheduler"]["max_concurrent_requests"] == 1
+    assert s.client().get("/api/status").status_code == 200
+
+
+def test_stream_chunks_carry_many_tokens_and_server_timing(start_standin: StartStandin) -> None:
+    s = start_standin(env={"OMLX_STANDIN_REPLY_MAX": "1"})
+    body = {"model": "tiny-llama", "messages": MSGS, "max_tokens": 128, "stream": True,
+            "stream_options": {"include_usage": True}}
+    with s.client().stream("POST", "/v1/chat/completions", json=body) as r:
+        evs = events(list(r.iter_lines()))
+    chunks = [e for e in evs if e["model"] != "keepalive" and e["choices"] and e["choices"][0]["delta"].get("content")]
+    usage = evs[-1]["usage"]
+    assert usage["completion_tokens"] == 128 and evs[-2]["choices"][0]["finish_reason"] == "length"
+    assert 2 <= len(chunks) <= 6, len(chunks)  # 128 tokens at 400 tok/s, one delta per 0.1 s
+    assert usage["generation_tokens_per_second"] > 0 and usage["generation_duration"] > 0
 
 
 def test_pinned_model_is_preloaded_at_start(start_standin: StartStandin, tmp_path) -> None:

@@ -14,7 +14,7 @@ from mlx_console import __version__
 from mlx_console.cli._common import say
 from mlx_console.core.errors import ConsoleError
 
-SUBCOMMANDS = ("doctor", "backends", "triage", "settings", "bench", "demo_model", "ps", "metrics")
+SUBCOMMANDS = ("doctor", "backends", "triage", "settings", "bench", "demo_model", "ps", "metrics", "advise")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,9 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     action("start", "start a backend (or re-adopt one whose supervisor is gone)", run_start, wait=until_ready)
     action("restart", "stop, then start again (a swapped-in model stays)", run_restart, wait=until_ready)
     action("stop", "stop a backend: SIGTERM, then SIGKILL after a grace period", run_stop)
-    for name in ("swap", "load"):
-        action(name, "serve MODEL (mlx-lm: restart on it; oMLX: load it through its API)", run_swap,
-               model=True, wait="mlx-lm: " + until_ready)
+    action("swap", "serve MODEL instead (mlx-lm: restart on it; oMLX: load it, unload the model it replaces; "
+           "a restart brings it back)", run_swap, model=True, wait="mlx-lm: " + until_ready)
+    bs.choices["swap"].add_argument("--keep", action="store_true",
+                                    help="oMLX: keep the replaced model loaded too")
+    action("load", "load MODEL (oMLX: beside the loaded ones, through its API; mlx-lm: same as swap)", run_load,
+           model=True, wait="mlx-lm: " + until_ready)
     action("unload", "oMLX: unload MODEL through its API", run_unload, model=True)
     action("models", "the backend's models with their loaded state", run_models)
     lg = bs.add_parser("log", help="the last lines of the backend's current run (and where its logs are)")
@@ -73,7 +76,18 @@ def _human_secs(s: float | None) -> str:
 def _line(st: BackendStatus) -> str:
     where = f"pid {st.pid}, {st.base_url}" if st.pid else st.base_url
     text = f"{st.name}: {st.status} ({where})"
-    return text + (f" — {st.reason}" if st.reason else "")
+    text += f" — {st.reason}" if st.reason else ""
+    if st.active and st.loaded_models:
+        text += f"\n  loaded: {', '.join(st.loaded_models)}"
+    elif st.active and st.model:
+        text += f"\n  model: {st.model}"
+    if st.swapped_model:
+        text += f"\n  swapped in: {st.swapped_model} (a restart brings it back; `start` after a stop uses the profile's)"
+    if st.server_settings:
+        text += "\n  settings.json: " + ", ".join(f"{k}={v}" for k, v in st.server_settings.items())
+    for model, verdict in st.liveness.items():
+        text += f"\n  liveness {model}: {verdict}"
+    return text
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -138,7 +152,17 @@ def run_restart(args: argparse.Namespace) -> int:
 
 
 def run_swap(args: argparse.Namespace) -> int:
-    st = Supervisor(load_config(args)).swap_model(args.name, args.model, wait=args.wait, progress=_progress)
+    st = Supervisor(load_config(args)).swap_model(args.name, args.model, wait=args.wait, progress=_progress,
+                                                  keep=args.keep)
+    return _out(args, st, _line(st))
+
+
+def run_load(args: argparse.Namespace) -> int:
+    sup = Supervisor(load_config(args))
+    if sup.config.backend(args.name).kind == "omlx":
+        st = sup.swap_model(args.name, args.model, progress=_progress, keep=True, record=False)
+    else:
+        st = sup.swap_model(args.name, args.model, wait=args.wait, progress=_progress)
     return _out(args, st, _line(st))
 
 

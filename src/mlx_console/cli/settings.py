@@ -116,12 +116,26 @@ def _load(args: argparse.Namespace, config: Config | None, probe: bool = False) 
     return SettingsStore.load(path, version or OMLX_VERSION)
 
 
-def _model_dirs(path: Path) -> set[str] | None:
-    models = path.parent / "models"
-    try:
-        return {p.name for p in models.iterdir() if p.is_dir()} if models.is_dir() else None
-    except OSError:
-        return None
+def _model_dirs(path: Path, config: Any = None) -> set[str] | None:
+    """The model ids oMLX discovers for this file: folders of its model directories that hold weights (oMLX
+    skips one without: `No model weights found`). None when no model directory exists."""
+    from mlx_console.core.machine.models import omlx_model_dirs
+    from mlx_console.core.settings.locate import profile_for
+
+    profile = profile_for(config, path) if config is not None else None
+    roots = omlx_model_dirs(profile) if profile is not None else [path.parent / "models"]
+    ids: set[str] = set()
+    found = False
+    for root in roots:
+        try:
+            if not root.is_dir():
+                continue
+            found = True
+            ids |= {p.name for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file() and (
+                any(p.glob("*.safetensors")) or any(p.glob("*.bin")) or any(p.glob("*/*.safetensors")))}
+        except OSError:
+            continue
+    return ids if found else None
 
 
 def _err(text: str) -> None:
@@ -147,7 +161,7 @@ def _fmt(value: Any) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     config = _config(args)
     store = _load(args, config, probe=True)
-    issues = store.issues(_model_dirs(store.path))
+    issues = store.issues(_model_dirs(store.path, config))
     models = store.models()
     if args.model:
         models = {args.model: models.get(args.model, {})}
@@ -185,7 +199,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     config = _config(args)
     store = _load(args, config, probe=True)
-    issues = store.issues(_model_dirs(store.path))
+    issues = store.issues(_model_dirs(store.path, config))
     failing = [i for i in issues if i.level == "error" or args.strict]
     if args.json:
         print_json({"path": str(store.path), "hash": store.base_hash, "valid": not failing,
@@ -216,7 +230,7 @@ def _report_conflict(e: ConflictError) -> None:
 def _edit(args: argparse.Namespace, edit: Any) -> int:
     config = _config(args)
     store = _load(args, config)
-    known = _model_dirs(store.path)
+    known = _model_dirs(store.path, config)
     model = getattr(args, "model", None)
     if model is not None and model not in store.models() and known is not None and model not in known:
         close = ", ".join(sorted(known)[:8]) or "none"

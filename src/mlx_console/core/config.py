@@ -51,6 +51,8 @@ class Profile:
     ring_port: int = 0  # ring: mlx.launch's --starting-port (0: its default, 32323)
     # Set for the built-in demo profile: the model is built on first start.
     demo: bool = False
+    # [backend.liveness]: interval, timeout, failures, on_model_failure (LIVENESS_KEYS); unset keys: defaults
+    liveness: dict[str, Any] = field(default_factory=dict)
 
     @property
     def distributed(self) -> bool:
@@ -93,6 +95,16 @@ _PROFILE_KEYS: dict[str, tuple[tuple[type, ...], str, tuple[str, ...]]] = {
     "distributed_backend": ((str,), "one of " + ", ".join(repr(b) for b in DISTRIBUTED_BACKENDS), ("mlx-lm",)),
     "pipeline": ((bool,), "true or false (pipeline parallel instead of tensor parallel)", ("mlx-lm",)),
     "ring_port": ((int,), "an integer 1-65535 (ring: the first port the ranks connect on)", ("mlx-lm",)),
+    "liveness": ((dict,), "a table [backend.liveness] (interval, timeout, failures, on_model_failure)", KINDS),
+}
+
+# [backend.liveness] key → (types, what is allowed, check). Defaults live in lifecycle.state.Timings.
+LIVENESS_KEYS: dict[str, tuple[tuple[type, ...], str, Any]] = {
+    "interval": ((int, float), "seconds between liveness checks, > 0 (default 30)", lambda v: v > 0),
+    "timeout": ((int, float), "seconds a probe may take, > 0 (default 60)", lambda v: v > 0),
+    "failures": ((int,), "failed probes in a row that mean unhealthy, >= 1 (default 2)", lambda v: v >= 1),
+    "on_model_failure": ((str,), "'report' (default) or 'reload' (oMLX: unload and load the model again)",
+                         lambda v: v in ("report", "reload")),
 }
 
 _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -199,6 +211,22 @@ def _resolve(cfg_dir: Path, value: str, *, only_if_exists: bool = False) -> str:
     if only_if_exists and not (value.startswith(("./", "../")) or candidate.exists()):
         return value
     return str(candidate.resolve())
+def _sub_line(text: str, table_index: int, sub: str, key: str) -> int:
+    """1-based line of `key = …` in `[backend.<sub>]` of the table_index-th [[backend]] (or its header)."""
+    lines = text.splitlines()
+    headers = [i for i, ln in enumerate(lines) if re.match(r"\s*\[\[\s*backend\s*\]\]", ln)]
+    start = headers[table_index] if table_index < len(headers) else 0
+    end = headers[table_index + 1] if table_index + 1 < len(headers) else len(lines)
+    sub_at = next((i for i in range(start, end) if re.match(rf"\s*\[\s*backend\.{sub}\s*\]", lines[i])), None)
+    if sub_at is None:  # an inline table: liveness = { … } on the backend's own line
+        return _line_of(text, sub, table_index)
+    pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    for i in range(sub_at + 1, end):
+        if re.match(r"\s*\[", lines[i]):
+            break
+        if pat.match(lines[i]):
+            return i + 1
+    return sub_at + 1
 
 
 def load(path: str | Path | None = None) -> Config:
@@ -289,6 +317,14 @@ def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
                 if not isinstance(v, str):
                     line = _line_of(text, k, i, inline=True)
                     raise ConfigError(f"{cfg_path}:{line}: {where}: env.{k} must be a string, got {v!r}")
+        for k, v in table.get("liveness", {}).items():
+            line = _sub_line(text, i, "liveness", k)
+            if k not in LIVENESS_KEYS:
+                raise ConfigError(f"{cfg_path}:{line}: {where}: unknown key liveness.{k}; allowed: "
+                                  f"{', '.join(LIVENESS_KEYS)}")
+            ltypes, lwhat, ok = LIVENESS_KEYS[k]
+            if isinstance(v, bool) or not isinstance(v, ltypes) or not ok(v):
+                raise ConfigError(f"{cfg_path}:{line}: {where}: liveness.{k} must be {lwhat}, got {v!r}")
         if kind == "mlx-lm" and not table.get("model"):
             raise err("name", f"{where}: kind 'mlx-lm' needs 'model' (a local path or hub id)", i)
         table = dict(table)

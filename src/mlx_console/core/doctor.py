@@ -274,6 +274,9 @@ def _model_checks(cfg: Config | None, mem: MemoryInfo | None) -> list[Check]:
     for p in cfg.backends if cfg else []:
         if p.kind == "omlx":
             out.append(_omlx_models_check(p))
+            if p.model:
+                out.append(_omlx_model_check(p))
+            out += _advice_checks(cfg, p, mem)  # type: ignore[arg-type]
             continue
         if not p.model or p.distributed:  # doctor_distributed checks it per rank host
             continue
@@ -299,6 +302,7 @@ def _model_checks(cfg: Config | None, mem: MemoryInfo | None) -> list[Check]:
         status = {"ok": PASS, "warn": WARN, "fail": FAIL}[f.status]
         fix = "" if status == PASS else "free memory, unload another model or pick a smaller quantization"
         out.append(Check(cid, status, f"{m.name}: {f.reason}", fix))
+        out += _advice_checks(cfg, p, mem)  # type: ignore[arg-type]
     return out
 
 
@@ -306,6 +310,35 @@ def _distributed_checks(config: Config | None) -> list[Check]:
     from mlx_console.core.doctor_distributed import checks  # it imports this module
 
     return checks(config)
+def _advice_checks(cfg: Config, p: Profile, mem: MemoryInfo | None) -> list[Check]:
+    """The advisor's warnings for the profile's model (core/advisor.py), one check each."""
+    from mlx_console.core import advisor
+    from mlx_console.core.errors import ConsoleError
+
+    if not p.model:
+        return []
+    try:
+        advice = advisor.advise_profile(cfg, p.name, memory_bytes=mem.total if mem else None)
+    except ConsoleError:
+        return []  # the model checks above already say it is missing
+    return [Check(f"advise:{p.name}:{w.id}", FAIL if w.severity == "error" else WARN, w.message, w.fix)
+            for w in advice.warnings]
+
+
+def _omlx_model_check(p: Profile) -> Check:
+    """oMLX loads a profile's `model` by id: a folder of its model dirs that holds weights."""
+    dirs = models_mod.omlx_model_dirs(p)
+    cid = f"model:{p.name}"
+    for d in dirs:
+        m = d / str(p.model)
+        if (m / "config.json").is_file():
+            if not any(m.glob("*.safetensors")) and not any(m.glob("*.bin")):
+                return Check(cid, FAIL, f"{m} has no weights: oMLX skips it (`No model weights found`), so "
+                             f"loading {p.model!r} answers 404", "put the model's *.safetensors in that folder")
+            return Check(cid, PASS, f"{p.model} is in {d}")
+    return Check(cid, FAIL, f"oMLX has no model {p.model!r}: no folder of that name in "
+                 f"{', '.join(map(str, dirs))} (the id is the folder name)",
+                 "fix `model` in the profile, or put the model folder in oMLX's model directory")
 
 
 def _omlx_models_check(p: Profile) -> Check:
@@ -314,9 +347,14 @@ def _omlx_models_check(p: Profile) -> Check:
     if missing:
         return Check(f"models:{p.name}", WARN, f"oMLX model dir {missing[0]} does not exist",
                      f"mkdir -p {missing[0]} and put models there (one folder per model)")
-    n = sum(len(models_mod.scan_model_dir(d, f"omlx:{p.name}")) for d in dirs)
-    return Check(f"models:{p.name}", PASS if n else WARN, f"{n} model(s) in {', '.join(map(str, dirs))}",
-                 "" if n else "put an MLX model folder (config.json + *.safetensors) there")
+    found = [m for d in dirs for m in models_mod.scan_model_dir(d, f"omlx:{p.name}")]
+    n = sum(1 for m in found if m.weights_bytes > 0)
+    skipped = [m.name for m in found if m.weights_bytes <= 0]  # oMLX: `No model weights found`, not a model
+    detail = f"{n} model(s) in {', '.join(map(str, dirs))}"
+    if skipped:
+        detail += f"; skipped by oMLX (no weights): {', '.join(skipped[:5])}"
+    return Check(f"models:{p.name}", PASS if n and not skipped else WARN, detail,
+                 "" if n and not skipped else "put an MLX model folder (config.json + *.safetensors) there")
 
 
 def ports_of_interest(cfg: Config | None) -> set[int]:

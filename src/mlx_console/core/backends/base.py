@@ -58,6 +58,21 @@ class ProbeResult:
     dead: bool = False  # the server said its generation is gone for good (e.g. 404 generation thread died)
 
 
+class LoadFailed(ConsoleError):
+    """The profile's model could not be loaded (or did not answer) when the server came up: a failed start."""
+
+
+@dataclass
+class ModelSeen:
+    """A model as a multi-model server reports it, for liveness: probe it only when that disturbs nothing."""
+
+    id: str
+    loaded: bool
+    pinned: bool = False
+    last_access: float | None = None  # the server's own clock of the model's last request
+    ttl: float | None = None  # idle seconds before the server unloads it; None = never (a probe keeps nothing warm)
+
+
 @dataclass
 class BackendKind:
     """Base for a backend kind. Subclasses fill in the command line, rules and the probe."""
@@ -85,12 +100,30 @@ class BackendKind:
     # Kinds that serve several models (oMLX) report which are loaded; mlx-lm serves its one --model.
     tracks_models = False
 
+    # Kinds whose liveness is judged per model (oMLX): probe() checks the process, probe_model() one model.
+    per_model = False
+
     def loaded_models(self, base_url: str, api_key: str | None, timeout: float) -> list[str] | None:
         return None
 
+    def models_seen(self, base_url: str, api_key: str | None, timeout: float,
+                    base_path: str | None = None) -> list[ModelSeen] | None:
+        return None
+
+    def probe_model(self, base_url: str, api_key: str | None, model: str, timeout: float) -> ProbeResult:
+        return ping_completion(base_url, api_key, timeout, model=model)
+
+    def reload_model(self, base_url: str, api_key: str | None, model: str) -> str:
+        """Unload and load one model again (liveness `on_model_failure = "reload"`); says what happened."""
+        return "this backend cannot reload one model"
+
+    def proof_of_life(self, line: str) -> bool:
+        """A line of the server's log that shows it served a completion (then no probe is needed)."""
+        return False
+
     def after_ready(self, base_url: str, api_key: str | None, model: str | None) -> str | None:
         """Run once per server process when it first answers (oMLX: load the profile's model).
-        Returns a line for the supervisor's log."""
+        Returns a line for the supervisor's log; raises LoadFailed when the start has failed."""
         return None
 
     def classify(self, line: str) -> tuple[LineAction, str] | None:

@@ -28,6 +28,10 @@ MLX_LM_RULES: tuple[LogRule, ...] = (
 )
 
 
+# Logged by the generation thread for every prompt it processes (backends.md §1.5): it is alive and working.
+PROOF_OF_LIFE = re.compile(r" - INFO - Prompt processing progress: \d+/\d+")
+
+
 def looks_like_path(model: str) -> bool:
     """A local path (absolute, ~, ./, or existing) rather than a hub id such as org/name."""
     return model.startswith(("/", "~", ".")) or Path(model).expanduser().exists()
@@ -64,3 +68,6 @@ class MlxLmKind(BackendKind):
 
     def probe(self, base_url: str, api_key: str | None, timeout: float) -> ProbeResult:
         return ping_completion(base_url, api_key, timeout)
+
+    def proof_of_life(self, line: str) -> bool:
+        return PROOF_OF_LIFE.search(line) is not None

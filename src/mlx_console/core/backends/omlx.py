@@ -7,6 +7,7 @@ A profile's `model` is loaded through the API each time the server comes up.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -19,16 +20,22 @@ import httpx
 from mlx_console.core.backends.base import (
     PORT_TAKEN,
     BackendKind,
+    LoadFailed,
     LogRule,
+    ModelSeen,
     ProbeResult,
     headers,
     ping_completion,
     refuse_managed_args,
 )
+from mlx_console.core.backends.omlx_admin import _detail
 from mlx_console.core.config import Profile
 from mlx_console.core.errors import ConsoleError
 
 OMLX_RULES: tuple[LogRule, ...] = (PORT_TAKEN,)
+
+# oMLX's per-request line (backends.md §2.4): a completion the server finished, i.e. proof of life.
+COMPLETION_LINE = re.compile(r"(Chat completion|Completion|Anthropic message|Responses API): \d+ tokens in ")
 
 
 @lru_cache(maxsize=16)
@@ -80,8 +87,8 @@ class OmlxKind(BackendKind):
         return [profile.base_path_resolved / "logs" / "server.log"]
 
     def probe(self, base_url: str, api_key: str | None, timeout: float) -> ProbeResult:
-        # /health answers as soon as the server is up (models load on demand); a wedged engine still
-        # answers it, so when a model is loaded, also ask that model for one token (backends.md §2.5).
+        """The server process answers (`GET /health`). It never loads a model nor touches one's idle timer;
+        a wedged engine still answers it (backends.md §2.5): models are probed one by one (probe_model)."""
         client = OmlxClient(base_url, api_key, timeout=timeout)
         try:
             client.health()
@@ -89,32 +96,100 @@ class OmlxKind(BackendKind):
             return ProbeResult(False, False, f"not listening: {e}")
         except (httpx.HTTPError, ConsoleError) as e:
             return ProbeResult(False, True, f"/health failed: {e}")
-        try:
-            loaded = [m["id"] for m in client.models() if m.get("loaded")]
-        except (httpx.HTTPError, ConsoleError) as e:
-            return ProbeResult(False, True, f"model status failed: {e}")
-        if not loaded:
-            return ProbeResult(True, True, "/health answered; no model loaded")
-        return ping_completion(base_url, api_key, timeout, model=loaded[0])
+        return ProbeResult(True, True, "/health answered")
 
+    def probe_model(self, base_url: str, api_key: str | None, model: str, timeout: float) -> ProbeResult:
+        return ping_completion(base_url, api_key, timeout, model=model)
 
     tracks_models = True
+    per_model = True
+
+    def proof_of_life(self, line: str) -> bool:
+        return COMPLETION_LINE.search(line) is not None
 
     def after_ready(self, base_url: str, api_key: str | None, model: str | None) -> str | None:
-        # A profile's `model` for oMLX = keep this model loaded after every (re)start.
+        """A profile's `model` for oMLX = load this model after every (re)start, and it must answer: a model
+        oMLX cannot load (404 unknown id, 409 broken files) fails the start with oMLX's own message."""
         if not model:
-            return None
+            return "no model loaded (the profile names none)"
+        client = OmlxClient(base_url, api_key)
         try:
-            OmlxClient(base_url, api_key).load(model)
+            client.load(model)
+        except OmlxError as e:
+            raise LoadFailed(load_failure_text(model, e)) from None
+        except httpx.HTTPError as e:
+            raise LoadFailed(f"could not load {model!r}: {type(e).__name__}: {e}") from None
+        res = ping_completion(base_url, api_key, 120.0, model=model)
+        if not res.ok:
+            raise LoadFailed(f"{model!r} loaded but did not answer a 1-token completion: {res.detail}")
+        return f"loaded {model!r}; it answered a 1-token completion"
+
+    def reload_model(self, base_url: str, api_key: str | None, model: str) -> str:
+        client = OmlxClient(base_url, api_key)
+        try:
+            client.unload(model)
+            client.load(model)
         except (httpx.HTTPError, ConsoleError) as e:
-            return f"could not load the profile's model {model!r}: {e}"
-        return f"loaded the profile's model {model!r}"
+            return f"reloading it failed: {e}"
+        return "unloaded and loaded it again"
 
     def loaded_models(self, base_url: str, api_key: str | None, timeout: float) -> list[str] | None:
+        seen = self.models_seen(base_url, api_key, timeout)
+        return None if seen is None else sorted(m.id for m in seen if m.loaded)
+
+    def models_seen(self, base_url: str, api_key: str | None, timeout: float,
+                    base_path: str | None = None) -> list[ModelSeen] | None:
+        """Every model with its loaded state, pin, last access and idle TTL (from model_settings.json /
+        settings.json under base_path, read from disk: asking the server would not change it either)."""
         try:
-            return sorted(m["id"] for m in OmlxClient(base_url, api_key, timeout).models() if m.get("loaded"))
+            models = OmlxClient(base_url, api_key, timeout).models()
         except (httpx.HTTPError, ConsoleError):
             return None
+        ttls, idle = read_ttls(Path(base_path)) if base_path else ({}, None)
+        out = []
+        for m in models:
+            ttl = ttls.get(m["id"], idle)
+            out.append(ModelSeen(id=str(m["id"]), loaded=bool(m.get("loaded")), pinned=bool(m.get("pinned")),
+                                 last_access=m.get("last_access"), ttl=None if m.get("pinned") else ttl))
+        return out
+
+
+def read_ttls(base: Path) -> tuple[dict[str, float | None], float | None]:
+    """({model id: ttl_seconds}, the global idle timeout) as oMLX reads them; missing files → none."""
+    ttls: dict[str, float | None] = {}
+    idle: float | None = None
+    try:
+        data = json.loads((base / "model_settings.json").read_text(encoding="utf-8"))
+        for mid, block in (data.get("models") or {}).items():
+            if isinstance(block, dict) and isinstance(block.get("ttl_seconds"), int | float):
+                ttls[mid] = float(block["ttl_seconds"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        data = json.loads((base / "settings.json").read_text(encoding="utf-8"))
+        value = (data.get("idle_timeout") or {}).get("idle_timeout_seconds")
+        idle = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    except (OSError, ValueError, AttributeError):
+        pass
+    return ttls, idle
+
+
+def load_failure_text(model: str, e: OmlxError) -> str:
+    """oMLX's reason as text, with what to do: a 404 names where oMLX looks for models (not a download)."""
+    text = f"oMLX could not load {model!r} (HTTP {e.status}): {e.detail}"
+    if e.status == 404:
+        text += ("; oMLX serves the folders of its model directories (the id is the folder name, and a folder "
+                 "without weights is skipped): `mlx-console backends models` lists its ids")
+    elif e.status == 409 and "failed to load" in e.detail:
+        text += "; fix the model's files, then `backends restart` (oMLX caches the failure until a reload)"
+    return text
+
+class OmlxError(ConsoleError):
+    """An oMLX API error: `status` and oMLX's message as text (never a dict)."""
+
+    def __init__(self, message: str, status: int, detail: str) -> None:
+        super().__init__(message)
+        self.status, self.detail = status, detail
 
 
 class OmlxClient:
@@ -129,12 +204,8 @@ class OmlxClient:
         r = httpx.request(method, self.base_url + path, headers=headers(self.api_key),
                           timeout=timeout or self.timeout)
         if r.status_code >= 400:
-            try:
-                detail = r.json()
-                detail = detail.get("detail") or detail.get("error") or detail.get("message") or detail
-            except ValueError:
-                detail = r.text.strip()[:300]
-            raise ConsoleError(f"oMLX {method} {path} → HTTP {r.status_code}: {detail}")
+            detail = _detail(r)  # /v1 errors are OpenAI bodies {"error": {"message"}}, others {"detail"}
+            raise OmlxError(f"oMLX {method} {path} → HTTP {r.status_code}: {detail}", r.status_code, detail)
         return r.json() if r.content else {}
 
     def health(self) -> dict:

@@ -23,6 +23,8 @@ EARLY_STOP_RATIO = 0.8
 # 50 µs a token is 20,000 tok/s, far beyond any server's per-chunk pace.
 BUFFERED_GAP_S = 50e-6
 # Usage extras oMLX adds to its final usage chunk (backends.md §2.6).
+# A client decode rate this many times off the server's own (oMLX's generation_tokens_per_second) is not kept.
+SERVER_DISAGREES = 3.0
 SERVER_TIMING_KEYS = ("time_to_first_token", "prompt_eval_duration", "generation_duration", "total_time",
                       "prompt_tokens_per_second", "generation_tokens_per_second", "model_load_duration")
 
@@ -48,6 +50,7 @@ class StreamResult:
     keepalives: int = 0  # oMLX `"model":"keepalive"` chunks
     comments: int = 0  # SSE comment lines (mlx_lm `: keepalive n/m`, oMLX `: keep-alive`)
     chunk_times: list[float] = field(default_factory=list)
+    chunk_chars: list[int] = field(default_factory=list)  # characters each content chunk carried
     connect_ms: float | None = None  # opening the connection, before "send" (not part of TTFT)
     fingerprint: str | None = None  # system_fingerprint (mlx_lm.server: "<mlx-lm>-<mlx>-<platform>")
 
@@ -83,13 +86,41 @@ class StreamResult:
 
     @property
     def decode_tps(self) -> float | None:
-        """(completion_tokens − 1) / (t_last − t_first): the first token belongs to prefill."""
-        n = self.completion_tokens
-        if self.t_first is None or self.t_last is None or n < 2 or self.t_last <= self.t_first:
-            return None
+        """Tokens after the first chunk over the time after it (the first chunk belongs to prefill). A chunk may
+        carry many tokens (oMLX: 128 tokens in 2-4 chunks): the first chunk's share of completion_tokens is
+        apportioned by characters, unless every chunk carried one token. None when it cannot be measured
+        honestly: `decode_reason` says why."""
+        return self._decode()[0]
+
+    @property
+    def decode_reason(self) -> str | None:
+        """Why decode_tps is absent (None when it is there)."""
+        return self._decode()[1]
+
+    def _decode(self) -> tuple[float | None, str | None]:
+        n, times = self.completion_tokens, self.chunk_times
+        if self.t_first is None or self.t_last is None or n < 2:
+            return None, "fewer than 2 tokens generated"
+        if len(times) < 2 or self.t_last <= self.t_first:
+            return None, (f"all {n} tokens arrived in one chunk: no time between chunks to measure decode by")
         if self.buffered:
-            return None
-        return (n - 1) / (self.t_last - self.t_first)
+            return None, "the chunks reached the client in one burst (read from the socket buffer)"
+        chars = self.chunk_chars
+        total = sum(chars)
+        if len(times) == n or not total or len(chars) != len(times):
+            first = 1.0 if len(times) == n else n / len(times)
+        else:
+            first = n * chars[0] / total
+        after = n - max(1.0, first)
+        if after <= 0:
+            return None, "the first chunk carried (nearly) every token"
+        rate = after / (self.t_last - self.t_first)
+        server = (self.usage or {}).get("generation_tokens_per_second")
+        if isinstance(server, int | float) and server > 0 and not \
+                1 / SERVER_DISAGREES <= rate / server <= SERVER_DISAGREES:
+            return None, (f"client rate {rate:,.1f} tok/s disagrees with the server's own "
+                          f"{server:,.1f} tok/s (over {len(times)} chunks): not kept")
+        return rate, None
 
     @property
     def buffered(self) -> bool:
@@ -123,7 +154,8 @@ class StreamResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok, "error": self.error, "http_status": self.http_status, "done": self.done,
-            "ttft_ms": self.ttft_ms, "decode_tps": self.decode_tps, "prefill_tps": self.prefill_tps,
+            "ttft_ms": self.ttft_ms, "decode_tps": self.decode_tps, "decode_reason": self.decode_reason,
+            "prefill_tps": self.prefill_tps,
             "e2e_s": self.e2e_s, "t_first_content_ms": None if self.t_first_content is None
             else self.t_first_content * 1000.0,
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
@@ -216,18 +248,21 @@ class StreamParser:
             r.finish_reason = fr
         delta = ch.get("delta") or ch.get("message") or {}
         carried = False
+        size = 0
         text = delta.get("content")
         if text is None and "text" in ch:  # /v1/completions
             text = ch.get("text")
         if text:
             self._content.append(text)
             carried = True
+            size += len(text)
             if r.t_first_content is None:
                 r.t_first_content = t
         reasoning = delta.get("reasoning") or delta.get("reasoning_content")
         if reasoning:
             self._reasoning.append(reasoning)
             carried = True
+            size += len(reasoning)
         tcs = delta.get("tool_calls")
         if tcs:
             carried = True
@@ -242,11 +277,13 @@ class StreamParser:
                 args = fn.get("arguments")
                 if isinstance(args, str):
                     slot["arguments"] += args
+                    size += len(args)
                 elif args is not None:
                     slot["arguments"] += json.dumps(args)
         if carried:
             r.content_chunks += 1
             r.chunk_times.append(t)
+            r.chunk_chars.append(size)
             if r.t_first is None:
                 r.t_first = t
             r.t_last = t

@@ -322,9 +322,15 @@ def _trials(ctx: _Ctx, cell: Cell, default: int) -> int:
 def _perf_block(results: list[StreamResult], max_tokens: int | None) -> dict[str, Any]:
     ok = [r for r in results if r.ok]
     block: dict[str, Any] = {"n": len(ok)}
-    block["decode_tps"] = stats.summary([r.decode_tps for r in ok])
+    for metric in ("decode_tps", "prefill_tps"):  # rates: one timed over a burst can be off by any factor
+        kept, outliers = stats.split_outliers([getattr(r, metric) for r in ok])
+        block[metric] = stats.summary(kept)
+        if outliers:
+            block[metric]["outliers"] = outliers
+    missing = [r.decode_reason for r in ok if r.decode_tps is None and r.decode_reason]
+    if missing:
+        block["decode_missing"] = {"n": len(missing), "reason": missing[0]}
     block["ttft_ms"] = stats.summary([r.ttft_ms for r in ok])
-    block["prefill_tps"] = stats.summary([r.prefill_tps for r in ok])
     block["e2e_s"] = stats.summary([r.e2e_s for r in ok])
     block["completion_tokens"] = stats.summary([r.completion_tokens for r in ok])
     sources = {r.token_count_source for r in ok}
@@ -351,6 +357,14 @@ def _perf_notes(results: list[StreamResult], block: dict[str, Any], max_tokens: 
     if hits:
         notes.append(f"prefix cache hit on {len(hits)} trial(s) (cached_tokens up to "
                      f"{max(h.cached_tokens or 0 for h in hits)}): prefill numbers flattered")
+    for metric in ("decode_tps", "prefill_tps"):
+        if block[metric].get("outliers"):
+            notes.append(f"{metric}: {len(block[metric]['outliers'])} sample(s) over 10× the median set apart "
+                         f"({', '.join(f'{x:,.0f}' for x in block[metric]['outliers'][:3])}; median "
+                         f"{block[metric]['median']:,.1f})")
+    if block.get("decode_missing"):
+        notes.append(f"no decode rate for {block['decode_missing']['n']}/{block['n']} trial(s): "
+                     f"{block['decode_missing']['reason']}")
     if block["early_stops"]:
         notes.append(f"{block['early_stops']} trial(s) stopped early (< 80% of max_tokens {max_tokens})")
     if block["token_count_source"] == "chunks":
@@ -510,13 +524,16 @@ async def _run_cache_consistency(ctx: _Ctx, cell: Cell) -> dict[str, Any]:
                               + (f" (cache trimmed back past the {window}-token window)" if window else "")}
         if extended or lr.cached_tokens is None:
             break
-    if not info.get("cached_tokens"):
-        return {**info, "status": "ok", "reason": f"prefix cache not used (cached_tokens "
-                f"{info.get('cached_tokens')}): answers equal, but the cache path was not exercised"}
+    if not info.get("cached_tokens"):  # equal answers prove nothing when the cache never served one
+        return {**info, "status": "fail", "exercised": False,
+                "reason": f"not exercised: the server's prefix cache was never hit (cached_tokens "
+                          f"{info.get('cached_tokens')} after {info.get('attempts')} attempt(s)); enable the "
+                          "server's prompt cache, or this cell cannot tell a cache bug from none"}
     if not info.get("extended"):
-        return {**info, "status": "pass", "reason": "answers equal; the follow-up never extended turn 1's "
+        return {**info, "status": "pass", "exercised": True,
+                "reason": "answers equal; the follow-up never extended turn 1's "
                 "cache entry (answer text re-tokenizes differently), so only a short trim was exercised"}
-    return {**info, "status": "pass", "reason": ""}
+    return {**info, "status": "pass", "exercised": True, "reason": ""}
 
 
 _RUNNERS: dict[str, Callable[[_Ctx, Cell], Any]] = {

@@ -39,6 +39,20 @@ def summary(samples: Sequence[float | None]) -> dict[str, Any]:
             "cv": cv(xs), "samples": xs}
 
 
+def split_outliers(samples: Sequence[float | None], factor: float = 10.0) -> tuple[list[float], list[float]]:
+    """(kept, outliers): a sample more than `factor` × the median of the others is not a measurement of the same
+    thing (e.g. a decode rate timed over a burst); it is set apart, never silently kept or dropped."""
+    xs = [float(x) for x in samples if x is not None]
+    if len(xs) < 3:
+        return xs, []
+    kept, out = [], []
+    for i, x in enumerate(xs):
+        others = xs[:i] + xs[i + 1:]
+        m = quantile(others, 0.5)
+        (out if m > 0 and x > factor * m else kept).append(x)
+    return kept, out
+
+
 @dataclass(frozen=True)
 class MannWhitney:
     u: float  # U of the first sample

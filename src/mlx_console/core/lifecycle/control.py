@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,11 @@ from mlx_console.core.lifecycle.state import (
     Timings,
     live_process,
     read_state,
+    read_swap,
     tail_lines,
     write_spec,
     write_state,
+    write_swap,
 )
 from mlx_console.core.machine import system
 
@@ -74,6 +76,9 @@ class BackendStatus:
     loaded_models: list[str] = field(default_factory=list)  # oMLX: loaded right now (`model` joins them)
     reason: str = ""
     warnings: list[str] = field(default_factory=list)
+    liveness: dict[str, str] = field(default_factory=dict)  # model (or "server") → last liveness verdict
+    swapped_model: str | None = None  # `backends swap` chose it; a restart brings it back
+    server_settings: dict[str, Any] = field(default_factory=dict)  # oMLX: flag-backed settings.json values
     events: list[dict[str, Any]] = field(default_factory=list)  # last transitions {t, status, reason}
     exit_code: int | None = None
     logs: list[str] = field(default_factory=list)
@@ -180,10 +185,15 @@ class Supervisor:
             restart_policy=state.restart_policy, restarts=state.restarts, reason=reason,
             exit_code=state.exit_code, logs=state.logs or [str(p) for p in self.log_paths(name)],
             configured=profile is not None, updated_at=state.updated_at, warnings=list(state.warnings),
-            events=list(state.events),
+            events=list(state.events), liveness=dict(state.liveness) if status in ACTIVE else {},
+            swapped_model=read_swap(self.dir(name)) or (state.model if state.swapped else None),
         )
         if not st.active and profile is not None:  # what a start would use now (the config may have changed)
             st.port, st.host, st.base_url, st.model = profile.port, profile.host, profile.base_url, profile.model
+        if profile is not None and profile.kind == "omlx":
+            from mlx_console.core.backends.omlx_settings import in_force
+
+            st.server_settings = in_force(profile)
         if sup is not None:
             st.supervisor_pid = sup.pid
         st.ranks = _ranks(state.ranks, status in ACTIVE)
@@ -200,6 +210,15 @@ class Supervisor:
             return None
 
     # -- starting --------------------------------------------------------------------------------
+    def timings_for(self, profile: Profile) -> Timings:
+        """The supervisor's pacing with the profile's [backend.liveness] applied."""
+        lv = profile.liveness
+        return replace(self.timings,
+                       probe_interval=float(lv.get("interval", self.timings.probe_interval)),
+                       probe_timeout=float(lv.get("timeout", self.timings.probe_timeout)),
+                       probe_failures=int(lv.get("failures", self.timings.probe_failures)),
+                       on_model_failure=str(lv.get("on_model_failure", self.timings.on_model_failure)))
+
     def start(self, name: str, wait: float | None = None, progress: Progress | None = None,
               model: str | None = None) -> BackendStatus:
         """Start (or re-adopt) a backend. With `wait`, block until ready; raise ConsoleError with the
@@ -229,6 +248,7 @@ class Supervisor:
             self._spawn_supervisor(d, adopt=True)
             return self._wait_supervisor(name, None)
         swapped = bool(model) and model != profile.model
+        write_swap(d, model if swapped and profile.kind == "omlx" else None)
         model = model or profile.model
         if profile.demo and model:
             self._ensure_demo_model(Path(model), say)
@@ -237,8 +257,13 @@ class Supervisor:
             self._check_port(profile)  # (rank 0 on another host listens there, not here)
         warning = kind.exposure_warning(profile)
         warnings = [warning] if warning else []
-        if warning:
-            say(f"warning: {warning}")
+        if profile.kind == "omlx":
+            from mlx_console.core.backends.omlx_settings import flag_mismatches
+
+            warnings += flag_mismatches(profile)
+        warnings += self.advice(name, model)
+        for w in warnings:
+            say(f"warning: {w}")
         public = profile
         if profile.meter:  # the meter (in the supervising process) takes the public port; the server a private one
             profile = dataclasses.replace(profile, host="127.0.0.1", port=_free_loopback_port())
@@ -255,9 +280,10 @@ class Supervisor:
             base_url=profile.base_url, api_key=profile.api_key, restart=profile.restart, log=str(log),
             extra_logs=[str(p) for p in kind.extra_logs(profile)] + [
                 distributed.log_label(h, distributed.rank_log(d / "ranks", i)) for i, h in enumerate(rank_hosts)],
-            timings=self.timings, swapped=swapped,
+            timings=self.timings_for(profile), swapped=swapped,
             warnings=warnings, rank_hosts=rank_hosts, rank_dir=str(d / "ranks"),
             meter_host=public.host if public.meter else None, meter_port=public.port if public.meter else None,
+            base_path=str(profile.base_path_resolved) if profile.kind == "omlx" else None,
         )
         write_spec(d, spec)
         write_state(d, State(name=name, kind=profile.kind, status="starting", reason="spawning supervisor",
@@ -378,22 +404,63 @@ class Supervisor:
 
     def restart(self, name: str, wait: float | None = None, progress: Progress | None = None) -> BackendStatus:
         """Stop and start again: on the swapped-in model if `swap_model` chose one, else the profile's."""
-        state = read_state(self.dir(name))
-        model = state.model if state and state.swapped else None  # else the profile's (maybe edited) model
+        d = self.dir(name)
+        state = read_state(d)
+        # oMLX swaps through its API (swap.json); mlx-lm swaps by a restart on the model (state.swapped).
+        model = read_swap(d) or (state.model if state and state.swapped else None)
         self.stop(name, progress)
         return self.start(name, wait=wait, progress=progress, model=model)
 
     def swap_model(self, name: str, model: str, wait: float | None = None,
-                   progress: Progress | None = None) -> BackendStatus:
-        """mlx-lm: restart on another model. oMLX: load it through the API (oMLX evicts as it needs)."""
+                   progress: Progress | None = None, keep: bool = False, record: bool = True) -> BackendStatus:
+        """mlx-lm: restart on another model. oMLX: load it through the API, then unload the model it replaces
+        (unless `keep`); with `record` a restart brings it back. Returns the status after the load."""
         profile = self.config.backend(name)
+        say = progress or _noop
         if profile.kind == "omlx":
-            (progress or _noop)(f"{name}: loading {model} through the oMLX API…")
-            self._omlx_call(name, f"loading {model}", lambda c: c.load(model))
-            return self.status(name)
+            before = self.status(name)
+            replaced = read_swap(self.dir(name)) or profile.model
+            for line in self.advice(name, model):
+                say(f"warning: {line}")
+            say(f"{name}: loading {model} through the oMLX API…")
+            from mlx_console.core.backends.omlx import OmlxError, load_failure_text
+
+            try:
+                self._omlx_call(name, f"loading {model}", lambda c: c.load(model))
+            except OmlxError as e:
+                raise ConsoleError(f"{name}: {load_failure_text(model, e)}") from None
+            if record:
+                write_swap(self.dir(name), None if model == profile.model else model)
+            if not keep and replaced and replaced != model and replaced in before.loaded_models:
+                say(f"{name}: unloading {replaced} (the model it replaces; --keep keeps both)")
+                self._omlx_call(name, f"unloading {replaced}", lambda c: c.unload(replaced))
+            return self._settled(name, model, None if keep or not replaced or replaced == model else replaced)
+        if keep:
+            raise ConsoleError(f"{name}: mlx_lm.server serves one model; --keep applies to oMLX backends")
         kind_for(profile.kind).check_model(profile, model)  # refuse before stopping what runs
         self.stop(name, progress)
         return self.start(name, wait=wait, progress=progress, model=model)
+
+    def advice(self, name: str, model: str | None) -> list[str]:
+        """The advisor's warnings for loading `model` on backend `name`, as lines (none when it cannot tell)."""
+        if not model:
+            return []
+        from mlx_console.core import advisor
+
+        try:
+            return [f"advisor: {line}" for line in advisor.advise_profile(self.config, name, model).lines()]
+        except Exception:  # noqa: BLE001 - advice never stops a load
+            return []
+
+    def _settled(self, name: str, loaded: str, unloaded: str | None, timeout: float = 10.0) -> BackendStatus:
+        """The status once the supervisor has seen the load (it refreshes the model list every few seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.status(name)
+            if (loaded in st.loaded_models and unloaded not in st.loaded_models) or not st.active \
+                    or time.monotonic() > deadline:
+                return st
+            time.sleep(0.1)
 
     def models(self, name: str) -> list[dict[str, Any]]:
         """The backend's models with their loaded state. oMLX: every model it knows (through its API);

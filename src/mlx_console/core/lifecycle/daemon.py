@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from mlx_console.core.backends.base import BackendKind, kind_for
+from mlx_console.core.backends.base import BackendKind, LoadFailed, ProbeResult, kind_for
 from mlx_console.core.lifecycle import distributed
 from mlx_console.core.lifecycle.state import (
     Spec,
@@ -32,6 +32,7 @@ from mlx_console.core.lifecycle.state import (
     port_open,
     read_spec,
     read_state,
+    read_swap,
     write_state,
 )
 from mlx_console.core.machine.ports import redact
@@ -164,6 +165,7 @@ class Supervise:
         self.generation = 0
         self.last_error = ""
         self.write_error, self.write_since, self.write_failed_at = "", 0.0, 0.0  # state.json unwritable
+        self.proofs = 0  # log lines that show a served completion (proof of life: no probe needed)
         host = urlsplit(self.spec.base_url).hostname or "127.0.0.1"
         self.connect_host = host
         self.token = ""  # distributed: this spawn's token in the rank pid files
@@ -414,6 +416,8 @@ class Supervise:
     def _scan(self, scanner: LogScanner) -> tuple[str, str, bool] | None:
         for line in scanner.new_lines():
             self._note_error(line)
+            if self.kind.proof_of_life(line):
+                self.proofs += 1
             hit = self.kind.classify(line)
             if hit is None:
                 continue
@@ -444,7 +448,7 @@ class Supervise:
                                      "backend's server"), False
                 self.ever_ready = True
                 self.state.ready_at = time.time()
-                self.set("ready", "")
+                self.set("ready", detail if detail.startswith("no model") else "")
             elif what == "load-failed":
                 return "fatal", detail, False
             elif what == "unhealthy":
@@ -467,6 +471,15 @@ class Supervise:
                 self.write()
             elif what == "recovered" and self.state.status == "degraded":
                 self.set("ready", "liveness probe answers again")
+            elif what == "liveness":
+                if detail != self.state.liveness:
+                    self.state.liveness = dict(detail)
+                    write_state(self.dir, self.state)
+            elif what == "model-unhealthy":  # one model of a multi-model server: reported, never a restart
+                self.set("degraded", detail)
+            elif what == "model-recovered" and self.state.status == "degraded" \
+                    and self.state.reason.startswith("model "):
+                self.set("ready", detail)
 
     def _probe_loop(self, stop: threading.Event, already_ready: bool, gen: int) -> None:
         """In a thread, so that a long completion never delays seeing a crash."""
@@ -491,17 +504,33 @@ class Supervise:
                     return
                 res = self.kind.probe(spec.base_url, spec.api_key, timeout=remaining)
                 if res.ok:
-                    report("ready", res.detail)
-                    note = self.kind.after_ready(spec.base_url, spec.api_key, spec.model)
+                    # oMLX: the profile's (or the swapped-in) model must load and answer: else a failed start.
+                    try:
+                        note = self.kind.after_ready(spec.base_url, spec.api_key, read_swap(self.dir) or spec.model)
+                    except LoadFailed as e:
+                        report("load-failed", str(e))
+                        return
                     if note:
                         self.say(note)
+                    report("ready", note or res.detail)
                     break
                 if res.dead:
                     report("load-failed", res.detail)
                     return
                 if stop.wait(0.3):
                     return
+        self._liveness_loop(stop, report)
+
+    def _liveness_loop(self, stop: threading.Event, report: Any) -> None:
+        """Every probe_interval: a completion the server logged since the last look is proof of life; else a
+        1-token probe, but never one that loads a model or keeps an idle model's TTL alive (oMLX: per model,
+        /health for the process). probe_failures failed probes in a row: the process is restarted (per the
+        policy); on oMLX a failing model is reported (or reloaded), the process kept."""
+        t, spec = self.t, self.spec
         fails, busy = 0, 0
+        model_fails: dict[str, int] = {}
+        prev_access: dict[str, float | None] = {}
+        proofs_seen = self.proofs
         next_probe = time.monotonic() + t.probe_interval
         tracks_models = self.kind.tracks_models
         last_models: list[str] | None = None
@@ -518,27 +547,87 @@ class Supervise:
                 return
             if time.monotonic() < next_probe:
                 continue
+            served = self.proofs > proofs_seen
+            proofs_seen = self.proofs
+            if served and not self.kind.per_model:
+                if fails >= t.probe_failures:
+                    report("recovered", "completions served")
+                fails, busy = 0, 0
+                report("liveness", {"server": "alive: served a completion since the last check (not probed)"})
+                next_probe = time.monotonic() + t.probe_interval
+                continue
             cpu_before, t0 = self._cpu_seconds(), time.monotonic()
             res = self.kind.probe(spec.base_url, spec.api_key, timeout=t.probe_timeout)
-            next_probe = time.monotonic() + t.probe_interval
             if stop.is_set():
                 return
             if res.ok:
                 if fails >= t.probe_failures:
                     report("recovered", res.detail)
                 fails, busy = 0, 0
+                if self.kind.per_model:
+                    prev_access = self._check_models(report, served, prev_access, model_fails)
+                else:
+                    report("liveness", {"server": f"alive: {res.detail}"})
+                next_probe = time.monotonic() + t.probe_interval
                 continue
-            # A timeout while the server is working hard (a long request on a model that cannot batch)
-            # is not a hang: don't count it, for a while. A hang or a dead thread burns no CPU.
-            used = self._cpu_seconds() - cpu_before
-            if res.listening and not res.dead and used >= BUSY_CPU_SHARE * (time.monotonic() - t0) \
-                    and busy < t.busy_timeouts:
+            next_probe = time.monotonic() + t.probe_interval
+            if self._busy(res, cpu_before, t0) and busy < t.busy_timeouts:
                 busy += 1
-                self.say(f"liveness probe timed out while busy (cpu {used:.1f}s): not counted ({res.detail})")
+                self.say(f"liveness probe timed out while busy: not counted ({res.detail})")
                 continue
             fails += 1
+            report("liveness", {"server": f"probe failed ({fails}/{t.probe_failures}): {res.detail}"})
             if fails == t.probe_failures or res.dead:
                 report("unhealthy", res.detail)
+
+    def _check_models(self, report: Any, served: bool, prev_access: dict[str, float | None],
+                      model_fails: dict[str, int]) -> dict[str, float | None]:
+        """oMLX: each loaded model on its own. Returns the models' last access times after this check."""
+        t, spec = self.t, self.spec
+        seen = self.kind.models_seen(spec.base_url, spec.api_key, min(5.0, t.probe_timeout), spec.base_path)
+        if seen is None:
+            return prev_access
+        verdicts: dict[str, str] = {}
+        probed = False
+        for m in (m for m in seen if m.loaded):
+            used = m.id in prev_access and m.last_access is not None and m.last_access != prev_access[m.id]
+            if served and used:
+                verdicts[m.id] = "alive: served a completion since the last check (not probed)"
+                if model_fails.pop(m.id, 0) >= t.probe_failures:
+                    report("model-recovered", f"model {m.id!r} serves again")
+                continue
+            if m.ttl is not None and not used:
+                verdicts[m.id] = (f"idle, not probed (unloads after {m.ttl:g}s idle: a probe would keep it "
+                                  "loaded)")
+                continue
+            cpu_before, t0 = self._cpu_seconds(), time.monotonic()
+            res = self.kind.probe_model(spec.base_url, spec.api_key, m.id, t.probe_timeout)
+            probed = True
+            if res.ok:
+                verdicts[m.id] = f"alive: {res.detail}"
+                if model_fails.pop(m.id, 0) >= t.probe_failures:
+                    report("model-recovered", f"model {m.id!r} answers again")
+                continue
+            if self._busy(res, cpu_before, t0):
+                verdicts[m.id] = f"busy: probe timed out while the server works (not counted): {res.detail}"
+                continue
+            n = model_fails[m.id] = model_fails.get(m.id, 0) + 1
+            verdicts[m.id] = f"probe failed ({n}/{t.probe_failures}): {res.detail}"
+            if n == t.probe_failures:
+                reason = f"model {m.id!r} failed {n} liveness probes in a row: {res.detail}"
+                if t.on_model_failure == "reload":
+                    reason += "; " + self.kind.reload_model(spec.base_url, spec.api_key, m.id)
+                report("model-unhealthy", reason)
+        report("liveness", verdicts)
+        if probed:  # our own probes moved last_access: start the next comparison after them
+            seen = self.kind.models_seen(spec.base_url, spec.api_key, min(5.0, t.probe_timeout)) or seen
+        return {m.id: m.last_access for m in seen if m.loaded}
+
+    def _busy(self, res: ProbeResult, cpu_before: float, t0: float) -> bool:
+        """A timeout while the server is working hard (a long request on a model that cannot batch) is not a
+        hang: don't count it, for a while. A hang or a dead thread burns no CPU."""
+        used = self._cpu_seconds() - cpu_before
+        return res.listening and not res.dead and used >= BUSY_CPU_SHARE * (time.monotonic() - t0)
 
     def _cpu_seconds(self) -> float:
         try:

@@ -41,6 +41,7 @@ class Timings:
     retry_cap: int = 5  # consecutive restarts without a stable period, then give up (dead)
     stable_after: float = 60.0  # ready this long → the consecutive-restart count resets
     models_interval: float = 2.0  # oMLX: how often the loaded-model list is refreshed
+    on_model_failure: str = "report"  # oMLX: a model failing its probes is reported, or "reload"ed
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Spec:
     # meter = true: the metering proxy serves this public address; host/port above are the server's own
     meter_host: str | None = None
     meter_port: int | None = None
+    base_path: str | None = None  # oMLX: where its settings files are (model TTLs for liveness)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Spec:
@@ -99,6 +101,7 @@ class State:
     restarts: int = 0
     loaded_models: list[str] = field(default_factory=list)  # oMLX: models loaded right now
     warnings: list[str] = field(default_factory=list)
+    liveness: dict[str, str] = field(default_factory=dict)  # model (or "server") → last liveness verdict
     exit_code: int | None = None
     supervisor_pid: int | None = None
     supervisor_create_time: float | None = None
@@ -153,6 +156,24 @@ def write_state(dir: Path, state: State) -> None:
 def read_state(dir: Path) -> State | None:
     data = read_json(dir / STATE_FILE)
     return State.from_dict(data) if data else None
+
+
+SWAP_FILE = "swap.json"
+
+
+def write_swap(dir: Path, model: str | None) -> None:
+    """The model `backends swap` put in place of the profile's (oMLX: loaded through the API, so the running
+    supervisor's spec does not know it): restarts, and the supervisor's own restarts, load it again."""
+    if model is None:
+        (dir / SWAP_FILE).unlink(missing_ok=True)
+    else:
+        write_json(dir / SWAP_FILE, {"model": model})
+
+
+def read_swap(dir: Path) -> str | None:
+    data = read_json(dir / SWAP_FILE)
+    model = data.get("model") if isinstance(data, dict) else None
+    return model if isinstance(model, str) and model else None
 
 
 def create_time(pid: int) -> float | None:

@@ -97,6 +97,19 @@ def find_target(path: Path, config: Config | None, url: str | None = None, api_k
     return target
 
 
+def _running_profile(config: Config | None, path: Path) -> str | None:
+    """The name of the oMLX backend using this file when its supervisor says it runs (no network)."""
+    profile = profile_for(config, path)
+    if profile is None or config is None:
+        return None
+    from mlx_console.core.lifecycle.control import Supervisor
+
+    try:
+        return profile.name if Supervisor(config).status(profile.name).active else None
+    except Exception:  # noqa: BLE001 - unknown: say the general thing
+        return None
+
+
 def _put_value(change: Change) -> Any:
     """What the PUT body carries for a change: the new value, or the reset for a removed key."""
     if change.new is not MISSING:
@@ -168,7 +181,13 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
 
     if not target.running:
         result.steps = plan(changes, version, None)
-        if offline:
+        running = _running_profile(config, path) if offline else None
+        if running:
+            result.messages.append(f"oMLX backend {running!r} is running: --offline wrote the file only. It keeps "
+                                   "its own copy in memory (the edit is not in effect) and overwrites the file on "
+                                   f"its next in-app save: `mlx-console backends restart {running}`, or apply "
+                                   "again without --offline")
+        elif offline:
             result.messages.append("offline: only the file is written; a running oMLX keeps its own copy in "
                                    "memory and overwrites the file on its next in-app save")
         elif target.url:
@@ -221,8 +240,11 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
                                        "(unloads all models; `--reload`) or a restart")
             return result
 
-        backup = atomic.write_backup(path, store.base) if store.base is not None and changes else None
-        result.backup = backup
+        def keep_backup() -> None:
+            """The version before this apply, kept once something was changed (a refusal takes no slot)."""
+            if result.backup is None and store.base is not None and changes:
+                result.backup = atomic.write_backup(path, store.base)
+
         if use_put:
             by_model: dict[str, dict[str, Any]] = {}
             for s in puts:
@@ -236,6 +258,7 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
                     tail = (f"; already applied (and written by oMLX): {done}" if done
                             else "; nothing was changed")
                     raise SettingsError(f"oMLX refused the settings of {model!r}: {e.detail or e}{tail}") from None
+                keep_backup()
                 result.replies[model] = reply
                 stored = reply.get("settings") or {}
                 for key, wanted in body.items():
@@ -261,6 +284,7 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
                                                "put back in the file, its next save drops it again")
         if writes:
             # Write what the PUT cannot carry onto the file as oMLX left it.
+            keep_backup()
             fresh = SettingsStore.load(path, version)
             for model, key, value in writes:
                 if value is MISSING:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 
 
 def _lines(data: bytes | None) -> list[str]:
@@ -14,13 +15,49 @@ def _lines(data: bytes | None) -> list[str]:
     return lines
 
 
+# A model's block in model_settings.json as oMLX writes it (indent=2): `    "<model id>": {`.
+_MODEL_BLOCK = re.compile(r'^    "((?:[^"\\]|\\.)+)": \{')
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+def _model_at(lines: list[str], index: int) -> str | None:
+    """The model whose block holds line `index` (0-based), scanning up; None outside any model block."""
+    for i in range(min(index, len(lines) - 1), -1, -1):
+        m = _MODEL_BLOCK.match(lines[i])
+        if m:
+            return m.group(1)
+        if lines[i].startswith(("  }", "}")) and i != index:
+            return None
+    return None
+
+
 def unified(old: bytes | None, new: bytes | None, name: str, context: int = 3) -> str:
-    """`--- name` / `+++ name` diff; empty when equal. A file that did not exist diffs from /dev/null."""
+    """`--- name` / `+++ name` diff; empty when equal. A file that did not exist diffs from /dev/null. Each hunk
+    header names the models its changed lines fall in, as git names the function (`@@ -3,7 +3,7 @@ "tiny"`)."""
     if old == new:
         return ""
     before = "/dev/null" if old is None else name
     after = "/dev/null" if new is None else name
-    return "".join(difflib.unified_diff(_lines(old), _lines(new), before, after, n=context))
+    a, b = _lines(old), _lines(new)
+    lines = list(difflib.unified_diff(a, b, before, after, n=context))
+    for h, line in enumerate(lines):
+        m = _HUNK.match(line)
+        if not m:
+            continue
+        ia, ib = int(m.group(1)) - 1 if a else 0, int(m.group(3)) - 1 if b else 0
+        models: list[str] = []
+        for body in lines[h + 1:]:
+            if body.startswith("@@"):
+                break
+            tag = body[:1]
+            model = _model_at(a, ia) if tag == "-" else _model_at(b, ib) if tag == "+" else None
+            if model and model not in models:
+                models.append(model)
+            ia += tag in (" ", "-")
+            ib += tag in (" ", "+")
+        if models:
+            lines[h] = line.rstrip("\n") + " " + ", ".join(f'"{x}"' for x in models) + "\n"
+    return "".join(lines)
 
 
 def _range(start: int, stop: int) -> str:

@@ -136,6 +136,9 @@ def check_document(doc: Any, omlx_version: str = OMLX_VERSION,
             issues.append(Issue(model, None, "settings must be a JSON object; oMLX drops this model's block"))
             continue
         issues.extend(check_block(model, block, omlx_version))
+        if model_dirs is not None and model not in model_dirs:
+            issues.append(Issue(model, None, "oMLX has no model with this id (no folder of that name with weights "
+                                "in its model directories): these settings are never used", "warning"))
         if block.get("is_default") is True:
             defaults.append(model)
         alias = block.get("model_alias")
