@@ -21,16 +21,16 @@ except ImportError:  # pragma: no cover - depends on the platform's wheels
 
 # Lines that can head a warning/error event or carry a traceback (see events.parse_line): a superset.
 PROBLEM_PATTERNS: tuple[str, ...] = (
-    r"- (?:WARNING|WARN|ERROR|CRITICAL|FATAL) +- ",
-    r"^(?:WARNING|WARN|ERROR|CRITICAL|FATAL):",
-    r"^\[(?:WARNING|WARN|ERROR|CRITICAL|FATAL)\] ",
-    r"^Traceback \(most recent call last\):",
-    r"^Exception (?:in thread|occurred during processing)",
+    # Unanchored: servers that embed mlx-lm put their own prefix before the line (events._PREFIX).
+    r"\b(?:WARNING|WARN|ERROR|CRITICAL|FATAL)\b",
+    r"Traceback \(most recent call last\):",
+    r'File "[^"]+", line \d+',  # a frame opens a traceback even when its head is missing
+    r"Exception (?:in thread|occurred during processing)",
     r"Warning: ",
     r'" 5\d\d ',
-    r"^[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b",
-    r"^(?:Error|ERROR|FATAL|Fatal error)\b",
-    r"^(?:libc\+\+abi: terminating|terminate called|Segmentation fault|Abort trap|zsh: (?:abort|killed))",
+    r"[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b",
+    r"\b(?:Error|Fatal error)\b",
+    r"libc\+\+abi: terminating|terminate called|Segmentation fault|Abort trap|zsh: (?:abort|killed)",
 )
 
 _COUNT_CHUNK = 8 << 20  # count newlines in slices of at most this many bytes (bounded copies)
