@@ -148,7 +148,9 @@ def short_type(t: str) -> str:
 
 
 _VOLATILE = re.compile(
-    r"/(?:[\w.@+-]+/)+[\w.@+-]*"  # paths
+    r"(?i:authorization|bearer|token|key)[\s:=]+\S+"  # secrets never go into a search URL
+    r"|\b(?=[A-Za-z_-]*\d)(?=\d*[A-Za-z])[\w-]{20,}\b"  # long ids and keys
+    r"|/(?:[\w.@+-]+/)+[\w.@+-]*"  # paths
     r"|0x[0-9a-fA-F]+|\b[0-9a-f]{8}-[0-9a-f-]{27,}\b"  # addresses, uuids
     r"|\(\d+(?:,\s*\d+)*\)"  # shapes
     r"|\b\d[\d.,]*\s*(?:GB|MB|KB|B|tokens?|bytes)?\b"

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from mlx_console.core.logs.patterns import Catalog
-from mlx_console.core.logs.source import LogFollower, count_newlines
-from mlx_console.core.logs.triage import TriagedEvent, Triager, default_catalog, triage_buffer
+from mlx_console.core.logs.source import LogFollower
+from mlx_console.core.logs.triage import TriagedEvent, Triager, default_catalog, triage_buffer_counted
 
 _TAIL_PROBE = 1 << 20
 
@@ -69,10 +69,9 @@ class LiveTriage:
                 if not stat.S_ISREG(st.st_mode):
                     raise IsADirectoryError(f"{self.path}: not a regular file")
                 offset = _complete_end(f.fileno(), st.st_size)
-                if offset:
+                if offset:  # one pass: the scan counts the lines as it goes
                     with mmap.mmap(f.fileno(), offset, access=mmap.ACCESS_READ) as mm:
-                        events = triage_buffer(mm, self.catalog, include_all=self.include_all)
-                    lines = count_newlines(f.fileno(), offset)
+                        events, lines = triage_buffer_counted(mm, self.catalog, include_all=self.include_all)
             start = {"start_offset": offset, "start_line": lines}
         else:
             start = {"start": "begin"}

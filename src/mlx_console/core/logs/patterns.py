@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from re import _constants as _c  # the stdlib regex parser: used to find literals a pattern requires
@@ -122,10 +123,31 @@ class Entry:
     frames: tuple[str, ...] = ()
     loggers: tuple[str, ...] = ()
     nearby: tuple[str, ...] = ()
-    _compiled: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
-    _context: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
-    _not_context: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
-    _evidence: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = field(default=(), repr=False, compare=False)
+
+    # Compiled on first use: compiling ~450 regexes costs ~0.1 s, and a triage touches few entries.
+    def _rx(self, pats: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+        return tuple(_compile(p, self.ignore_case, self.source) for p in pats)
+
+    @cached_property
+    def _compiled(self) -> tuple[re.Pattern[str], ...]:
+        return self._rx(self.patterns)
+
+    @cached_property
+    def _context(self) -> tuple[re.Pattern[str], ...]:
+        return self._rx(self.context)
+
+    @cached_property
+    def _not_context(self) -> tuple[re.Pattern[str], ...]:
+        return self._rx(self.not_context)
+
+    @cached_property
+    def _evidence(self) -> tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]:
+        return tuple((k, self._rx(getattr(self, k))) for k in _EVIDENCE_KEYS if getattr(self, k))
+
+    def validate(self) -> None:
+        """Compile every regex now (CatalogError naming the entry if one is invalid)."""
+        for name in ("_compiled", "_context", "_not_context", "_evidence"):
+            getattr(self, name)
 
     def hits_line(self, text: str) -> bool:
         return any(p.search(text) for p in self._compiled)
@@ -146,7 +168,7 @@ class Entry:
 
     @property
     def has_evidence_keys(self) -> bool:
-        return bool(self._evidence)
+        return any(getattr(self, k) for k in _EVIDENCE_KEYS)
 
     def evidence_for(self, f: Facts) -> dict[str, Evidence | None]:
         """For each evidence key of the entry: the first piece of evidence found, or None."""
@@ -219,11 +241,15 @@ def _entry_lines(text: str) -> list[int]:
     return [i + 1 for i, ln in enumerate(text.splitlines()) if ln.strip().startswith("[[entry]]")]
 
 
-def _compile(pattern: str, ignore_case: bool, where: str) -> re.Pattern[str]:
+def _check(pattern: str, where: str) -> None:
     if _UNSUPPORTED.search(pattern):
         raise CatalogError(f"{where}: pattern {pattern!r} uses look-arounds or back-references, which are not supported")
     if "\n" in pattern:
         raise CatalogError(f"{where}: pattern {pattern!r} spans lines; patterns match one line at a time")
+
+
+def _compile(pattern: str, ignore_case: bool, where: str) -> re.Pattern[str]:
+    _check(pattern, where)
     try:
         return re.compile(pattern, re.IGNORECASE if ignore_case else 0)
     except re.error as e:
@@ -273,6 +299,8 @@ def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entr
     context = _str_list(raw, "context", where)
     not_context = _str_list(raw, "not_context", where)
     ev = {k: _str_list(raw, k, where) for k in _EVIDENCE_KEYS}
+    for pat in (*patterns, *context, *not_context, *(p for v in ev.values() for p in v)):
+        _check(pat, where)
     if not patterns and not any(ev.values()):
         raise CatalogError(f"{where}: needs 'patterns' or at least one of {', '.join(_EVIDENCE_KEYS)}")
     return Entry(
@@ -289,11 +317,7 @@ def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entr
         context=context,
         not_context=not_context,
         source=where,
-        _compiled=tuple(_compile(p, ignore_case, where) for p in patterns),
-        _context=tuple(_compile(p, ignore_case, where) for p in context),
-        _not_context=tuple(_compile(p, ignore_case, where) for p in not_context),
         **ev,
-        _evidence=tuple((k, tuple(_compile(p, ignore_case, where) for p in v)) for k, v in ev.items() if v),
     )
 
 
@@ -330,19 +354,22 @@ class Catalog:
 
     def __init__(self, entries: Sequence[Entry]):
         self.entries: list[Entry] = list(entries)
-        # Line prefilter for the plain path: a literal each pattern requires (`in` is C speed); most lines
-        # hold none, and only entries whose literal is present (or that have none) are tried with `re`.
-        self._always: set[int] = set()
+
+    @cached_property
+    def _prefilter(self) -> tuple[set[int], list[tuple[str, set[int]]]]:
+        """Line prefilter for the plain path: a literal each pattern requires (`in` is C speed); most lines
+        hold none, and only entries whose literal is present (or that have none) are tried with `re`."""
+        always: set[int] = set()
         by_lit: dict[str, set[int]] = {}
         for i, e in enumerate(self.entries):
             for p in e.patterns:
                 lits = None if e.ignore_case else required_literals(p)
                 if lits is None:
-                    self._always.add(i)
+                    always.add(i)
                 else:
                     for lit in lits:
                         by_lit.setdefault(lit, set()).add(i)
-        self._by_lit = list(by_lit.items())
+        return always, list(by_lit.items())
 
     @classmethod
     def load(cls, extra_paths: Iterable[str | Path] = (), *, shipped: bool = True) -> Catalog:
@@ -358,6 +385,7 @@ class Catalog:
             except (OSError, UnicodeDecodeError) as e:
                 raise CatalogError(f"{path}: cannot read catalogue file: {e}") from None
             for e in parse_catalog_text(text, str(path)):
+                e.validate()  # a user's bad regex is an error at load, naming the file and entry
                 entries[e.id] = e  # dict keeps the first insertion position: an override stays in place
         return cls(list(entries.values()))
 
@@ -367,16 +395,24 @@ class Catalog:
 
     def line_hits(self, text: str) -> list[int]:
         """Indexes of the entries with a pattern matching this one line (pure `re`)."""
-        cand = set(self._always)
-        for lit, idx in self._by_lit:
+        always, by_lit = self._prefilter
+        cand = set(always)
+        for lit, idx in by_lit:
             if lit in text:
                 cand |= idx
         return [i for i in sorted(cand) if self.entries[i].hits_line(text)]
 
-    def _hits(self, lines: Sequence[str], first_line: int) -> dict[int, list[int]]:
+    def _hits(self, lines: Sequence[str], first_line: int, hints: dict[int, set[int]] | None = None
+              ) -> dict[int, list[int]]:
+        """Entry index → the lines its patterns hit. `hints` (from the scanner): the entries that may hit
+        each line (a line absent from it hits none); they are re-checked with `re`."""
         hit_lines: dict[int, list[int]] = {}
         for n, text in enumerate(lines, first_line):
-            for i in self.line_hits(text):
+            if hints is None:
+                found = self.line_hits(text)
+            else:
+                found = [i for i in sorted(hints.get(n, ())) if self.entries[i].hits_line(text)]
+            for i in found:
                 hit_lines.setdefault(i, []).append(n)
         return hit_lines
 
@@ -395,18 +431,19 @@ class Catalog:
         return sorted(matches, key=lambda m: (_SEVERITY_RANK[m.severity], rank[m.id]))
 
     def match(self, event: Event, before: Sequence[tuple[int, str]] = (), backend: str | None = None,
-              f: Facts | None = None) -> list[Match]:
+              f: Facts | None = None, hints: dict[int, set[int]] | None = None) -> list[Match]:
         """Entries recognised in an event by patterns or by evidence, best first."""
-        return [v for v in self._judge(event, before, backend, f, explain=False) if isinstance(v, Match)]
+        return [v for v in self._judge(event, before, backend, f, explain=False, hints=hints)
+                if isinstance(v, Match)]
 
     def explain(self, event: Event, before: Sequence[tuple[int, str]] = (), backend: str | None = None,
                 f: Facts | None = None) -> list[Verdict]:
         return [v for v in self._judge(event, before, backend, f, explain=True) if isinstance(v, Verdict)]
 
     def _judge(self, event: Event, before: Sequence[tuple[int, str]], backend: str | None, f: Facts | None,
-               *, explain: bool) -> list[Match | Verdict]:
+               *, explain: bool, hints: dict[int, set[int]] | None = None) -> list[Match | Verdict]:
         lines, first = event.lines, event.first_line
-        hit_lines = self._hits(lines, first)
+        hit_lines = self._hits(lines, first, hints)
         problem = event.is_problem
         if f is None and (problem or hit_lines):
             f = facts(event, before, backend)

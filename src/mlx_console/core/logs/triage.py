@@ -99,6 +99,11 @@ class TriagedEvent:
         for m in self.matches:
             for e in m.evidence:
                 seen.setdefault((e.kind, e.line, e.text), e)
+        if self.facts:
+            for n, text in reversed(self.facts.before):  # the request or load that preceded it
+                if _LEAD_UP.search(text):
+                    seen.setdefault(("nearby", n, text), Evidence("nearby", n, text[:300]))
+                    break
         if self.facts and self.facts.backend:
             seen.setdefault(("backend", 0, ""), Evidence("backend", 0, f"{self.facts.backend} ({self.facts.backend_why})"[:200]))
         return list(seen.values())
@@ -146,19 +151,21 @@ class TriagedEvent:
 
 
 _QUIET_LEVELS = frozenset({"DEBUG", "TRACE"})
+_LEAD_UP = re.compile(r'"(?:GET|POST|PUT|DELETE|PATCH) /|(?:GET|POST|PUT|DELETE|PATCH) /\S+ (?:→|->)|[Ll]oad(?:ing)? model|'
+                      r'[Ff]etching \d+ files|Starting httpd|[Pp]rompt processing progress')
 _BODY = re.compile(r'[{}\[\]]|[Bb]ody|[Rr]esponse|[Rr]equest|[Pp]rompt|[Mm]essages?\b|[Cc]ontent|[Tt]ext:|[Oo]utput|[Ii]nput')
 
 
 def _judge(
     event: Event, catalog: Catalog, include_all: bool, before: Sequence[tuple[int, str]] = (),
-    backend: str | None = None,
+    backend: str | None = None, hints: dict[int, set[int]] | None = None,
 ) -> TriagedEvent | None:
     # DEBUG/TRACE records carry request and response bodies (anything a user typed or a model said):
     # they are never the report of a bug, so patterns are not tried on them. Other debug records are.
     if event.level in _QUIET_LEVELS and _BODY.search(event.text):
         return None
     f = event_facts(event, before, backend) if event.is_problem else None
-    matches = catalog.match(event, before, backend, f)
+    matches = catalog.match(event, before, backend, f, hints)
     if matches or (include_all and event.is_problem):
         if f is None:
             f = event_facts(event, before, backend)
@@ -251,12 +258,27 @@ def triage_buffer(
 ) -> list[TriagedEvent]:
     """Fast path over bytes or an mmap; same result as `triage_lines(buf's lines)`.
     `engine`: "auto" (hyperscan if installed), "hyperscan" or "re"."""
+    return triage_buffer_counted(buf, catalog, include_all=include_all, scanner=scanner, engine=engine,
+                                 backend=backend)[0]
+
+
+def triage_buffer_counted(
+    buf,
+    catalog: Catalog | None = None,
+    *,
+    include_all: bool = False,
+    scanner: Scanner | None = None,
+    engine: str = "auto",
+    backend: str | None = None,
+) -> tuple[list[TriagedEvent], int]:
+    """`triage_buffer` and the number of newlines in `buf`, counted in the same pass (for a follower's start)."""
     cat = _default(catalog)
     scan = scanner or _scanner(cat, engine)
     out: list[TriagedEvent] = []
     covered = 0  # last line number already inside a returned (or rejected) event
     resume = 0  # offset of the line after it: a fresh Grouper started there behaves as the full run does
-    for off, n in scan.candidates(buf):
+    candidates, hints, newlines = scan.scan(buf)
+    for off, n in candidates:
         if n <= covered:
             continue
         start, first = off, n
@@ -284,10 +306,10 @@ def triage_buffer(
         k = covered + 1 - first
         resume = offsets[k] if k < len(offsets) else len(buf)
         before = _buf_before(buf, offsets[found.first_line - first], found.first_line)
-        t = _judge(found, cat, include_all, before, backend)
+        t = _judge(found, cat, include_all, before, backend, hints)
         if t is not None:
             out.append(t)
-    return out
+    return out, newlines
 
 
 def _buf_before(buf, start: int, first: int) -> list[tuple[int, str]]:
