@@ -247,19 +247,11 @@ def _prev_start(buf, start: int) -> int:
     return buf.rfind(b"\n", 0, start - 1) + 1
 
 
-def triage_buffer(
-    buf,
-    catalog: Catalog | None = None,
-    *,
-    include_all: bool = False,
-    scanner: Scanner | None = None,
-    engine: str = "auto",
-    backend: str | None = None,
-) -> list[TriagedEvent]:
-    """Fast path over bytes or an mmap; same result as `triage_lines(buf's lines)`.
-    `engine`: "auto" (hyperscan if installed), "hyperscan" or "re"."""
-    return triage_buffer_counted(buf, catalog, include_all=include_all, scanner=scanner, engine=engine,
-                                 backend=backend)[0]
+def triage_buffer(buf, catalog: Catalog | None = None, **options: Any) -> list[TriagedEvent]:
+    """Fast path over bytes or an mmap; same result as `triage_lines(buf's lines)`. Options as
+    `triage_buffer_counted` (include_all, scanner, engine: "auto" = hyperscan if installed, "hyperscan", "re";
+    backend)."""
+    return triage_buffer_counted(buf, catalog, **options)[0]
 
 
 def triage_buffer_counted(
