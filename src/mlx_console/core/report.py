@@ -80,7 +80,8 @@ class IssueDraft:
 
 def pick_event(path: Path, line: int | None, catalog: Catalog | None = None,
                backend_kind: str | None = None) -> TriagedEvent:
-    """The event covering `line`, else (no line) the last error event; ConsoleError when there is none."""
+    """The event covering `line`, else (no line) the last recognised error event, else the last error event;
+    ConsoleError when there is none."""
     try:
         events = triage_file(path, catalog, include_all=True, backend=backend_kind)
     except FileNotFoundError:
@@ -96,6 +97,8 @@ def pick_event(path: Path, line: int | None, catalog: Catalog | None = None,
         raise ConsoleError(f"{path}: no warning/error event covers line {line} "
                            f"(events at lines: {', '.join(str(t.first_line) for t in events[:20]) or 'none'})")
     errors = [t for t in events if t.severity == "error"] or events
+    # A recognised error explains more than the 5xx access line or warning after it.
+    errors = [t for t in errors if t.categories] or [t for t in errors if t.event.fmt != "access"] or errors
     if not errors:
         raise ConsoleError(f"{path}: no warning/error event in this log")
     return errors[-1]
@@ -166,7 +169,7 @@ def _backend_section(profile: Profile | None, config: Config | None) -> tuple[li
     except (OSError, ValueError, KeyError, TypeError):
         command = None
     if not command:
-        from mlx_console.core.backends import kind_for
+        from mlx_console.core.backends.base import kind_for
 
         try:
             command = kind_for(profile.kind).command(profile, profile.model)

@@ -111,8 +111,8 @@ class TriagedEvent:
     @property
     def search_query(self) -> str:
         """For an event no entry knows: its error as a ready search query (else "")."""
-        if self.matches or self.facts is None:
-            return ""
+        if self.matches or self.facts is None or self.event.fmt == "access":
+            return ""  # (an access line's 5xx says nothing to search for: the error is in the lines before)
         return search_query(self.facts)
 
     @property
