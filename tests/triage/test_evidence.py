@@ -14,7 +14,14 @@ import pytest
 from mlx_console.core.logs import scan
 from mlx_console.core.logs.patterns import CATEGORIES, Catalog, CatalogError
 from mlx_console.core.logs.scan import Scanner
-from mlx_console.core.logs.triage import Triager, default_catalog, explain, triage_buffer, triage_file, triage_text
+from mlx_console.core.logs.triage import (
+    Triager,
+    default_catalog,
+    explain,
+    triage_buffer,
+    triage_file,
+    triage_text,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "logs"
 OMLX_REAL = FIXTURES.parent / "omlx-real"
