@@ -166,7 +166,7 @@ class Entry:
                     return f"line {n} matches its not_context {p.pattern!r}"
         return None
 
-    @property
+    @cached_property
     def has_evidence_keys(self) -> bool:
         return any(getattr(self, k) for k in _EVIDENCE_KEYS)
 
@@ -354,6 +354,7 @@ class Catalog:
 
     def __init__(self, entries: Sequence[Entry]):
         self.entries: list[Entry] = list(entries)
+        self._evidence_idx = [i for i, e in enumerate(self.entries) if e.has_evidence_keys]
 
     @cached_property
     def _prefilter(self) -> tuple[set[int], list[tuple[str, set[int]]]]:
@@ -449,7 +450,9 @@ class Catalog:
             f = facts(event, before, backend)
         out: list[Match | Verdict] = []
         matches: list[Match] = []
-        for i, e in enumerate(self.entries):
+        tried = sorted({*hit_lines, *(self._evidence_idx if f is not None and problem else ())})
+        for i in tried:
+            e = self.entries[i]
             ns = hit_lines.get(i)
             got = e.evidence_for(f) if f is not None and problem and e.has_evidence_keys else {}
             found = [x for x in got.values() if x is not None]
