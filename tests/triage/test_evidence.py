@@ -44,6 +44,12 @@ def test_fifteen_categories_with_settings_invalid() -> None:
     assert {c for e in default_catalog().entries for c in e.categories} == set(CATEGORIES)
 
 
+def test_every_shipped_regex_compiles() -> None:
+    # The shipped catalogue compiles its regexes on first use (start-up time): check them all here.
+    for e in Catalog.load().entries:
+        e.validate()
+
+
 @pytest.mark.parametrize(
     ("log", "cat"),
     [

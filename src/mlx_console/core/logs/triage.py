@@ -153,7 +153,8 @@ class TriagedEvent:
 _QUIET_LEVELS = frozenset({"DEBUG", "TRACE"})
 _LEAD_UP = re.compile(r'"(?:GET|POST|PUT|DELETE|PATCH) /|(?:GET|POST|PUT|DELETE|PATCH) /\S+ (?:→|->)|[Ll]oad(?:ing)? model|'
                       r'[Ff]etching \d+ files|Starting httpd|[Pp]rompt processing progress')
-_BODY = re.compile(r'[{}\[\]]|[Bb]ody|[Rr]esponse|[Rr]equest|[Pp]rompt|[Mm]essages?\b|[Cc]ontent|[Tt]ext:|[Oo]utput|[Ii]nput')
+_BODY = re.compile(r'\{"|\[\{|\{\'|[Bb]ody\b|[Rr]esponse text|[Rr]equest (?:body|payload|data)|"role"|"content"|'
+                   r"[Mm]essages?:|[Pp]rompt:|[Cc]ompletion:|[Oo]utput text")
 
 
 def _judge(
