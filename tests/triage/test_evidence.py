@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -280,3 +281,28 @@ def test_cli_explain_and_json_explain(tmp_path: Path) -> None:
     assert "frames: no evidence" in " ".join(why["weights-frames"]["reasons"])
     r = _cli("triage", str(log), "--backend", "nope")
     assert r.returncode == 2 and "invalid choice: 'nope'" in r.stderr
+
+
+@pytest.mark.slow
+def test_follow_reports_a_dead_backends_last_event_at_once(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    text = ("2026-01-01 10:00:00,000 - INFO - Starting httpd at 127.0.0.1 on port 8080...\n"
+            + _tb((f"{SITE}/mlx_lm/server.py", "_generate"), (f"{SITE}/mlx_lm/models/cache.py", "merge"),
+                  exc="ValueError: [broadcast_shapes] Shapes (2,8) and (1,8) cannot be broadcast."))
+    log.write_text(text.rstrip("\n"))  # died mid-line: no newline after its last words
+    old = os.stat(log).st_mtime - 60
+    os.utime(log, (old, old))
+    p = subprocess.Popen([sys.executable, "-m", "mlx_console", "triage", str(log), "--follow", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        assert p.stdout is not None
+        # Before any Ctrl-C: the event is closed when the file is read (wait for it with a deadline).
+        ready, _, _ = select.select([p.stdout], [], [], 30)
+        assert ready, "no event within 30 s"
+        first = p.stdout.readline()
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+    o = json.loads(first)
+    assert o["categories"] == ["batch_cache_shape"] and o["end_line"] == len(text.splitlines())
+    assert "cannot be broadcast" in o["summary"]
