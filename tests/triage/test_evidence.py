@@ -306,3 +306,12 @@ def test_follow_reports_a_dead_backends_last_event_at_once(tmp_path: Path) -> No
     o = json.loads(first)
     assert o["categories"] == ["batch_cache_shape"] and o["end_line"] == len(text.splitlines())
     assert "cannot be broadcast" in o["summary"]
+
+
+def test_nearby_load_makes_an_oom_a_load_failure() -> None:
+    during_load = "2026-01-01 10:00:00,000 - INFO - Loading model /m/big\nRuntimeError: Out of memory\n"
+    during_prefill = "2026-01-01 10:00:00,000 - INFO - Prompt processing progress: 1/2\nRuntimeError: Out of memory\n"
+    [ev] = triage_text(during_load)
+    assert "oom_load" in ev.categories
+    assert any(e.kind == "nearby" and e.line == 1 for e in ev.evidence)
+    assert _cats(during_prefill) == {"oom_inference"}
