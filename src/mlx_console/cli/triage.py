@@ -1,4 +1,6 @@
-"""`mlx-console triage FILE|- [--json] [--follow] [--all]`: recognise known MLX serving bugs in a log."""
+"""`mlx-console triage FILE|- [--json] [--follow] [--all] [--explain] [--backend NAME]`: recognise known MLX
+serving bugs in a log. `--json`: one object a line (keys in TriagedEvent.to_json, plus "explain" with --explain).
+"""
 
 from __future__ import annotations
 
@@ -15,10 +17,10 @@ from typing import TextIO
 
 from mlx_console.cli._common import add_json_flag, load_config, say
 from mlx_console.core.common.text import json_safe, visible
-from mlx_console.core.logs.live import LiveTriage
+from mlx_console.core.logs.evidence import TRACKERS
 from mlx_console.core.logs.patterns import Catalog
 from mlx_console.core.logs.source import stream_lines
-from mlx_console.core.logs.triage import TriagedEvent, Triager, triage_buffer, triage_file
+from mlx_console.core.logs.triage import TriagedEvent, Triager, explain, triage_buffer, triage_file
 
 _QUIET_FLUSH = 1.0  # seconds without new lines before the open event of a followed log is reported
 
@@ -35,10 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(p)
     p.add_argument("--follow", "-f", action="store_true", help="keep reading as the log grows (Ctrl-C to stop)")
     p.add_argument("--all", action="store_true", help="also report warning/error events no pattern knows")
+    p.add_argument("--explain", action="store_true",
+                   help="per event, why each catalogue entry with any evidence was chosen or rejected")
+    p.add_argument("--backend", metavar="NAME", choices=sorted(TRACKERS),
+                   help="the server that wrote the log (mlx-lm, omlx, mlx-vlm, vllm-mlx, lmstudio, exo, ollama): "
+                   "where an unknown error is searched; default: recognised from the log")
     p.set_defaults(func=run)
 
 
-def _block(t: TriagedEvent) -> str:
+def _block(t: TriagedEvent, explain: bool = False, catalog: Catalog | None = None) -> str:
     rng = f"line {t.first_line}" if t.first_line == t.last_line else f"lines {t.first_line}-{t.last_line}"
     cats = ", ".join(t.categories) or "unrecognised"
     out = [f"{rng}  [{cats}]  {t.severity}  {t.title}"]
@@ -50,13 +57,32 @@ def _block(t: TriagedEvent) -> str:
         out.append(f"  cause: {t.main.cause}")
         out.append(f"  first move: {t.main.first_move}")
         out.extend(f"  see: {r}" for r in t.main.references[:2])
-        out.append(f"  pattern: {', '.join(m.id for m in t.matches)}")
+        out.append(f"  pattern: {', '.join(m.id for m in t.matches)}  (confidence {t.confidence:.2f})")
+    elif t.first_move:
+        out.append(f"  first move: {t.first_move}")
+    if explain:
+        out.extend(_explain_lines(t, catalog))
     return "\n".join(out)
 
 
+def _explain_lines(t: TriagedEvent, catalog: Catalog | None) -> list[str]:
+    out = ["  evidence:"]
+    out.extend(f"    {e.kind:9} {('line ' + str(e.line)) if e.line else '':10} {e.text[:140]}" for e in t.evidence)
+    verdicts = explain(t, catalog)
+    main = t.main.id if t.main else None
+    out.append("  why:" if verdicts else "  why: no catalogue entry found any evidence in this event")
+    for v in verdicts:
+        mark = "chosen" if v.id == main else ("also" if v.chosen else "rejected")
+        out.append(f"    {mark:8} {v.id} [{', '.join(v.categories)}]")
+        out.extend(f"             - {r}" for r in v.reasons)
+    return out
+
+
 class _Printer:
-    def __init__(self, as_json: bool, out: TextIO):
+    def __init__(self, as_json: bool, out: TextIO, explain: bool = False, catalog: Catalog | None = None):
         self.as_json = as_json
+        self.explain = explain
+        self.catalog = catalog
         self.out = out
         self.counts: Counter[str] = Counter()
         self.unknown = 0
@@ -68,9 +94,12 @@ class _Printer:
             self.counts.update(t.categories)
             self.unknown += not t.categories
             if self.as_json:
-                self.out.write(json_safe(json.dumps(t.to_json(), ensure_ascii=False)) + "\n")
+                obj = t.to_json()
+                if self.explain:
+                    obj["explain"] = [v._asdict() for v in explain(t, self.catalog)]
+                self.out.write(json_safe(json.dumps(obj, ensure_ascii=False)) + "\n")
             else:
-                self.out.write(visible(_block(t)) + "\n\n")  # a log line must not drive the terminal
+                self.out.write(visible(_block(t, self.explain, self.catalog)) + "\n\n")  # a log line must not drive the terminal
         self.out.flush()
 
     def summary(self, source: str) -> None:
@@ -107,13 +136,13 @@ def _read_error(path: str, e: OSError) -> int:
     return _fail(f"{path}: cannot read: {e.strerror or e}")
 
 
-def _triage_path(path: str, catalog: Catalog, include_all: bool, printer: _Printer) -> int:
+def _triage_path(path: str, catalog: Catalog, include_all: bool, printer: _Printer, backend: str | None) -> int:
     try:
         with open(path, "rb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a pipe or device: read it as a stream
-                printer.emit(triage_buffer(f.read(), catalog, include_all=include_all))
+                printer.emit(triage_buffer(f.read(), catalog, include_all=include_all, backend=backend))
                 return 0
-        printer.emit(triage_file(path, catalog, include_all=include_all))
+        printer.emit(triage_file(path, catalog, include_all=include_all, backend=backend))
     except BrokenPipeError:
         raise  # stdout closed by the reader (| head): not a read error
     except OSError as e:
@@ -122,6 +151,9 @@ def _triage_path(path: str, catalog: Catalog, include_all: bool, printer: _Print
 
 
 def _follow(path: str, catalog: Catalog, include_all: bool, printer: _Printer) -> int:
+    from mlx_console.core.logs.live import LiveTriage  # the follower (watchfiles, threads): only for --follow
+
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if not os.path.exists(path) and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
@@ -162,18 +194,18 @@ def _follow_stdin(triager: Triager, printer: _Printer) -> None:
 
 def run(args: argparse.Namespace) -> int:
     catalog = _load_catalog(args)
-    printer = _Printer(args.json, sys.stdout)
+    printer = _Printer(args.json, sys.stdout, args.explain, catalog)
     if args.file == "-":
         if args.follow:
-            _follow_stdin(Triager(catalog, include_all=args.all), printer)
+            _follow_stdin(Triager(catalog, include_all=args.all, backend=args.backend), printer)
         else:
-            printer.emit(triage_buffer(sys.stdin.buffer.read(), catalog, include_all=args.all))
+            printer.emit(triage_buffer(sys.stdin.buffer.read(), catalog, include_all=args.all, backend=args.backend))
         printer.summary("stdin")
         return 0
     if args.follow:
         rc = _follow(args.file, catalog, args.all, printer)
     else:
-        rc = _triage_path(args.file, catalog, args.all, printer)
+        rc = _triage_path(args.file, catalog, args.all, printer, args.backend)
     if rc == 0:
         printer.summary(args.file)
     return rc

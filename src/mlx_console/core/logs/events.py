@@ -32,12 +32,27 @@ _HEADS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("request_exc", re.compile(r"^(?P<msg>Exception occurred during processing of request from .*)$")),
 )
 _TRACEBACK = "Traceback (most recent call last):"
+_FRAME = re.compile(r'\s*File "[^"]+", line \d+')  # a traceback frame (pasted or prefixed ones lose their indent)
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
 _ERRORISH = re.compile(
     r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b(?::|$)|(?:Error|ERROR|FATAL|Fatal error)\b"
     r"|libc\+\+abi: terminating|terminate called|Segmentation fault|Abort trap|zsh: (?:abort|killed))"
 )
 _FIXED_LEVEL = {"thread_exc": "ERROR", "request_exc": "ERROR", "pywarning": "WARNING"}
+# Prefixes that servers embedding mlx-lm (vllm-mlx/vllm-metal, LM Studio, exo, vmlx, LocalAI) or a shortened
+# console format put before the line Python printed. The rest of the line is parsed as if unprefixed; a level
+# in the prefix is the line's level when the rest has none. Tried only on lines no head recognises.
+_PLV = r"(?P<plevel>TRACE|DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)"
+_PREFIX = re.compile(
+    r"^(?:"
+    rf"\([\w.-]+ pid=\d+\) (?:{_PLV} \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \[[^\]]*\] ?)?"  # vllm worker
+    rf"|{_PLV.replace('plevel', 'plevel2')} \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \[[\w.-]+:\d+\] ?"  # vllm
+    rf"|\[(?:{_TS}|\d\d:\d\d:\d\d(?:[.,]\d+)?)\](?:\[{_PLV.replace('plevel', 'plevel3')}\])?(?:\[[\w .-]+\])? ?"
+    rf"|{_TS} \| {_PLV.replace('plevel', 'plevel4')} +\| [^ ]+ - "  # loguru (exo)
+    rf"|\d\d:\d\d:\d\d(?:[.,]\d+)? {_PLV.replace('plevel', 'plevel5')} +"  # short console format
+    r"|\d{1,2}:\d\d[AP]M [A-Z]{3} .*?: (?:stderr|stdout) "  # LocalAI's backend relay
+    r")(?P<rest>.*)$"
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,8 @@ def parse_line(text: str) -> Parsed:
         return Parsed("indented", None, text)
     if text.startswith(_TRACEBACK):
         return Parsed("traceback", "ERROR", text)
+    if first == "F" and _FRAME.match(text):
+        return Parsed("indented", None, text)
     for name, rx in _HEADS:
         m = rx.match(text)
         if m:
@@ -78,7 +95,22 @@ def parse_line(text: str) -> Parsed:
             if name == "access" and d["status"].startswith("5"):
                 level = "ERROR"
             return Parsed(name, level, d.get("msg", text), d)
-    return Parsed("unknown", "ERROR" if _ERRORISH.match(text) else None, text)
+    return _parse_prefixed(text) or Parsed("unknown", "ERROR" if _ERRORISH.match(text) else None, text)
+
+
+def _parse_prefixed(text: str) -> Parsed | None:
+    m = _PREFIX.match(text)
+    rest = m.group("rest") if m else ""
+    if not rest.strip():
+        return None
+    assert m is not None
+    plevel = _norm_level(next((v for k, v in m.groupdict().items() if k.startswith("plevel") and v), None))
+    inner = parse_line(rest)
+    fields = {**inner.fields, "prefix": text[: len(text) - len(rest)]}
+    level = inner.level
+    if level is None and inner.fmt == "unknown" and plevel in PROBLEM_LEVELS:
+        level = plevel
+    return Parsed(inner.fmt, level, inner.message, fields)
 
 
 @dataclass
@@ -128,10 +160,14 @@ class Grouper:
         done = self.flush()
         self._cur = Event(n, [text], p.fmt, p.level)
         self._tb = _NO_TB
-        if p.fmt == "traceback":
-            self._cur.has_traceback = True
-            self._tb = _FRAMES
+        if p.fmt == "traceback" or p.fmt == "indented" and _FRAME.match(p.message):
+            self._frames_start()  # (a frame: a traceback whose head is missing, e.g. a log read from its middle)
         return done
+
+    def _frames_start(self) -> None:
+        assert self._cur is not None
+        self._cur.has_traceback = True
+        self._tb = _FRAMES
 
     def _append(self, text: str) -> None:
         cur = self._cur
@@ -184,6 +220,8 @@ class Grouper:
                 return None
         if p.fmt == "indented" and not self._blanks:
             self._append(text)
+            if self._tb == _NO_TB and _FRAME.match(p.message):
+                self._frames_start()
             return None
         return self._start(n, text, p)
 

@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 from mlx_console.core.logs.patterns import Catalog
-from mlx_console.core.logs.source import LogFollower, count_newlines
-from mlx_console.core.logs.triage import TriagedEvent, Triager, default_catalog, triage_buffer
+from mlx_console.core.logs.source import LogFollower
+from mlx_console.core.logs.triage import TriagedEvent, Triager, default_catalog, triage_buffer_counted
 
 _TAIL_PROBE = 1 << 20
+DEAD_AFTER_S = 5.0  # a file unwritten this long with an unfinished last line: that line is its last words
 
 
 def _complete_end(fd: int, size: int) -> int:
@@ -69,10 +70,12 @@ class LiveTriage:
                 if not stat.S_ISREG(st.st_mode):
                     raise IsADirectoryError(f"{self.path}: not a regular file")
                 offset = _complete_end(f.fileno(), st.st_size)
-                if offset:
+                if offset < st.st_size and time.time() - st.st_mtime > DEAD_AFTER_S:
+                    offset = st.st_size  # nobody is writing it (a dead backend): its last line is complete
+                if offset:  # one pass: the scan counts the lines as it goes
                     with mmap.mmap(f.fileno(), offset, access=mmap.ACCESS_READ) as mm:
-                        events = triage_buffer(mm, self.catalog, include_all=self.include_all)
-                    lines = count_newlines(f.fileno(), offset)
+                        events, lines = triage_buffer_counted(mm, self.catalog, include_all=self.include_all)
+                        lines += mm[offset - 1] != 0x0A  # the unfinished last line read as complete
             start = {"start_offset": offset, "start_line": lines}
         else:
             start = {"start": "begin"}

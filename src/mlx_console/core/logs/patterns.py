@@ -1,8 +1,14 @@
 """The known-bug catalogue: load the shipped TOML plus user files, and match log events against it.
 
-API: `Catalog.load(extra_paths)` → `Catalog`; `catalog.match(event) -> list[Match]` (best first);
-`catalog.line_hits(text)` (indexes of entries whose patterns match one line). File format: see catalog.toml.
-A user file's entry with the id of a shipped entry replaces it; new ids are added after the shipped ones.
+API: `Catalog.load(extra_paths)` → `Catalog`; `catalog.match(event) -> list[Match]` (best first, each with
+its evidence and a confidence); `catalog.explain(event)` (why each entry with any evidence was chosen or
+rejected); `catalog.line_hits(text)` (indexes of entries whose patterns match one line). File format: see
+catalog.toml. A user file's entry with the id of a shipped entry replaces it; new ids are added after the
+shipped ones.
+
+An entry matches an event when one of its `patterns` hits a line of it, or, for a warning/error event, when
+each of its evidence keys (`exceptions`, `messages`, `frames`, `loggers`, `nearby`) finds its evidence
+(see evidence.py); `context`/`not_context` then apply to either route.
 """
 
 from __future__ import annotations
@@ -10,14 +16,15 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from re import _constants as _c  # the stdlib regex parser: used to find literals a pattern requires
 from re import _parser
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mlx_console.core.errors import ConsoleError
+from mlx_console.core.logs.evidence import Evidence, Facts, facts, short_type
 
 if TYPE_CHECKING:
     from mlx_console.core.logs.events import Event
@@ -37,14 +44,16 @@ CATEGORIES: tuple[str, ...] = (
     "kv_cache_quant",
     "speculative_decoding",
     "port_in_use",
+    "settings_invalid",
 )
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 BACKENDS: tuple[str, ...] = ("mlx-lm", "omlx", "mlx")
 _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 _MIN_LITERAL = 3
 
-_REQUIRED = ("id", "category", "patterns", "severity", "title", "cause", "first_move")
-_OPTIONAL = ("backends", "references", "ignore_case", "context", "not_context")
+_REQUIRED = ("id", "category", "severity", "title", "cause", "first_move")
+_EVIDENCE_KEYS = ("exceptions", "messages", "frames", "loggers", "nearby")
+_OPTIONAL = ("patterns", "backends", "references", "ignore_case", "context", "not_context", *_EVIDENCE_KEYS)
 # Syntax the fast engines (hyperscan, RE2) do not accept: refuse it up front so both paths agree.
 _UNSUPPORTED = re.compile(r"\(\?(?:[=!]|<[=!])|\\[1-9]|\(\?P=")
 
@@ -106,18 +115,66 @@ class Entry:
     context: tuple[str, ...] = ()
     not_context: tuple[str, ...] = ()
     source: str = ""
-    _compiled: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
-    _context: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
-    _not_context: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
+    # Evidence keys: regexes over the event's exception types (full match of the short or qualified name),
+    # exception/record messages, traceback frames (`path in func`), logger name, and the lines before it.
+    exceptions: tuple[str, ...] = ()
+    messages: tuple[str, ...] = ()
+    frames: tuple[str, ...] = ()
+    loggers: tuple[str, ...] = ()
+    nearby: tuple[str, ...] = ()
+
+    # Compiled on first use: compiling ~450 regexes costs ~0.1 s, and a triage touches few entries.
+    def _rx(self, pats: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+        return tuple(_compile(p, self.ignore_case, self.source) for p in pats)
+
+    @cached_property
+    def _compiled(self) -> tuple[re.Pattern[str], ...]:
+        return self._rx(self.patterns)
+
+    @cached_property
+    def _context(self) -> tuple[re.Pattern[str], ...]:
+        return self._rx(self.context)
+
+    @cached_property
+    def _not_context(self) -> tuple[re.Pattern[str], ...]:
+        return self._rx(self.not_context)
+
+    @cached_property
+    def _evidence(self) -> tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]:
+        return tuple((k, self._rx(getattr(self, k))) for k in _EVIDENCE_KEYS if getattr(self, k))
+
+    def validate(self) -> None:
+        """Compile every regex now (CatalogError naming the entry if one is invalid)."""
+        for name in ("_compiled", "_context", "_not_context", "_evidence"):
+            getattr(self, name)
 
     def hits_line(self, text: str) -> bool:
         return any(p.search(text) for p in self._compiled)
 
     def accepts(self, lines: Sequence[str]) -> bool:
         """The context conditions, checked on all lines of an event that already hit a pattern."""
+        return self.context_verdict(lines, 1) is None
+
+    def context_verdict(self, lines: Sequence[str], first_line: int) -> str | None:
+        """None if the context conditions hold, else why not."""
         if self._context and not any(p.search(t) for t in lines for p in self._context):
-            return False
-        return not any(p.search(t) for t in lines for p in self._not_context)
+            return f"no line matches its context ({', '.join(self.context)})"
+        for n, t in enumerate(lines, first_line):
+            for p in self._not_context:
+                if p.search(t):
+                    return f"line {n} matches its not_context {p.pattern!r}"
+        return None
+
+    @cached_property
+    def has_evidence_keys(self) -> bool:
+        return any(getattr(self, k) for k in _EVIDENCE_KEYS)
+
+    def evidence_for(self, f: Facts) -> dict[str, Evidence | None]:
+        """For each evidence key of the entry: the first piece of evidence found, or None."""
+        out: dict[str, Evidence | None] = {}
+        for key, rxs in self._evidence:
+            out[key] = _find(key, rxs, f)
+        return out
 
 
 @dataclass(frozen=True)
@@ -131,11 +188,47 @@ class Match:
     cause: str
     first_move: str
     references: tuple[str, ...]
-    lines: tuple[int, ...]  # 1-based line numbers (within the source) that hit a pattern
+    lines: tuple[int, ...]  # 1-based line numbers (within the source) that hit a pattern (or hold evidence)
+    confidence: float = 0.9
+    evidence: tuple[Evidence, ...] = ()
 
     @classmethod
-    def of(cls, e: Entry, lines: Iterable[int]) -> Match:
-        return cls(e.id, e.categories, e.severity, e.title, e.cause, e.first_move, e.references, tuple(lines))
+    def of(cls, e: Entry, lines: Iterable[int], confidence: float = 0.9, evidence: Iterable[Evidence] = ()) -> Match:
+        return cls(e.id, e.categories, e.severity, e.title, e.cause, e.first_move, e.references, tuple(lines),
+                   round(confidence, 2), tuple(evidence))
+
+
+def _find(key: str, rxs: tuple[re.Pattern[str], ...], f: Facts) -> Evidence | None:
+    if key == "exceptions":
+        for x in reversed(f.exceptions):
+            if any(r.fullmatch(x.type) or r.fullmatch(short_type(x.type)) for r in rxs):
+                return Evidence("exception", x.line, f"{x.type}: {x.message}"[:300])
+    elif key == "messages":
+        texts = [(x.line, x.message) for x in reversed(f.exceptions)] + f.records
+        for n, t in texts:
+            if any(r.search(t) for r in rxs):
+                return Evidence("message", n, t[:300])
+    elif key == "frames":
+        for fr in reversed(f.frames):  # innermost first
+            if any(r.search(fr.text) for r in rxs):
+                return Evidence("frame", fr.line, fr.text)
+    elif key == "loggers":
+        if f.logger and any(r.search(f.logger) for r in rxs):
+            return Evidence("logger", f.event.first_line, f.logger)
+    elif key == "nearby":
+        for n, t in reversed(f.before):
+            if any(r.search(t) for r in rxs):
+                return Evidence("nearby", n, t[:300])
+    return None
+
+
+class Verdict(NamedTuple):
+    """`--explain`: one entry that found some evidence in an event, whether it was chosen, and why."""
+
+    id: str
+    categories: tuple[str, ...]
+    chosen: bool
+    reasons: tuple[str, ...]
 
 
 def _where(path: str, line: int | None) -> str:
@@ -147,11 +240,15 @@ def _entry_lines(text: str) -> list[int]:
     return [i + 1 for i, ln in enumerate(text.splitlines()) if ln.strip().startswith("[[entry]]")]
 
 
-def _compile(pattern: str, ignore_case: bool, where: str) -> re.Pattern[str]:
+def _check(pattern: str, where: str) -> None:
     if _UNSUPPORTED.search(pattern):
         raise CatalogError(f"{where}: pattern {pattern!r} uses look-arounds or back-references, which are not supported")
     if "\n" in pattern:
         raise CatalogError(f"{where}: pattern {pattern!r} spans lines; patterns match one line at a time")
+
+
+def _compile(pattern: str, ignore_case: bool, where: str) -> re.Pattern[str]:
+    _check(pattern, where)
     try:
         return re.compile(pattern, re.IGNORECASE if ignore_case else 0)
     except re.error as e:
@@ -197,9 +294,14 @@ def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entr
     ignore_case = raw.get("ignore_case", False)
     if not isinstance(ignore_case, bool):
         raise CatalogError(f"{where}: 'ignore_case' must be true or false")
-    patterns = _str_list(raw, "patterns", where, required=True)
+    patterns = _str_list(raw, "patterns", where)
     context = _str_list(raw, "context", where)
     not_context = _str_list(raw, "not_context", where)
+    ev = {k: _str_list(raw, k, where) for k in _EVIDENCE_KEYS}
+    for pat in (*patterns, *context, *not_context, *(p for v in ev.values() for p in v)):
+        _check(pat, where)
+    if not patterns and not any(ev.values()):
+        raise CatalogError(f"{where}: needs 'patterns' or at least one of {', '.join(_EVIDENCE_KEYS)}")
     return Entry(
         id=eid,
         categories=cats,
@@ -214,9 +316,7 @@ def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entr
         context=context,
         not_context=not_context,
         source=where,
-        _compiled=tuple(_compile(p, ignore_case, where) for p in patterns),
-        _context=tuple(_compile(p, ignore_case, where) for p in context),
-        _not_context=tuple(_compile(p, ignore_case, where) for p in not_context),
+        **ev,
     )
 
 
@@ -245,7 +345,12 @@ def parse_catalog_text(text: str, source: str) -> list[Entry]:
 
 
 def shipped_catalog_text() -> str:
-    return resources.files("mlx_console.core.logs").joinpath("catalog.toml").read_text(encoding="utf-8")
+    try:  # the file beside this module (importlib.resources costs ~8 ms of start-up): any normal install
+        return (Path(__file__).parent / "catalog.toml").read_text(encoding="utf-8")
+    except OSError:  # a zipped package
+        from importlib import resources
+
+        return resources.files("mlx_console.core.logs").joinpath("catalog.toml").read_text(encoding="utf-8")
 
 
 class Catalog:
@@ -253,19 +358,23 @@ class Catalog:
 
     def __init__(self, entries: Sequence[Entry]):
         self.entries: list[Entry] = list(entries)
-        # Line prefilter for the plain path: a literal each pattern requires (`in` is C speed); most lines
-        # hold none, and only entries whose literal is present (or that have none) are tried with `re`.
-        self._always: set[int] = set()
+        self._evidence_idx = [i for i, e in enumerate(self.entries) if e.has_evidence_keys]
+
+    @cached_property
+    def _prefilter(self) -> tuple[set[int], list[tuple[str, set[int]]]]:
+        """Line prefilter for the plain path: a literal each pattern requires (`in` is C speed); most lines
+        hold none, and only entries whose literal is present (or that have none) are tried with `re`."""
+        always: set[int] = set()
         by_lit: dict[str, set[int]] = {}
         for i, e in enumerate(self.entries):
             for p in e.patterns:
                 lits = None if e.ignore_case else required_literals(p)
                 if lits is None:
-                    self._always.add(i)
+                    always.add(i)
                 else:
                     for lit in lits:
                         by_lit.setdefault(lit, set()).add(i)
-        self._by_lit = list(by_lit.items())
+        return always, list(by_lit.items())
 
     @classmethod
     def load(cls, extra_paths: Iterable[str | Path] = (), *, shipped: bool = True) -> Catalog:
@@ -281,6 +390,7 @@ class Catalog:
             except (OSError, UnicodeDecodeError) as e:
                 raise CatalogError(f"{path}: cannot read catalogue file: {e}") from None
             for e in parse_catalog_text(text, str(path)):
+                e.validate()  # a user's bad regex is an error at load, naming the file and entry
                 entries[e.id] = e  # dict keeps the first insertion position: an override stays in place
         return cls(list(entries.values()))
 
@@ -290,24 +400,100 @@ class Catalog:
 
     def line_hits(self, text: str) -> list[int]:
         """Indexes of the entries with a pattern matching this one line (pure `re`)."""
-        cand = set(self._always)
-        for lit, idx in self._by_lit:
+        always, by_lit = self._prefilter
+        cand = set(always)
+        for lit, idx in by_lit:
             if lit in text:
                 cand |= idx
         return [i for i in sorted(cand) if self.entries[i].hits_line(text)]
 
-    def match_lines(self, lines: Sequence[str], first_line: int = 1) -> list[Match]:
-        """Entries recognised in a group of lines (one event), best first."""
+    def _hits(self, lines: Sequence[str], first_line: int, hints: dict[int, set[int]] | None = None
+              ) -> dict[int, list[int]]:
+        """Entry index → the lines its patterns hit. `hints` (from the scanner): the entries that may hit
+        each line (a line absent from it hits none); they are re-checked with `re`."""
         hit_lines: dict[int, list[int]] = {}
         for n, text in enumerate(lines, first_line):
-            for i in self.line_hits(text):
+            if hints is None:
+                found = self.line_hits(text)
+            else:
+                found = [i for i in sorted(hints.get(n, ())) if self.entries[i].hits_line(text)]
+            for i in found:
                 hit_lines.setdefault(i, []).append(n)
-        return self._finish(hit_lines, lines)
+        return hit_lines
 
-    def _finish(self, hit_lines: dict[int, list[int]], lines: Sequence[str]) -> list[Match]:
+    def match_lines(self, lines: Sequence[str], first_line: int = 1) -> list[Match]:
+        """Entries whose patterns recognise a group of lines (one event), best first (patterns only)."""
+        hit_lines = self._hits(lines, first_line)
         found = [(i, ns) for i, ns in sorted(hit_lines.items()) if self.entries[i].accepts(lines)]
-        found.sort(key=lambda t: (_SEVERITY_RANK[self.entries[t[0]].severity], t[0]))
-        return [Match.of(self.entries[i], ns) for i, ns in found]
+        return self._order([Match.of(self.entries[i], ns, 0.9, self._pattern_ev(i, ns, lines, first_line))
+                            for i, ns in found])
 
-    def match(self, event: Event) -> list[Match]:
-        return self.match_lines(event.lines, event.first_line)
+    def _pattern_ev(self, i: int, ns: list[int], lines: Sequence[str], first_line: int) -> list[Evidence]:
+        return [Evidence("pattern", n, lines[n - first_line][:300]) for n in ns[:3]]
+
+    def _order(self, matches: list[Match]) -> list[Match]:
+        rank = {e.id: k for k, e in enumerate(self.entries)}
+        return sorted(matches, key=lambda m: (_SEVERITY_RANK[m.severity], rank[m.id]))
+
+    def match(self, event: Event, before: Sequence[tuple[int, str]] = (), backend: str | None = None,
+              f: Facts | None = None, hints: dict[int, set[int]] | None = None) -> list[Match]:
+        """Entries recognised in an event by patterns or by evidence, best first."""
+        return [v for v in self._judge(event, before, backend, f, explain=False, hints=hints)
+                if isinstance(v, Match)]
+
+    def explain(self, event: Event, before: Sequence[tuple[int, str]] = (), backend: str | None = None,
+                f: Facts | None = None) -> list[Verdict]:
+        return [v for v in self._judge(event, before, backend, f, explain=True) if isinstance(v, Verdict)]
+
+    def _judge(self, event: Event, before: Sequence[tuple[int, str]], backend: str | None, f: Facts | None,
+               *, explain: bool, hints: dict[int, set[int]] | None = None) -> list[Match | Verdict]:
+        lines, first = event.lines, event.first_line
+        hit_lines = self._hits(lines, first, hints)
+        problem = event.is_problem
+        if f is None and (problem or hit_lines):
+            f = facts(event, before, backend)
+        out: list[Match | Verdict] = []
+        matches: list[Match] = []
+        tried = sorted({*hit_lines, *(self._evidence_idx if f is not None and problem else ())})
+        for i in tried:
+            e = self.entries[i]
+            ns = hit_lines.get(i)
+            got = e.evidence_for(f) if f is not None and problem and e.has_evidence_keys else {}
+            found = [x for x in got.values() if x is not None]
+            if not ns and not found:
+                continue
+            reasons: list[str] = []
+            if ns:
+                reasons.append(f"pattern hit on line {', '.join(map(str, ns[:5]))}")
+            full = bool(got) and len(found) == len(got)
+            if got:
+                for key, x in got.items():
+                    reasons.append(f"{key}: {x.kind} on line {x.line}: {x.text[:120]}" if x else
+                                   f"{key}: no evidence (wants {', '.join(getattr(e, key))})")
+            if not problem and e.has_evidence_keys and not ns:
+                reasons.append("not a warning/error event: evidence keys are not tried")
+            ok = bool(ns) or full
+            why_not = e.context_verdict(lines, first) if ok else None
+            if why_not:
+                reasons.append(why_not)
+                ok = False
+            if ok:
+                ev = self._pattern_ev(i, ns, lines, first) if ns else []
+                ev += found
+                if ns:
+                    conf = (0.9 if problem else 0.75) + 0.03 * len(found) + (0.03 if f and f.exceptions else 0)
+                else:
+                    specific = any(x.kind in ("message", "logger") for x in found)
+                    conf = 0.5 + 0.12 * len(found) + (0.08 if specific else 0)
+                if e.context:
+                    ev.append(Evidence("context", 0, ", ".join(e.context)[:120]))
+                m = Match.of(e, ns or sorted({x.line for x in found}), min(conf, 0.99 if ns else 0.9), ev)
+                matches.append(m)
+            elif not ns and not full:
+                reasons.append("rejected: not every evidence key found its evidence")
+            if explain:
+                out.append(Verdict(e.id, e.categories, ok, tuple(reasons)))
+        ordered = self._order(matches)
+        if explain:
+            return out
+        return list(ordered)

@@ -6,31 +6,41 @@
 - `Triager`: incremental, for a followed log: `feed(line) -> list[TriagedEvent]`, `flush()` when the log
   goes quiet. Call it from a worker thread; it holds no locks and does no I/O.
 Every function returns only catalogue matches, plus with `include_all=True` the other warning/error events
-(tracebacks, ERROR lines no pattern knows) with no categories.
+(tracebacks, ERROR lines no pattern knows) with no categories; an unknown error's first move is a search of
+its backend's tracker (`search_query`, `search_urls`). Each event carries `evidence` and a `confidence`;
+`explain(t, catalog)` says why each entry with any evidence was chosen or rejected. The event still open at
+the end of the input is closed and triaged (a dead backend's last words): `triage_*` do it at the end,
+`Triager.flush()` does it for a followed log.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import re
 import weakref
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlx_console.core.logs.events import Event, Grouper, group_lines, parse_line
-from mlx_console.core.logs.patterns import Catalog, Match
+from mlx_console.core.logs.evidence import TRACKERS, Evidence, Facts, search_query, search_urls
+from mlx_console.core.logs.evidence import facts as event_facts
+from mlx_console.core.logs.patterns import Catalog, Match, Verdict
 from mlx_console.core.logs.scan import Scanner
 from mlx_console.core.logs.source import decode_line, split_text
 
 _MAX_BACK = 5000  # lines walked back from a candidate to find the record that opens its event
+NEARBY = 5  # lines before an event kept as its `nearby` evidence (the request or load that preceded it)
 
 
 @dataclass(frozen=True)
 class TriagedEvent:
     event: Event
     matches: tuple[Match, ...]  # best first; empty for an unrecognised warning/error event
+    facts: Facts | None = field(default=None, repr=False, compare=False)
 
     @property
     def first_line(self) -> int:
@@ -67,7 +77,48 @@ class TriagedEvent:
 
     @property
     def first_move(self) -> str:
-        return self.main.first_move if self.main else ""
+        if self.main:
+            return self.main.first_move
+        if self.severity != "error" or not self.search_query:
+            return ""
+        urls = self.search_urls
+        where = TRACKERS.get(self.backend or "", "the upstream") + " issues"
+        return f'Search {where} for "{self.search_query}": {urls[0]}' if urls else ""
+
+    @property
+    def backend(self) -> str | None:
+        return self.facts.backend if self.facts else None
+
+    @property
+    def confidence(self) -> float:
+        return self.main.confidence if self.main else 0.0
+
+    @property
+    def evidence(self) -> list[Evidence]:
+        seen: dict[tuple[str, int, str], Evidence] = {}
+        for m in self.matches:
+            for e in m.evidence:
+                seen.setdefault((e.kind, e.line, e.text), e)
+        if self.facts:
+            for n, text in reversed(self.facts.before):  # the request or load that preceded it
+                if _LEAD_UP.search(text):
+                    seen.setdefault(("nearby", n, text), Evidence("nearby", n, text[:300]))
+                    break
+        if self.facts and self.facts.backend:
+            seen.setdefault(("backend", 0, ""), Evidence("backend", 0, f"{self.facts.backend} ({self.facts.backend_why})"[:200]))
+        return list(seen.values())
+
+    @property
+    def search_query(self) -> str:
+        """For an event no entry knows: its error as a ready search query (else "")."""
+        if self.matches or self.facts is None or self.event.fmt == "access":
+            return ""  # (an access line's 5xx says nothing to search for: the error is in the lines before)
+        return search_query(self.facts)
+
+    @property
+    def search_urls(self) -> list[str]:
+        q = self.search_query
+        return search_urls(q, self.backend) if q else []
 
     @property
     def references(self) -> list[str]:
@@ -91,19 +142,42 @@ class TriagedEvent:
             "patterns": [m.id for m in self.matches],
             "cause": self.cause,
             "summary": self.event.summary,
+            "evidence": [e.to_json() for e in self.evidence],
+            "confidence": self.confidence,
+            "backend": self.backend,
+            "search_query": self.search_query or None,
+            "search_urls": self.search_urls,
         }
 
 
 _QUIET_LEVELS = frozenset({"DEBUG", "TRACE"})
+_LEAD_UP = re.compile(r'"(?:GET|POST|PUT|DELETE|PATCH) /|(?:GET|POST|PUT|DELETE|PATCH) /\S+ (?:→|->)|[Ll]oad(?:ing)? model|'
+                      r'[Ff]etching \d+ files|Starting httpd|[Pp]rompt processing progress')
+_BODY = re.compile(r'\{"|\[\{|\{\'|[Bb]ody\b|[Rr]esponse text|[Rr]equest (?:body|payload|data)|"role"|"content"|'
+                   r"[Mm]essages?:|[Pp]rompt:|[Cc]ompletion:|[Oo]utput text")
 
 
-def _judge(event: Event, catalog: Catalog, include_all: bool) -> TriagedEvent | None:
+def _judge(
+    event: Event, catalog: Catalog, include_all: bool, before: Sequence[tuple[int, str]] = (),
+    backend: str | None = None, hints: dict[int, set[int]] | None = None,
+) -> TriagedEvent | None:
     # DEBUG/TRACE records carry request and response bodies (anything a user typed or a model said):
-    # they are never the report of a bug, so patterns are not tried on them.
-    matches = [] if event.level in _QUIET_LEVELS else catalog.match(event)
+    # they are never the report of a bug, so patterns are not tried on them. Other debug records are.
+    if event.level in _QUIET_LEVELS and _BODY.search(event.text):
+        return None
+    f = event_facts(event, before, backend) if event.is_problem else None
+    matches = catalog.match(event, before, backend, f, hints)
     if matches or (include_all and event.is_problem):
-        return TriagedEvent(event, tuple(matches))
+        if f is None:
+            f = event_facts(event, before, backend)
+        return TriagedEvent(event, tuple(matches), f)
     return None
+
+
+def explain(t: TriagedEvent, catalog: Catalog | None = None) -> list[Verdict]:
+    """Why each catalogue entry with any evidence in this event was chosen or rejected."""
+    f = t.facts or event_facts(t.event)
+    return _default(catalog).explain(t.event, f.before, f.backend if f.backend_why == "given" else None, f)
 
 
 def _default(catalog: Catalog | None) -> Catalog:
@@ -111,16 +185,15 @@ def _default(catalog: Catalog | None) -> Catalog:
 
 
 _DEFAULT: Catalog | None = None
-_SCANNERS: weakref.WeakKeyDictionary[Catalog, dict[tuple[bool, str], Scanner]] = weakref.WeakKeyDictionary()
+_SCANNERS: weakref.WeakKeyDictionary[Catalog, dict[str, Scanner]] = weakref.WeakKeyDictionary()
 
 
-def _scanner(cat: Catalog, include_all: bool, engine: str) -> Scanner:
-    """Compiling the pattern database costs ~0.1 s: keep one per catalogue and mode."""
+def _scanner(cat: Catalog, engine: str) -> Scanner:
+    """One scanner per catalogue and engine (its compiled database is also cached on disk: scan.py)."""
     per = _SCANNERS.setdefault(cat, {})
-    key = (include_all, engine)
-    if key not in per:
-        per[key] = Scanner(cat, engine=engine, include_problems=include_all)
-    return per[key]
+    if engine not in per:
+        per[engine] = Scanner(cat, engine=engine)
+    return per[engine]
 
 
 def default_catalog() -> Catalog:
@@ -131,20 +204,29 @@ def default_catalog() -> Catalog:
     return _DEFAULT
 
 
+def _before(lines: Sequence[str], first_line: int, event: Event) -> list[tuple[int, str]]:
+    k = event.first_line - first_line
+    return [(n, t) for n, t in enumerate(lines[max(0, k - NEARBY) : k], max(0, k - NEARBY) + first_line) if t]
+
+
 def triage_lines(
-    lines: Iterable[str], catalog: Catalog | None = None, *, include_all: bool = False, first_line: int = 1
+    lines: Iterable[str], catalog: Catalog | None = None, *, include_all: bool = False, first_line: int = 1,
+    backend: str | None = None,
 ) -> list[TriagedEvent]:
     cat = _default(catalog)
+    lines = lines if isinstance(lines, Sequence) else list(lines)
     out = []
     for ev in group_lines(lines, first_line):
-        t = _judge(ev, cat, include_all)
+        t = _judge(ev, cat, include_all, _before(lines, first_line, ev), backend)
         if t is not None:
             out.append(t)
     return out
 
 
-def triage_text(text: str, catalog: Catalog | None = None, *, include_all: bool = False) -> list[TriagedEvent]:
-    return triage_lines(split_text(text), catalog, include_all=include_all)
+def triage_text(
+    text: str, catalog: Catalog | None = None, *, include_all: bool = False, backend: str | None = None
+) -> list[TriagedEvent]:
+    return triage_lines(split_text(text), catalog, include_all=include_all, backend=backend)
 
 
 def _iter_lines(buf, start: int) -> Iterator[tuple[str, int]]:
@@ -166,22 +248,30 @@ def _prev_start(buf, start: int) -> int:
     return buf.rfind(b"\n", 0, start - 1) + 1
 
 
-def triage_buffer(
+def triage_buffer(buf, catalog: Catalog | None = None, **options: Any) -> list[TriagedEvent]:
+    """Fast path over bytes or an mmap; same result as `triage_lines(buf's lines)`. Options as
+    `triage_buffer_counted` (include_all, scanner, engine: "auto" = hyperscan if installed, "hyperscan", "re";
+    backend)."""
+    return triage_buffer_counted(buf, catalog, **options)[0]
+
+
+def triage_buffer_counted(
     buf,
     catalog: Catalog | None = None,
     *,
     include_all: bool = False,
     scanner: Scanner | None = None,
     engine: str = "auto",
-) -> list[TriagedEvent]:
-    """Fast path over bytes or an mmap; same result as `triage_lines(buf's lines)`.
-    `engine`: "auto" (hyperscan if installed), "hyperscan" or "re"."""
+    backend: str | None = None,
+) -> tuple[list[TriagedEvent], int]:
+    """`triage_buffer` and the number of newlines in `buf`, counted in the same pass (for a follower's start)."""
     cat = _default(catalog)
-    scan = scanner or _scanner(cat, include_all, engine)
+    scan = scanner or _scanner(cat, engine)
     out: list[TriagedEvent] = []
     covered = 0  # last line number already inside a returned (or rejected) event
     resume = 0  # offset of the line after it: a fresh Grouper started there behaves as the full run does
-    for off, n in scan.candidates(buf):
+    candidates, hints, newlines = scan.scan(buf)
+    for off, n in candidates:
         if n <= covered:
             continue
         start, first = off, n
@@ -208,14 +298,31 @@ def triage_buffer(
         covered = found.last_line
         k = covered + 1 - first
         resume = offsets[k] if k < len(offsets) else len(buf)
-        t = _judge(found, cat, include_all)
+        before = _buf_before(buf, offsets[found.first_line - first], found.first_line)
+        t = _judge(found, cat, include_all, before, backend, hints)
         if t is not None:
             out.append(t)
-    return out
+    return out, newlines
+
+
+def _buf_before(buf, start: int, first: int) -> list[tuple[int, str]]:
+    """The NEARBY lines before the line at offset `start` (line number `first`)."""
+    out: list[tuple[int, str]] = []
+    n = first
+    for _ in range(NEARBY):
+        if start <= 0:
+            break
+        start = _prev_start(buf, start)
+        n -= 1
+        text = _line_at(buf, start)
+        if text:
+            out.append((n, text))
+    return out[::-1]
 
 
 def triage_file(
-    path: str | os.PathLike[str], catalog: Catalog | None = None, *, include_all: bool = False, engine: str = "auto"
+    path: str | os.PathLike[str], catalog: Catalog | None = None, *, include_all: bool = False,
+    engine: str = "auto", backend: str | None = None,
 ) -> list[TriagedEvent]:
     """Triage a whole file through mmap (OSError if it cannot be read)."""
     p = Path(path)
@@ -224,7 +331,7 @@ def triage_file(
         if size == 0:
             return []
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            return triage_buffer(mm, catalog, include_all=include_all, engine=engine)
+            return triage_buffer(mm, catalog, include_all=include_all, engine=engine, backend=backend)
 
 
 class Triager:
@@ -234,15 +341,30 @@ class Triager:
     lines) so the last event of a burst is not held back. Line numbers count from `first_line`.
     """
 
-    def __init__(self, catalog: Catalog | None = None, *, include_all: bool = False, first_line: int = 1):
+    def __init__(self, catalog: Catalog | None = None, *, include_all: bool = False, first_line: int = 1,
+                 backend: str | None = None):
         self.catalog = _default(catalog)
         self.include_all = include_all
+        self.backend = backend
         self._g = Grouper(first_line)
+        self._recent: list[tuple[int, str]] = []  # the lines before the open event
+        self._prev: deque[tuple[int, str]] = deque(maxlen=NEARBY)  # the last lines fed
+
+    def _judge(self, ev: Event | None) -> list[TriagedEvent]:
+        if ev is None:
+            return []
+        before = [(n, t) for n, t in self._recent if n < ev.first_line and t][-NEARBY:]
+        t = _judge(ev, self.catalog, self.include_all, before, self.backend)
+        return [t] if t is not None else []
 
     def feed(self, line: str) -> list[TriagedEvent]:
+        n = self._g.next_line
         ev = self._g.feed(line)
-        t = _judge(ev, self.catalog, self.include_all) if ev is not None else None
-        return [t] if t is not None else []
+        out = self._judge(ev)
+        if self._g.pending is not None and self._g.pending.first_line == n:
+            self._recent = list(self._prev)
+        self._prev.append((n, line))
+        return out
 
     def feed_many(self, lines: Iterable[str]) -> list[TriagedEvent]:
         out: list[TriagedEvent] = []
@@ -251,14 +373,16 @@ class Triager:
         return out
 
     def flush(self) -> list[TriagedEvent]:
-        ev = self._g.flush()
-        t = _judge(ev, self.catalog, self.include_all) if ev is not None else None
-        return [t] if t is not None else []
+        """Close the open event and triage it: call it when the log goes quiet and at its end (a dead
+        backend's log ends inside its last event: without this, its last words are never reported)."""
+        return self._judge(self._g.flush())
 
     def reset(self, first_line: int = 1) -> list[TriagedEvent]:
         """After a rotation or truncation: close the open event and restart numbering."""
         out = self.flush()
         self._g = Grouper(first_line)
+        self._prev.clear()
+        self._recent = []
         return out
 
     @property

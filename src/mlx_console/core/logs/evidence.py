@@ -1,0 +1,179 @@
+"""What an event says beyond its words: exceptions, traceback frames, logger, level, backend, nearby lines.
+
+API: `facts(event, before=()) -> Facts` (computed only for events the fast scan selected);
+`detect_backend(facts)`; `search_query(facts)` and `search_urls(query, backend)` for an error no catalogue
+entry knows. Catalogue entries match on these fields (patterns.Entry: exceptions, messages, frames, loggers,
+nearby); each piece of evidence is an `Evidence(kind, line, text)`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote_plus
+
+from mlx_console.core.logs.events import Event, parse_line
+
+# `File "path", line N, in func` anywhere in a line (other servers prefix it); C++/Go frames `at path:N`.
+_PY_FRAME = re.compile(r'File "(?P<path>[^"]+)", line \d+, in (?P<func>[\w<>.]+)')
+_NATIVE_FRAME = re.compile(r"\bat (?P<path>/?[\w./+-]+\.(?:cpp|cc|h|hpp|mm|m|go|rs|metal)):\d+")
+# An exception as printed: `pkg.mod.TypeError: msg`, `Error: ValueError: msg`, `exception of type std::x: msg`.
+_EXC = re.compile(
+    r"(?:^|[\s:(\[=\"'])(?P<type>(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Interrupt|Exit|NYI|Warning))"
+    r"(?::\s*(?P<msg>.*)|\s*$|\()"
+)
+_CXX = re.compile(r"exception of type (?P<type>std::\w+|[\w:]+): (?P<msg>.*)")
+_GENERIC = frozenset({"Exception", "Error", "RuntimeError", "ValueError", "TypeError"})
+
+# Backends (and the servers that embed mlx-lm) recognised from logger names, module paths and wording,
+# with the tracker an unknown error of theirs is searched in.
+TRACKERS: dict[str, str] = {
+    "mlx-lm": "ml-explore/mlx-lm",
+    "omlx": "jundot/omlx",
+    "mlx": "ml-explore/mlx",
+    "mlx-vlm": "Blaizzy/mlx-vlm",
+    "vllm-mlx": "waybarrios/vllm-mlx",
+    "lmstudio": "lmstudio-ai/mlx-engine",
+    "exo": "exo-explore/exo",
+    "ollama": "ollama/ollama",
+}
+_BACKEND_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("omlx", re.compile(r"\bomlx[./]|\boMLX\b|^omlx\b")),
+    ("mlx-vlm", re.compile(r"\bmlx_vlm\b")),
+    ("vllm-mlx", re.compile(r"\bvllm[_-](?:mlx|metal)\b|\bEngineCore\w* pid=")),
+    ("lmstudio", re.compile(r"\bmlx_engine\b|\blmstudio\b|LM Studio", re.IGNORECASE)),
+    ("exo", re.compile(r"\bexo[./]|\bexo\.\w")),
+    ("ollama", re.compile(r"\bmlx runner\b|\bollama\b")),
+    ("mlx-lm", re.compile(r"\bmlx_lm\b|\bmlx-lm\b")),
+    ("mlx", re.compile(r"\bmlx/(?:backend|core|c)/|\[METAL\]|\[metal::|\bmlx\.core\b|/mlx/")),
+)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    kind: str  # pattern, exception, message, frame, logger, level, backend, nearby, context
+    line: int  # 1-based line in the source (0 when it is not one line's)
+    text: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "line": self.line, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Frame:
+    line: int
+    path: str
+    func: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.path} in {self.func}" if self.func else self.path
+
+
+@dataclass(frozen=True)
+class Exc:
+    line: int
+    type: str  # qualified as printed (`jinja2.exceptions.TemplateError`)
+    message: str
+
+
+@dataclass
+class Facts:
+    event: Event
+    frames: list[Frame] = field(default_factory=list)  # outermost first, as Python prints them
+    exceptions: list[Exc] = field(default_factory=list)  # the final one (the traceback's) last
+    logger: str | None = None
+    level: str | None = None
+    records: list[tuple[int, str]] = field(default_factory=list)  # (line, message) of log records
+    before: list[tuple[int, str]] = field(default_factory=list)  # nearby lines preceding the event
+    backend: str | None = None
+    backend_why: str = ""
+
+    @property
+    def exception(self) -> Exc | None:
+        return self.exceptions[-1] if self.exceptions else None
+
+
+def facts(event: Event, before: Sequence[tuple[int, str]] = (), backend: str | None = None) -> Facts:
+    f = Facts(event, level=event.level, before=list(before))
+    first = parse_line(event.lines[0])
+    f.logger = first.fields.get("logger")
+    for n, text in enumerate(event.lines, event.first_line):
+        if not text:
+            continue
+        m = _PY_FRAME.search(text)
+        if m:
+            f.frames.append(Frame(n, m.group("path"), m.group("func")))
+            continue
+        for m in _NATIVE_FRAME.finditer(text):
+            f.frames.append(Frame(n, m.group("path"), ""))
+        p = parse_line(text) if n != event.first_line else first
+        if p.fmt not in ("indented", "blank", "traceback") and p.message:
+            f.records.append((n, p.message))
+        if text[0] in " \t" and not text.lstrip().startswith(("raise ", "File ")) and f.frames:
+            continue  # source lines printed under a frame
+        cx = _CXX.search(text)
+        if cx:
+            f.exceptions.append(Exc(n, cx.group("type"), cx.group("msg").strip()))
+            continue
+        m = _EXC.search(p.message if p.fmt != "indented" else text)
+        if m and not text.lstrip().startswith("raise "):
+            f.exceptions.append(Exc(n, m.group("type"), (m.group("msg") or "").strip()))
+    if event.exception:  # the traceback's own exception is the one that counts: keep it last
+        last = [e for e in f.exceptions if e.line == event.last_line or e.message and e.message in event.exception]
+        if last:
+            f.exceptions.remove(last[-1])
+            f.exceptions.append(last[-1])
+    f.backend, f.backend_why = (backend, "given") if backend else detect_backend(f)
+    return f
+
+
+def detect_backend(f: Facts) -> tuple[str | None, str]:
+    """Which server wrote the event: its logger name, then its module paths, then its wording."""
+    probes: list[str] = []
+    if f.logger:
+        probes.append(f.logger)
+    probes += [fr.path for fr in reversed(f.frames)]
+    probes += f.event.lines[:50]
+    for text in probes:
+        for name, rx in _BACKEND_HINTS:
+            if rx.search(text):
+                return name, text.strip()[:160]
+    return None, ""
+
+
+def short_type(t: str) -> str:
+    return t.rsplit(".", 1)[-1].rsplit("::", 1)[-1]
+
+
+_VOLATILE = re.compile(
+    r"(?i:authorization|bearer|token|key)[\s:=]+\S+"  # secrets never go into a search URL
+    r"|\b(?=[A-Za-z_-]*\d)(?=\d*[A-Za-z])[\w-]{20,}\b"  # long ids and keys
+    r"|/(?:[\w.@+-]+/)+[\w.@+-]*"  # paths
+    r"|0x[0-9a-fA-F]+|\b[0-9a-f]{8}-[0-9a-f-]{27,}\b"  # addresses, uuids
+    r"|\(\d+(?:,\s*\d+)*\)"  # shapes
+    r"|\b\d[\d.,]*\s*(?:GB|MB|KB|B|tokens?|bytes)?\b"
+    r"|'[^']{40,}'|\"[^\"]{40,}\""
+)
+
+
+def search_query(f: Facts) -> str:
+    """The error as a search query: exception type and message without numbers, paths and ids."""
+    exc = f.exception
+    if exc is not None:
+        text = f"{short_type(exc.type)}: {exc.message}" if exc.message else short_type(exc.type)
+    else:
+        text = f.records[0][1] if f.records else f.event.summary
+    text = _VOLATILE.sub(" ", text)
+    text = re.sub(r"\s+", " ", text).strip(" .:-")
+    return text[:120].rsplit(" ", 1)[0] if len(text) > 120 else text
+
+
+def search_urls(query: str, backend: str | None) -> list[str]:
+    """Issue searches in the trackers of the backend that wrote the error (its engine's trackers after it)."""
+    names = [backend] if backend in TRACKERS else []
+    if backend not in ("mlx", None) or not names:
+        names += [n for n in ("mlx-lm", "mlx") if n not in names]
+    q = quote_plus(f'"{query}"' if len(query) < 80 else query)
+    return [f"https://github.com/{TRACKERS[n]}/issues?q={q}" for n in names[:3]]
