@@ -8,7 +8,9 @@ from mlx_console.ui.actions import ACTIONS, BY_ID, COMMANDS, bindings, display_k
 from mlx_console.ui.commands import CommandError, History, complete, parse
 
 CONTRACT = ["start NAME", "stop NAME", "restart NAME", "logs NAME", "swap MODEL", "settings [MODEL]",
-            "bench [SUITE]", "doctor", "filter TEXT", "theme NAME", "q"]
+            "bench [SUITE]", "doctor", "filter TEXT", "theme NAME", "q",
+            # added by issue 11
+            "describe [NAME]", "messages", "search TEXT", "wrap"]
 
 
 def test_contract_commands_are_exactly_registered() -> None:

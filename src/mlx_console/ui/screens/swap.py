@@ -10,7 +10,6 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
@@ -18,6 +17,7 @@ from textual.widgets.option_list import Option
 
 from mlx_console.core.config import Config
 from mlx_console.core.errors import ConsoleError
+from mlx_console.ui.actions import bindings
 from mlx_console.ui.backends_source import Backends
 from mlx_console.ui.core_api import NotAvailable, core
 from mlx_console.ui.widgets.backends_table import human_bytes
@@ -50,15 +50,7 @@ def _field(obj: Any, *names: str) -> Any:
 
 
 class SwapScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape", "dismiss", "Close", id="swap.close")]
-    DEFAULT_CSS = """
-    SwapScreen { align: center middle; }
-    SwapScreen > Vertical { width: 100%; max-width: 120; height: 100%; max-height: 40;
-                            border: round $primary; background: $surface; }
-    SwapScreen Input { border: none; height: 1; }
-    SwapScreen #swap-status { height: auto; padding: 0 1; }
-    SwapScreen OptionList { height: 1fr; border: none; }
-    """
+    BINDINGS = bindings("swap")
 
     def __init__(self, config: Config, backends: Backends, backend: str, model: str | None = None,
                  models: list[dict[str, Any]] | None = None) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from mlx_console.ui.actions import bindings
+
 STATE_STYLE = {
     "ready": "success", "starting": "warning", "loading": "warning", "degraded": "warning",
     "dead": "error", "stopped": "dim",
@@ -53,10 +55,7 @@ def shown(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], ...]:
 
 
 class BackendsTable(DataTable):
-    DEFAULT_CSS = """
-    BackendsTable { height: auto; max-height: 8; }
-    """
-    BINDINGS = [("j", "cursor_down"), ("k", "cursor_up")]
+    BINDINGS = bindings("table")
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True)

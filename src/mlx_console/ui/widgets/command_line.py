@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input, Static
 
+from mlx_console.ui.actions import bindings
 from mlx_console.ui.commands import Candidates, History, complete
 
 
@@ -30,12 +31,7 @@ class _CommandSuggester(Suggester):
 
 
 class CommandInput(Input):
-    BINDINGS = [
-        ("tab", "complete", "Complete"),
-        ("up", "history(-1)", "Older"),
-        ("down", "history(1)", "Newer"),
-        ("escape", "cancel", "Cancel"),
-    ]
+    BINDINGS = bindings("cmdline")
 
     def action_complete(self) -> None:
         self.parent_line.complete_next()
@@ -61,13 +57,6 @@ class CommandInput(Input):
 class CommandLine(Horizontal):
     """Hidden until opened; posts Submitted(mode, text) on Enter."""
 
-    DEFAULT_CSS = """
-    CommandLine { height: 1; display: none; background: $panel; }
-    CommandLine.-open { display: block; }
-    CommandLine > #prompt { width: 2; color: $accent; text-style: bold; }
-    CommandLine > CommandInput { border: none; height: 1; padding: 0; background: $panel; }
-    CommandLine > #hint { width: auto; max-width: 50%; color: $foreground 60%; padding: 0 1; }
-    """
 
     class Submitted(Message):
         def __init__(self, mode: str, text: str) -> None:

@@ -9,9 +9,6 @@ from mlx_console.ui.actions import ACTIONS, display_key
 
 
 class KeyBar(Widget):
-    DEFAULT_CSS = """
-    KeyBar { height: 1; dock: bottom; background: $panel; color: $foreground; }
-    """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -102,25 +102,9 @@ class LogEvent:
 class LogView(ScrollView, can_focus=True):
     """A scrolling log with a cursor line. Absolute line numbers survive trimming of the buffer."""
 
-    BINDINGS = [
-        *bindings("log"),
-        ("up,k", "cursor(-1)"),
-        ("down,j", "cursor(1)"),
-        ("pageup", "page(-1)"),
-        ("pagedown", "page(1)"),
-    ]
+    BINDINGS = bindings("log")
     COMPONENT_CLASSES = {"logview--cursor", "logview--match", "logview--error", "logview--warning",
                          "logview--info", "logview--gutter"}
-    DEFAULT_CSS = """
-    LogView { background: $surface; }
-    LogView > .logview--cursor { background: $primary 30%; }
-    LogView:focus > .logview--cursor { background: $primary 50%; }
-    LogView > .logview--match { background: $accent 60%; color: $background; text-style: bold; }
-    LogView > .logview--error { color: $error; }
-    LogView > .logview--warning { color: $warning; }
-    LogView > .logview--info { color: $success; }
-    LogView > .logview--gutter { color: $foreground 50%; }
-    """
 
     follow: reactive[bool] = reactive(True)
     filter_text: reactive[str] = reactive("")
@@ -496,8 +480,17 @@ class LogView(ScrollView, can_focus=True):
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow
 
-    def action_filter(self) -> None:
-        self.app.action_command_line("/")  # type: ignore[attr-defined]
+    def action_filter(self, text: str | None = None) -> None:
+        if text is None:
+            self.app.action_command_line("&")  # type: ignore[attr-defined]
+        else:
+            self.filter_text = text
+
+    def action_search(self, text: str | None = None) -> None:
+        if text is None:
+            self.app.action_command_line("/")  # type: ignore[attr-defined]
+        else:
+            self.filter_text = text
 
     def action_clear_filter(self) -> None:
         self.filter_text = ""
