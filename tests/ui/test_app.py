@@ -178,7 +178,7 @@ async def test_l_shows_the_selected_backends_log_and_B_reports_a_failed_run(make
         app.backends_table.focus()
         await pilot.press("down", "l")
         assert app.log_backend == "omlx" and app.query_one(LogView).has_focus
-        await pilot.press("colon", *"logs qwen", "enter", "B")
+        await pilot.press("colon", *"logs qwen", "enter", "B", "y")  # qwen shows ready: B asks first
         pane = app.query_one(BenchPane)
         assert pane.display
         # nothing listens on the profile's port: the run fails and the pane says why

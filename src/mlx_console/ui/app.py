@@ -82,6 +82,7 @@ class ConsoleApp(BackendsController, App[int]):
         # Kept as attributes: app.query_one() searches the *active* screen, which may be a modal.
         self.topbar = Static(id="topbar")
         self.backends_table = BackendsTable(id="backends")
+        self.reasons = Static(id="reasons")
         self.log_pane = LogPane(id="log-pane")
         self.log_view = self.log_pane.view
         self.triage_card = self.log_pane.card
@@ -92,6 +93,7 @@ class ConsoleApp(BackendsController, App[int]):
         self.key_bar = KeyBar(id="keys")
         yield self.topbar
         yield self.backends_table
+        yield self.reasons
         yield self.body
         yield self.command_line
         yield self.key_bar
@@ -149,11 +151,12 @@ class ConsoleApp(BackendsController, App[int]):
         return len(self.screen_stack) <= 1 and not self.hung_up
 
     def on_descendant_focus(self, event: Any) -> None:
-        scopes: tuple[str, ...] = ("console", "backend")
+        # Backend keys first (they stay at 80 columns, after the name of the backend they act on).
+        scopes: tuple[str, ...] = ("backend", "console")
         if isinstance(self.focused, LogView):
-            scopes = ("log", "console", "backend")
+            scopes = ("backend", "log", "console")
         elif isinstance(self.focused, BenchPane) or self.bench_pane.has_focus_within:
-            scopes = ("bench", "console", "backend")
+            scopes = ("backend", "bench", "console")
         self.key_bar.set_scopes(scopes)
 
     # ---- top bar, memory -------------------------------------------------------------------------------
@@ -193,6 +196,21 @@ class ConsoleApp(BackendsController, App[int]):
         name = self.backends_table.selected_name
         if name and name != self.log_backend:
             self.select_log(name)
+        self.key_bar.refresh()
+
+    def action_describe(self, name: str | None = None) -> None:
+        from mlx_console.ui.screens.describe import DescribeScreen
+
+        name = name or self.selected_backend()
+        if name is None or not self.check_backend(name):
+            return
+        row = next((r for r in self.backends_table.rows_data if r.get("name") == name), None)
+        self.push_screen(DescribeScreen(self.backends, name, row))
+
+    def action_messages(self) -> None:
+        from mlx_console.ui.screens.describe import MessagesScreen
+
+        self.push_screen(MessagesScreen(list(self.messages)))
 
     def action_next_log_file(self) -> None:
         name = self.log_backend or self.selected_backend()
@@ -221,6 +239,11 @@ class ConsoleApp(BackendsController, App[int]):
             self.action_toggle_bench()
 
     def action_run_bench(self, suite: str | None = None) -> None:
+        name = self.selected_backend()
+        self.confirm_then(name, f"Run the bench on {name}? It sends requests to a ready backend.",
+                          lambda: self.run_bench_now(suite))
+
+    def run_bench_now(self, suite: str | None = None) -> None:
         pane = self.bench_pane
         if not pane.display:
             self.action_toggle_bench()

@@ -14,7 +14,7 @@ STATE_STYLE = {
     "dead": "error", "stopped": "dim",
 }
 WIDE = ("name", "kind", "state", "model", "port", "pid", "rss", "uptime", "restarts")
-NARROW = ("name", "state", "model", "port", "rss", "uptime")
+NARROW = ("name", "state", "model", "port", "rss", "uptime", "restarts")  # restarts stay visible at 80 columns
 
 
 def human_bytes(n: Any) -> str:
@@ -130,6 +130,10 @@ class BackendsTable(DataTable):
             return str(r.get("restarts", "-"))
         value = r.get(col)
         return "-" if value is None else str(value)
+
+    def action_describe_row(self) -> None:
+        if self.selected_name:
+            self.app.action_describe(self.selected_name)  # type: ignore[attr-defined]
 
     @property
     def selected_name(self) -> str | None:
