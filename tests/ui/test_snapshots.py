@@ -86,8 +86,18 @@ def test_dashboard_error_selected_with_triage_card(snap_compare, snap_app, size)
 def test_filtered_log(snap_compare, snap_app, size) -> None:
     async def run(pilot: Pilot) -> None:
         await settle(pilot)
-        await pilot.press("slash", *"POST", "enter")
-        await pilot.pause(0.1)
+        await pilot.press("ampersand", *"POST", "enter")
+        await wait_for(pilot, lambda: "&POST" in str(pilot.app.query_one("#log-status").render()))
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_search_highlights(snap_compare, snap_app, size) -> None:
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        await pilot.press("slash", *"post|metal", "enter")
+        await wait_for(pilot, lambda: "/post|metal" in str(pilot.app.query_one("#log-status").render()))
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)
 

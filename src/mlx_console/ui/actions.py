@@ -109,7 +109,6 @@ ACTIONS: tuple[Action, ...] = (
     Action("log.top", "Top", "Jump to line 1 of the file", "g,home", "top", footer=False),
     Action("log.bottom", "End", "Jump to the end and follow", "G,end", "bottom", footer=False),
     Action("log.follow", "Follow", "Toggle follow mode", "f", "toggle_follow"),
-    Action("log.wrap", "Wrap", "Wrap long lines on/off", "z", "toggle_wrap", "wrap", footer=False),
     Action("log.copy", "Copy", "Copy the selected event (OSC 52; tmux: set -g set-clipboard on)", "y",
            "copy_event"),
     _keys("log.down", "Down", "Cursor down one line", "down,j", "cursor(1)"),

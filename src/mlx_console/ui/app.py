@@ -278,7 +278,7 @@ class ConsoleApp(BackendsController, App[int]):
     # ---- command line ----------------------------------------------------------------------------------
 
     def action_command_line(self, mode: str = ":") -> None:
-        text = self.log_view.filter_text if mode == "/" else ""
+        text = {"/": self.log_view.search_text, "&": self.log_view.filter_text}.get(mode, "")
         self.command_line.open(mode, text)
 
     def completion_candidates(self, kind: str) -> list[str]:
@@ -294,8 +294,8 @@ class ConsoleApp(BackendsController, App[int]):
 
     @on(CommandLine.Submitted)
     def _command_submitted(self, event: CommandLine.Submitted) -> None:
-        if event.mode == "/":
-            self.log_view.filter_text = event.text
+        if event.mode in ("/", "&"):
+            self.log_view.set_pattern("search_text" if event.mode == "/" else "filter_text", event.text)
             return
         if not event.text.strip():
             return

@@ -69,7 +69,7 @@ class CommandLine(Horizontal):
         self.candidates: Candidates = candidates
         self.mode = ":"
         self.history_path = history_path
-        self.histories = {":": History.load(history_path) if history_path else History(), "/": History()}
+        self.histories = {":": History.load(history_path) if history_path else History(), "/": History(), "&": History()}
         self._cycle: list[str] = []
         self._cycle_pos = -1
         self._return_focus: Callable[[], None] | None = None
@@ -90,8 +90,10 @@ class CommandLine(Horizontal):
         self._return_focus = (lambda: focused.focus()) if focused is not None else None
         self.mode = mode
         self.query_one("#prompt", Static).update(mode)
-        self.query_one("#hint", Static).update("Tab completes · ↑↓ history · Esc cancels" if mode == ":"
-                                               else "filter: lines without this text are hidden · Esc")
+        self.query_one("#hint", Static).update({
+            ":": "Tab completes · ↑↓ history · Esc cancels",
+            "/": "search (regex, smart case): matches highlighted, n/N jump · Esc",
+            "&": "filter (regex; !PATTERN hides matching lines) · Esc"}.get(mode, ""))
         self.add_class("-open")
         self.input.value = text
         self.input.cursor_position = len(text)

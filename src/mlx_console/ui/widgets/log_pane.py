@@ -169,9 +169,14 @@ class LogPane(Vertical):
             if log.new_lines:
                 t.append(f"  ▼ {log.new_lines} new lines", style="bold reverse")
             t.append("  End resumes", style="dim")
+        if log.search_text:
+            t.append(f"  search /{log.search_text} ({log.match_count()} matches, n/N)", style="bold")
         if log.filter_text:
             shown = status.shown if status else len(log.shown_lines())
-            t.append(f"  filter: {log.filter_text!r} ({shown} lines)  Esc clears", style="bold")
+            kind = "hiding" if log.filter_text.startswith("!") else "filter"
+            t.append(f"  {kind} &{log.filter_text} ({shown} lines)", style="bold")
+        if log.search_text or log.filter_text:
+            t.append("  Esc clears", style="dim")
         busy = self.owner.busy_text(self.backend)
         if busy:
             t.append(f"  {busy}", style="italic")
