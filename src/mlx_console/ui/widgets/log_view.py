@@ -7,6 +7,7 @@ means (its event, severity, triage) is given to it by the caller: it decides not
 from __future__ import annotations
 
 import bisect
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -627,4 +628,5 @@ class LogView(ScrollView, can_focus=True):
             return
         self.app.copy_to_clipboard(text)
         n = text.count("\n") + 1
-        self.notify(f"Copied {n} line{'s' if n > 1 else ''} to the clipboard (OSC 52)", timeout=3)
+        tmux = " · in tmux this needs: set -g set-clipboard on" if os.environ.get("TMUX") else ""
+        self.notify(f"Copied {n} line{'s' if n > 1 else ''} to the clipboard (OSC 52){tmux}", timeout=5)
