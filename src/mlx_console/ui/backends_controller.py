@@ -215,14 +215,17 @@ class BackendsController:
     def action_start(self: ConsoleApp, name: str | None = None) -> None:
         self.act_on_backend("start", name or self.selected_backend())
 
+    # A key acts on the selected backend and asks first; a typed `:stop NAME` names it and does not ask.
+
     def action_stop(self: ConsoleApp, name: str | None = None) -> None:
-        name = name or self.selected_backend()
-        self.confirm_then(name, f"Stop {name}? It is ready and serving.", lambda: self.act_on_backend("stop", name))
+        target = name or self.selected_backend()
+        self.confirm_then(None if name else target, f"Stop {target}? It is ready and serving.",
+                          lambda: self.act_on_backend("stop", target))
 
     def action_restart(self: ConsoleApp, name: str | None = None) -> None:
-        name = name or self.selected_backend()
-        self.confirm_then(name, f"Restart {name}? It is ready and serving; requests in flight fail.",
-                          lambda: self.act_on_backend("restart", name))
+        target = name or self.selected_backend()
+        self.confirm_then(None if name else target, f"Restart {target}? It is ready and serving; requests in "
+                          "flight fail.", lambda: self.act_on_backend("restart", target))
 
     def backend_state(self: ConsoleApp, name: str | None) -> str | None:
         """The state the table shows for `name` (the last poll)."""
