@@ -108,3 +108,23 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     asyncio.run(pyfuncitem.obj(**args))
     return True
+
+
+class ScriptedBackends(FixedBackends):
+    """FixedBackends whose rows a test changes between polls (state, reason, restarts, events): what the
+    supervisor reports after a crash, a restart or a give-up. The console's reaction is the real one."""
+
+    def __init__(self, config: Config, logs: dict[str, Path], status: str = "ready") -> None:
+        super().__init__(config, logs, status)
+        self.changes: dict[str, dict[str, Any]] = {}
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [dict(r, **self.changes.get(str(r["name"]), {})) for r in super().rows()]
+
+
+DEAD = {"status": "dead", "restarts": 3, "pid": None, "uptime_s": None, "rss_bytes": None,
+        "reason": "gave up after 5 restarts in a row: exited with code 1 (Metal OOM)", "restart_policy": "on-failure",
+        "events": [{"t": 1764064800.0, "status": "ready", "reason": "answering /v1/models"},
+                   {"t": 1764064860.0, "status": "dead", "reason": "exited with code 1; restarting in 1s"},
+                   {"t": 1764064900.0, "status": "dead",
+                    "reason": "gave up after 5 restarts in a row: exited with code 1 (Metal OOM)"}]}

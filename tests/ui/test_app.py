@@ -12,7 +12,7 @@ from mlx_console.ui.widgets.bench_pane import BenchPane
 from mlx_console.ui.widgets.command_line import CommandLine
 from mlx_console.ui.widgets.log_view import LogView
 
-from .conftest import fixed_config, wait_for
+from .conftest import LOG_LINES, fixed_config, wait_for
 
 
 def notices(app: ConsoleApp) -> list[str]:
@@ -163,8 +163,15 @@ async def test_q_and_colon_q_quit(make_app) -> None:
 async def test_no_color_is_honoured(make_app, monkeypatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     app = make_app()
-    async with app.run_test(size=(80, 24)):
+    async with app.run_test(size=(80, 24)) as pilot:
         assert app.no_color
+        log = app.log_view
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES) and log.event_at(4) is not None)
+        # the selected line is reverse video (colour alone would not show), errors are bold
+        row = log.cursor_row - round(log.scroll_y)
+        assert all(seg.style and seg.style.reverse for seg in log.render_line(row) if seg.text.strip())
+        assert any(seg.style and seg.style.bold for seg in log.render_line(4 - round(log.scroll_y))
+                   if "Traceback" in seg.text)
 
 
 async def test_l_shows_the_selected_backends_log_and_B_reports_a_failed_run(make_app) -> None:
@@ -178,7 +185,7 @@ async def test_l_shows_the_selected_backends_log_and_B_reports_a_failed_run(make
         app.backends_table.focus()
         await pilot.press("down", "l")
         assert app.log_backend == "omlx" and app.query_one(LogView).has_focus
-        await pilot.press("colon", *"logs qwen", "enter", "B")
+        await pilot.press("colon", *"logs qwen", "enter", "B", "y")  # qwen shows ready: B asks first
         pane = app.query_one(BenchPane)
         assert pane.display
         # nothing listens on the profile's port: the run fails and the pane says why

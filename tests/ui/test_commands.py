@@ -8,7 +8,9 @@ from mlx_console.ui.actions import ACTIONS, BY_ID, COMMANDS, bindings, display_k
 from mlx_console.ui.commands import CommandError, History, complete, parse
 
 CONTRACT = ["start NAME", "stop NAME", "restart NAME", "logs NAME", "swap MODEL", "settings [MODEL]",
-            "bench [SUITE]", "doctor", "filter TEXT", "theme NAME", "q", "metrics [NAME]"]
+            "bench [SUITE]", "doctor", "filter TEXT", "theme NAME", "q", "metrics [NAME]",
+            # added by issue 11
+            "describe [NAME]", "messages", "search TEXT"]
 
 
 def test_contract_commands_are_exactly_registered() -> None:

@@ -49,10 +49,10 @@ async def test_filter_hides_lines_and_n_N_walk_matches(make_app) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         log = app.query_one(LogView)
         await wait_for(pilot, lambda: log.line_count == len(LOG_LINES))
-        await pilot.press("slash", *"POST", "enter")
+        await pilot.press("ampersand", *"POST", "enter")
         assert log.filter_text == "POST"
-        assert log.shown_lines() == [x for x in LOG_LINES if "post" in x.lower()]
-        assert "filter: 'POST'" in str(app.query_one("#log-status").render())
+        assert log.shown_lines() == [x for x in LOG_LINES if "POST" in x]
+        assert "filter &POST (3 lines)" in str(app.query_one("#log-status").render())
         await pilot.press("g")
         first = log.cursor_line
         await pilot.press("n")
@@ -61,9 +61,61 @@ async def test_filter_hides_lines_and_n_N_walk_matches(make_app) -> None:
         assert log.cursor_line == first
         await pilot.press("escape")
         assert log.filter_text == "" and len(log.shown_lines()) == len(LOG_LINES)
-        # `:filter TEXT` is the same filter
+        # `:filter TEXT` is the same filter; `!PATTERN` hides what matches (regex)
         await pilot.press("colon", *"filter httpd", "enter")
-        assert log.shown_lines() == [LOG_LINES[0]]
+        await wait_for(pilot, lambda: log.shown_lines() == [LOG_LINES[0]])
+        await pilot.press("colon", *"filter !POST|INFO", "enter")
+        await wait_for(pilot, lambda: log.shown_lines() == [x for x in LOG_LINES if "POST" not in x
+                                                             and "INFO" not in x])
+        assert "hiding &!POST|INFO" in str(app.query_one("#log-status").render())
+
+
+async def test_search_highlights_regex_smart_case_and_bad_regex(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES))
+        await pilot.press("slash", *"post|done", "enter")  # lower case: ignores case
+        assert log.search_text == "post|done" and len(log.shown_lines()) == len(LOG_LINES)  # nothing hidden
+        assert log.match_count() == 4
+        assert "search /post|done (4 matches, n/N)" in str(app.query_one("#log-status").render())
+        # the cursor is on a match; n/N walk the matches
+        assert log.cursor_line == 8
+        await pilot.press("N")
+        assert log.cursor_line == 7
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"Post", "enter")  # an upper-case letter: case matters
+        assert log.match_count() == 0
+        # the match is highlighted in context (the match style on those cells only)
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"httpd", "enter")
+        await pilot.press("g")
+        strip = log.render_line(0)
+        match = log.get_component_rich_style("logview--match")
+        styled = "".join(seg.text for seg in strip if seg.style and seg.style.bgcolor == match.bgcolor)
+        assert styled == "httpd"
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"(unclosed", "enter")
+        await wait_for(pilot, lambda: any("bad regex '(unclosed': missing ), unterminated subpattern"
+                                          in str(n.message) for n in app._notifications), what="regex error")
+        assert log.search_text == "httpd"  # the last good search stays
+
+
+async def test_left_right_scroll_half_a_screen_and_the_gutter_stays(make_app, tmp_path) -> None:
+    long = tmp_path / "long.log"
+    long.write_text("Traceback (most recent call last):\n" + "x" * 300 + " END\n")
+    app = make_app(logs={"qwen": long})
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == 2)
+        log.focus()
+        width = log.scrollable_content_region.width
+        await pilot.press("right")
+        assert log.scroll_x == width // 2
+        await pilot.press("right", "right", "right", "right", "right")
+        assert log.scroll_x == log.max_scroll_x
+        row = "".join(seg.text for seg in log.render_line(1))
+        assert row.rstrip().endswith("END")
+        assert "".join(seg.text for seg in log.render_line(0))[:2] in ("E ", "i ", "W ", "  ")  # gutter kept
+        await pilot.press("left")
+        assert log.scroll_x == log.max_scroll_x - width // 2
 
 
 async def test_error_and_warning_navigation_triage_card_and_copy(make_app) -> None:

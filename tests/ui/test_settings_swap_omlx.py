@@ -12,6 +12,7 @@ import pytest
 
 from mlx_console.core.config import Config, Profile
 from mlx_console.ui.app import ConsoleApp
+from mlx_console.ui.screens.confirm import ConfirmScreen
 from mlx_console.ui.screens.settings import ConflictScreen, DiffScreen, FieldRow, SettingsScreen
 from mlx_console.ui.screens.swap import SwapScreen
 
@@ -134,7 +135,13 @@ async def test_start_and_swap_an_omlx_backend_supervised(tmp_path: Path) -> None
             await pilot.press("u")
             await wait_for(pilot, lambda: app.backends_table.rows_data[0].get("status") == "ready", timeout=30,
                            what="ready")
-            await pilot.press("colon", *"swap tiny-llama", "enter")
+            # m: the picker lists discovered models; Enter swaps by the model's id (a path gets a 404), after y
+            await pilot.press("m")
+            await wait_for(pilot, lambda: isinstance(app.screen, SwapScreen) and
+                           any(m["id"] == "tiny-llama" for m in app.screen.models), timeout=20, what="models")
+            await pilot.press(*"tiny-llama", "enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the swap asks")
+            await pilot.press("y")
             await wait_for(pilot, lambda: any("now on tiny-llama" in n.message for n in app._notifications),
                            timeout=20, what="swap to finish")
             assert not isinstance(app.screen, SwapScreen)
@@ -142,7 +149,7 @@ async def test_start_and_swap_an_omlx_backend_supervised(tmp_path: Path) -> None
                           headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5).json()
             models = r.get("models", r) if isinstance(r, dict) else r
             assert any(m.get("id") == "tiny-llama" and m.get("loaded") for m in models), r
-            await pilot.press("x")
+            await pilot.press("x", "y")
             await wait_for(pilot, lambda: app.backends_table.rows_data[0].get("status") == "stopped", timeout=30,
                            what="stopped again")
     finally:

@@ -86,8 +86,18 @@ def test_dashboard_error_selected_with_triage_card(snap_compare, snap_app, size)
 def test_filtered_log(snap_compare, snap_app, size) -> None:
     async def run(pilot: Pilot) -> None:
         await settle(pilot)
-        await pilot.press("slash", *"POST", "enter")
-        await pilot.pause(0.1)
+        await pilot.press("ampersand", *"POST", "enter")
+        await wait_for(pilot, lambda: "&POST" in str(pilot.app.query_one("#log-status").render()))
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_search_highlights(snap_compare, snap_app, size) -> None:
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        await pilot.press("slash", *"post|metal", "enter")
+        await wait_for(pilot, lambda: "/post|metal" in str(pilot.app.query_one("#log-status").render()))
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)
 
@@ -107,6 +117,11 @@ def test_bench_pane(snap_compare, snap_app, size) -> None:
     async def run(pilot: Pilot) -> None:
         await settle(pilot)
         await pilot.press("b")
+        app = pilot.app
+        await wait_for(pilot, lambda: app.bench_pane.display and app.bench_pane.region.width > 0, what="bench pane")
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: not log.display or log.region.width < size[0], what="log beside the pane")
+        log.refresh()  # the log's rows after the relayout, not a partial repaint of the old width
         await pilot.pause(0.2)
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)
@@ -192,5 +207,63 @@ def test_settings_diff_preview(snap_compare, snap_app, size) -> None:
         await pilot.pause(0.1)
         await pilot.press("ctrl+s")
         await pilot.pause(0.2)
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run)
+
+
+@pytest.fixture
+def dead_app(snap_app, monkeypatch):
+    """The snapshot console with qwen dead after giving up (fixed reason, restarts, history); times in UTC."""
+    import time
+
+    from .conftest import DEAD, ScriptedBackends
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+
+    def make():
+        app = snap_app()
+        backends = ScriptedBackends(app.config, app.backends.logs)
+        backends.changes["qwen"] = DEAD
+        app.backends = backends
+        return app
+
+    yield make
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def settle_dead(pilot: Pilot) -> None:
+    log = pilot.app.query_one(LogView)
+    await wait_for(pilot, lambda: log.line_count == len(LOG_LINES), what="log lines")
+    await wait_for(pilot, lambda: log.event_at(4) is not None, what="triage")
+    await wait_for(pilot, lambda: "96.0G" in str(pilot.app.topbar.render()), what="memory line")
+    await wait_for(pilot, lambda: pilot.app.reasons.display, what="reason line")
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_reason_line(snap_compare, dead_app, size) -> None:
+    assert snap_compare(dead_app(), terminal_size=size, run_before=settle_dead)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_describe_view(snap_compare, dead_app, size) -> None:
+    async def run(pilot: Pilot) -> None:
+        await settle_dead(pilot)
+        await pilot.press("i")
+        await wait_for(pilot, lambda: "State history" in " ".join(
+            str(s.render()) for s in pilot.app.screen.query("Static")), what="describe text")
+
+    assert snap_compare(dead_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_confirmation(snap_compare, snap_app, size) -> None:
+    from mlx_console.ui.screens.confirm import ConfirmScreen
+
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), what="confirmation")
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)

@@ -111,6 +111,7 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "backend": ((list,), "an array of [[backend]] tables"),
     "theme": ((str,), "a theme name (a file in themes/ or the user's themes dir)"),
     "keymap": ((dict,), "a table of binding id = key"),
+    "confirm": ((bool,), "true or false: the console asks before stop/restart/swap/bench on a ready backend"),
     "catalog": ((str, list), "a path (or list of paths) to extra triage pattern files (TOML)"),
     "model_dirs": ((list,), "a list of directories holding models"),
     "host": ((list,), "an array of [[host]] tables (other machines reached over SSH)"),
@@ -124,6 +125,7 @@ class Config:
     backends: list[Profile] = field(default_factory=list)
     theme: str = "dark"
     keymap: dict[str, str] = field(default_factory=dict)
+    confirm: bool = True  # the console asks before x/r/swap/B on a ready backend
     catalogs: list[Path] = field(default_factory=list)
     model_dirs: list[Path] = field(default_factory=list)
     hosts: list[Host] = field(default_factory=list)
@@ -270,6 +272,7 @@ def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
         if not isinstance(v, str):
             raise err(k, f"[keymap] {k!r} must be a key name string such as \"ctrl+r\"")
     cfg.keymap = dict(keymap)
+    cfg.confirm = data.get("confirm", True)
     cat = data.get("catalog", [])
     cfg_dir = cfg_path.parent
     cfg.catalogs = [Path(_resolve(cfg_dir, c)) for c in ([cat] if isinstance(cat, str) else cat)]

@@ -14,10 +14,17 @@ from textual.binding import Binding
 # Scopes, in the order the help screen shows them.
 SCOPES = {
     "console": "Console",
-    "backend": "Backends (act on the selected backend)",
+    "backend": "Backends (act on the backend whose log is shown / row is selected)",
+    "table": "Backends table",
     "log": "Log view",
     "bench": "Bench pane",
     "settings": "Settings editor",
+    "cmdline": "Command line",
+    "confirm": "Confirmation",
+    "help": "Help screen",
+    "doctor": "Doctor screen",
+    "swap": "Model swap screen",
+    "describe": "Describe / messages screens",
 }
 
 
@@ -27,12 +34,13 @@ class Action:
     label: str                 # short footer label
     help: str                  # one line for help and palette
     key: str | None = None     # default key(s), comma separated; None = command/palette only
-    action: str | None = None  # Textual action run by the key and the palette
+    action: str | None = None  # Textual action run by the key, the palette and the `:` command (arg appended)
     command: str | None = None  # `:` command name
     args: str = ""             # argument syntax shown in help, e.g. "NAME" or "[MODEL]"
     complete: str | None = None  # what completes the argument: backend | model | suite | theme
     footer: bool = True
     palette: bool = True
+    command_action: str | None = None  # the action a `:` command runs when it differs from the key's
 
     @property
     def scope(self) -> str:
@@ -42,6 +50,16 @@ class Action:
     def arg_required(self) -> bool:
         return bool(self.args) and not self.args.startswith("[")
 
+    def call(self, arg: str = "") -> str:
+        """The Textual action string a `:` command runs: `name` or `name('arg')`."""
+        name = self.command_action or self.action or ""
+        return f"{name}({arg!r})" if arg else name
+
+
+def _keys(id: str, label: str, help: str, key: str, action: str, footer: bool = False) -> Action:
+    """A key-only binding (cursor moves, modal screens' keys): not in the palette."""
+    return Action(id, label, help, key, action, footer=footer, palette=False)
+
 
 ACTIONS: tuple[Action, ...] = (
     # console
@@ -49,45 +67,84 @@ ACTIONS: tuple[Action, ...] = (
     Action("console.command", "Cmd", "Open the : command line", "colon", "command_line", footer=False),
     Action("console.palette", "Palette", "Open the command palette", "ctrl+p", "command_palette", footer=False,
            palette=False),
-    Action("console.swap", "Swap", "Swap the selected backend's model", "m", "swap", "swap", "MODEL", "model"),
-    Action("console.settings", "Settings", "Edit oMLX model settings", "s", "settings", "settings", "[MODEL]",
-           "model"),
-    Action("console.bench", "Bench", "Show or hide the bench pane", "b", "toggle_bench", "bench", "[SUITE]", "suite"),
+    Action("console.swap", "Swap", "Swap the backend's model", "m", "swap", "swap", "MODEL", "model"),
+    Action("console.settings", "Settings", "Edit settings (oMLX model settings, mlx-lm server flags)", "s",
+           "settings", "settings", "[MODEL]", "model"),
+    Action("console.bench", "Bench", "Show or hide the bench pane", "b", "toggle_bench", "bench", "[SUITE]", "suite",
+           command_action="bench"),
     Action("console.doctor", "Doctor", "Run the pre-flight checks", "d", "doctor", "doctor"),
     Action("console.metrics", "Metrics", "Plots of what each backend did over time", "p", "metrics", "metrics",
            "[NAME]", "backend", footer=False),
-    Action("console.theme", "Theme", "Switch theme", None, None, "theme", "NAME", "theme"),
+    Action("console.messages", "Msgs", "Crashes, restarts and give-ups seen this session", None, "messages",
+           "messages"),
+    Action("console.theme", "Theme", "Switch theme (remembered)", None, "theme", "theme", "NAME", "theme",
+           palette=False),
     Action("console.quit", "Quit", "Quit (backends keep running)", "q", "quit", "q"),
+    Action("console.focus_next", "Next pane", "Move focus to the next pane", "tab", "focus_next", footer=False,
+           palette=False),
     # backends
     Action("backend.start", "Start", "Start the backend", "u", "start", "start", "NAME", "backend"),
     Action("backend.stop", "Stop", "Stop the backend", "x", "stop", "stop", "NAME", "backend"),
     Action("backend.restart", "Restart", "Restart the backend", "r", "restart", "restart", "NAME", "backend"),
+    Action("backend.describe", "Info", "Describe the backend (command, pids, model, history)", "i", "describe",
+           "describe", "[NAME]", "backend"),
     Action("backend.logs", "Logs", "Show the backend's log in the centre", "l", "logs", "logs", "NAME", "backend",
            footer=False),
     Action("backend.log_file", "Log file", "Switch log: captured / oMLX server.log", "L",
            "next_log_file", footer=False),
+    # backends table (when it has focus)
+    _keys("table.down", "Down", "Next backend", "j,down", "cursor_down"),
+    _keys("table.up", "Up", "Previous backend", "k,up", "cursor_up"),
+    _keys("table.describe", "Describe", "Describe the selected backend", "enter", "describe_row"),
     # log view
-    Action("log.filter", "Filter", "Filter the log (hide lines that do not match)", "slash", "filter",
-           "filter", "TEXT"),
-    Action("log.clear_filter", "Clear", "Clear the filter", "escape", "clear_filter", footer=False),
+    Action("log.search", "Search", "Search: highlight matches, n/N jump (regex, smart case)", "slash", "search",
+           "search", "TEXT"),
+    Action("log.filter", "Filter", "Filter: show only matching lines (!PATTERN hides them)", "ampersand",
+           "filter", "filter", "TEXT"),
+    Action("log.clear_filter", "Clear", "Clear the search and the filter", "escape", "clear_filter", footer=False),
     Action("log.next_match", "Next", "Next match", "n", "next_match", footer=False),
     Action("log.prev_match", "Prev", "Previous match", "N", "prev_match", footer=False),
     Action("log.next_error", "Err", "Next error", "e", "next_error"),
     Action("log.prev_error", "Prev err", "Previous error", "E", "prev_error", footer=False),
     Action("log.next_warning", "Warn", "Next warning", "w", "next_warning", footer=False),
     Action("log.prev_warning", "Prev warn", "Previous warning", "W", "prev_warning", footer=False),
-    Action("log.top", "Top", "Jump to the first line", "g,home", "top", footer=False),
+    Action("log.top", "Top", "Jump to line 1 of the file", "g,home", "top", footer=False),
     Action("log.bottom", "End", "Jump to the end and follow", "G,end", "bottom", footer=False),
     Action("log.follow", "Follow", "Toggle follow mode", "f", "toggle_follow"),
-    Action("log.copy", "Copy", "Copy the selected event (OSC 52, works over SSH)", "y", "copy_event"),
+    Action("log.copy", "Copy", "Copy the selected event (OSC 52; tmux: set -g set-clipboard on)", "y",
+           "copy_event"),
+    _keys("log.down", "Down", "Cursor down one line", "down,j", "cursor(1)"),
+    _keys("log.up", "Up", "Cursor up one line", "up,k", "cursor(-1)"),
+    _keys("log.page_down", "PgDn", "One page down", "pagedown,space", "page(1)"),
+    _keys("log.page_up", "PgUp", "One page up", "pageup", "page(-1)"),
+    _keys("log.left", "Left", "Scroll left half a screen", "left", "hscroll(-1)"),
+    _keys("log.right", "Right", "Scroll right half a screen", "right", "hscroll(1)"),
     # bench pane
-    Action("bench.run", "Run", "Run the bench suite on the selected backend", "B", "run_bench", footer=False),
+    Action("bench.run", "Run", "Run the bench suite on the backend", "B", "run_bench", footer=False),
     # settings editor (its own screen)
     Action("settings.save", "Save", "Show the diff, then save and apply", "ctrl+s", "preview", palette=False),
     Action("settings.editor", "$EDITOR", "Edit the raw file in $EDITOR (validated on return)", "ctrl+e",
            "edit_raw", palette=False),
     Action("settings.reload", "Reload", "Reload the file from disk", "ctrl+r", "reload", palette=False),
     Action("settings.close", "Close", "Close (Esc twice drops unsaved changes)", "escape", "close", palette=False),
+    _keys("settings.confirm", "Save & apply", "Diff: save and apply", "enter,y", "save"),
+    _keys("settings.back", "Back", "Diff: go back to the editor", "escape,n", "back"),
+    _keys("settings.rebase", "Replay", "Conflict: replay my changes on the file as it is now", "r",
+          "choose('rebase')"),
+    _keys("settings.discard", "Drop", "Conflict: drop my changes", "d", "choose('discard')"),
+    _keys("settings.cancel", "Cancel", "Conflict: cancel", "escape", "choose('cancel')"),
+    # the command line (while it is open)
+    _keys("cmdline.complete", "Complete", "Complete; candidates are listed beside the line", "tab", "complete"),
+    _keys("cmdline.older", "Older", "Older command from the history", "up", "history(-1)"),
+    _keys("cmdline.newer", "Newer", "Newer command from the history", "down", "history(1)"),
+    _keys("cmdline.cancel", "Cancel", "Close the command line", "escape", "cancel"),
+    # modal screens
+    _keys("confirm.yes", "Yes", "Confirm (any other key cancels)", "y", "yes"),
+    _keys("help.close", "Close", "Close help", "escape,q,question_mark", "dismiss"),
+    _keys("doctor.close", "Close", "Close the doctor screen", "escape,q", "dismiss"),
+    _keys("doctor.rerun", "Re-run", "Run the checks again", "r", "rerun"),
+    _keys("swap.close", "Close", "Close the swap screen", "escape", "dismiss"),
+    _keys("describe.close", "Close", "Close", "escape,q,i", "dismiss"),
 )
 
 BY_ID = {a.id: a for a in ACTIONS}
@@ -95,12 +152,12 @@ COMMANDS = {a.command: a for a in ACTIONS if a.command}
 
 
 def bindings(scope: str | Iterable[str], prefix: str = "") -> list[Binding]:
-    """Textual bindings for the actions of one or more scopes (action names may get a target prefix)."""
-    scopes = {scope} if isinstance(scope, str) else set(scope)
+    """Textual bindings for the actions of one or more scopes or ids (action names may get a target prefix)."""
+    wanted = {scope} if isinstance(scope, str) else set(scope)
     return [
         Binding(a.key, prefix + a.action, a.label, show=a.footer, id=a.id, tooltip=a.help)
         for a in ACTIONS
-        if a.scope in scopes and a.key and a.action
+        if (a.scope in wanted or a.id in wanted) and a.key and a.action
     ]
 
 
@@ -112,7 +169,7 @@ def validate_keymap(keymap: dict[str, str]) -> list[str]:
     return [f"[keymap]: unknown binding id {k!r}; known ids: {', '.join(sorted(BY_ID))}" for k in unknown]
 
 
-_KEY_NAMES = {"question_mark": "?", "colon": ":", "slash": "/", "escape": "esc"}
+_KEY_NAMES = {"question_mark": "?", "colon": ":", "slash": "/", "escape": "esc", "ampersand": "&"}
 
 
 def display_key(action: Action, keymap: dict[str, str] | None = None) -> str:

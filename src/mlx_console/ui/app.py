@@ -1,7 +1,8 @@
-"""The console app: dashboard (backends, live log, bench pane), `:` commands, palette, themes, polls.
+"""The console app: dashboard (backends, log pane, bench pane), `:` commands, palette, themes, polls.
 
 It renders what the core reports and calls the core to act. Blocking calls run in thread workers
-that hand results back with call_from_thread; handlers on the event loop own all state.
+that hand results back with call_from_thread; handlers on the event loop own all state. The log pane
+(widgets/log_pane.py) follows the shown log; the backends controller (backends_controller.py) acts on backends.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import App, ComposeResult, SystemCommand
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
@@ -27,10 +28,10 @@ from mlx_console.core.config import Config
 from mlx_console.core.errors import ConsoleError
 from mlx_console.ui import actions as registry
 from mlx_console.ui import compositor
+from mlx_console.ui.backends_controller import BackendsController
 from mlx_console.ui.backends_source import Backends
 from mlx_console.ui.commands import CommandError, Parsed, parse
 from mlx_console.ui.core_api import NotAvailable
-from mlx_console.ui.log_follow import Batch, follow
 from mlx_console.ui.polling import Poller
 from mlx_console.ui.themes import FALLBACK, ThemeSet, load_themes
 from mlx_console.ui.widgets.backends_table import BackendsTable
@@ -38,16 +39,19 @@ from mlx_console.ui.widgets.backends_table import shown as shown_rows
 from mlx_console.ui.widgets.bench_pane import BenchPane
 from mlx_console.ui.widgets.command_line import CommandLine
 from mlx_console.ui.widgets.key_bar import KeyBar
+from mlx_console.ui.widgets.log_pane import LogPane
 from mlx_console.ui.widgets.log_view import LogView
-from mlx_console.ui.widgets.triage_card import TriageCard
 
+UI = Path(__file__).parent
+# The console's CSS: its layout, then each widget's and screen's own file (widgets/*.tcss, screens/*.tcss).
+CSS_FILES = [UI / "app.tcss", *sorted((UI / "widgets").glob("*.tcss")), *sorted((UI / "screens").glob("*.tcss"))]
 NARROW_WIDTH = 110       # below this the bench pane becomes a tab over the log
 BACKENDS_INTERVAL = 1.0  # s between supervisor polls
 MEMORY_INTERVAL = 10.0   # s between memory pressure reads
 
 
-class ConsoleApp(App[int]):
-    CSS_PATH = "app.tcss"
+class ConsoleApp(BackendsController, App[int]):
+    CSS_PATH = CSS_FILES
     TITLE = "mlx-console"
     BINDINGS = registry.bindings(("console", "backend", "bench"))
 
@@ -65,19 +69,11 @@ class ConsoleApp(App[int]):
         self.memory_reader = memory_reader or read_memory
         self.startup_notices: list[str] = list(self.theme_set.notices)
         self.startup_notices += registry.validate_keymap(self.keymap_config)
-        self.log_backend: str | None = None
-        self._log_stop: threading.Event | None = None
-        self.log_path: Path | None = None
-        self.log_file_choice: dict[str, int] = {}  # backend → index into Backends.log_paths(name)
-        self.log_note = ""
-        self._busy: dict[str, str] = {}   # backend → what is being done to it (starting/stopping/…)
-        self._progress: dict[str, str] = {}  # backend → the last progress line of that action
+        self.init_backends()
         self.backend_poll: Poller | None = None
         self.memory_poll: Poller | None = None
         self.hung_up = False
         self._memory_line = ""
-        self._log_status_text: str | None = None
-        self._log_title_text: str | None = None
         self._topbar_text: str | None = None
 
     # ---- layout ------------------------------------------------------------------------------------------
@@ -86,11 +82,10 @@ class ConsoleApp(App[int]):
         # Kept as attributes: app.query_one() searches the *active* screen, which may be a modal.
         self.topbar = Static(id="topbar")
         self.backends_table = BackendsTable(id="backends")
-        self.log_title = Static(id="log-title")
-        self.log_view = LogView(id="log")
-        self.log_status = Static(id="log-status")
-        self.triage_card = TriageCard(id="triage")
-        self.log_pane = Vertical(self.log_title, self.log_view, self.log_status, self.triage_card, id="log-pane")
+        self.reasons = Static(id="reasons")
+        self.log_pane = LogPane(id="log-pane")
+        self.log_view = self.log_pane.view
+        self.triage_card = self.log_pane.card
         self.bench_pane = BenchPane(id="bench")
         self.body = Horizontal(self.log_pane, self.bench_pane, id="body")
         self.command_line = CommandLine(self.completion_candidates, id="cmdline",
@@ -98,6 +93,7 @@ class ConsoleApp(App[int]):
         self.key_bar = KeyBar(id="keys")
         yield self.topbar
         yield self.backends_table
+        yield self.reasons
         yield self.body
         yield self.command_line
         yield self.key_bar
@@ -115,7 +111,7 @@ class ConsoleApp(App[int]):
         self.apply_width(self.size.width)
         self.bench_pane.display = False
         self.update_topbar()
-        self.update_log_title()
+        self.log_pane.update_title()
         self.log_view.focus()
         self.backends_table.show(self.backends.placeholder_rows(), narrow=self.narrow)
         self.backend_poll = Poller(self, "backends", BACKENDS_INTERVAL, self.backends.rows, self.show_backends,
@@ -148,18 +144,19 @@ class ConsoleApp(App[int]):
         if table.narrow != (width < NARROW_WIDTH) and table.rows_data:
             table.show(table.rows_data, narrow=width < NARROW_WIDTH)
         table.narrow = width < NARROW_WIDTH
-        self.update_log_title()
+        self.log_pane.update_title()
 
     def dashboard_visible(self) -> bool:
         """Polls pause while a modal screen covers the dashboard."""
         return len(self.screen_stack) <= 1 and not self.hung_up
 
     def on_descendant_focus(self, event: Any) -> None:
-        scopes: tuple[str, ...] = ("console", "backend")
+        # Backend keys first (they stay at 80 columns, after the name of the backend they act on).
+        scopes: tuple[str, ...] = ("backend", "console")
         if isinstance(self.focused, LogView):
-            scopes = ("log", "console", "backend")
+            scopes = ("backend", "log", "console")
         elif isinstance(self.focused, BenchPane) or self.bench_pane.has_focus_within:
-            scopes = ("bench", "console", "backend")
+            scopes = ("backend", "bench", "console")
         self.key_bar.set_scopes(scopes)
 
     # ---- top bar, memory -------------------------------------------------------------------------------
@@ -179,266 +176,53 @@ class ConsoleApp(App[int]):
             self._topbar_text = t.plain
             self.topbar.update(t)
 
-    # ---- backends --------------------------------------------------------------------------------------
+    # ---- backends and the shown log ---------------------------------------------------------------------
 
-    def show_backends(self, rows: list[dict[str, Any]]) -> None:
-        rows = [dict(r, status=self._busy[str(r.get("name"))])
-                if str(r.get("name")) in self._busy and r.get("status") in ("n/a", "stopped", "dead") else r
-                for r in rows]
-        self.backends_table.show(rows, narrow=self.narrow)
-        if self.backends.unavailable:
-            self.topbar.tooltip = self.backends.unavailable
-        if self.log_backend is None and rows:
-            self.select_log(str(rows[0].get("name")))
-        self.update_log_title()
+    @property
+    def log_backend(self) -> str | None:
+        return self.log_pane.backend
 
-    def poll_failed(self, error: BaseException) -> None:
-        self.notify(f"{type(error).__name__}: {error}", severity="error", timeout=6)
+    @property
+    def log_path(self) -> Path | None:
+        return self.log_pane.path
 
-    def selected_backend(self) -> str | None:
-        return self.backends_table.selected_name or (self.config.backends[0].name if self.config.backends else None)
+    def select_log(self, name: str, force: bool = False) -> None:
+        """Show `name`'s log in the centre (force: re-open it, e.g. after a restart made a new file)."""
+        self.backends_table.select_name(name)
+        self.log_pane.select(name, force)
 
     @on(DataTable.RowHighlighted, "#backends")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         name = self.backends_table.selected_name
         if name and name != self.log_backend:
             self.select_log(name)
+        self.key_bar.refresh()
 
     def backend_names(self) -> list[str]:
         remote = [str(r.get("name")) for r in self.backends_table.rows_data  # [[host]]s' backends: NAME@HOST
                   if r.get("fleet_host") not in (None, "local") and r.get("status") != "unreachable"]
         return [p.name for p in self.config.backends] + remote
 
-    def check_backend(self, name: str) -> bool:
-        if name not in self.backend_names():
-            self.notify(f"no backend named {name!r}; configured: {', '.join(self.backend_names())}",
-                        severity="error")
-            return False
-        return True
+    def action_describe(self, name: str | None = None) -> None:
+        from mlx_console.ui.screens.describe import DescribeScreen
 
-    def act_on_backend(self, verb: str, name: str | None) -> None:
-        if name is None:
-            self.notify("no backend selected", severity="warning")
+        name = name or self.selected_backend()
+        if name is None or not self.check_backend(name):
             return
-        if not self.check_backend(name):
-            return
-        if name in self._busy:
-            self.notify(f"{name}: already {self._busy[name]}", severity="warning")
-            return
-        self._busy[name] = {"start": "starting", "stop": "stopping", "restart": "restarting"}[verb]
-        self.notify(f"{name}: {self._busy[name]}…", timeout=3)
-        self.backend_worker(verb, name)
+        row = next((r for r in self.backends_table.rows_data if r.get("name") == name), None)
+        self.push_screen(DescribeScreen(self.backends, name, row))
 
-    @work(thread=True, group="backend-actions")
-    def backend_worker(self, verb: str, name: str) -> None:
-        def progress(msg: str) -> None:
-            self.call_from_thread(self.backend_progress, name, msg)
+    def action_messages(self) -> None:
+        from mlx_console.ui.screens.describe import MessagesScreen
 
-        try:
-            if verb == "start":
-                status = self.backends.start(name, progress=progress)
-            elif verb == "stop":
-                status = self.backends.stop(name)
-            else:
-                status = self.backends.restart(name, progress=progress)
-        except (ConsoleError, NotAvailable, OSError) as e:
-            self.call_from_thread(self.backend_done, name, verb, None, str(e))
-        else:
-            self.call_from_thread(self.backend_done, name, verb, status, None)
-
-    def backend_progress(self, name: str, message: str) -> None:
-        self._progress[name] = message
-        self.update_log_status()
-        if self.backend_poll:
-            self.backend_poll.poke()
-
-    def backend_done(self, name: str, verb: str, status: Any, error: str | None) -> None:
-        self._busy.pop(name, None)
-        self._progress.pop(name, None)
-        if error:
-            self.notify(f"{name}: {verb} failed: {error}", severity="error", timeout=15)
-        else:
-            state = status.to_json().get("status") if hasattr(status, "to_json") else None
-            self.notify(f"{name}: {verb} done" + (f" ({state})" if state else ""), timeout=4)
-        self.update_log_status()
-        if self.backend_poll:
-            self.backend_poll.poke()
-
-    def autostart_demo(self) -> None:
-        demo = next((p for p in self.config.backends if p.demo), None)
-        if demo is None:
-            return
-        if self.backends.unavailable or not _supervisor_present():
-            self.notify("No config file: the built-in demo backend would start here, but the supervisor is "
-                        "not available yet in this build.", severity="warning", timeout=10)
-            return
-        self.autostart_worker(demo.name)
-
-    @work(thread=True, group="autostart")
-    def autostart_worker(self, name: str) -> None:
-        try:
-            rows = {str(r.get("name")): r for r in self.backends.rows()}
-        except Exception as e:  # shown, never fatal
-            self.call_from_thread(self.notify, f"demo: {e}", severity="error")
-            return
-        if rows.get(name, {}).get("status") in ("ready", "starting", "loading", "degraded"):
-            return
-        self.call_from_thread(self.notify, f"No config file ({self.config.path}): starting the built-in demo "
-                              "backend, a tiny random model (it talks gibberish). Add your backends to that file.",
-                              timeout=12)
-        self.call_from_thread(self.act_on_backend, "start", name)
-
-    def action_start(self) -> None:
-        self.act_on_backend("start", self.selected_backend())
-
-    def action_stop(self) -> None:
-        self.act_on_backend("stop", self.selected_backend())
-
-    def action_restart(self) -> None:
-        self.act_on_backend("restart", self.selected_backend())
-
-    def action_logs(self) -> None:
-        name = self.selected_backend()
-        if name:
-            self.select_log(name, force=True)
-            self.log_view.focus()
-
-    # ---- log -------------------------------------------------------------------------------------------
-
-    def select_log(self, name: str, force: bool = False) -> None:
-        """Show `name`'s log in the centre (force: re-open it, e.g. after a restart made a new file)."""
-        if name == self.log_backend and not force:
-            return
-        self.log_backend = name
-        self.backends_table.select_name(name)
-        if self.polls_enabled:
-            self.open_log(name)
-        self.update_log_title()
-        self.update_log_status()
-
-    def open_log(self, name: str) -> None:
-        if self._log_stop is not None:
-            self._log_stop.set()
-        self._log_stop = threading.Event()
-        self.log_view.clear()
-        self.log_path = None
-        self.log_note = ""
-        self.log_worker(name, self._log_stop)
+        self.push_screen(MessagesScreen(list(self.messages)))
 
     def action_next_log_file(self) -> None:
         name = self.log_backend or self.selected_backend()
         if name is None:
             self.notify("no backend selected", severity="warning")
             return
-        self.log_file_choice[name] = self.log_file_choice.get(name, 0) + 1
-        self.select_log(name, force=True)
-
-    def _log_file(self, name: str) -> Path | None:
-        """Worker side: the log chosen for `name` (the captured log unless L switched to another)."""
-        choice = self.log_file_choice.get(name, 0)
-        if not choice:
-            return self.backends.log_path(name)
-        paths = self.backends.log_paths(name)
-        if len(paths) < 2:
-            self.log_file_choice[name] = 0
-            self.call_from_thread(self.notify, f"{name}: only one log (the captured output)", timeout=4)
-            return paths[0] if paths else self.backends.log_path(name)
-        path = paths[choice % len(paths)]
-        self.call_from_thread(self.notify, f"{name}: showing {path}", timeout=4)
-        return path
-
-    @work(thread=True, group="log-follow")
-    def log_worker(self, name: str, stop: threading.Event) -> None:
-        try:
-            path = self._log_file(name)
-        except Exception as e:  # reported, never fatal
-            self.call_from_thread(self.set_log_note, f"log: {type(e).__name__}: {e}")
-            return
-        if path is None:
-            self.call_from_thread(self.set_log_note, "log: not available yet (the supervisor is not in this build)")
-            return
-        self.call_from_thread(self.set_log_path, name, path)
-
-        def deliver(batch: Batch) -> None:
-            if not stop.is_set():
-                self.call_from_thread(self.show_log_batch, name, batch)
-
-        try:
-            # is_running goes False as Textual shuts down, even when exit() was not called (a crash).
-            follow(path, deliver, lambda: stop.is_set() or not self.is_running,
-                   lambda: not self.dashboard_visible(), self.config.catalogs)
-        except Exception as e:  # a broken catalogue or unreadable file is shown, the console goes on
-            self.call_from_thread(self.set_log_note, f"log: {type(e).__name__}: {e}")
-
-    def set_log_path(self, name: str, path: Path) -> None:
-        if name == self.log_backend:
-            self.log_path = path
-            self.update_log_title()
-
-    def set_log_note(self, note: str) -> None:
-        self.log_note = note
-        self.update_log_status()
-
-    def show_log_batch(self, name: str, batch: Batch) -> None:
-        if name != self.log_backend:
-            return
-        if batch.note != self.log_note:
-            self.log_note = batch.note
-            self.update_log_status()
-        if batch.reset and self.log_view.line_count:
-            self.log_view.clear()
-        self.log_view.append(batch.lines)
-        if batch.events:
-            self.log_view.add_events(batch.events)
-
-    def update_log_title(self) -> None:
-        if not self.is_mounted:
-            return
-        title = Text(no_wrap=True, overflow="ellipsis")
-        bench_visible = self.bench_pane.display
-        if self.narrow:
-            title.append(" Log ", style="reverse bold" if not bench_visible else "dim")
-            title.append(" Bench ", style="reverse bold" if bench_visible else "dim")
-            title.append(" (b switches) ", style="dim")
-        else:
-            title.append(" Log ", style="reverse bold")
-        title.append(f" {self.log_backend or '(no backend)'}")
-        path = self.log_path
-        if path is not None and not self.narrow:
-            title.append(f"  {path}", style="dim")
-        if title.plain != self._log_title_text:  # an equal update still re-lays out the screen
-            self._log_title_text = title.plain
-            self.log_title.update(title)
-
-    def update_log_status(self, status: LogView.Status | None = None) -> None:
-        log = self.log_view
-        t = Text(no_wrap=True, overflow="ellipsis")
-        if self.log_note:
-            t.append(f" {self.log_note}", style="dim")
-        elif log.follow:
-            t.append(" ● following", style="bold")
-        else:
-            t.append(" ❚❚ paused", style="bold")
-            if log.new_lines:
-                t.append(f"  ▼ {log.new_lines} new lines", style="bold reverse")
-            t.append("  End resumes", style="dim")
-        if log.filter_text:
-            shown = status.shown if status else len(log.shown_lines())
-            t.append(f"  filter: {log.filter_text!r} ({shown} lines)  Esc clears", style="bold")
-        busy = self._progress.get(self.log_backend or "") or self._busy.get(self.log_backend or "")
-        if busy:
-            t.append(f"  {busy}", style="italic")
-        if t.plain != self._log_status_text:  # Static.update repaints (and re-lays out) even when equal
-            self._log_status_text = t.plain
-            self.log_status.update(t)
-
-    @on(LogView.Status)
-    def _log_status(self, event: LogView.Status) -> None:
-        self.update_log_status(event)
-
-    @on(LogView.EventSelected)
-    def _event_selected(self, event: LogView.EventSelected) -> None:
-        self.triage_card.show_event(event.event)
+        self.log_pane.next_file(name)
 
     # ---- bench pane ------------------------------------------------------------------------------------
 
@@ -450,9 +234,21 @@ class ConsoleApp(App[int]):
             pane.refresh_state(self.selected_backend())
         elif not self.log_view.has_focus:
             self.log_view.focus()
-        self.update_log_title()
+        self.log_pane.update_title()
+
+    def action_bench(self, suite: str | None = None) -> None:
+        """`:bench [SUITE]`: show the pane; with a suite, run it."""
+        if suite:
+            self.action_run_bench(suite)
+        elif not self.bench_pane.display:
+            self.action_toggle_bench()
 
     def action_run_bench(self, suite: str | None = None) -> None:
+        name = self.selected_backend()
+        self.confirm_then(name, f"Run the bench on {name}? It sends requests to a ready backend.",
+                          lambda: self.run_bench_now(suite))
+
+    def run_bench_now(self, suite: str | None = None) -> None:
         pane = self.bench_pane
         if not pane.display:
             self.action_toggle_bench()
@@ -492,7 +288,7 @@ class ConsoleApp(App[int]):
     # ---- command line ----------------------------------------------------------------------------------
 
     def action_command_line(self, mode: str = ":") -> None:
-        text = self.log_view.filter_text if mode == "/" else ""
+        text = {"/": self.log_view.search_text, "&": self.log_view.filter_text}.get(mode, "")
         self.command_line.open(mode, text)
 
     def completion_candidates(self, kind: str) -> list[str]:
@@ -508,8 +304,8 @@ class ConsoleApp(App[int]):
 
     @on(CommandLine.Submitted)
     def _command_submitted(self, event: CommandLine.Submitted) -> None:
-        if event.mode == "/":
-            self.log_view.filter_text = event.text
+        if event.mode in ("/", "&"):
+            self.log_view.set_pattern("search_text" if event.mode == "/" else "filter_text", event.text)
             return
         if not event.text.strip():
             return
@@ -521,34 +317,12 @@ class ConsoleApp(App[int]):
         self.run_command(parsed)
 
     def run_command(self, p: Parsed) -> None:
-        name, arg = p.name, p.arg
-        if name in ("start", "stop", "restart"):
-            self.act_on_backend(name, arg)
-        elif name == "logs":
-            if self.check_backend(arg):
-                self.select_log(arg, force=True)
-                self.log_view.focus()
-        elif name == "swap":
-            self.action_swap(arg)
-        elif name == "settings":
-            self.action_settings(arg or None)
-        elif name == "bench":
-            if arg:
-                self.action_run_bench(arg)
-            else:
-                pane = self.bench_pane
-                if not pane.display:
-                    self.action_toggle_bench()
-        elif name == "doctor":
-            self.action_doctor()
-        elif name == "metrics":
-            self.action_metrics(arg or None)
-        elif name == "filter":
-            self.log_view.filter_text = arg
-        elif name == "theme":
-            self.set_theme(arg)
-        elif name == "q":
-            self.exit(0)
+        """Run a `:` command: the registry names the action and its target (log commands act on the log)."""
+        target = self.log_view if p.action.scope == "log" else self
+        self.call_later(target.run_action, p.action.call(p.arg))
+
+    def action_theme(self, name: str) -> None:
+        self.set_theme(name)
 
     def set_theme(self, name: str, at_start: bool = False) -> None:
         """Switch theme. At start an unusable theme falls back with a notice; `:theme` keeps the current one."""
@@ -605,8 +379,7 @@ class ConsoleApp(App[int]):
         for poll in (self.backend_poll, self.memory_poll):
             if poll:
                 poll.stop()
-        if self._log_stop is not None:
-            self._log_stop.set()
+        self.log_pane.stop()
         # Writing to a hung-up terminal can block or fail: give a clean exit a moment, then leave anyway.
         timer = threading.Timer(3.0, os._exit, args=(129,))
         timer.daemon = True
@@ -631,7 +404,7 @@ def _home(path: Path) -> str:
 
 def read_memory() -> str | None:
     """Worker side: one line on machine memory for the top bar (None when the core cannot tell)."""
-    from mlx_console.ui.core_api import NotAvailable, core
+    from mlx_console.ui.core_api import core
     from mlx_console.ui.widgets.backends_table import human_bytes
 
     try:
@@ -640,12 +413,6 @@ def read_memory() -> str | None:
         return "memory: not available yet"
     m = memory()
     return f"mem {human_bytes(m.available)} free/{human_bytes(m.total)} {m.pressure}"
-
-
-def _supervisor_present() -> bool:
-    from mlx_console.ui.core_api import has
-
-    return has("lifecycle.control", "Supervisor")
 
 
 def _tty_alive() -> bool:

@@ -7,26 +7,19 @@ from typing import Any
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from mlx_console.core.config import Config
+from mlx_console.ui.actions import bindings
 from mlx_console.ui.core_api import NotAvailable, core
 
 STATUS_STYLE = {"pass": "success", "ok": "success", "warn": "warning", "fail": "error"}
 
 
 class DoctorScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q", "dismiss", "Close", id="doctor.close"),
-                Binding("r", "rerun", "Re-run", id="doctor.rerun")]
-    DEFAULT_CSS = """
-    DoctorScreen { align: center middle; }
-    DoctorScreen > VerticalScroll { width: 100%; max-width: 140; height: 100%; max-height: 44;
-                                    border: round $primary; background: $surface; padding: 0 1; }
-    DoctorScreen Static { height: auto; }
-    """
+    BINDINGS = bindings("doctor")
 
     def __init__(self, config: Config, report: dict[str, Any] | None = None) -> None:
         super().__init__()

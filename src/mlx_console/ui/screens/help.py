@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from mlx_console.ui.actions import ACTIONS, SCOPES, display_key
+from mlx_console.ui.actions import ACTIONS, SCOPES, bindings, display_key
 from mlx_console.ui.commands import usage
 
 
@@ -30,12 +29,7 @@ def help_text(keymap: dict[str, str]) -> Text:
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 100%; max-width: 120; height: 100%; max-height: 44;
-                                  border: round $primary; background: $surface; padding: 0 1; }
-    """
+    BINDINGS = bindings("help")
 
     def compose(self) -> ComposeResult:
         keymap = getattr(self.app, "keymap_config", {})

@@ -16,7 +16,6 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
@@ -49,18 +48,6 @@ def shown_value(value: Any) -> str:
 class FieldRow(Vertical):
     """One key: name, input, what is allowed and how it takes effect, and an inline error."""
 
-    DEFAULT_CSS = """
-    FieldRow { height: auto; }
-    FieldRow > Horizontal { height: 1; }
-    FieldRow .key { width: 26; text-style: bold; }
-    FieldRow Input { width: 1fr; }
-    FieldRow Input.-invalid { color: $error; text-style: bold; }
-    FieldRow .help { color: $foreground 60%; padding-left: 26; height: 1; text-wrap: nowrap;
-                     text-overflow: ellipsis; }
-    FieldRow .error { color: $error; padding-left: 26; height: auto; display: none; }
-    FieldRow .error.-shown { display: block; }
-    FieldRow.-changed .key { color: $accent; }
-    """
 
     def __init__(self, spec: dict[str, Any]) -> None:
         super().__init__(id=f"field-{spec['key']}")
@@ -96,19 +83,7 @@ class FieldRow(Vertical):
 
 
 class SettingsScreen(ModalScreen[None]):
-    BINDINGS = bindings("settings")
-    DEFAULT_CSS = """
-    SettingsScreen { align: center middle; }
-    SettingsScreen > Vertical { width: 100%; max-width: 160; height: 100%; max-height: 48;
-                                border: round $primary; background: $surface; }
-    SettingsScreen #settings-status { height: auto; max-height: 4; padding: 0 1; background: $panel; }
-    SettingsScreen #settings-body { height: 1fr; }
-    SettingsScreen #settings-models { width: 22; height: 100%; border-right: solid $primary 50%; }
-    SettingsScreen #settings-form { height: 100%; padding: 0 1; }
-    SettingsScreen .group { text-style: bold underline; margin-top: 1; height: 1; }
-    SettingsScreen #settings-keys { height: 1; background: $panel; color: $foreground 80%; }
-    SettingsScreen #settings-help { height: auto; max-height: 3; padding: 0 1; border-top: solid $primary 50%; }
-    """
+    BINDINGS = bindings(("settings.save", "settings.editor", "settings.reload", "settings.close"))
 
     def __init__(self, config: Config, backend: str | None, model: str | None = None,
                  path: Path | None = None) -> None:
@@ -409,13 +384,7 @@ class SettingsScreen(ModalScreen[None]):
 class DiffScreen(ModalScreen[bool]):
     """The diff a save would write; Enter saves and applies, Esc goes back."""
 
-    BINDINGS = [Binding("enter,y", "save", "Save & apply", id="settings.confirm"),
-                Binding("escape,n", "back", "Back", id="settings.back")]
-    DEFAULT_CSS = """
-    DiffScreen { align: center middle; }
-    DiffScreen > VerticalScroll { width: 90%; height: 80%; border: round $accent; background: $surface;
-                                  padding: 0 1; }
-    """
+    BINDINGS = bindings(("settings.confirm", "settings.back"))
 
     def __init__(self, diff: str, warning: str | None) -> None:
         super().__init__()
@@ -442,14 +411,7 @@ class DiffScreen(ModalScreen[bool]):
 class ConflictScreen(ModalScreen[str]):
     """The file changed under the editor: show both sides' keys, let the person choose."""
 
-    BINDINGS = [Binding("r", "choose('rebase')", "Replay mine on theirs", id="settings.rebase"),
-                Binding("d", "choose('discard')", "Drop mine", id="settings.discard"),
-                Binding("escape", "choose('cancel')", "Cancel", id="settings.cancel")]
-    DEFAULT_CSS = """
-    ConflictScreen { align: center middle; }
-    ConflictScreen > VerticalScroll { width: 90%; height: 80%; border: round $error; background: $surface;
-                                      padding: 0 1; }
-    """
+    BINDINGS = bindings(("settings.rebase", "settings.discard", "settings.cancel"))
 
     def __init__(self, message: str, conflict: Any) -> None:
         super().__init__()

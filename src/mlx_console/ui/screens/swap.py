@@ -10,7 +10,6 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
@@ -18,6 +17,7 @@ from textual.widgets.option_list import Option
 
 from mlx_console.core.config import Config
 from mlx_console.core.errors import ConsoleError
+from mlx_console.ui.actions import bindings
 from mlx_console.ui.backends_source import Backends
 from mlx_console.ui.core_api import NotAvailable, core
 from mlx_console.ui.widgets.backends_table import human_bytes
@@ -50,15 +50,7 @@ def _field(obj: Any, *names: str) -> Any:
 
 
 class SwapScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape", "dismiss", "Close", id="swap.close")]
-    DEFAULT_CSS = """
-    SwapScreen { align: center middle; }
-    SwapScreen > Vertical { width: 100%; max-width: 120; height: 100%; max-height: 40;
-                            border: round $primary; background: $surface; }
-    SwapScreen Input { border: none; height: 1; }
-    SwapScreen #swap-status { height: auto; padding: 0 1; }
-    SwapScreen OptionList { height: 1fr; border: none; }
-    """
+    BINDINGS = bindings("swap")
 
     def __init__(self, config: Config, backends: Backends, backend: str, model: str | None = None,
                  models: list[dict[str, Any]] | None = None) -> None:
@@ -155,16 +147,36 @@ class SwapScreen(ModalScreen[None]):
     def key_up(self) -> None:
         self.query_one(OptionList).action_cursor_up()
 
-    def start_swap(self, model: str) -> None:
+    def start_swap(self, model: str, confirmed: bool = False) -> None:
+        """Swap to `model` (an id from the list, or what `:swap` was given). A model marked ✗ or ! and a
+        ready backend (unless `confirm = false`) ask first; ✗ and ! repeat their reason in the question."""
         if self.swapping:
             return
         chosen = next((m for m in self.models if m["id"] == model), None)
+        detail = ""
         if chosen and chosen["fit"] == "fail":
-            self.set_status(Text(f"{model} does not fit: {chosen['fit_reason']}", style="bold"))
+            detail = f"✗ {model} does not fit: {chosen['fit_reason'] or 'not enough free memory'}"
+        elif chosen and chosen["fit"] == "warn":
+            detail = f"! {model} is tight: {chosen['fit_reason'] or 'little headroom'}"
+        ready = self.app.backend_state(self.backend) == "ready"  # type: ignore[attr-defined]
+        if not confirmed and (detail or (ready and self.config.confirm)):
+            from mlx_console.ui.screens.confirm import ConfirmScreen
+
+            what = "loads it" if self.kind == "omlx" else "restarts on it"
+            self.app.push_screen(
+                ConfirmScreen(f"Swap {self.backend} to {model}? ({self.backend} is {'ready' if ready else 'not ready'}"
+                              f"; it {what})", detail),
+                lambda yes: self.start_swap(model, True) if yes else self.set_status("swap cancelled"))
+            return
         self.swapping = True
         self.set_status(Text(f"swapping {self.backend} to {model}… (the backend restarts or loads it)",
                              style="bold"))
-        self.swap(chosen["path"] if chosen and chosen["path"] else model)
+        # oMLX loads by the model's id (its /v1/models name); mlx_lm.server takes the path or hub id.
+        self.swap(model if self.kind == "omlx" or not chosen or not chosen["path"] else chosen["path"])
+
+    @property
+    def kind(self) -> str:
+        return next((p.kind for p in self.config.backends if p.name == self.backend), "")
 
     @work(thread=True, exclusive=True, group="swap")
     def swap(self, model: str) -> None:

@@ -7,12 +7,14 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from mlx_console.ui.actions import bindings
+
 STATE_STYLE = {
     "ready": "success", "starting": "warning", "loading": "warning", "degraded": "warning",
     "dead": "error", "stopped": "dim", "unreachable": "error",
 }
 WIDE = ("name", "kind", "state", "model", "port", "pid", "rss", "uptime", "restarts")
-NARROW = ("name", "state", "model", "port", "rss", "uptime")
+NARROW = ("name", "state", "model", "port", "rss", "uptime", "restarts")  # restarts stay visible at 80 columns
 
 
 def human_bytes(n: Any) -> str:
@@ -53,10 +55,7 @@ def shown(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], ...]:
 
 
 class BackendsTable(DataTable):
-    DEFAULT_CSS = """
-    BackendsTable { height: auto; max-height: 8; }
-    """
-    BINDINGS = [("j", "cursor_down"), ("k", "cursor_up")]
+    BINDINGS = bindings("table")
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True)
@@ -139,6 +138,10 @@ class BackendsTable(DataTable):
             return str(r.get("fleet_host") or "-")
         value = r.get(col)
         return "-" if value is None else str(value)
+
+    def action_describe_row(self) -> None:
+        if self.selected_name:
+            self.app.action_describe(self.selected_name)  # type: ignore[attr-defined]
 
     @property
     def selected_name(self) -> str | None:

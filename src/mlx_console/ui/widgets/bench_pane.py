@@ -33,15 +33,6 @@ def decode_median(record: dict[str, Any]) -> float | None:
 
 
 class BenchPane(Vertical, can_focus=True):
-    DEFAULT_CSS = """
-    BenchPane { width: 50; border-left: solid $primary; padding: 0 1; }
-    BenchPane > #bench-title { height: 1; text-style: bold; }
-    BenchPane > #bench-status { height: auto; max-height: 6; }
-    BenchPane > DataTable { height: 1fr; }
-    BenchPane > #bench-verdict { height: auto; max-height: 4; }
-    BenchPane > #bench-spark-label { height: 1; color: $foreground 70%; }
-    BenchPane > Sparkline { height: 2; }
-    """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

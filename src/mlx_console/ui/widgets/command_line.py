@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input, Static
 
+from mlx_console.ui.actions import bindings
 from mlx_console.ui.commands import Candidates, History, complete
 
 
@@ -30,12 +31,7 @@ class _CommandSuggester(Suggester):
 
 
 class CommandInput(Input):
-    BINDINGS = [
-        ("tab", "complete", "Complete"),
-        ("up", "history(-1)", "Older"),
-        ("down", "history(1)", "Newer"),
-        ("escape", "cancel", "Cancel"),
-    ]
+    BINDINGS = bindings("cmdline")
 
     def action_complete(self) -> None:
         self.parent_line.complete_next()
@@ -61,13 +57,6 @@ class CommandInput(Input):
 class CommandLine(Horizontal):
     """Hidden until opened; posts Submitted(mode, text) on Enter."""
 
-    DEFAULT_CSS = """
-    CommandLine { height: 1; display: none; background: $panel; }
-    CommandLine.-open { display: block; }
-    CommandLine > #prompt { width: 2; color: $accent; text-style: bold; }
-    CommandLine > CommandInput { border: none; height: 1; padding: 0; background: $panel; }
-    CommandLine > #hint { width: auto; max-width: 50%; color: $foreground 60%; padding: 0 1; }
-    """
 
     class Submitted(Message):
         def __init__(self, mode: str, text: str) -> None:
@@ -80,7 +69,7 @@ class CommandLine(Horizontal):
         self.candidates: Candidates = candidates
         self.mode = ":"
         self.history_path = history_path
-        self.histories = {":": History.load(history_path) if history_path else History(), "/": History()}
+        self.histories = {":": History.load(history_path) if history_path else History(), "/": History(), "&": History()}
         self._cycle: list[str] = []
         self._cycle_pos = -1
         self._return_focus: Callable[[], None] | None = None
@@ -101,8 +90,10 @@ class CommandLine(Horizontal):
         self._return_focus = (lambda: focused.focus()) if focused is not None else None
         self.mode = mode
         self.query_one("#prompt", Static).update(mode)
-        self.query_one("#hint", Static).update("Tab completes · ↑↓ history · Esc cancels" if mode == ":"
-                                               else "filter: lines without this text are hidden · Esc")
+        self.query_one("#hint", Static).update({
+            ":": "Tab completes · ↑↓ history · Esc cancels",
+            "/": "search (regex, smart case): matches highlighted, n/N jump · Esc",
+            "&": "filter (regex; !PATTERN hides matching lines) · Esc"}.get(mode, ""))
         self.add_class("-open")
         self.input.value = text
         self.input.cursor_position = len(text)

@@ -9,13 +9,10 @@ from mlx_console.ui.actions import ACTIONS, display_key
 
 
 class KeyBar(Widget):
-    DEFAULT_CSS = """
-    KeyBar { height: 1; dock: bottom; background: $panel; color: $foreground; }
-    """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.scopes: tuple[str, ...] = ("console", "backend")
+        self.scopes: tuple[str, ...] = ("backend", "console")
 
     def set_scopes(self, scopes: tuple[str, ...]) -> None:
         if scopes != self.scopes:
@@ -33,9 +30,12 @@ class KeyBar(Widget):
         help_action = next(a for a in ACTIONS if a.id == "console.help")
         help_text = f" {display_key(help_action, keymap)} {help_action.label} "
         room = width - len(help_text)
+        target = getattr(self.app, "selected_backend", lambda: None)()
         for a in ordered:
             if a is help_action:
                 continue
+            if a.scope == "backend" and target and "▸" not in out.plain:
+                out.append(f" {target}▸", style="bold reverse")  # which backend the backend keys act on
             piece = f" {display_key(a, keymap)} {a.label} "
             if out.cell_len + len(piece) > room:
                 break

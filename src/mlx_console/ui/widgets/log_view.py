@@ -7,10 +7,14 @@ means (its event, severity, triage) is given to it by the caller: it decides not
 from __future__ import annotations
 
 import bisect
+import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import ceil
 from typing import Any
 
+from rich.style import Style
 from rich.text import Text
 from textual._styles_cache import StylesCache
 from textual.geometry import Region
@@ -85,6 +89,27 @@ class RowStylesCache(StylesCache):
         return styled
 
 
+class PatternError(ValueError):
+    """A search or filter pattern that is not a valid regular expression (the message says where)."""
+
+
+def compile_pattern(text: str) -> re.Pattern[str]:
+    """A regex with smart case (case-insensitive unless the pattern has an upper-case letter)."""
+    try:
+        return re.compile(text, 0 if any(c.isupper() for c in text) else re.IGNORECASE)
+    except re.error as e:
+        raise PatternError(f"bad regex {text!r}: {e.msg} at position {e.pos}") from None
+
+
+def line_filter(text: str) -> Callable[[str], bool]:
+    """The filter `text` stands for: lines matching the regex, or with `!PATTERN` lines not matching it."""
+    exclude = text.startswith("!")
+    rx = compile_pattern(text[1:] if exclude else text)
+    if exclude:
+        return lambda line: rx.search(line) is None
+    return lambda line: rx.search(line) is not None
+
+
 @dataclass
 class LogEvent:
     """A group of lines (e.g. a traceback) with what triage says about it."""
@@ -103,28 +128,13 @@ class LogEvent:
 class LogView(ScrollView, can_focus=True):
     """A scrolling log with a cursor line. Absolute line numbers survive trimming of the buffer."""
 
-    BINDINGS = [
-        *bindings("log"),
-        ("up,k", "cursor(-1)"),
-        ("down,j", "cursor(1)"),
-        ("pageup", "page(-1)"),
-        ("pagedown", "page(1)"),
-    ]
+    BINDINGS = bindings("log")
     COMPONENT_CLASSES = {"logview--cursor", "logview--match", "logview--error", "logview--warning",
                          "logview--info", "logview--gutter"}
-    DEFAULT_CSS = """
-    LogView { background: $surface; }
-    LogView > .logview--cursor { background: $primary 30%; }
-    LogView:focus > .logview--cursor { background: $primary 50%; }
-    LogView > .logview--match { background: $accent 60%; color: $background; text-style: bold; }
-    LogView > .logview--error { color: $error; }
-    LogView > .logview--warning { color: $warning; }
-    LogView > .logview--info { color: $success; }
-    LogView > .logview--gutter { color: $foreground 50%; }
-    """
 
     follow: reactive[bool] = reactive(True)
-    filter_text: reactive[str] = reactive("")
+    filter_text: reactive[str] = reactive("")   # regex; `!regex` hides matching lines
+    search_text: reactive[str] = reactive("")   # regex; matches highlighted, n/N jump
 
     class Status(Message):
         """Follow state, unseen line count, filter and match counts changed (for the pane's status line)."""
@@ -161,6 +171,8 @@ class LogView(ScrollView, can_focus=True):
         self._last_status: tuple[bool, int, int, int, str] | None = None
         self._drawn_bars: dict[bool, tuple[int, int, int] | None] = {}  # vertical? → thumb last painted
         self._bars_check_pending = False
+        self._keep: Callable[[str], bool] | None = None   # the filter's line test
+        self._search: re.Pattern[str] | None = None
 
     # ---- data in ----------------------------------------------------------------------------------------
 
@@ -191,14 +203,13 @@ class LogView(ScrollView, can_focus=True):
         start = self.line_count
         self._lines.extend(lines)
         self._width = max(self._width, min(MAX_RENDER, max(len(x) for x in lines)))
-        if self._visible is not None:
-            needle = self.filter_text.lower()
-            self._visible.extend(start + i for i, x in enumerate(lines) if needle in x.lower())
+        keep = self._keep
+        if self._visible is not None and keep is not None:
+            self._visible.extend(start + i for i, x in enumerate(lines) if keep(x))
         if len(self._lines) > self.max_lines:
             self._trim(len(self._lines) - self.max_lines)
         if not self.follow:
-            self._new_lines += len(lines) if self._visible is None else sum(
-                1 for x in lines if self.filter_text.lower() in x.lower())
+            self._new_lines += len(lines) if keep is None else sum(1 for x in lines if keep(x))
         self._update_size()
         if self.follow:
             self._cursor = -1
@@ -367,11 +378,19 @@ class LogView(ScrollView, can_focus=True):
             plain = self._strips.get(plain_key)
             if plain is None:
                 plain = self._strips[plain_key] = self._render_row(line_no, width)
-            strip = plain.apply_style(self.get_component_rich_style("logview--cursor"))
+            strip = plain.apply_style(self.cursor_style())
         else:
             strip = self._render_row(line_no, width)
         self._strips[key] = strip
         return strip
+
+    def cursor_style(self) -> Style:
+        """The selected line: the theme's cursor colour, and reverse video too when colour is off (NO_COLOR)
+        or the theme's cursor colour equals the background (the line must never be told by colour alone)."""
+        style = self.get_component_rich_style("logview--cursor")
+        if self.app.no_color or style.bgcolor == self.rich_style.bgcolor:
+            style = style + Style(reverse=True)
+        return style
 
     def _render_row(self, line_no: int, width: int) -> Strip:
         text = self.text_of(line_no)
@@ -379,16 +398,18 @@ class LogView(ScrollView, can_focus=True):
         base = self.rich_style
         if sev:
             base = base + self.get_component_rich_style(f"logview--{sev}", partial=True)
+            if self.app.no_color and sev in ("error", "warning"):  # no colour: severity by weight, never dimmer
+                base = base + Style(bold=True, dim=False)
         gutter = Text(GUTTER.get(sev or "", " "), style=self.get_component_rich_style("logview--gutter",
                                                                                         partial=True))
         body = Text(visible(text[:MAX_RENDER], newlines=False).expandtabs(4), style=base, no_wrap=True, end="")
-        if self.filter_text:
-            body.highlight_words([self.filter_text], style=self.get_component_rich_style(
-                "logview--match", partial=True), case_sensitive=False)
-        line = Text.assemble(gutter, " ", body, end="")
-        segments = list(line.render(self.app.console))
-        strip = Strip(segments).crop(round(self.scroll_x), round(self.scroll_x) + width)
-        return strip.extend_cell_length(width, base)
+        if self._search is not None:
+            body.highlight_regex(self._search, style=self.get_component_rich_style("logview--match"))
+        # The gutter stays put; only the text scrolls sideways.
+        left = Strip(list(Text.assemble(gutter, " ", end="").render(self.app.console)))
+        x = round(self.scroll_x)
+        right = Strip(list(Text.assemble(body, end="").render(self.app.console))).crop(x, x + max(0, width - 2))
+        return Strip.join([left, right]).extend_cell_length(width, base)
 
     # ---- follow and status -------------------------------------------------------------------------------
 
@@ -411,11 +432,26 @@ class LogView(ScrollView, can_focus=True):
             self._announce_event()
         self._post_status()
 
+    def validate_filter_text(self, text: str) -> str:
+        self._keep = line_filter(text) if text else None  # raises PatternError: the filter stays as it was
+        return text
+
+    def validate_search_text(self, text: str) -> str:
+        self._search = compile_pattern(text) if text else None
+        return text
+
+    def watch_search_text(self, text: str) -> None:
+        self._strips.clear()
+        self.refresh()
+        self._post_status()
+        if text and self._matching() and self.cursor_line not in set(self._matching()):
+            self._jump(self._matching(), -1 if self.follow else 1)
+
     def watch_filter_text(self, text: str) -> None:
         keep = self.cursor_line
-        if text:
-            needle = text.lower()
-            self._visible = [self._first + i for i, x in enumerate(self._lines) if needle in x.lower()]
+        if self._keep is not None:
+            test = self._keep
+            self._visible = [self._first + i for i, x in enumerate(self._lines) if test(x)]
         else:
             self._visible = None
         self._strips.clear()
@@ -430,7 +466,7 @@ class LogView(ScrollView, can_focus=True):
 
     def _post_status(self) -> None:
         shown = self._shown_count() if self.filter_text else -1  # the count is shown only when filtering
-        state = (self.follow, self._new_lines, shown, -1, self.filter_text)
+        state = (self.follow, self._new_lines, shown, -1, self.filter_text + "\0" + self.search_text)
         if state == self._last_status:
             return  # nothing the status line shows has changed: no message, no repaint
         self._last_status = state
@@ -497,18 +533,57 @@ class LogView(ScrollView, can_focus=True):
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow
 
-    def action_filter(self) -> None:
-        self.app.action_command_line("/")  # type: ignore[attr-defined]
+    def action_filter(self, text: str | None = None) -> None:
+        """`&` opens the filter prompt; `:filter TEXT` sets it (regex, `!PATTERN` hides matching lines)."""
+        if text is None:
+            self.app.action_command_line("&")  # type: ignore[attr-defined]
+        else:
+            self.set_pattern("filter_text", text)
+
+    def action_search(self, text: str | None = None) -> None:
+        """`/` opens the search prompt; `:search TEXT` sets it (regex, smart case)."""
+        if text is None:
+            self.app.action_command_line("/")  # type: ignore[attr-defined]
+        else:
+            self.set_pattern("search_text", text)
+
+    def set_pattern(self, which: str, text: str) -> bool:
+        """Set the search or the filter; a bad regex is refused with a one-line error, the old one stays."""
+        try:
+            setattr(self, which, text)
+        except PatternError as e:
+            self.notify(f"{'search' if which == 'search_text' else 'filter'}: {e}", severity="error", timeout=8)
+            return False
+        if which == "search_text" and text and not self._matching():
+            self.notify(f"search: no line matches {text!r}", severity="warning", timeout=4)
+        return True
 
     def action_clear_filter(self) -> None:
+        self.search_text = ""
         self.filter_text = ""
 
+    def action_hscroll(self, direction: int) -> None:
+        """Half a screen sideways (the gutter stays)."""
+        half = max(1, self.scrollable_content_region.width // 2)
+        self.scroll_to(x=max(0, self.scroll_x + direction * half), animate=False, immediate=True, force=True)
+        self._strips.clear()
+        self.refresh_rows()
+
     def _matching(self) -> list[int]:
-        if not self.filter_text:
-            return []
-        needle = self.filter_text.lower()
+        """Shown lines the search matches (the filter's matches when there is no search)."""
+        rx = self._search
+        if rx is None:
+            test = self._keep
+            if test is None:
+                return []
+        else:
+            def test(line: str) -> bool:
+                return rx.search(line) is not None
         shown = range(self._first, self.line_count) if self._visible is None else self._visible
-        return [n for n in shown if needle in self.text_of(n).lower()]
+        return [n for n in shown if test(self.text_of(n))]
+
+    def match_count(self) -> int:
+        return len(self._matching()) if self._search is not None else 0
 
     def action_next_match(self) -> None:
         self._jump(self._matching(), 1)
@@ -554,4 +629,5 @@ class LogView(ScrollView, can_focus=True):
             return
         self.app.copy_to_clipboard(text)
         n = text.count("\n") + 1
-        self.notify(f"Copied {n} line{'s' if n > 1 else ''} to the clipboard (OSC 52)", timeout=3)
+        tmux = " · in tmux this needs: set -g set-clipboard on" if os.environ.get("TMUX") else ""
+        self.notify(f"Copied {n} line{'s' if n > 1 else ''} to the clipboard (OSC 52){tmux}", timeout=5)

@@ -9,13 +9,6 @@ from mlx_console.ui.widgets.log_view import LogEvent
 
 
 class TriageCard(Static):
-    DEFAULT_CSS = """
-    TriageCard { height: auto; max-height: 7; display: none; padding: 0 1; background: $panel;
-                 border-top: solid $primary; }
-    TriageCard.-shown { display: block; }
-    TriageCard.-error { border-top: solid $error; }
-    TriageCard.-warning { border-top: solid $warning; }
-    """
 
     def show_event(self, event: LogEvent | None) -> None:
         self.remove_class("-error", "-warning")
