@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint clean
+.PHONY: run test lint bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,25 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Benchmarks (never part of CI): every script in bench/, one Markdown table in bench/RESULTS.md.
+# Peers measured side by side: toolong and aiperf in their own venvs (they pin conflicting packages);
+# lnav comes from the OS (apt-get install lnav / brew install lnav). A peer that cannot be had is named as such.
+BENCH_PEERS := .venv-bench-peers
+
+$(BENCH_PEERS)/.installed:
+	-$(PYTHON) -m venv $(BENCH_PEERS)/toolong && $(BENCH_PEERS)/toolong/bin/pip install -q toolong
+	-$(PYTHON) -m venv $(BENCH_PEERS)/aiperf && $(BENCH_PEERS)/aiperf/bin/pip install -q aiperf
+	mkdir -p $(BENCH_PEERS) && touch $@
+
+bench: $(VENV)/.installed $(BENCH_PEERS)/.installed
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/run_all.py $(ARGS)
+
+bench-quick:
+	$(MAKE) bench ARGS=--quick
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(BENCH_PEERS)
