@@ -33,6 +33,8 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "ui_idle_cpu.py": ([], ["--seconds", "10"]),
     "client_compare.py": ([], ["5"]),
     "client_parse.py": ([], []),
+    "metrics_sampling_cost.py": ([], []),
+    "meter_overhead.py": ([], []),
 }
 
 
@@ -77,13 +79,19 @@ def main() -> int:
             print(f"== {name} {' '.join(quick if args.quick else full)}", flush=True)
             env = dict(os.environ, MLX_BENCH_OUT=str(out))
             done = subprocess.run([sys.executable, str(path), *(quick if args.quick else full)], env=env,
-                                  stdout=None, stderr=subprocess.PIPE, text=True)
+                                  capture_output=True, text=True)
+            print(done.stdout, end="", flush=True)
             if done.returncode != 0:
                 tail = " ".join(done.stderr.strip().splitlines()[-2:])[:300]
                 failed[name.removesuffix(".py")] = f"exit {done.returncode}: {tail}"
                 print(done.stderr, file=sys.stderr)
-            if out.exists():
-                rows += [Row(**json.loads(line)) for line in out.read_text().splitlines() if line.strip()]
+            got = [Row(**json.loads(line)) for line in out.read_text().splitlines() if line.strip()] \
+                if out.exists() else []
+            if not got and done.returncode == 0:  # a script that prints its figures but emits no row yet
+                last = [ln.strip() for ln in done.stdout.strip().splitlines()[-3:]]
+                got = [Row(name.removesuffix(".py"), "printed (see the script's output)", None, "",
+                           note=" / ".join(last).replace("|", "/"))]
+            rows += got
     text = table(rows, failed, started, time.monotonic() - t0)
     args.out.write_text(text)
     print()

@@ -144,6 +144,13 @@ def main() -> int:
     print(f"  grep -E -c -f:              {t_grep:.3f}s  {size / t_grep / 1e6:.0f} MB/s  {grep_count} matching lines")
     print(f"  mlx-console triage --json:  {t_cli:.3f}s  {size / t_cli / 1e6:.0f} MB/s  {events} events  "
           f"ratio {t_grep / t_cli:.2f}x grep (goal ≥ 1.0x: {'met' if t_grep >= t_cli else 'NOT met'})")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from harness import Row, emit
+
+    emit(Row("triage_vs_grep", f"`triage --json` on {size / 1e6:.0f} MB: throughput × grep's (end to end)",
+             t_grep / t_cli, "x", "≥ 1.0×", t_grep >= t_cli,
+             {"grep -E -c -f": f"{t_grep:.3f} s ({size / t_grep / 1e6:.0f} MB/s)"},
+             f"triage {t_cli:.3f} s, median of {args.repeat} interleaved runs"))
     print("inner figure (the engine called in-process, no interpreter start-up or imports):")
     engines = ["hyperscan", "re"] if scan.hyperscan is not None else ["re"]
     for engine in engines:
