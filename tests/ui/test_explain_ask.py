@@ -123,3 +123,29 @@ def test_confirm_is_a_config_key(tmp_path) -> None:
     path.write_text('confirm = "no"\n')
     with pytest.raises(ConsoleError, match="config.toml:1: key 'confirm' must be true or false"):
         config_mod.load(path)
+
+
+async def test_describe_and_the_swap_picker_show_the_advisors_warnings(log_file, tiny_llama4_model) -> None:
+    """Issue 12: the advisor's warnings (as `mlx-console advise` prints them) in the describe view and the picker."""
+    import dataclasses
+
+    from mlx_console.ui.screens.swap import SwapScreen
+
+    app, backends = scripted(log_file)
+    qwen = app.config.backend("qwen")
+    i = app.config.backends.index(qwen)
+    app.config.backends[i] = dataclasses.replace(qwen, model=str(tiny_llama4_model),
+                                                 args=["--decode-concurrency", "4"])
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.backend_state("qwen") == "ready", what="poll")
+        await pilot.press("colon", *"describe qwen", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DescribeScreen))
+        await wait_for(pilot, lambda: "State history" in screen_text(app), what="describe text")
+        text = screen_text(app)
+        assert "advice" in text and "chunked attention" in text and "--decode-concurrency 1" in text, text
+        await pilot.press("escape")
+        swap = SwapScreen(app.config, app.backends, "qwen")
+        app.push_screen(swap)
+        # the picker discovers the configured model dir and shows its advice under it
+        await wait_for(pilot, lambda: any(m.get("advice") for m in getattr(swap, "models", []) or []),
+                       timeout=30, what="advice in the picker")

@@ -100,6 +100,15 @@ class Backends:
         except NotAvailable:
             return None
 
+    def advice(self, name: str, model: str | None) -> list[str]:
+        """The advisor's warnings (core/advisor.py) for `model` on backend `name`; none when it cannot tell."""
+        from mlx_console.core.advisor import advise_profile
+
+        try:
+            return [f"{w.message} (fix: {w.fix})" for w in advise_profile(self.config, name, model).warnings]
+        except (ConsoleError, OSError, ValueError, KeyError):
+            return []
+
     def describe(self, name: str, row: dict[str, Any] | None = None) -> dict[str, Any]:
         """Everything `describe` shows: the status row, plus from the state files the server's command line
         (secrets masked), pids with start times, and the last triage events of its log. Blocking."""
@@ -124,6 +133,7 @@ class Backends:
             for key in ("events", "warnings", "restart_policy", "restarts", "reason", "logs", "exit_code"):
                 if not info.get(key):
                     info[key] = getattr(state, key)
+        info["advice"] = self.advice(name, info.get("model"))
         log = info.get("log") or (self.log_path(name) if self.config.backends else None)
         info["triage"] = last_events(Path(log)) if log else []
         return info

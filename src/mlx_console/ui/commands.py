@@ -88,7 +88,10 @@ class History:
 
     def save(self, path: Path) -> None:
         try:
-            path.write_text("".join(f"{x}\n" for x in self.items[-self.limit:]), encoding="utf-8")
+            from mlx_console.core.common.atomic import write_atomic
+
+            # typed commands can hold secrets (`:swap` paths, names): private like the rest of the state dir
+            write_atomic(path, "".join(f"{x}\n" for x in self.items[-self.limit:]).encode(), mode=0o600)
         except OSError:
             pass  # history is a convenience: never an error on screen
 

@@ -57,6 +57,8 @@ def describe_text(info: dict[str, Any]) -> Text:
         field("logs" if i == 0 else "", path)
     for w in info.get("warnings") or []:
         field("warning", w, "bold")
+    for a in info.get("advice") or []:  # the advisor's warnings for the model served (mlx-console advise)
+        field("advice", a, "bold")
     events = info.get("events") or []
     t.append("\nState history (newest last)\n", style="bold underline")
     if not events:

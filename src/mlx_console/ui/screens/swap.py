@@ -94,6 +94,7 @@ class SwapScreen(ModalScreen[None]):
                     "source": str(_field(m, "source") or ""),
                     "fit": str(_field(f, "status", "level", "verdict") or "?"),
                     "fit_reason": str(_field(f, "reason") or ""),
+                    "advice": self._advice(str(_field(m, "id", "name") or _field(m, "path") or "")),
                 })
         except NotAvailable as e:
             self.app.call_from_thread(self.set_status, str(e))
@@ -101,6 +102,16 @@ class SwapScreen(ModalScreen[None]):
             self.app.call_from_thread(self.set_status, f"model discovery failed: {type(e).__name__}: {e}")
         else:
             self.app.call_from_thread(self.show_models, found)
+
+    def _advice(self, model: str) -> list[str]:
+        """The advisor's warnings for loading `model` on this backend (the same as `mlx-console advise`)."""
+        from mlx_console.core.advisor import advise_profile
+        from mlx_console.core.errors import ConsoleError
+
+        try:
+            return [f"{w.message} (fix: {w.fix})" for w in advise_profile(self.config, self.backend, model).warnings]
+        except (ConsoleError, OSError, ValueError):
+            return []
 
     def set_status(self, text: str | Text) -> None:
         self.query_one("#swap-status", Static).update(text)
@@ -126,7 +137,8 @@ class SwapScreen(ModalScreen[None]):
             colour = getattr(theme, colour_name, None) or ""
             t = Text.assemble((f"{mark} ", f"bold {colour}"), (m["id"], "bold"),
                               f"  {human_bytes(m['size'])}  ", (m["source"], "dim"),
-                              (f"  {m['fit_reason']}" if m["fit"] != "ok" and m["fit_reason"] else "", "italic"))
+                              (f"  {m['fit_reason']}" if m["fit"] != "ok" and m["fit_reason"] else "", "italic"),
+                              *((f"\n    ⚠ {a}", "italic") for a in m.get("advice") or []))
             ol.add_option(Option(t, id=m["id"]))
         if ol.option_count:
             ol.highlighted = 0
