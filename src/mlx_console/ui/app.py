@@ -23,13 +23,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from mlx_console.core.config import Config
-from mlx_console.core.errors import ConsoleError
+from mlx_console.core.api import Config, ConsoleError
 from mlx_console.ui import actions as registry
 from mlx_console.ui import compositor
 from mlx_console.ui.backends_source import Backends
 from mlx_console.ui.commands import CommandError, Parsed, parse
-from mlx_console.ui.core_api import NotAvailable
 from mlx_console.ui.log_follow import Batch, follow
 from mlx_console.ui.polling import Poller
 from mlx_console.ui.themes import FALLBACK, ThemeSet, load_themes
@@ -120,7 +118,7 @@ class ConsoleApp(App[int]):
         self.backends_table.show(self.backends.placeholder_rows(), narrow=self.narrow)
         self.backend_poll = Poller(self, "backends", BACKENDS_INTERVAL, self.backends.rows, self.show_backends,
                                    active=self.dashboard_visible, on_error=self.poll_failed,
-                                   shown=lambda rows: (shown_rows(rows), self.backends.unavailable))
+                                   shown=shown_rows)
         self.memory_poll = Poller(self, "memory", MEMORY_INTERVAL, self.memory_reader, self.update_topbar,
                                   active=self.dashboard_visible, on_error=lambda e: None, shown=lambda m: m)
         if self.polls_enabled:
@@ -186,8 +184,6 @@ class ConsoleApp(App[int]):
                 if str(r.get("name")) in self._busy and r.get("status") in ("n/a", "stopped", "dead") else r
                 for r in rows]
         self.backends_table.show(rows, narrow=self.narrow)
-        if self.backends.unavailable:
-            self.topbar.tooltip = self.backends.unavailable
         if self.log_backend is None and rows:
             self.select_log(str(rows[0].get("name")))
         self.update_log_title()
@@ -239,7 +235,7 @@ class ConsoleApp(App[int]):
                 status = self.backends.stop(name)
             else:
                 status = self.backends.restart(name, progress=progress)
-        except (ConsoleError, NotAvailable, OSError) as e:
+        except (ConsoleError, OSError) as e:
             self.call_from_thread(self.backend_done, name, verb, None, str(e))
         else:
             self.call_from_thread(self.backend_done, name, verb, status, None)
@@ -265,10 +261,6 @@ class ConsoleApp(App[int]):
     def autostart_demo(self) -> None:
         demo = next((p for p in self.config.backends if p.demo), None)
         if demo is None:
-            return
-        if self.backends.unavailable or not _supervisor_present():
-            self.notify("No config file: the built-in demo backend would start here, but the supervisor is "
-                        "not available yet in this build.", severity="warning", timeout=10)
             return
         self.autostart_worker(demo.name)
 
@@ -622,21 +614,10 @@ def _home(path: Path) -> str:
 
 def read_memory() -> str | None:
     """Worker side: one line on machine memory for the top bar (None when the core cannot tell)."""
-    from mlx_console.ui.core_api import NotAvailable, core
-    from mlx_console.ui.widgets.backends_table import human_bytes
+    from mlx_console.core import api
 
-    try:
-        memory = core("machine.system", "memory")
-    except NotAvailable:
-        return "memory: not available yet"
-    m = memory()
-    return f"mem {human_bytes(m.available)} free/{human_bytes(m.total)} {m.pressure}"
-
-
-def _supervisor_present() -> bool:
-    from mlx_console.ui.core_api import has
-
-    return has("lifecycle.control", "Supervisor")
+    m = api.memory()
+    return f"mem {api.fmt_bytes(m.available, compact=True)} free/{api.fmt_bytes(m.total, compact=True)} {m.pressure}"
 
 
 def _tty_alive() -> bool:
@@ -653,9 +634,9 @@ def _tty_alive() -> bool:
 
 
 def run_console(args: argparse.Namespace) -> int:
-    from mlx_console.core import config as config_mod
+    from mlx_console.core import api
 
-    config = config_mod.load(getattr(args, "config", None))
+    config = api.load_config(getattr(args, "config", None))
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise ConsoleError("the console needs a terminal; for scripts use the subcommands (see --help)")
     app = ConsoleApp(config)

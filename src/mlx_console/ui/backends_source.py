@@ -6,20 +6,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlx_console.core.config import Config
-from mlx_console.ui.core_api import NotAvailable, core
+from mlx_console.core import api
+from mlx_console.core.api import Config
 
 
 class Backends:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._sup: Any = None
-        self.unavailable: str | None = None   # why the supervisor cannot be used, shown on screen
+        self._sup: api.Supervisor | None = None
 
-    def supervisor(self) -> Any:
+    def supervisor(self) -> api.Supervisor:
         if self._sup is None:
-            supervisor_cls = core("lifecycle.control", "Supervisor")
-            self._sup = supervisor_cls(self.config)
+            self._sup = api.supervisor(self.config)
         return self._sup
 
     def placeholder_rows(self, status: str = "…") -> list[dict[str, Any]]:
@@ -30,13 +28,7 @@ class Backends:
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per backend, shaped like BackendStatus.to_json()."""
-        try:
-            sup = self.supervisor()
-        except NotAvailable as e:
-            self.unavailable = str(e)
-            return self.placeholder_rows("n/a")
-        self.unavailable = None
-        return [s.to_json() for s in sup.list()]
+        return [s.to_json() for s in self.supervisor().list()]
 
     def start(self, name: str, progress: Callable[[str], None] | None = None) -> Any:
         return self.supervisor().start(name, wait=None, progress=progress)
@@ -45,27 +37,14 @@ class Backends:
         return self.supervisor().stop(name)
 
     def restart(self, name: str, progress: Callable[[str], None] | None = None) -> Any:
-        sup = self.supervisor()
-        try:
-            return sup.restart(name, progress=progress)
-        except TypeError:  # an older restart() without progress
-            return sup.restart(name)
+        return self.supervisor().restart(name, progress=progress)
 
     def swap_model(self, name: str, model: str) -> Any:
         return self.supervisor().swap_model(name, model)
 
     def log_paths(self, name: str) -> list[Path]:
         """Every log of the backend, the captured one first (oMLX adds its own server.log)."""
-        try:
-            sup = self.supervisor()
-        except NotAvailable:
-            return []
-        if hasattr(sup, "log_paths"):
-            return [Path(p) for p in sup.log_paths(name)]
-        return [Path(sup.log_path(name))]
+        return self.supervisor().log_paths(name)
 
     def log_path(self, name: str) -> Path | None:
-        try:
-            return Path(self.supervisor().log_path(name))
-        except NotAvailable:
-            return None
+        return self.supervisor().log_path(name)

@@ -134,8 +134,6 @@ class Supervisor:
                     out.append(st)
         return out
 
-    poll = list  # cheap (reads a few small files and asks psutil): fine to call every second from a UI
-    refresh = list
 
     def status(self, name: str) -> BackendStatus:
         profile = self._profile_or_none(name)

@@ -7,6 +7,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from mlx_console.core.api import fmt_bytes
+
 STATE_STYLE = {
     "ready": "success", "starting": "warning", "loading": "warning", "degraded": "warning",
     "dead": "error", "stopped": "dim",
@@ -15,14 +17,8 @@ WIDE = ("name", "kind", "state", "model", "port", "pid", "rss", "uptime", "resta
 NARROW = ("name", "state", "model", "port", "rss", "uptime")
 
 
-def human_bytes(n: Any) -> str:
-    if not isinstance(n, int | float) or n <= 0:
-        return "-"
-    for unit in ("B", "K", "M", "G", "T"):
-        if n < 1024 or unit == "T":
-            return f"{n:.0f}{unit}" if unit in ("B", "K", "M") else f"{n:.1f}{unit}"
-        n /= 1024
-    return "-"
+def human_bytes(n: object) -> str:
+    return fmt_bytes(n, compact=True)
 
 
 def human_uptime(s: Any) -> str:
