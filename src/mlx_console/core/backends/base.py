@@ -13,6 +13,8 @@ from typing import Literal
 
 import httpx
 
+from mlx_console.core.common import net
+from mlx_console.core.common.net import is_loopback
 from mlx_console.core.config import Profile
 from mlx_console.core.errors import ConsoleError
 
@@ -22,7 +24,6 @@ LineAction = Literal["degraded", "fatal"]
 # The 1-token completion both kinds answer (backends.md §1.6): no `seed`, it changes the code path.
 PING_BODY: dict = {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1, "temperature": 0}
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class BackendKind:
 
     def exposure_warning(self, profile: Profile) -> str | None:
         """A warning when the backend listens beyond loopback without an API key."""
-        if profile.host in LOOPBACK_HOSTS or profile.api_key:
+        if is_loopback(profile.host) or profile.api_key:
             return None
         return (f"backend {profile.name!r} binds {profile.host} (not loopback) with no API key: "
                 "anyone who can reach this host can use it")
@@ -128,8 +129,8 @@ def ping_completion(base_url: str, api_key: str | None, timeout: float, model: s
     if model:
         body["model"] = model
     try:
-        r = httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=headers(api_key),
-                       timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)))
+        r = net.request("POST", f"{base_url}/v1/chat/completions", json=body, headers=headers(api_key),
+                        timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)))
     except httpx.ConnectError as e:
         return ProbeResult(False, False, f"not listening: {e}")
     except httpx.TimeoutException:

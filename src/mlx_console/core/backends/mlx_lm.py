@@ -15,6 +15,7 @@ from mlx_console.core.backends.base import (
     ping_completion,
     refuse_managed_args,
 )
+from mlx_console.core.common.net import is_loopback
 from mlx_console.core.config import Profile
 from mlx_console.core.errors import ConsoleError
 
@@ -57,7 +58,7 @@ class MlxLmKind(BackendKind):
 
     def exposure_warning(self, profile: Profile) -> str | None:
         # mlx_lm.server has no authentication at all: an API key in the profile cannot protect it.
-        if profile.host in ("127.0.0.1", "localhost", "::1", "[::1]"):
+        if is_loopback(profile.host):
             return None
         return (f"backend {profile.name!r} binds {profile.host} (not loopback) and mlx_lm.server has no "
                 "API key: anyone who can reach this host can use it")

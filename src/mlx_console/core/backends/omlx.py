@@ -25,6 +25,7 @@ from mlx_console.core.backends.base import (
     ping_completion,
     refuse_managed_args,
 )
+from mlx_console.core.common import net
 from mlx_console.core.config import Profile
 from mlx_console.core.errors import ConsoleError
 
@@ -122,8 +123,8 @@ class OmlxClient:
         self.timeout = timeout
 
     def _request(self, method: str, path: str, timeout: float | None = None) -> Any:
-        r = httpx.request(method, self.base_url + path, headers=headers(self.api_key),
-                          timeout=timeout or self.timeout)
+        r = net.request(method, self.base_url + path, headers=headers(self.api_key),
+                        timeout=timeout or self.timeout)
         if r.status_code >= 400:
             try:
                 detail = r.json()
