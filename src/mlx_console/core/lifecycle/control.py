@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import psutil
 
 from mlx_console import paths
 from mlx_console.core.backends.base import kind_for
+from mlx_console.core.common import procs
 from mlx_console.core.config import Config, Profile
 from mlx_console.core.errors import ConsoleError
 from mlx_console.core.lifecycle.state import (
@@ -42,7 +42,7 @@ from mlx_console.core.lifecycle.state import (
 )
 from mlx_console.core.machine import system
 
-Progress = Callable[[str], None]
+Narrate = Callable[[str], None]  # a one-line note of what is happening now
 
 LOCK_FILE = "start.lock"
 LOG_ROTATE_BYTES = 64 * 1024 * 1024
@@ -191,7 +191,7 @@ class Supervisor:
             return None
 
     # -- starting --------------------------------------------------------------------------------
-    def start(self, name: str, wait: float | None = None, progress: Progress | None = None,
+    def start(self, name: str, wait: float | None = None, progress: Narrate | None = None,
               model: str | None = None) -> BackendStatus:
         """Start (or re-adopt) a backend. With `wait`, block until ready; raise ConsoleError with the
         reason and the log lines that say why when it dies or does not get ready in time."""
@@ -205,7 +205,7 @@ class Supervisor:
             st = self._start_locked(profile, d, say, model)
         return self._wait(name, wait, say) if wait is not None else st
 
-    def _start_locked(self, profile: Profile, d: Path, say: Progress, model: str | None) -> BackendStatus:
+    def _start_locked(self, profile: Profile, d: Path, say: Narrate, model: str | None) -> BackendStatus:
         name = profile.name
         kind = kind_for(profile.kind)
         cur = self.status(name)
@@ -277,7 +277,7 @@ class Supervisor:
         raise ConsoleError(f"{name}: the supervising process did not report within 30s; "
                            f"{d / SUPERVISE_LOG} says:\n{tail}")
 
-    def _wait(self, name: str, wait: float, say: Progress) -> BackendStatus:
+    def _wait(self, name: str, wait: float, say: Narrate) -> BackendStatus:
         """Until ready (return), dead/stopped (raise with the log lines), or `wait` seconds (raise)."""
         deadline = time.monotonic() + wait
         last = ""
@@ -304,7 +304,7 @@ class Supervisor:
             msg += f"\nlast lines of {st.log}:\n" + "\n".join("  " + ln for ln in lines)
         return msg
 
-    def _ensure_demo_model(self, model_dir: Path, say: Progress) -> None:
+    def _ensure_demo_model(self, model_dir: Path, say: Narrate) -> None:
         if (model_dir / "config.json").exists():
             return
         say(f"building the tiny demo model in {model_dir} (once; a few seconds)…")
@@ -324,7 +324,7 @@ class Supervisor:
             raise ConsoleError(f"cannot start {profile.name!r}: port {profile.port} is taken by {owner}")
 
     # -- stopping --------------------------------------------------------------------------------
-    def stop(self, name: str, progress: Progress | None = None) -> BackendStatus:
+    def stop(self, name: str, progress: Narrate | None = None) -> BackendStatus:
         """SIGTERM the supervisor (it stops the server: TERM, then KILL after the grace period) and wait.
         A backend already stopped or dead is left as it is (its status says so)."""
         say = progress or _noop
@@ -340,21 +340,18 @@ class Supervisor:
         grace = self.timings.grace
         if sup is not None:
             say(f"{name}: stopping (supervisor pid {sup.pid}, server pid {state.pid})")
-            _signal(sup, signal.SIGTERM)
-            if not _wait_gone(sup, grace + 10):
-                _signal(sup, signal.SIGKILL)
-                _wait_gone(sup, 5)
+            procs.terminate([sup], grace + 10)
         server = live_process(state.pid, state.create_time)
         if server is not None:  # no supervisor (or it failed): stop the server ourselves
             say(f"{name}: stopping server pid {server.pid} directly")
-            _terminate(server, grace)
+            procs.terminate([server], grace, group=True)
         after = read_state(d) or state
         if after.status != "stopped":
             after.event("stopped", "stopped on request")
             write_state(d, after)
         return self.status(name)
 
-    def restart(self, name: str, wait: float | None = None, progress: Progress | None = None) -> BackendStatus:
+    def restart(self, name: str, wait: float | None = None, progress: Narrate | None = None) -> BackendStatus:
         """Stop and start again: on the swapped-in model if `swap_model` chose one, else the profile's."""
         state = read_state(self.dir(name))
         model = state.model if state and state.swapped else None  # else the profile's (maybe edited) model
@@ -362,7 +359,7 @@ class Supervisor:
         return self.start(name, wait=wait, progress=progress, model=model)
 
     def swap_model(self, name: str, model: str, wait: float | None = None,
-                   progress: Progress | None = None) -> BackendStatus:
+                   progress: Narrate | None = None) -> BackendStatus:
         """mlx-lm: restart on another model. oMLX: load it through the API (oMLX evicts as it needs)."""
         profile = self.config.backend(name)
         if profile.kind == "omlx":
@@ -454,43 +451,6 @@ def _rss(p: psutil.Process) -> int | None:
         return total
     except psutil.Error:
         return None
-
-
-def _signal(p: psutil.Process, sig: int) -> None:
-    try:
-        p.send_signal(sig)
-    except psutil.Error:
-        pass
-
-
-def _wait_gone(p: psutil.Process, timeout: float) -> bool:
-    """True once p has exited (a zombie waiting for init to reap it counts as exited)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if not p.is_running() or p.status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _terminate(p: psutil.Process, grace: float) -> None:
-    try:
-        group = os.getpgid(p.pid) == p.pid
-    except OSError:
-        group = False
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            if group:
-                os.killpg(p.pid, sig)
-            else:
-                p.send_signal(sig)
-        except (OSError, psutil.Error):
-            pass
-        if _wait_gone(p, wait):
-            return
 
 
 # -- who holds a port ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from mlx_console.core.backends.base import BackendKind, kind_for
+from mlx_console.core.common import procs
 from mlx_console.core.lifecycle.state import (
     Spec,
     State,
@@ -71,13 +72,7 @@ class Child:
 
     def signal_group(self, sig: int) -> None:
         # The server leads its own process group: signal it with anything it spawned.
-        try:
-            os.killpg(self.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            try:
-                os.kill(self.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
+        procs.send(self.proc, sig, group=True)
 
     def terminate(self, grace: float) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds; then kill whatever it left behind."""
@@ -94,11 +89,9 @@ class Child:
             deadline = time.monotonic() + 5
             while not self.exited() and time.monotonic() < deadline:
                 time.sleep(0.05)
-        for p in descendants:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
+        for p in descendants:  # whatever it left behind
+            procs.send(p, signal.SIGKILL)
+        procs.wait_gone(descendants, 2.0)
 
 
 class LogScanner:

@@ -42,7 +42,7 @@ class Step:
 
 
 @dataclass
-class Target:
+class ApplyTarget:
     """The oMLX serving the file, as far as we can tell."""
 
     url: str | None = None
@@ -55,7 +55,7 @@ class Target:
 @dataclass
 class ApplyResult:
     path: Path
-    target: Target
+    target: ApplyTarget
     steps: list[Step] = field(default_factory=list)
     replies: dict[str, dict[str, Any]] = field(default_factory=dict)  # model → PUT reply
     wrote_file: bool = False
@@ -82,14 +82,14 @@ class ApplyResult:
 
 
 def find_target(path: Path, config: Config | None, url: str | None = None, api_key: str | None = None,
-                profile: Profile | None = None) -> Target:
+                profile: Profile | None = None) -> ApplyTarget:
     """The oMLX for `path`: an explicit url, else the oMLX profile whose base_path holds it; probed via /health."""
     if url is None:
         profile = profile or profile_for(config, path)
         if profile is None:
-            return Target()
+            return ApplyTarget()
         url, api_key = profile.base_url, api_key or profile.api_key
-    target = Target(url=url, api_key=api_key, profile=profile.name if profile else None)
+    target = ApplyTarget(url=url, api_key=api_key, profile=profile.name if profile else None)
     with OmlxAdmin(url, api_key) as admin:
         target.running = admin.health() is not None
         if target.running:
@@ -149,7 +149,7 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
     with the file untouched when it refuses before writing; `store` is stale afterwards (load it again)."""
     say = progress or (lambda _m: None)
     path = store.path
-    target = Target() if offline else find_target(path, config, url, api_key)
+    target = ApplyTarget() if offline else find_target(path, config, url, api_key)
     result = ApplyResult(path=path, target=target, dry_run=dry_run)
     if target.version:
         store.omlx_version = target.version
