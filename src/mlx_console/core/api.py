@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from mlx_console.core.lifecycle.control import BackendStatus, Supervisor
     from mlx_console.core.logs.index import LineIndex
     from mlx_console.core.logs.live import LiveTriage
+    from mlx_console.core.logs.patterns import Catalog
+    from mlx_console.core.logs.triage import TriagedEvent
     from mlx_console.core.machine.system import MemoryInfo
     from mlx_console.core.settings.apply import ApplyResult
     from mlx_console.core.settings.baseline import BaselineDiff
@@ -34,11 +36,11 @@ if TYPE_CHECKING:
     from mlx_console.core.settings.watch import SettingsWatcher
 
 __all__ = [
-    "ApplyResult", "BackendStatus", "BaselineDiff", "ComparedRun", "Config", "ConfigError", "ConflictError",
+    "ApplyResult", "BackendStatus", "BaselineDiff", "Catalog", "TriagedEvent", "ComparedRun", "Config", "ConfigError", "ConflictError",
     "ConsoleError", "Issue", "LineIndex", "LiveTriage", "MemoryInfo", "ModelChoice", "Profile", "ProgressEvent",
     "Report", "SettingsStore", "SettingsWatcher", "Supervisor", "Target",
     "apply_settings", "bench_history", "bench_run", "bench_suites", "bench_target", "check_raw_settings",
-    "doctor", "fmt_bytes", "line_index", "live_triage", "load_config", "load_settings", "memory",
+    "doctor", "fmt_bytes", "line_index", "load_catalog", "live_triage", "load_config", "load_settings", "memory",
     "model_choices", "settings_baseline_diff", "settings_form_fields", "settings_path", "supervisor",
     "unified_diff", "watch_settings",
 ]
@@ -114,6 +116,13 @@ def live_triage(path: Path, **kw: Any) -> LiveTriage:
     from mlx_console.core.logs.live import LiveTriage
 
     return LiveTriage(path, **kw)
+
+
+def load_catalog(extra: list[Path]) -> Catalog:
+    """The shipped bug catalogue with the user's files (config `catalogs`) over it."""
+    from mlx_console.core.logs.patterns import Catalog
+
+    return Catalog.load(extra)
 
 
 def line_index(path: Path) -> LineIndex:

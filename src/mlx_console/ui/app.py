@@ -330,7 +330,7 @@ class ConsoleApp(App[int]):
             return self.backends.log_path(name)
         paths = self.backends.log_paths(name)
         if len(paths) < 2:
-            self.log_file_choice[name] = 0
+            self.call_from_thread(self.log_file_choice.__setitem__, name, 0)  # app state: on the loop
             self.call_from_thread(self.notify, f"{name}: only one log (the captured output)", timeout=4)
             return paths[0] if paths else self.backends.log_path(name)
         path = paths[choice % len(paths)]

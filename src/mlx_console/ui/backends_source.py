@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,13 @@ class Backends:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._sup: api.Supervisor | None = None
+        self._sup_lock = threading.Lock()  # workers of several threads ask for it first
 
     def supervisor(self) -> api.Supervisor:
-        if self._sup is None:
-            self._sup = api.supervisor(self.config)
-        return self._sup
+        with self._sup_lock:
+            if self._sup is None:
+                self._sup = api.supervisor(self.config)
+            return self._sup
 
     def placeholder_rows(self, status: str = "…") -> list[dict[str, Any]]:
         """The configured profiles with no state yet (before the first poll, or with no supervisor)."""

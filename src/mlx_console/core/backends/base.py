@@ -6,10 +6,9 @@ process and the Supervisor use only this interface; nothing here starts or stops
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import httpx
 
@@ -18,35 +17,9 @@ from mlx_console.core.common.net import is_loopback
 from mlx_console.core.config import Profile
 from mlx_console.core.errors import ConsoleError
 
-# What the supervising process does when a log line matches.
-LineAction = Literal["degraded", "fatal"]
-
 # The 1-token completion both kinds answer (backends.md §1.6): no `seed`, it changes the code path.
-PING_BODY: dict = {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1, "temperature": 0}
+PING_BODY: dict[str, Any] = {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1, "temperature": 0}
 
-
-
-@dataclass(frozen=True)
-class LogRule:
-    """A log line that says the backend is not healthy even though the process is alive."""
-
-    pattern: re.Pattern[str]
-    action: LineAction
-    reason: str  # may use {0} for the first group of the match
-
-    def match(self, line: str) -> str | None:
-        m = self.pattern.search(line)
-        if not m:
-            return None
-        groups = [g.strip() for g in m.groups() if g]
-        return self.reason.format(*(groups or [""])).strip()
-
-
-# Both servers keep running when their port is taken (backends.md §5): Linux errno 98, macOS 48.
-PORT_TAKEN = LogRule(
-    re.compile(r"\[Errno (?:98|48)\][^\n]*address already in use", re.I),
-    "fatal", "port already in use (the log says: Address already in use)",
-)
 
 
 @dataclass
@@ -61,10 +34,10 @@ class ProbeResult:
 
 @dataclass
 class BackendKind:
-    """Base for a backend kind. Subclasses fill in the command line, rules and the probe."""
+    """Base for a backend kind. Subclasses fill in the command line and the probe. What a log line means
+    (degraded, stop) is the catalogue's: entries with an `action` (core/logs/live.py Reactions)."""
 
     kind: str = ""
-    log_rules: tuple[LogRule, ...] = field(default_factory=tuple)
 
     def command(self, profile: Profile, model: str | None) -> list[str]:
         raise NotImplementedError
@@ -92,13 +65,6 @@ class BackendKind:
     def after_ready(self, base_url: str, api_key: str | None, model: str | None) -> str | None:
         """Run once per server process when it first answers (oMLX: load the profile's model).
         Returns a line for the supervisor's log."""
-        return None
-
-    def classify(self, line: str) -> tuple[LineAction, str] | None:
-        for rule in self.log_rules:
-            reason = rule.match(line)
-            if reason is not None:
-                return rule.action, reason
         return None
 
     def exposure_warning(self, profile: Profile) -> str | None:

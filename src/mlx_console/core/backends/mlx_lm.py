@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlx_console.core.backends.base import (
-    PORT_TAKEN,
     BackendKind,
-    LogRule,
     ProbeResult,
     ping_completion,
     refuse_managed_args,
@@ -18,15 +15,6 @@ from mlx_console.core.backends.base import (
 from mlx_console.core.common.net import is_loopback
 from mlx_console.core.config import Profile
 from mlx_console.core.errors import ConsoleError
-
-# backends.md §1.5/§1.6: mlx_lm.server stays up with a dead generation thread; completions then hang
-# (≤0.32.0) or answer 404 (0.32.2). Either line means: not healthy, whatever /health says.
-MLX_LM_RULES: tuple[LogRule, ...] = (
-    LogRule(re.compile(r"generation thread died:\s*(.*)"), "degraded", "generation thread died: {0}"),
-    LogRule(re.compile(r"^Exception in thread .*\(_generate\)"), "degraded",
-            "generation thread died (Exception in thread … (_generate))"),
-    PORT_TAKEN,
-)
 
 
 def looks_like_path(model: str) -> bool:
@@ -37,7 +25,6 @@ def looks_like_path(model: str) -> bool:
 @dataclass
 class MlxLmKind(BackendKind):
     kind: str = "mlx-lm"
-    log_rules: tuple[LogRule, ...] = field(default_factory=lambda: MLX_LM_RULES)
 
     def command(self, profile: Profile, model: str | None) -> list[str]:
         refuse_managed_args(profile, ("--model", "--host", "--port"))

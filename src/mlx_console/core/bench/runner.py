@@ -134,6 +134,7 @@ async def run_suite_async(base_url: str, model: str, suite: Suite, *, label: str
             ctx.cell, ctx.index = cell, i
             ctx.emit("cell_started", message=cell.get("description", ""))
             t0 = time.perf_counter()
+            result: dict[str, Any]
             if ctx.cancelled():
                 result = {"kind": cell.kind, "status": "error", "reason": "cancelled"}
             else:

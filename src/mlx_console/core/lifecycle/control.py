@@ -7,6 +7,7 @@ psutil) to answer status, so every console sees the same truth, and signals the 
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import os
 import re
@@ -370,12 +371,13 @@ class Supervisor:
         self.stop(name, progress)
         return self.start(name, wait=wait, progress=progress, model=model)
 
-    def models(self, name: str) -> list[dict[str, Any]]:
+    def models(self, name: str) -> builtins.list[dict[str, Any]]:
         """The backend's models with their loaded state. oMLX: every model it knows (through its API);
         mlx-lm: the one model it serves."""
         profile = self.config.backend(name)
         if profile.kind == "omlx":
-            return self._omlx_call(name, "listing models", lambda c: c.models())
+            models: builtins.list[dict[str, Any]] = self._omlx_call(name, "listing models", lambda c: c.models())
+            return models
         st = self.status(name)
         return [{"id": st.model, "loaded": st.status == "ready"}] if st.model else []
 
@@ -448,7 +450,7 @@ def _rss(p: psutil.Process) -> int | None:
                 total += c.memory_info().rss
             except psutil.Error:
                 pass
-        return total
+        return int(total)
     except psutil.Error:
         return None
 

@@ -34,6 +34,8 @@ from mlx_console.core.lifecycle.state import (
     read_state,
     write_state,
 )
+from mlx_console.core.logs.live import Reactions
+from mlx_console.core.logs.source import LogFollower
 
 # A liveness probe that times out while the server used this share of one core is "busy", not "hung"
 # (up to Timings.busy_timeouts in a row: a spinning server is not serving either).
@@ -54,7 +56,7 @@ def describe_exit(code: int | None) -> str:
 class Child:
     """The server: our own child (exit code known, reaped by us) or an adopted one (watched via psutil)."""
 
-    def __init__(self, proc: psutil.Process, popen: subprocess.Popen | None = None):
+    def __init__(self, proc: psutil.Process, popen: subprocess.Popen[bytes] | None = None):
         self.proc, self.popen, self.pid = proc, popen, proc.pid
         self.exit_code: int | None = None
 
@@ -95,24 +97,18 @@ class Child:
 
 
 class LogScanner:
-    """New complete lines of the server's log since an offset (the server appends; we only read)."""
+    """New complete lines of the server's log since an offset, through core/logs (the one log pipeline:
+    rotation, partial and over-long lines handled there); `reactions` says what a line means."""
 
-    def __init__(self, path: Path, offset: int):
-        self.path, self.offset, self.partial = path, offset, b""
+    def __init__(self, path: Path, offset: int, kind: str):
+        self.follower = LogFollower(path, start_offset=offset, use_watchfiles=False)
+        self.reactions = Reactions(kind)
 
     def new_lines(self) -> list[str]:
-        try:
-            with self.path.open("rb") as f:
-                f.seek(self.offset)
-                data = f.read(1 << 20)
-        except OSError:
-            return []
-        if not data:
-            return []
-        self.offset += len(data)
-        data = self.partial + data
-        *lines, self.partial = data.split(b"\n")
-        return [ln.decode("utf-8", "replace").rstrip("\r") for ln in lines]
+        return [ln.text for ln in self.follower.poll()]
+
+    def close(self) -> None:
+        self.follower.close()
 
 
 def owns_port(pid: int, port: int) -> bool | None:
@@ -158,7 +154,7 @@ class Supervise:
 
     # -- state ---------------------------------------------------------------------------------
     def say(self, msg: str) -> None:
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervise[{self.spec.name}]: {msg}", flush=True)
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervise[{self.spec.name}]: {msg}", flush=True)  # noqa: T201  (its stdout is its own log file)
 
     def set(self, status: str, reason: str = "") -> None:
         if (status, reason) != (self.state.status, self.state.reason):
@@ -255,7 +251,7 @@ class Supervise:
     # -- watching one server process -------------------------------------------------------------
     def _watch(self, child: Child) -> tuple[str, str, bool]:
         """Until the server ends or must be ended: (outcome, reason, worth a restart)."""
-        scanner = LogScanner(Path(self.spec.log), self.state.log_offset)
+        scanner = LogScanner(Path(self.spec.log), self.state.log_offset, self.kind.kind)
         self.last_error = ""
         # Each server process gets its own probe thread; a late report of an earlier one is ignored.
         self.generation += 1
@@ -284,6 +280,7 @@ class Supervise:
                 time.sleep(self.t.poll)
         finally:
             stop.set()
+            scanner.close()
 
     def _drain_log(self, scanner: LogScanner) -> None:
         for line in scanner.new_lines():
@@ -303,11 +300,11 @@ class Supervise:
     def _scan(self, scanner: LogScanner) -> tuple[str, str, bool] | None:
         for line in scanner.new_lines():
             self._note_error(line)
-            hit = self.kind.classify(line)
+            hit = scanner.reactions.react(line)
             if hit is None:
                 continue
-            action, why = hit
-            if action == "fatal":
+            why = hit.reason
+            if hit.action == "stop":
                 return "fatal", why, False
             if not self.ever_ready or self.state.status in ("starting", "loading"):
                 return "fatal", f"{why} (while loading)", False
@@ -421,7 +418,7 @@ class Supervise:
     def _cpu_seconds(self) -> float:
         try:
             c = psutil.Process(self.state.pid or 0).cpu_times()
-            return c.user + c.system
+            return float(c.user + c.system)
         except (psutil.Error, ValueError):
             return 0.0
 

@@ -120,9 +120,10 @@ def write_json(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
 
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def write_spec(dir: Path, spec: Spec) -> None:
@@ -149,7 +150,7 @@ def read_state(dir: Path) -> State | None:
 
 def create_time(pid: int) -> float | None:
     try:
-        return psutil.Process(pid).create_time()
+        return float(psutil.Process(pid).create_time())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
 

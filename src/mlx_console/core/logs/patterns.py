@@ -39,12 +39,14 @@ CATEGORIES: tuple[str, ...] = (
     "port_in_use",
 )
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
+# What the supervising daemon does when a line of its server's log hits the entry (core/logs/live.Reactions).
+ACTIONS: tuple[str, ...] = ("degraded", "stop")
 BACKENDS: tuple[str, ...] = ("mlx-lm", "omlx", "mlx")
 _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 _MIN_LITERAL = 3
 
 _REQUIRED = ("id", "category", "patterns", "severity", "title", "cause", "first_move")
-_OPTIONAL = ("backends", "references", "ignore_case", "context", "not_context")
+_OPTIONAL = ("backends", "references", "ignore_case", "context", "not_context", "action")
 # Syntax the fast engines (hyperscan, RE2) do not accept: refuse it up front so both paths agree.
 _UNSUPPORTED = re.compile(r"\(\?(?:[=!]|<[=!])|\\[1-9]|\(\?P=")
 
@@ -105,6 +107,7 @@ class Entry:
     ignore_case: bool = False
     context: tuple[str, ...] = ()
     not_context: tuple[str, ...] = ()
+    action: str | None = None  # degraded | stop: the supervisor's reaction to a line that hits a pattern
     source: str = ""
     _compiled: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
     _context: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
@@ -197,6 +200,9 @@ def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entr
     ignore_case = raw.get("ignore_case", False)
     if not isinstance(ignore_case, bool):
         raise CatalogError(f"{where}: 'ignore_case' must be true or false")
+    action = raw.get("action")
+    if action is not None and action not in ACTIONS:
+        raise CatalogError(f"{where}: action {action!r} must be one of {', '.join(ACTIONS)}")
     patterns = _str_list(raw, "patterns", where, required=True)
     context = _str_list(raw, "context", where)
     not_context = _str_list(raw, "not_context", where)
@@ -213,6 +219,7 @@ def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entr
         ignore_case=ignore_case,
         context=context,
         not_context=not_context,
+        action=action,
         source=where,
         _compiled=tuple(_compile(p, ignore_case, where) for p in patterns),
         _context=tuple(_compile(p, ignore_case, where) for p in context),

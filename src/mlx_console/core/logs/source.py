@@ -52,6 +52,19 @@ def split_text(text: str) -> list[str]:
     return [p[:-1] if p.endswith("\r") else p for p in parts]
 
 
+def complete_end(fd: int, size: int) -> int:
+    """The offset just after the file's last complete line (its last newline within `size` bytes): where
+    a reader starts following, leaving a line still being written for later. 0 when no line is complete
+    yet; `size` when one unfinished line is longer than a read chunk (skipped)."""
+    if size <= 0:
+        return 0
+    tail = os.pread(fd, min(size, _READ_CHUNK), max(0, size - _READ_CHUNK))
+    nl = tail.rfind(b"\n")
+    if nl >= 0:
+        return size - len(tail) + nl + 1
+    return 0 if size <= _READ_CHUNK else size
+
+
 def count_newlines(fd: int, end: int) -> int:
     n, pos = 0, 0
     while pos < end:
@@ -173,10 +186,7 @@ class LogFollower:
             self._pos, self._number = self._start_offset, self._start_line
         elif first and self._start == "end":
             # Start after the last complete line; a partial last line is read once it is finished.
-            size = fst.st_size
-            tail = os.pread(self._fd, min(size, _READ_CHUNK), max(0, size - _READ_CHUNK))
-            nl = tail.rfind(b"\n")
-            self._pos = size - len(tail) + nl + 1 if nl >= 0 else (0 if size <= _READ_CHUNK else size)
+            self._pos = complete_end(self._fd, fst.st_size)
             self._number = count_newlines(self._fd, self._pos)
         else:
             self._pos, self._number = 0, 0

@@ -32,7 +32,7 @@ LLM_BACKENDS = (MLX_LM, OMLX, "llama.cpp", "ollama", "vllm", OPENAI)
 
 def _current_user() -> str | None:
     try:
-        return psutil.Process().username()
+        return str(psutil.Process().username())
     except (psutil.Error, KeyError):
         return None
 

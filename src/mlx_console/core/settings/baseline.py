@@ -58,7 +58,7 @@ class BaselineDiff:
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
-    return a == b
+    return bool(a == b)
 
 
 def compare(current: dict[str, dict[str, Any]], baseline: Baseline, model: str | None = None) -> BaselineDiff:
@@ -78,14 +78,18 @@ def compare(current: dict[str, dict[str, Any]], baseline: Baseline, model: str |
             new_lines[m][k] = vb
             if not _same(va, vb):
                 out.differences.append((m, k, va, vb))
-    render = lambda d: (json.dumps(d, indent=2, ensure_ascii=False) + "\n").encode()  # noqa: E731
+    def render(d: dict[str, dict[str, Any]]) -> bytes:
+        return (json.dumps(d, indent=2, ensure_ascii=False) + "\n").encode()
+
     out.diff = unified(render(old_lines), render(new_lines), "settings", context=1).replace(
         "--- a/settings", f"--- {baseline.name}").replace("+++ b/settings", "+++ current")
     return out
 
 
 def _from_record(name: str, data: dict[str, Any], model: str | None) -> Baseline:
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    config = data.get("config")
+    if not isinstance(config, dict):
+        config = {}
     settings = config.get("model_settings")
     if not isinstance(settings, dict):
         raise SettingsError(f"{name}: the run record has no model_settings (not an oMLX run?)")

@@ -6,6 +6,7 @@ Keys, types, validation, routing and saving all come from core/settings; this sc
 
 from __future__ import annotations
 
+import copy
 import os
 import shlex
 import subprocess
@@ -263,15 +264,15 @@ class SettingsScreen(ModalScreen[None]):
     def _confirmed(self, save: bool | None) -> None:
         if save:
             self.status(Text("applying…", style="bold"))
-            self.apply_worker()
+            self.apply_worker(copy.deepcopy(self.store))  # the worker saves its own copy: self.store is the loop's
 
     @work(thread=True, exclusive=True, group="settings-apply")
-    def apply_worker(self) -> None:
+    def apply_worker(self, store: api.SettingsStore) -> None:
         def say(msg: str) -> None:
             self.app.call_from_thread(self.status, Text(msg, style="italic"))
 
         try:
-            result = api.apply_settings(self.store, self.config, progress=say)
+            result = api.apply_settings(store, self.config, progress=say)
         except api.ConflictError as e:
             self.app.call_from_thread(self.conflict, e)
         except Exception as e:  # refused before writing: the file is untouched
