@@ -15,12 +15,14 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/mlx-console $(ARGS)
 
-test: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests bench
+test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# ruff, the type checker (strict on core/, [tool.mypy]) and the layer contracts ([tool.importlinter]).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV)

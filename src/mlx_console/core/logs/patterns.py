@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from re import _constants as _c  # the stdlib regex parser: used to find literals a pattern requires
-from re import _parser
-from typing import TYPE_CHECKING
+from re import _constants as _c  # type: ignore[attr-defined]  # the stdlib regex parser: finds literals a pattern requires
+from re import _parser  # type: ignore[attr-defined]
+from typing import TYPE_CHECKING, Any
 
 from mlx_console.core.errors import ConsoleError
 
@@ -51,7 +51,7 @@ _OPTIONAL = ("backends", "references", "ignore_case", "context", "not_context", 
 _UNSUPPORTED = re.compile(r"\(\?(?:[=!]|<[=!])|\\[1-9]|\(\?P=")
 
 
-def _seq_literals(seq) -> list[str] | None:
+def _seq_literals(seq: Any) -> list[str] | None:
     """The best 'one of these literals occurs in every match' for a parsed sequence (None if none)."""
     best: list[str] | None = None
     run: list[str] = []
@@ -161,7 +161,7 @@ def _compile(pattern: str, ignore_case: bool, where: str) -> re.Pattern[str]:
         raise CatalogError(f"{where}: invalid regex {pattern!r}: {e}") from None
 
 
-def _str_list(raw: dict, key: str, where: str, *, required: bool = False) -> tuple[str, ...]:
+def _str_list(raw: dict[str, Any], key: str, where: str, *, required: bool = False) -> tuple[str, ...]:
     val = raw.get(key, [])
     if isinstance(val, str):
         val = [val]
@@ -243,11 +243,11 @@ def parse_catalog_text(text: str, source: str) -> list[Entry]:
     seen: set[str] = set()
     for i, raw in enumerate(raw_entries):
         line = header_lines[i] if i < len(header_lines) else None
-        e = _parse_entry(raw, source, line, i)
-        if e.id in seen:
-            raise CatalogError(f"{_where(source, line)}: duplicate entry id {e.id!r}")
-        seen.add(e.id)
-        entries.append(e)
+        entry = _parse_entry(raw, source, line, i)
+        if entry.id in seen:
+            raise CatalogError(f"{_where(source, line)}: duplicate entry id {entry.id!r}")
+        seen.add(entry.id)
+        entries.append(entry)
     return entries
 
 
@@ -287,8 +287,8 @@ class Catalog:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as e:
                 raise CatalogError(f"{path}: cannot read catalogue file: {e}") from None
-            for e in parse_catalog_text(text, str(path)):
-                entries[e.id] = e  # dict keeps the first insertion position: an override stays in place
+            for entry in parse_catalog_text(text, str(path)):
+                entries[entry.id] = entry  # dict keeps the first insertion position: an override stays in place
         return cls(list(entries.values()))
 
     def patterns(self) -> list[tuple[int, str, bool]]:

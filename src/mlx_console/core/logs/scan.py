@@ -9,6 +9,7 @@ bytes: `\\w`, `\\s`, `\\b` are ASCII there, as in grep.
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Sequence
 
@@ -17,7 +18,9 @@ from mlx_console.core.logs.patterns import Catalog, required_literals
 try:  # optional: a compiled regex engine, ≈ 6× faster than the fallback (bench/triage_vs_grep.py)
     import hyperscan
 except ImportError:  # pragma: no cover - depends on the platform's wheels
-    hyperscan = None
+    hyperscan = None  # type: ignore[assignment]
+
+Buf = bytes | bytearray | mmap.mmap  # what is scanned: a file's bytes or its mmap
 
 # Lines that can head a warning/error event or carry a traceback (see events.parse_line): a superset.
 PROBLEM_PATTERNS: tuple[str, ...] = (
@@ -36,7 +39,7 @@ PROBLEM_PATTERNS: tuple[str, ...] = (
 _COUNT_CHUNK = 8 << 20  # count newlines in slices of at most this many bytes (bounded copies)
 
 
-def _line_numbers(buf, starts: Sequence[int]) -> list[int]:
+def _line_numbers(buf: Buf, starts: Sequence[int]) -> list[int]:
     """1-based line numbers of sorted line-start offsets, counting newlines once through the buffer."""
     out: list[int] = []
     n, pos = 1, 0
@@ -60,7 +63,7 @@ class Scanner:
         if engine == "hyperscan" and hyperscan is None:
             raise RuntimeError("hyperscan is not installed")
         self.engine = engine
-        self._db = None
+        self._db: hyperscan.Database | None = None
         self._rest: list[re.Pattern[bytes]] = []  # patterns the fast engine refused: scanned with `re`
         self._literals: set[bytes] = set()  # `re` engine: a line can only match if it holds one of these
         if engine == "hyperscan":
@@ -98,7 +101,7 @@ class Scanner:
         self._db = self._compile(ok) if ok else None
 
     @staticmethod
-    def _compile(items: list) -> object:
+    def _compile(items: list[tuple[bytes, int, str, bool]]) -> hyperscan.Database:
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         db.compile(
             expressions=[e for e, *_ in items], ids=list(range(len(items))), elements=len(items),
@@ -106,7 +109,7 @@ class Scanner:
         )
         return db
 
-    def _hit_ends(self, buf) -> set[int]:
+    def _hit_ends(self, buf: Buf) -> set[int]:
         ends: set[int] = set()
         if self._db is not None and len(buf):
             add = ends.add
@@ -114,7 +117,7 @@ class Scanner:
             def on_match(_id: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
                 add(to)
 
-            self._db.scan(buf, match_event_handler=on_match)
+            self._db.scan(buf, match_event_handler=on_match)  # type: ignore[type-var]  # any buffer, mmap too
         for rx in self._rest:
             pos, size = 0, len(buf)
             while pos < size:
@@ -137,7 +140,7 @@ class Scanner:
                 pos = nl + 1
         return ends
 
-    def candidates(self, buf) -> list[tuple[int, int]]:
+    def candidates(self, buf: Buf) -> list[tuple[int, int]]:
         """Sorted (line start offset, 1-based line number) of every line where some pattern may match."""
         starts: set[int] = set()
         for end in self._hit_ends(buf):

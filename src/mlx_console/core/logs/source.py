@@ -27,7 +27,7 @@ _MAX_POLL_BYTES = 16 << 20  # one poll() reads at most this much; the rest comes
 _SAFETY_POLL = 1.0  # even with watchfiles, look at the file at least this often (missed events, NFS)
 
 
-def decode_line(raw: bytes, max_bytes: int = MAX_LINE_BYTES) -> str:
+def decode_line(raw: bytes | bytearray, max_bytes: int = MAX_LINE_BYTES) -> str:
     """Bytes of one line (no newline) → text: CR dropped, invalid UTF-8 replaced, long lines cut and marked."""
     if len(raw) > max_bytes:
         half = max_bytes // 2
@@ -37,7 +37,7 @@ def decode_line(raw: bytes, max_bytes: int = MAX_LINE_BYTES) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def cut_line(head: bytes, tail: bytes, total: int) -> str:
+def cut_line(head: bytes | bytearray, tail: bytes | bytearray, total: int) -> str:
     """A line too long to keep: its head and tail (errors are often at the end), with what was cut."""
     cut = total - len(head) - len(tail)
     end = tail.removesuffix(b"\r").decode("utf-8", "replace")

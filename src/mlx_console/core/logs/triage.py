@@ -21,7 +21,7 @@ from typing import Any
 
 from mlx_console.core.logs.events import Event, Grouper, group_lines, parse_line
 from mlx_console.core.logs.patterns import Catalog, Match
-from mlx_console.core.logs.scan import Scanner
+from mlx_console.core.logs.scan import Buf, Scanner
 from mlx_console.core.logs.source import decode_line, split_text
 
 _MAX_BACK = 5000  # lines walked back from a candidate to find the record that opens its event
@@ -147,7 +147,7 @@ def triage_text(text: str, catalog: Catalog | None = None, *, include_all: bool 
     return triage_lines(split_text(text), catalog, include_all=include_all)
 
 
-def _iter_lines(buf, start: int) -> Iterator[tuple[str, int]]:
+def _iter_lines(buf: Buf, start: int) -> Iterator[tuple[str, int]]:
     """(text, offset) of each line from `start` on."""
     size = len(buf)
     while start < size:
@@ -157,17 +157,17 @@ def _iter_lines(buf, start: int) -> Iterator[tuple[str, int]]:
         start = end + 1
 
 
-def _line_at(buf, start: int) -> str:
+def _line_at(buf: Buf, start: int) -> str:
     nl = buf.find(b"\n", start)
     return decode_line(buf[start : len(buf) if nl < 0 else nl])
 
 
-def _prev_start(buf, start: int) -> int:
-    return buf.rfind(b"\n", 0, start - 1) + 1
+def _prev_start(buf: Buf, start: int) -> int:
+    return int(buf.rfind(b"\n", 0, start - 1)) + 1
 
 
 def triage_buffer(
-    buf,
+    buf: Buf,
     catalog: Catalog | None = None,
     *,
     include_all: bool = False,
