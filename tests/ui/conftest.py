@@ -19,7 +19,7 @@ from mlx_console.ui.app import ConsoleApp
 from mlx_console.ui.backends_source import Backends
 
 REPO = Path(__file__).resolve().parents[2]
-THEMES = REPO / "themes"
+THEMES = REPO / "src" / "mlx_console" / "themes"
 
 
 class FixedBackends(Backends):

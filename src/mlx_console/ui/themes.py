@@ -32,8 +32,8 @@ class ThemeError(ValueError):
 
 
 def theme_dirs() -> list[Path]:
-    """Shipped themes (the repository's themes/ dir), then the user's own (they win on a name clash)."""
-    shipped = Path(__file__).resolve().parents[3] / "themes"
+    """Shipped themes (mlx_console/themes/, package data), then the user's own (they win on a name clash)."""
+    shipped = Path(__file__).resolve().parents[1] / "themes"  # package data: found from a wheel too
     user = platformdirs.user_config_path("mlx-console") / "themes"
     return [shipped, user]
 
