@@ -142,6 +142,63 @@ def drift(file_models: dict[str, Any], server: list[dict[str, Any]], version: st
     return out
 
 
+def _refuse_bad(store: SettingsStore, changes: list[Change]) -> None:
+    """New errors, and old ones in a model being changed (oMLX would drop that model's whole block)."""
+    touched = {c.model for c in changes}
+    bad = store.new_errors() + [i for i in errors(store.issues()) if i.model in touched]
+    if bad:
+        listing = "\n".join(f"  {i}" for i in dict.fromkeys(bad))
+        raise SettingsError(f"{store.path}: not applied:\n{listing}")
+
+
+def _file_only(store: SettingsStore, result: ApplyResult, changes: list[Change], version: str, offline: bool,
+               dry_run: bool, if_hash: str | None) -> ApplyResult:
+    """Phase for an oMLX that is not running (or --offline): only the file is written."""
+    target = result.target
+    result.steps = plan(changes, version, None)
+    if offline:
+        result.messages.append("offline: only the file is written; a running oMLX keeps its own copy in "
+                               "memory and overwrites the file on its next in-app save")
+    elif target.url:
+        result.messages.append(f"backend {target.profile or target.url} is not running: oMLX reads the file "
+                               "when it starts")
+    else:
+        result.messages.append("no configured oMLX backend uses this file: if an oMLX runs on it, it needs "
+                               "POST /admin/api/reload (unloads all models) or a restart to read it")
+    result.diff = store.diff()
+    result.hash = store.base_hash
+    if not dry_run and changes:
+        saved = store.save(if_hash)
+        result.wrote_file, result.hash, result.backup = saved.wrote, saved.hash, saved.backup
+    return result
+
+
+def _put_settings(admin: OmlxAdmin, puts: list[Step], result: ApplyResult, say: Callable[[str], None]) -> None:
+    """Phase for a running oMLX: the keys its admin API takes, one PUT per model."""
+    by_model: dict[str, dict[str, Any]] = {}
+    for s in puts:
+        by_model.setdefault(s.change.model, {})[s.change.key] = _put_value(s.change)
+    for model, body in by_model.items():
+        say(f"PUT {model}: {', '.join(body)}")
+        try:
+            reply = admin.put_settings(model, body)
+        except AdminError as e:
+            done = ", ".join(result.replies)
+            tail = (f"; already applied (and written by oMLX): {done}" if done
+                    else "; nothing was changed")
+            raise SettingsError(f"oMLX refused the settings of {model!r}: {e.detail or e}{tail}") from None
+        result.replies[model] = reply
+        stored = reply.get("settings") or {}
+        for key, wanted in body.items():
+            got = stored.get(key, KEYS[key].default if key in KEYS else None)
+            if effective({key: got}, key) != effective({key: wanted}, key):
+                result.messages.append(f"{model}: oMLX stored {key}={got!r} (asked {wanted!r})")
+        flags = [k for k in ("requires_reload", "auto_unloaded", "auto_reloaded") if reply.get(k)]
+        result.messages.append(f"{model}: applied through the admin API"
+                               + (f" ({', '.join(flags)})" if flags else ""))
+    result.wrote_file = True  # oMLX rewrote the file from memory
+
+
 def apply(store: SettingsStore, config: Config | None = None, *, url: str | None = None,
           api_key: str | None = None, reload: bool = False, dry_run: bool = False, offline: bool = False,
           if_hash: str | None = None, progress: Callable[[str], None] | None = None) -> ApplyResult:
@@ -155,34 +212,14 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
         store.omlx_version = target.version
     version = store.omlx_version
     changes = store.changes()
-    touched = {c.model for c in changes}
-    # New errors, and old ones in a model being changed: oMLX would drop that model's whole block.
-    bad = store.new_errors() + [i for i in errors(store.issues()) if i.model in touched]
-    if bad:
-        listing = "\n".join(f"  {i}" for i in dict.fromkeys(bad))
-        raise SettingsError(f"{path}: not applied:\n{listing}")
+    _refuse_bad(store, changes)
     store.check_unchanged(if_hash)
     if changes and store.exists and not store.is_canonical:
         result.messages.append("the file was not laid out the way oMLX writes it: this save rewrites its layout "
                                "(so would oMLX's next save)")
 
     if not target.running:
-        result.steps = plan(changes, version, None)
-        if offline:
-            result.messages.append("offline: only the file is written; a running oMLX keeps its own copy in "
-                                   "memory and overwrites the file on its next in-app save")
-        elif target.url:
-            result.messages.append(f"backend {target.profile or target.url} is not running: oMLX reads the file "
-                                   "when it starts")
-        else:
-            result.messages.append("no configured oMLX backend uses this file: if an oMLX runs on it, it needs "
-                                   "POST /admin/api/reload (unloads all models) or a restart to read it")
-        result.diff = store.diff()
-        result.hash = store.base_hash
-        if not dry_run and changes:
-            saved = store.save(if_hash)
-            result.wrote_file, result.hash, result.backup = saved.wrote, saved.hash, saved.backup
-        return result
+        return _file_only(store, result, changes, version, offline, dry_run, if_hash)
 
     if not target.api_key:
         raise SettingsError(f"{path}: oMLX at {target.url} is running, but no API key is known "
@@ -224,28 +261,7 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
         backup = atomic.write_backup(path, store.base) if store.base is not None and changes else None
         result.backup = backup
         if use_put:
-            by_model: dict[str, dict[str, Any]] = {}
-            for s in puts:
-                by_model.setdefault(s.change.model, {})[s.change.key] = _put_value(s.change)
-            for model, body in by_model.items():
-                say(f"PUT {model}: {', '.join(body)}")
-                try:
-                    reply = admin.put_settings(model, body)
-                except AdminError as e:
-                    done = ", ".join(result.replies)
-                    tail = (f"; already applied (and written by oMLX): {done}" if done
-                            else "; nothing was changed")
-                    raise SettingsError(f"oMLX refused the settings of {model!r}: {e.detail or e}{tail}") from None
-                result.replies[model] = reply
-                stored = reply.get("settings") or {}
-                for key, wanted in body.items():
-                    got = stored.get(key, KEYS[key].default if key in KEYS else None)
-                    if effective({key: got}, key) != effective({key: wanted}, key):
-                        result.messages.append(f"{model}: oMLX stored {key}={got!r} (asked {wanted!r})")
-                flags = [k for k in ("requires_reload", "auto_unloaded", "auto_reloaded") if reply.get(k)]
-                result.messages.append(f"{model}: applied through the admin API"
-                                       + (f" ({', '.join(flags)})" if flags else ""))
-            result.wrote_file = True  # oMLX rewrote the file from memory
+            _put_settings(admin, puts, result, say)
         writes = [(s.change.model, s.change.key, s.change.new) for s in files]
         if use_put:
             # oMLX's save drops keys it does not know; the file keeps them (oMLX ignores them anyway).
