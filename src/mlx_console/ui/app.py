@@ -25,7 +25,7 @@ from textual.widgets import DataTable, Static
 
 from mlx_console.core.api import Config, ConsoleError
 from mlx_console.ui import actions as registry
-from mlx_console.ui import compositor
+from mlx_console.ui import textual_private as compositor
 from mlx_console.ui.backends_source import Backends
 from mlx_console.ui.commands import CommandError, Parsed, parse
 from mlx_console.ui.log_follow import Batch, follow
