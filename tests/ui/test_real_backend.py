@@ -44,6 +44,14 @@ def status(app: ConsoleApp) -> str | None:
     return rows[0].get("status") if rows else None
 
 
+async def confirm(pilot) -> None:
+    """Answer the confirmation a ready backend asks for (x, r, swap, bench) with `y`."""
+    from mlx_console.ui.screens.confirm import ConfirmScreen
+
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), what="confirmation")
+    await pilot.press("y")
+
+
 async def test_start_logs_bench_restart_stop(tiny_model: Path, tmp_path: Path, port: int) -> None:
     suite = tmp_path / "ui-mini.toml"
     suite.write_text(SUITE)
@@ -60,8 +68,9 @@ async def test_start_logs_bench_restart_stop(tiny_model: Path, tmp_path: Path, p
             await wait_for(pilot, lambda: any("Starting httpd" in x for x in log.shown_lines()), timeout=10,
                            what="server log in the view")
             await pilot.press("colon", *f"bench {suite}", "enter")
+            await confirm(pilot)  # a bench on a ready backend asks first (issue 11)
             pane = app.query_one(BenchPane)
-            assert pane.display
+            await wait_for(pilot, lambda: pane.display, what="bench pane shown")
             await wait_for(pilot, lambda: pane.last_record is not None or "failed" in str(
                 pane.query_one("#bench-status").render()), timeout=120, what="bench to finish")
             assert pane.last_record is not None, str(pane.query_one("#bench-status").render())
@@ -76,10 +85,12 @@ async def test_start_logs_bench_restart_stop(tiny_model: Path, tmp_path: Path, p
             assert pane.last_record["model"] == str(tiny_model)
             # a second run is compared with the first and adds a point to the history
             await pilot.press("colon", *f"bench {suite}", "enter")
+            await confirm(pilot)
             await wait_for(pilot, lambda: not pane.running and len(pane.query_one("#bench-spark").data or []) == 2,
                            timeout=120, what="second bench run")
             assert "vs previous run" in str(pane.query_one("#bench-verdict").render())
             await pilot.press("r")
+            await confirm(pilot)
             await wait_for(pilot, lambda: "restart" not in app._busy.get("tiny", ""), timeout=90,
                            what="restart done")
             await wait_for(pilot, lambda: status(app) == "ready", timeout=90, what="ready after restart")
