@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -70,9 +69,11 @@ def test_ctrl_c_mid_bench_run_says_interrupted_and_saves_nothing(tmp_path: Path)
         p = subprocess.Popen([sys.executable, "-m", "mlx_console", "bench", "run", "--url",
                               f"http://127.0.0.1:{sock.getsockname()[1]}", "--model", "m", "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(2.0)
+        sock.settimeout(60)
+        conn, _ = sock.accept()  # the run's first request is in flight: interrupt it there
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=30)
+        conn.close()
     finally:
         sock.close()
     assert p.returncode == 130

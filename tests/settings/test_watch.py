@@ -48,8 +48,10 @@ def test_async_watch_yields_new_hashes(tmp_path: Path) -> None:
         stop = asyncio.Event()
 
         async def writer() -> None:
-            await asyncio.sleep(0.4)
-            write_atomic(path, new)
+            # The watcher has no "ready" signal: write until it has seen the change (same bytes, same hash).
+            while not stop.is_set():
+                write_atomic(path, new)
+                await asyncio.sleep(0.2)
 
         task = asyncio.create_task(writer())
         async for h in watch_hashes(path, stop_event=stop):

@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from tests.proc_output import Lines
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "logs"
 KEYS = ["line", "end_line", "categories", "pattern", "severity", "title", "first_move", "references"]
@@ -99,22 +99,23 @@ def test_follow_reports_new_events_and_stops_on_sigint(tmp_path: Path) -> None:
         [sys.executable, "-m", "mlx_console", "triage", str(log), "--follow", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
+    out, err = Lines(p.stdout), Lines(p.stderr)
     try:
-        time.sleep(1.5)
+        err.wait_for_line("following")
         with log.open("a") as w:
             w.write("ten line\n2026-11-25 13:22:40,000 - ERROR - mlx_lm.server generation thread died: boom\n")
             w.write("Traceback (most recent call last):\n  File \"x.py\", line 1, in f\nRuntimeError: boom\n")
-        time.sleep(2.5)  # the open event is reported after a quiet second
+        out.wait(lambda lines: len(lines) >= 1, what="the open event, reported after a quiet second")
         with log.open("a") as w:
             w.write("OSError: [Errno 48] Address already in use\n")
-        time.sleep(2.0)
+        out.wait(lambda lines: len(lines) >= 2, what="the second event")
     finally:
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=10)
-    objs = [json.loads(line) for line in out.decode().splitlines()]
+        p.wait(timeout=10)
+    objs = [json.loads(line) for line in out.close().splitlines()]
     assert [(o["line"], o["end_line"], o["categories"]) for o in objs] == [
         (3, 6, ["server_hang"]), (7, 7, ["port_in_use"]),
-    ], err.decode()
+    ], err.close()
     assert p.returncode == 0
 
 
@@ -125,12 +126,13 @@ def test_follow_waits_for_a_missing_file(tmp_path: Path) -> None:
         [sys.executable, "-m", "mlx_console", "triage", str(log), "--follow", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
+    out, err = Lines(p.stdout), Lines(p.stderr)
     try:
-        time.sleep(1.5)
+        err.wait_for_line("following")
         log.write_text("OSError: [Errno 98] Address already in use\n")
-        time.sleep(2.5)
+        out.wait(lambda lines: len(lines) >= 1, what="the event of the file that appeared")
     finally:
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=10)
-    assert [json.loads(x)["categories"] for x in out.decode().splitlines()] == [["port_in_use"]]
-    assert b"does not exist yet" in err and p.returncode == 0
+        p.wait(timeout=10)
+    assert [json.loads(x)["categories"] for x in out.close().splitlines()] == [["port_in_use"]]
+    assert "does not exist yet" in err.close() and p.returncode == 0

@@ -29,7 +29,9 @@ def _traffic(base: str) -> None:
 
 def test_working_server_log_has_no_bug_events(mlx_server) -> None:
     _traffic(mlx_server.base_url)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30  # the server has logged the last request of the traffic
+    while '"GET /health' not in mlx_server.log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert triage_file(mlx_server.log) == []
     unknown = triage_file(mlx_server.log, include_all=True)
     # The bad-JSON request is an ERROR line (seen with --all) that no pattern claims.

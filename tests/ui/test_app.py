@@ -132,7 +132,15 @@ async def test_palette_offers_what_fits_the_dashboard(make_app) -> None:
         await pilot.press("ctrl+p")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette")
         await pilot.press(*"Restart omlx")
-        await pilot.pause(0.3)
+        from textual.command import CommandList
+
+        def offered() -> str:
+            lists = app.screen.query(CommandList)
+            if not lists or not lists.first().option_count:
+                return ""
+            return str(lists.first().get_option_at_index(0).prompt)
+
+        await wait_for(pilot, lambda: "Restart omlx" in offered(), what="the palette offers Restart omlx")
         await pilot.press("escape")
 
 

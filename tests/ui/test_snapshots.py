@@ -6,20 +6,26 @@ log file at a fixed path, and fixed doctor/model data handed to those screens.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import OptionList, Static
 
 from mlx_console.ui.screens.doctor import DoctorScreen
+from mlx_console.ui.screens.help import HelpScreen
+from mlx_console.ui.screens.settings import DiffScreen
 from mlx_console.ui.screens.swap import SwapScreen
+from mlx_console.ui.widgets.command_line import CommandInput
 from mlx_console.ui.widgets.log_view import LogView
+from mlx_console.ui.widgets.triage_card import TriageCard
 
 from .conftest import LOG_LINES, THEMES, FixedBackends, fixed_config, wait_for
 
 SIZES = [(80, 24), (160, 48)]
-SNAP_DIR = Path(tempfile.gettempdir()) / "mlx-console-ui-snapshots"
+# The paths the screens show are in the snapshots: a literal /tmp path (not $TMPDIR, which is /var/folders/… on
+# macOS) keeps them the same on every machine.
+SNAP_DIR = Path("/tmp/mlx-console-ui-snapshots")
 
 REPORT = {
     "checks": [
@@ -64,7 +70,17 @@ async def settle(pilot: Pilot) -> None:
     await wait_for(pilot, lambda: log.event_at(4) is not None, what="triage")
     await wait_for(pilot, lambda: "96.0G" in str(pilot.app.topbar.render()), what="memory line")
     await wait_for(pilot, lambda: pilot.app.backends_table.rows_data[0].get("pid") == 4242, what="status poll")
-    await pilot.pause(0.2)
+    await idle(pilot)
+
+
+async def idle(pilot: Pilot) -> None:
+    """Every message queued so far handled and every animation done: the frame is the settled one."""
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+
+
+def screen_text(pilot: Pilot) -> str:
+    return " ".join(str(w.render()) for w in pilot.app.screen.query("Static"))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -77,7 +93,9 @@ def test_dashboard_error_selected_with_triage_card(snap_compare, snap_app, size)
     async def run(pilot: Pilot) -> None:
         await settle(pilot)
         await pilot.press("g", "e")
-        await pilot.pause(0.1)
+        card = pilot.app.query_one(TriageCard)
+        await wait_for(pilot, lambda: card.display and "metal" in str(card.render()).lower(), what="triage card")
+        await idle(pilot)
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)
 
@@ -107,7 +125,8 @@ def test_help(snap_compare, snap_app, size) -> None:
     async def run(pilot: Pilot) -> None:
         await settle(pilot)
         await pilot.press("question_mark")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), what="help screen")
+        await idle(pilot)
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)
 
@@ -122,7 +141,7 @@ def test_bench_pane(snap_compare, snap_app, size) -> None:
         log = app.query_one(LogView)
         await wait_for(pilot, lambda: not log.display or log.region.width < size[0], what="log beside the pane")
         log.refresh()  # the log's rows after the relayout, not a partial repaint of the old width
-        await pilot.pause(0.2)
+        await idle(pilot)
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)
 
@@ -132,7 +151,8 @@ def test_doctor(snap_compare, snap_app, size) -> None:
     async def run(pilot: Pilot) -> None:
         await settle(pilot)
         pilot.app.push_screen(DoctorScreen(pilot.app.config, report=REPORT))
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "llama-server" in screen_text(pilot), what="doctor report")
+        await idle(pilot)
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)
 
@@ -142,10 +162,16 @@ def test_model_swap(snap_compare, snap_app, size) -> None:
     async def run(pilot: Pilot) -> None:
         await settle(pilot)
         app = pilot.app
-        app.push_screen(SwapScreen(app.config, app.backends, "qwen", models=MODELS))
-        await pilot.pause(0.2)
+        screen = SwapScreen(app.config, app.backends, "qwen", models=MODELS)
+        app.push_screen(screen)
+        def listed() -> int:
+            lists = screen.query(OptionList)
+            return lists.first().option_count if lists else -1
+
+        await wait_for(pilot, lambda: listed() == 3, what="models listed")
         await pilot.press(*"qwen")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: listed() == 1, what="filtered to qwen")
+        await idle(pilot)
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)
 
@@ -155,7 +181,9 @@ def test_command_line_completion(snap_compare, snap_app, size) -> None:
     async def run(pilot: Pilot) -> None:
         await settle(pilot)
         await pilot.press("colon", *"res", "tab", "tab")
-        await pilot.pause(0.2)
+        field = pilot.app.query_one(CommandInput)
+        await wait_for(pilot, lambda: field.value.startswith("restart "), what="completion")
+        await idle(pilot)
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)
 
@@ -182,9 +210,10 @@ def test_settings_editor_with_an_invalid_value(snap_compare, snap_app, size) -> 
         row.input.focus()
         row.input.value = "-2"
         screen.query_one("#field-max_tokens", FieldRow).input.value = "2048"
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: bool(str(row.query_one(".error", Static).render()).strip()),
+                       what="the field's error")
         screen.query_one("#settings-form").scroll_to_widget(row, animate=False, top=True)
-        await pilot.pause(0.2)
+        await idle(pilot)
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)
 
@@ -204,9 +233,10 @@ def test_settings_diff_preview(snap_compare, snap_app, size) -> None:
         pilot.app.push_screen(screen)
         await wait_for(pilot, lambda: screen.store is not None and screen.model == "Qwen3-8B-4bit")
         screen.query_one("#field-temperature", FieldRow).input.value = "0.2"
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: screen.store.new_errors() == [] and bool(screen.store.diff()), what="edit taken")
         await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, DiffScreen), what="diff preview")
+        await idle(pilot)
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)
 
