@@ -6,6 +6,7 @@ not exist) so nothing touches the user's real state. Servers started here are ki
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +19,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+
+# A run started in the background by a script (`make test &`, nohup, CI runners) inherits SIGINT *ignored*,
+# and so does every process a test starts: Python then installs no KeyboardInterrupt handler, and the tests
+# that stop `triage --follow` or `bench run` with Ctrl-C would wait forever. Give the children the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def free_port() -> int:
