@@ -11,7 +11,7 @@ import os
 import re
 import stat
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,6 +143,11 @@ class Config:
                 return p
         names = ", ".join(p.name for p in self.backends) or "(none)"
         raise ConfigError(f"no backend named {name!r} in {self.path}; configured: {names}")
+
+    def with_profile(self, profile: Profile) -> Config:
+        """A copy with `profile` in place of the one of the same name (this config is left as it is)."""
+        self.backend(profile.name)
+        return replace(self, backends=[profile if p.name == profile.name else p for p in self.backends])
 
 
 def demo_profile() -> Profile:
