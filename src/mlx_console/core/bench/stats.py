@@ -44,7 +44,8 @@ def split_outliers(samples: Sequence[float | None], factor: float = 10.0) -> tup
     xs = [float(x) for x in samples if x is not None]
     if len(xs) < 3:
         return xs, []
-    kept, out = [], []
+    kept: list[float] = []
+    out: list[float] = []
     for i, x in enumerate(xs):
         others = xs[:i] + xs[i + 1:]
         m = statistics.median(others)

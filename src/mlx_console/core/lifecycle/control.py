@@ -437,7 +437,7 @@ class Supervisor:
         self.stop(name, progress)
         return self.start(name, wait=wait, progress=progress, model=model)
 
-    def advice(self, name: str, model: str | None) -> list[str]:
+    def advice(self, name: str, model: str | None) -> builtins.list[str]:
         """The advisor's warnings for loading `model` on backend `name`, as lines (none when it cannot tell)."""
         if not model:
             return []
@@ -519,7 +519,8 @@ def _why_lines(lines: list[str], n: int = 15) -> list[str]:
 def _free_loopback_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _rotate_if_large(log: Path) -> None:

@@ -144,10 +144,10 @@ class Scanner:
     def _bytes_re(p: str, ignore_case: bool) -> re.Pattern[bytes]:
         return re.compile(p.encode(), re.MULTILINE | (re.IGNORECASE if ignore_case else 0))
 
-    def _cache_path(self, items: list) -> Path | None:
+    def _cache_path(self, items: list[tuple[bytes, int, str, bool]]) -> Path | None:
         if self._cache_dir is None:
             return None
-        key = json.dumps([hyperscan.__version__, [(e.decode(), f) for e, f, *_ in items]]).encode()
+        key = json.dumps([getattr(hyperscan, "__version__", "?"), [(e.decode(), f) for e, f, *_ in items]]).encode()
         return Path(self._cache_dir) / f"hs-{hashlib.sha256(key).hexdigest()[:32]}.db"
 
     def _build_hyperscan(self) -> None:

@@ -305,7 +305,7 @@ def triage_buffer_counted(
     return out, newlines
 
 
-def _buf_before(buf, start: int, first: int) -> list[tuple[int, str]]:
+def _buf_before(buf: Buf, start: int, first: int) -> list[tuple[int, str]]:
     """The NEARBY lines before the line at offset `start` (line number `first`)."""
     out: list[tuple[int, str]] = []
     n = first
