@@ -121,7 +121,9 @@ def read_model_dir(path: Path, model_id: str, source: str, revision: str | None 
     q = cfg.get("quantization") or cfg.get("quantization_config") or {}
     if isinstance(q, dict):
         info.bits, info.group_size = _int(q.get("bits")), _int(q.get("group_size"))
-    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    text = cfg.get("text_config")
+    if not isinstance(text, dict):
+        text = cfg
     heads = _int(text.get("num_attention_heads"))
     hidden = _int(text.get("hidden_size"))
     info.layers = _int(text.get("num_hidden_layers"))

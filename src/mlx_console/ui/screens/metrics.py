@@ -8,6 +8,7 @@ Lines differ by their marker character as well as by colour, so the plots read u
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -18,8 +19,11 @@ from textual.screen import Screen
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from mlx_console.core.metrics.query import WINDOWS, Marker, Panel, PlotData, plot_data
-from mlx_console.core.metrics.store import open_readonly
+from mlx_console.core import api
+from mlx_console.core.api import METRICS_WINDOWS as WINDOWS
+
+if TYPE_CHECKING:
+    from mlx_console.core.api import Marker, Panel, PlotData
 
 LINE_MARKERS = ("•", "+", "x", "o")
 LINE_COLORS = ("cyan", "orange", "green", "magenta")
@@ -86,13 +90,7 @@ class MetricsScreen(Screen[None]):
         if self.backend is None:
             self.app.call_from_thread(self.show, None)
             return
-        db = open_readonly()
-        try:
-            data = plot_data(db, self.backend, WINDOWS[self.window])
-        finally:
-            if db is not None:
-                db.close()
-        self.app.call_from_thread(self.show, data)
+        self.app.call_from_thread(self.show, api.metrics_plot(self.backend, self.window))
 
     def show(self, data: PlotData | None) -> None:
         self.data = data

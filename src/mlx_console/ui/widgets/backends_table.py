@@ -7,6 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from mlx_console.core.api import fmt_bytes
 from mlx_console.ui.actions import bindings
 
 STATE_STYLE = {
@@ -17,14 +18,8 @@ WIDE = ("name", "kind", "state", "model", "port", "pid", "rss", "uptime", "resta
 NARROW = ("name", "state", "model", "port", "rss", "uptime", "restarts")  # restarts stay visible at 80 columns
 
 
-def human_bytes(n: Any) -> str:
-    if not isinstance(n, int | float) or n <= 0:
-        return "-"
-    for unit in ("B", "K", "M", "G", "T"):
-        if n < 1024 or unit == "T":
-            return f"{n:.0f}{unit}" if unit in ("B", "K", "M") else f"{n:.1f}{unit}"
-        n /= 1024
-    return "-"
+def human_bytes(n: object) -> str:
+    return fmt_bytes(n, compact=True)
 
 
 def human_uptime(s: Any) -> str:

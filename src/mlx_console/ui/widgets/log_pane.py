@@ -84,7 +84,7 @@ class LogPane(Vertical):
             return backends.log_path(name)
         paths = backends.log_paths(name)
         if len(paths) < 2:
-            self.file_choice[name] = 0
+            self.app.call_from_thread(self.file_choice.__setitem__, name, 0)  # pane state: on the loop
             self.app.call_from_thread(self.app.notify, f"{name}: only one log (the captured output)", timeout=4)
             return paths[0] if paths else backends.log_path(name)
         path = paths[choice % len(paths)]
@@ -100,7 +100,7 @@ class LogPane(Vertical):
             app.call_from_thread(self.set_note, f"log: {type(e).__name__}: {e}")
             return
         if path is None:
-            app.call_from_thread(self.set_note, "log: not available yet (the supervisor is not in this build)")
+            app.call_from_thread(self.set_note, "log: not available yet")
             return
         app.call_from_thread(self.set_path, name, path)
 
