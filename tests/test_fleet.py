@@ -240,12 +240,26 @@ def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict) -> 
                 f.write("2026-11-25 13:22:47,639 - ERROR - mlx_lm.server generation thread died: boom\n")
             await until(pilot, lambda: any("generation thread died: boom" in x for x in log.shown_lines()),
                         30, "triaged line")
-            # Known gap after the merge with issue 11's console: stopping a remote backend from the console
-            # (x / :stop far@box) does not reach the remote host; it is stopped through its CLI here instead.
+            # Restart and stop from the console: a ready backend asks first (`y`), then the remote host acts.
+            pid = row("far@box")["pid"]
+            app.backends_table.select_name("far@box")
+            await pilot.press("r")
+            await until(pilot, lambda: len(app.screen_stack) > 1, 10, "restart confirmation")
+            await pilot.press("y")
+            await until(pilot, lambda: row("far@box").get("status") == "ready" and row("far@box")["pid"] != pid,
+                        120, "far@box restarted")
+            app.backends_table.select_name("far@box")
+            await pilot.press("x")
+            await until(pilot, lambda: len(app.screen_stack) > 1, 10, "stop confirmation")
+            await pilot.press("y")
+            await until(pilot, lambda: row("far@box").get("status") == "stopped", 60, "far@box stopped")
 
-    asyncio.run(run())
-    r = cli("--host", "box", "backends", "stop", "far")
-    assert r.returncode == 0, r.stderr
+    try:
+        asyncio.run(run())
+    finally:
+        cli("--host", "box", "backends", "stop", "far")
+    r = cli("--host", "box", "backends", "status", "far", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "stopped", r.stderr
     # No ssh `tail -F` outlives the console (atexit closes them; here, explicitly as the app would at exit).
     app.backends._fleet.close()
     assert all(m.proc.poll() is not None for m in app.backends._fleet.mirrors.values())
