@@ -200,14 +200,20 @@ def psutil_cmd(pid: int) -> str:
 
 
 @pytest.mark.slow
-def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict) -> None:
+def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict, tiny_model: Path) -> None:
     """The dashboard: rows grouped by host, the unreachable host with its ssh error, far@box started, its log
     tailed (through the ssh mirror) and triaged, then stopped, all from the console."""
     import asyncio
 
+    from textual.widgets import Static
+
     from mlx_console.core import config as config_mod
     from mlx_console.ui.app import ConsoleApp
+    from mlx_console.ui.screens.swap import SwapScreen
     from mlx_console.ui.widgets.log_view import LogView
+
+    def screen_text(app: ConsoleApp) -> str:
+        return " ".join(str(s.render()) for s in app.screen.query(Static))
 
     app = ConsoleApp(config_mod.load(os.environ["MLX_CONSOLE_CONFIG"]), theme_dirs=[REPO / "themes"],
                      autostart=False)
@@ -240,6 +246,21 @@ def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict) -> 
                 f.write("2026-11-25 13:22:47,639 - ERROR - mlx_lm.server generation thread died: boom\n")
             await until(pilot, lambda: any("generation thread died: boom" in x for x in log.shown_lines()),
                         30, "triaged line")
+            # The remote supervisor acts on that line too: it restarts far (its own policy), seen here.
+            await until(pilot, lambda: row("far@box").get("status") == "ready" and row("far@box").get("restarts"),
+                        120, "far@box restarted by its supervisor")
+            # Describe: read there (`backends describe far --json` over ssh): the remote command line and pids.
+            app.backends_table.select_name("far@box")
+            await pilot.press("i")
+            await until(pilot, lambda: "State history" in screen_text(app), 30, "describe far@box")
+            text = screen_text(app)
+            assert "on host" in text and "--model " + str(tiny_model) in text and "generation thread died" in text, text
+            await pilot.press("escape")
+            # The swap picker offers that host's models (`backends models far --discover --json` there).
+            await pilot.press("m")
+            await until(pilot, lambda: isinstance(app.screen, SwapScreen) and app.screen.models, 30, "remote models")
+            assert any(m["path"] == str(tiny_model) for m in app.screen.models), app.screen.models
+            await pilot.press("escape")
             # Restart and stop from the console: a ready backend asks first (`y`), then the remote host acts.
             pid = row("far@box")["pid"]
             app.backends_table.select_name("far@box")

@@ -51,6 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
            model=True, wait="mlx-lm: " + until_ready)
     action("unload", "oMLX: unload MODEL through its API", run_unload, model=True)
     action("models", "the backend's models with their loaded state", run_models)
+    bs.choices["models"].add_argument("--discover", action="store_true",
+                                      help="instead: the models on this machine it could swap to, with "
+                                      "size, whether each fits in free memory now, and the advisor's warnings")
+    action("describe", "everything about one backend: status, command line (secrets masked), pids, state "
+           "history, advice, the last triage events of its log", run_describe)
     lg = bs.add_parser("log", help="the last lines of the backend's current run (and where its logs are)")
     lg.add_argument("name", metavar="NAME")
     lg.add_argument("-n", "--lines", type=int, default=40, metavar="N")
@@ -181,7 +186,22 @@ def run_unload(args: argparse.Namespace) -> int:
     return _out(args, st, f"{args.name}: unloaded {args.model}")
 
 
+def run_describe(args: argparse.Namespace) -> int:
+    from mlx_console.core.lifecycle.describe import describe
+
+    info = describe(load_config(args), args.name)
+    if args.json:
+        print_json(info)
+        return 0
+    for key, value in info.items():
+        if value not in (None, "", [], {}):
+            say(f"{key:<22} {value}")
+    return 0
+
+
 def run_models(args: argparse.Namespace) -> int:
+    if args.discover:
+        return _discover(args)
     models = Supervisor(load_config(args)).models(args.name)
     if args.json:
         print_json(models)
@@ -191,6 +211,26 @@ def run_models(args: argparse.Namespace) -> int:
         say(f"{m['id']}  {state}")
     if not models:
         say(f"{args.name}: no models", file=sys.stderr)
+    return 0
+
+
+def _discover(args: argparse.Namespace) -> int:
+    from mlx_console.core.machine.models import swap_choices
+
+    config = load_config(args)
+    config.backend(args.name)  # an unknown name is an error, not an empty list
+    choices = swap_choices(config, args.name)
+    if args.json:
+        print_json([c.to_json() for c in choices])
+        return 0
+    mark = {"ok": "✓", "warn": "!", "fail": "✗"}
+    for c in choices:
+        say(f"{mark.get(c.fit, '?')} {c.id}  {fmt_bytes(c.size) if c.size else '-'}  {c.source}"
+            + (f"  {c.fit_reason}" if c.fit != "ok" and c.fit_reason else ""))
+        for a in c.advice:
+            say(f"    ⚠ {a}")
+    if not choices:
+        say(f"{args.name}: no models found on this machine", file=sys.stderr)
     return 0
 
 

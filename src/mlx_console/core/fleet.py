@@ -223,8 +223,9 @@ class FleetRows:
         match = [h for h in self.config.hosts if h.name == host]
         return (match[0], base) if match else None
 
-    def run(self, name: str, *args: str) -> dict[str, Any]:
-        """A `backends` action on a remote backend: `NAME@HOST` → `backends ACTION NAME … --json` there."""
+    def run(self, name: str, *args: str) -> Any:
+        """A `backends` action on a remote backend: `NAME@HOST` → `backends ACTION NAME … --json` there
+        (what that prints: a status object for start/stop/restart/swap, a list for `models`)."""
         target = self.split(name)
         if target is None:
             raise ConsoleError(f"{name!r} is not a backend of a [[host]]")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mlx_console.core.config import Config
-from mlx_console.core.errors import ConsoleError
 from mlx_console.ui.core_api import NotAvailable, core
 
 
@@ -79,6 +77,16 @@ class Backends:
             return self._fleet.run(name, "swap", model)
         return self.supervisor().swap_model(name, model)
 
+    def swap_choices(self, name: str) -> list[Any]:
+        """The models the swap picker offers for `name` (core.machine.models.SwapChoice): this machine's, or for a
+        [[host]]'s backend that host's (`backends models NAME --discover --json` over ssh)."""
+        from mlx_console.core.machine.models import swap_choice_from_json, swap_choices
+
+        if self.remote(name):
+            rows = self._fleet.run(name, "models", "--discover")
+            return [swap_choice_from_json(r) for r in rows if isinstance(r, dict)]
+        return swap_choices(self.config, name)
+
     def log_paths(self, name: str) -> list[Path]:
         """Every log of the backend, the captured one first (oMLX adds its own server.log)."""
         if self.remote(name):
@@ -102,83 +110,20 @@ class Backends:
 
     def advice(self, name: str, model: str | None) -> list[str]:
         """The advisor's warnings (core/advisor.py) for `model` on backend `name`; none when it cannot tell."""
-        from mlx_console.core.advisor import advise_profile
+        from mlx_console.core.lifecycle.describe import advice
 
-        try:
-            return [f"{w.message} (fix: {w.fix})" for w in advise_profile(self.config, name, model).warnings]
-        except (ConsoleError, OSError, ValueError, KeyError):
-            return []
+        return advice(self.config, name, model)
 
     def describe(self, name: str, row: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Everything `describe` shows: the status row, plus from the state files the server's command line
-        (secrets masked), pids with start times, and the last triage events of its log. Blocking."""
-        from mlx_console.core.lifecycle.state import read_state
+        """Everything `describe` shows (core/lifecycle/describe.py); a [[host]]'s backend is described there,
+        by its own `backends describe NAME --json` over ssh. Blocking."""
+        if self.remote(name):
+            info = self._fleet.run(name, "describe")
+            return {**(row or {}), **info, "name": name}
+        from mlx_console.core.lifecycle.describe import describe
 
-        info: dict[str, Any] = dict(row or {})
-        try:
-            sup = self.supervisor()
-            if not info:
-                info = sup.status(name).to_json()
-            state = read_state(sup.dir(name))
-        except (NotAvailable, ConsoleError, OSError) as e:
-            info.setdefault("warnings", []).append(f"state not readable: {e}")
-            state = None
-        if state is not None:
-            info["cmdline"] = mask_secrets(state.cmdline)
-            info["create_time"] = state.create_time
-            info["supervisor_create_time"] = state.supervisor_create_time
-            info.setdefault("supervisor_pid", state.supervisor_pid)
-            info["started_at"] = state.started_at
-            info["swapped"] = state.swapped
-            for key in ("events", "warnings", "restart_policy", "restarts", "reason", "logs", "exit_code"):
-                if not info.get(key):
-                    info[key] = getattr(state, key)
-        info["advice"] = self.advice(name, info.get("model"))
-        log = info.get("log") or (self.log_path(name) if self.config.backends else None)
-        info["triage"] = last_events(Path(log)) if log else []
-        return info
+        return describe(self.config, name, row)
 
-
-SECRET = re.compile(r"(key|token|secret|password|passwd|auth)", re.I)
-
-
-def mask_secrets(argv: list[str]) -> list[str]:
-    """A command line with the values of secret-looking options (`--api-key X`, `--token=X`) masked."""
-    out: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append("****")
-            hide_next = False
-        elif arg.startswith("-") and SECRET.search(arg):
-            if "=" in arg:
-                out.append(arg.split("=", 1)[0] + "=****")
-            else:
-                out.append(arg)
-                hide_next = True
-        else:
-            out.append(arg)
-    return out
-
-
-def last_events(path: Path, lines: int = 2000, keep: int = 5) -> list[dict[str, Any]]:
-    """The last triage events (errors and warnings) in the last `lines` lines of a log, newest last."""
-    from mlx_console.core.logs.index import LineIndex
-    from mlx_console.core.logs.patterns import Catalog
-    from mlx_console.core.logs.triage import Triager
-
-    try:
-        with LineIndex(path) as idx:
-            tail = idx.tail(lines) if idx.size else []
-            total = len(idx) if idx.complete else None
-    except OSError:
-        return []
-    exact = total is not None
-    triager = Triager(Catalog.load([]), include_all=True, first_line=(total - len(tail) + 1) if exact else 1)
-    out = [{"severity": t.severity, "title": t.title, "first_line": t.first_line, "last_line": t.last_line,
-            "exact": exact}
-           for t in (*triager.feed_many(tail), *triager.flush()) if t.severity in ("error", "warning")]
-    return out[-keep:]
 
 def _state_dir() -> Path:
     from mlx_console import paths

@@ -19,7 +19,7 @@ from mlx_console.core.config import Config
 from mlx_console.core.errors import ConsoleError
 from mlx_console.ui.actions import bindings
 from mlx_console.ui.backends_source import Backends
-from mlx_console.ui.core_api import NotAvailable, core
+from mlx_console.ui.core_api import NotAvailable
 from mlx_console.ui.widgets.backends_table import human_bytes
 
 FIT_MARK = {"ok": ("✓", "success"), "warn": ("!", "warning"), "fail": ("✗", "error")}
@@ -38,15 +38,6 @@ def fuzzy_score(query: str, text: str) -> int | None:
         score += found - last - 1
         last, pos = found, found + 1
     return score
-
-
-def _field(obj: Any, *names: str) -> Any:
-    for n in names:
-        if isinstance(obj, dict) and n in obj:
-            return obj[n]
-        if hasattr(obj, n):
-            return getattr(obj, n)
-    return None
 
 
 class SwapScreen(ModalScreen[None]):
@@ -81,37 +72,15 @@ class SwapScreen(ModalScreen[None]):
 
     @work(thread=True, exclusive=True, group="swap-discover")
     def discover(self) -> None:
+        """The models of the backend's machine (a [[host]]'s backend: that host's, over ssh) with fit and advice."""
         try:
-            discover, fit = core("machine.models", "discover", "fit")
-            memory = core("machine.system", "memory")()
-            found = []
-            for m in discover(self.config):
-                f = fit(m, memory)
-                found.append({
-                    "id": str(_field(m, "id", "name") or _field(m, "path")),
-                    "path": str(_field(m, "path") or ""),
-                    "size": _field(m, "size_bytes"),
-                    "source": str(_field(m, "source") or ""),
-                    "fit": str(_field(f, "status", "level", "verdict") or "?"),
-                    "fit_reason": str(_field(f, "reason") or ""),
-                    "advice": self._advice(str(_field(m, "id", "name") or _field(m, "path") or "")),
-                })
+            found = [c.to_json() for c in self.backends.swap_choices(self.backend)]
         except NotAvailable as e:
             self.app.call_from_thread(self.set_status, str(e))
         except Exception as e:
             self.app.call_from_thread(self.set_status, f"model discovery failed: {type(e).__name__}: {e}")
         else:
             self.app.call_from_thread(self.show_models, found)
-
-    def _advice(self, model: str) -> list[str]:
-        """The advisor's warnings for loading `model` on this backend (the same as `mlx-console advise`)."""
-        from mlx_console.core.advisor import advise_profile
-        from mlx_console.core.errors import ConsoleError
-
-        try:
-            return [f"{w.message} (fix: {w.fix})" for w in advise_profile(self.config, self.backend, model).warnings]
-        except (ConsoleError, OSError, ValueError):
-            return []
 
     def set_status(self, text: str | Text) -> None:
         self.query_one("#swap-status", Static).update(text)
@@ -188,7 +157,9 @@ class SwapScreen(ModalScreen[None]):
 
     @property
     def kind(self) -> str:
-        return next((p.kind for p in self.config.backends if p.name == self.backend), "")
+        rows = self.app.backends_table.rows_data  # type: ignore[attr-defined]
+        row = next((r for r in rows if r.get("name") == self.backend), {})
+        return next((p.kind for p in self.config.backends if p.name == self.backend), str(row.get("kind") or ""))
 
     @work(thread=True, exclusive=True, group="swap")
     def swap(self, model: str) -> None:

@@ -1,0 +1,101 @@
+"""Everything `describe` shows of one backend: its status, and from the state files the server's command line
+(secrets masked), pids with start times, state history, the advisor's warnings and the last triage events of
+its log. The console's describe view and `backends describe NAME --json` (also over SSH for a [[host]]'s
+backend) print the same object."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from mlx_console.core.config import Config
+from mlx_console.core.errors import ConsoleError
+
+SECRET = re.compile(r"(key|token|secret|password|passwd|auth)", re.I)
+
+
+def mask_secrets(argv: list[str]) -> list[str]:
+    """A command line with the values of secret-looking options (`--api-key X`, `--token=X`) masked."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append("****")
+            hide_next = False
+        elif arg.startswith("-") and SECRET.search(arg):
+            if "=" in arg:
+                out.append(arg.split("=", 1)[0] + "=****")
+            else:
+                out.append(arg)
+                hide_next = True
+        else:
+            out.append(arg)
+    return out
+
+
+def last_events(path: Path, lines: int = 2000, keep: int = 5) -> list[dict[str, Any]]:
+    """The last triage events (errors and warnings) in the last `lines` lines of a log, newest last."""
+    from mlx_console.core.logs.index import LineIndex
+    from mlx_console.core.logs.patterns import Catalog
+    from mlx_console.core.logs.triage import Triager
+
+    try:
+        with LineIndex(path) as idx:
+            tail = idx.tail(lines) if idx.size else []
+            total = len(idx) if idx.complete else None
+    except OSError:
+        return []
+    exact = total is not None
+    triager = Triager(Catalog.load([]), include_all=True, first_line=(total - len(tail) + 1) if exact else 1)
+    out = [{"severity": t.severity, "title": t.title, "first_line": t.first_line, "last_line": t.last_line,
+            "exact": exact}
+           for t in (*triager.feed_many(tail), *triager.flush()) if t.severity in ("error", "warning")]
+    return out[-keep:]
+
+
+def advice(config: Config, name: str, model: str | None) -> list[str]:
+    """The advisor's warnings (core/advisor.py) for `model` on backend `name`; none when it cannot tell."""
+    from mlx_console.core.advisor import advise_profile
+
+    try:
+        return [f"{w.message} (fix: {w.fix})" for w in advise_profile(config, name, model).warnings]
+    except (ConsoleError, OSError, ValueError, KeyError):
+        return []
+
+
+def describe(config: Config, name: str, row: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The status row (`row`, else read now) with the state file's details, advice and triage. Blocking."""
+    from mlx_console.core.lifecycle.control import Supervisor
+    from mlx_console.core.lifecycle.state import read_state
+
+    info: dict[str, Any] = dict(row or {})
+    sup = Supervisor(config)
+    try:
+        if not info:
+            info = sup.status(name).to_json()
+        state = read_state(sup.dir(name))
+    except (ConsoleError, OSError) as e:
+        if not info:
+            raise
+        info.setdefault("warnings", []).append(f"state not readable: {e}")
+        state = None
+    if state is not None:
+        info["cmdline"] = mask_secrets(state.cmdline)
+        info["create_time"] = state.create_time
+        info["supervisor_create_time"] = state.supervisor_create_time
+        info.setdefault("supervisor_pid", state.supervisor_pid)
+        info["started_at"] = state.started_at
+        info["swapped"] = state.swapped
+        for key in ("events", "warnings", "restart_policy", "restarts", "reason", "logs", "exit_code"):
+            if not info.get(key):
+                info[key] = getattr(state, key)
+    info["advice"] = advice(config, name, info.get("model"))
+    log = info.get("log")
+    if not log:
+        try:
+            log = str(sup.log_path(name))
+        except (ConsoleError, OSError):
+            log = None
+    info["triage"] = last_events(Path(log)) if log else []
+    return info
