@@ -68,3 +68,27 @@ async def test_metrics_command_names_a_backend_and_survives_no_data(make_app) ->
         assert "markers: none" in str(app.screen.query_one("#metrics-markers", Static).render())
         await pilot.press("tab")
         await wait_for(pilot, lambda: app.screen.backend == "qwen", what="next backend")
+
+
+async def test_metrics_screen_on_a_fresh_backend_without_samples(make_app) -> None:
+    """No database yet, then a backend with one sample and no counters: every panel says so, nothing raises."""
+    app = make_app(polls=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, MetricsScreen) and app.screen.data is not None,
+                       what="metrics screen")
+        screen = app.screen
+        assert all(p.empty for p in screen.data.panels)
+        text = app.export_screenshot().replace("&#160;", " ")
+        assert "no data" in text
+        db = MetricsDB()
+        db.add("qwen", time.time(), [("rss_bytes", "", 6e9), ("requests_total", "", 0.0)])
+        db.close()
+        for key in ("2", "3", "1"):
+            await pilot.press(key)
+            await wait_for(pilot, lambda k=key: screen.data is not None
+                           and screen.data.window == {"1": 300, "2": 3600, "3": 86400}[k], what=f"window {key}")
+        panels = {p.title: p for p in screen.data.panels}
+        assert not panels["Memory"].empty and panels["Requests"].empty
+        assert screen.load_error is None
+        await pilot.press("escape")

@@ -15,10 +15,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlx_console.core.config import Config, Host
 from mlx_console.core.errors import ConsoleError
+
+if TYPE_CHECKING:
+    from mlx_console.core.metrics.query import PlotData
 
 LOCAL = "local"  # the fleet name of this machine
 SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15"]
@@ -234,6 +237,24 @@ class FleetRows:
             return run_json(host, ["backends", args[0], base, *args[1:]], timeout=900)
         finally:
             self._wake.set()
+
+    def plot_data(self, name: str, window: int) -> PlotData:
+        """The metrics screen's panels for a remote backend, from that host's samplers' database:
+        `metrics NAME --since W --step S --json --events` there (one line), plotted against our clock."""
+        import time
+
+        from mlx_console.core.metrics.query import parse_export, plot_from, plot_step
+
+        target = self.split(name)
+        if target is None:
+            raise ConsoleError(f"{name!r} is not a backend of a [[host]]")
+        host, base = target
+        now = time.time()
+        step = plot_step(window)
+        obj = run_json(host, ["metrics", base, "--since", f"{window}s", "--events",
+                              *(["--step", f"{step}s"] if step else [])], timeout=60)
+        data, events = parse_export(obj if isinstance(obj, dict) else {})
+        return plot_from(name, window, now, data, events)
 
     def log_path(self, name: str, state_dir: Path) -> Path | None:
         """A local mirror of the remote backend's log (started on first use)."""

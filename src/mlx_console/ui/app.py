@@ -283,7 +283,8 @@ class ConsoleApp(BackendsController, App[int]):
     def action_metrics(self, name: str | None = None) -> None:
         from mlx_console.ui.screens.metrics import MetricsScreen
 
-        self.push_screen(MetricsScreen(self.backend_names(), name or self.selected_backend()))
+        self.push_screen(MetricsScreen(self.backend_names(), name or self.selected_backend(),
+                                       loader=self.backends.metrics_plot))
 
     # ---- command line ----------------------------------------------------------------------------------
 

@@ -87,6 +87,15 @@ class Backends:
             return [swap_choice_from_json(r) for r in rows if isinstance(r, dict)]
         return swap_choices(self.config, name)
 
+    def metrics_plot(self, name: str, window: int) -> Any:
+        """The metrics screen's panels (core.metrics.query.PlotData) for `name` over `window` seconds: from this
+        machine's metrics database, or for a [[host]]'s backend from that host's (`metrics NAME --json --events`)."""
+        if self.remote(name):
+            return self._fleet.plot_data(name, window)
+        from mlx_console.core.metrics.query import local_plot_data
+
+        return local_plot_data(name, window)
+
     def log_paths(self, name: str) -> list[Path]:
         """Every log of the backend, the captured one first (oMLX adds its own server.log)."""
         if self.remote(name):

@@ -162,8 +162,48 @@ def plot_data(db: MetricsDB | None, backend: str, window: int, now: float | None
     folded to about `points` points, and the markers (restarts, pressure transitions, triage) in the window."""
     now = time.time() if now is None else now
     since = now - window
+    step = plot_step(window, points)
+    data = db.query(backend, None, since, step) if db is not None else {}
+    events = [(e.ts, e.kind, e.detail) for e in db.events(backend, since)] if db is not None else []
+    return plot_from(backend, window, now, data, events)
+
+
+def local_plot_data(backend: str, window: int) -> PlotData:
+    """plot_data() from this machine's samplers' database (none written yet: empty panels)."""
+    from mlx_console.core.metrics.store import open_readonly
+
+    db = open_readonly()
+    try:
+        return plot_data(db, backend, window)
+    finally:
+        if db is not None:
+            db.close()
+
+
+def plot_step(window: int, points: int = 120) -> int:
+    """The bucket length that folds `window` seconds into about `points` points (0: raw samples)."""
     step = max(1, window // points)
-    data = db.query(backend, None, since, step if step > 5 else 0) if db is not None else {}
+    return step if step > 5 else 0
+
+
+def parse_export(obj: dict[str, Any]) -> tuple[dict[tuple[str, str], list[tuple[int, float]]],
+                                               list[tuple[float, str, str]]]:
+    """One line of `metrics NAME --json [--events]` (another host's) back into query() and events() shapes."""
+    data: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for key, pts in (obj.get("series") or {}).items():
+        name, _, rest = str(key).partition("{")
+        model = rest[len('model="'):-2] if rest.startswith('model="') and rest.endswith('"}') else ""
+        data[(name, model)] = [(int(p[0]), float(p[1])) for p in pts
+                               if isinstance(p, list | tuple) and len(p) == 2 and p[1] is not None]
+    events = [(float(e[0]), str(e[1]), str(e[2])) for e in obj.get("events") or []
+              if isinstance(e, list | tuple) and len(e) == 3]
+    return data, events
+
+
+def plot_from(backend: str, window: int, now: float, data: dict[tuple[str, str], list[tuple[int, float]]],
+              events: list[tuple[float, str, str]]) -> PlotData:
+    """The panels and markers from series (query() shape) and events (ts, kind, detail)."""
+    since = now - window
 
     def get(name: str, model: str = "") -> list[tuple[int, float]]:
         return data.get((name, model), [])
@@ -191,7 +231,7 @@ def plot_data(db: MetricsDB | None, backend: str, window: int, now: float | None
     ]
     for p in panels:
         p.lines = [ln for ln in p.lines if ln.points]
-    markers = [Marker(e.ts, e.kind, e.detail) for e in db.events(backend, since)] if db is not None else []
+    markers = [Marker(ts, kind, detail) for ts, kind, detail in events if ts >= since]
     return PlotData(backend, window, now, panels, markers)
 
 

@@ -8,6 +8,7 @@ Lines differ by their marker character as well as by colour, so the plots read u
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.text import Text
 from textual import work
@@ -18,8 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from mlx_console.core.metrics.query import WINDOWS, Marker, Panel, PlotData, plot_data
-from mlx_console.core.metrics.store import open_readonly
+from mlx_console.core.metrics.query import WINDOWS, Marker, Panel, PlotData, local_plot_data
 
 LINE_MARKERS = ("•", "+", "x", "o")
 LINE_COLORS = ("cyan", "orange", "green", "magenta")
@@ -49,8 +49,11 @@ class MetricsScreen(Screen[None]):
     MetricsScreen #metrics-markers { height: auto; max-height: 4; padding: 0 1; }
     """
 
-    def __init__(self, backends: list[str], backend: str | None = None, window: str = "1h") -> None:
+    def __init__(self, backends: list[str], backend: str | None = None, window: str = "1h",
+                 loader: Callable[[str, int], PlotData] | None = None) -> None:
         super().__init__()
+        self.loader = loader or local_plot_data
+        self.load_error: str | None = None  # why the last load failed (shown in the head line)
         self.backends = backends or ([backend] if backend else [])
         self.backend = backend if backend in self.backends else (self.backends[0] if self.backends else None)
         self.window = window
@@ -86,16 +89,22 @@ class MetricsScreen(Screen[None]):
         if self.backend is None:
             self.app.call_from_thread(self.show, None)
             return
-        db = open_readonly()
+        backend, window = self.backend, self.window
         try:
-            data = plot_data(db, self.backend, WINDOWS[self.window])
-        finally:
-            if db is not None:
-                db.close()
+            data = self.loader(backend, WINDOWS[window])
+        except Exception as e:  # a database being created, a host gone: said on screen, never fatal
+            self.app.call_from_thread(self.show_error, backend, window, f"{type(e).__name__}: {e}")
+            return
         self.app.call_from_thread(self.show, data)
+
+    def show_error(self, backend: str, window: str, error: str) -> None:
+        self.load_error = error
+        self.query_one("#metrics-head", Static).update(
+            Text.assemble((backend, "bold"), f"  window {window}: cannot read metrics: {error}"))
 
     def show(self, data: PlotData | None) -> None:
         self.data = data
+        self.load_error = None
         windows = "  ".join(f"[{k}]" if k == self.window else k for k in WINDOWS)
         head = self.query_one("#metrics-head", Static)
         if data is None:
