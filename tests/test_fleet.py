@@ -209,6 +209,7 @@ def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict, tin
 
     from mlx_console.core import config as config_mod
     from mlx_console.ui.app import ConsoleApp
+    from mlx_console.ui.screens.metrics import MetricsScreen
     from mlx_console.ui.screens.swap import SwapScreen
     from mlx_console.ui.widgets.log_view import LogView
 
@@ -260,6 +261,14 @@ def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict, tin
             await pilot.press("m")
             await until(pilot, lambda: isinstance(app.screen, SwapScreen) and app.screen.models, 30, "remote models")
             assert any(m["path"] == str(tiny_model) for m in app.screen.models), app.screen.models
+            await pilot.press("escape")
+            # Metrics of far@box: that host's samplers' database (`metrics far --json --events` over ssh).
+            await pilot.press("p")
+            await until(pilot, lambda: isinstance(app.screen, MetricsScreen) and app.screen.data is not None
+                        and not {p.title: p for p in app.screen.data.panels}["Memory"].empty, 60, "remote metrics")
+            screen = app.screen
+            assert screen.backend == "far@box" and screen.load_error is None
+            assert any(m.kind == "status" for m in screen.data.markers)  # its restart, on the time axis
             await pilot.press("escape")
             # Restart and stop from the console: a ready backend asks first (`y`), then the remote host acts.
             pid = row("far@box")["pid"]
