@@ -270,6 +270,13 @@ def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict, tin
             assert screen.backend == "far@box" and screen.load_error is None
             assert any(m.kind == "status" for m in screen.data.markers)  # its restart, on the time axis
             await pilot.press("escape")
+            # Bench of far@box: not from this console; the pane says plainly where to run it.
+            await pilot.press("B")
+            await until(pilot, lambda: app.bench_pane.display and "not available for far@box"
+                        in str(app.bench_pane.query_one("#bench-status").render()), 10, "bench note")
+            assert "mlx-console --host box bench run --backend far" in str(
+                app.bench_pane.query_one("#bench-status").render())
+            assert not app.bench_pane.running
             # Restart and stop from the console: a ready backend asks first (`y`), then the remote host acts.
             pid = row("far@box")["pid"]
             app.backends_table.select_name("far@box")

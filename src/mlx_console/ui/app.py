@@ -245,6 +245,9 @@ class ConsoleApp(BackendsController, App[int]):
 
     def action_run_bench(self, suite: str | None = None) -> None:
         name = self.selected_backend()
+        if self.bench_pane.remote_note(name):  # nothing to confirm: the pane says where to run it
+            self.run_bench_now(suite)
+            return
         self.confirm_then(name, f"Run the bench on {name}? It sends requests to a ready backend.",
                           lambda: self.run_bench_now(suite))
 

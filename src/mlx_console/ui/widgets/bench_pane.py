@@ -68,8 +68,20 @@ class BenchPane(Vertical, can_focus=True):
 
     # ---- state when shown ---------------------------------------------------------------------------
 
+    def remote_note(self, backend: str | None) -> str | None:
+        """A [[host]]'s backend is benched on its host, by its CLI (the run record and history live there)."""
+        if not backend or "@" not in backend or not self.app.backends.remote(backend):  # type: ignore[attr-defined]
+            return None
+        base, _, host = backend.rpartition("@")
+        return (f"bench from the console is not available for {backend} (a backend of host {host}): run it there "
+                f"with `mlx-console --host {host} bench run --backend {base}`; its history is kept on {host}.")
+
     def refresh_state(self, backend: str | None) -> None:
         if self.running:
+            return
+        note = self.remote_note(backend)
+        if note:
+            self.set_status(Text(note, style="dim"))
             return
         try:
             core("bench.runner", "run_suite")
@@ -119,6 +131,11 @@ class BenchPane(Vertical, can_focus=True):
             return
         if backend is None:
             self.app.notify("no backend selected", severity="warning")
+            return
+        note = self.remote_note(backend)
+        if note:
+            self.set_status(Text(note, style="bold"))
+            self.app.notify(note, severity="warning", timeout=10)
             return
         try:
             core("bench.runner", "run_suite")
