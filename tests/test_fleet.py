@@ -262,6 +262,15 @@ def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict, tin
             await until(pilot, lambda: isinstance(app.screen, SwapScreen) and app.screen.models, 30, "remote models")
             assert any(m["path"] == str(tiny_model) for m in app.screen.models), app.screen.models
             await pilot.press("escape")
+            # Its row's REQ/M: that host's `ps --json` (its sampler counts requests sent straight to far).
+            import httpx
+
+            for _ in range(2):
+                httpx.post(f"http://127.0.0.1:{fleet['port']}/v1/chat/completions", timeout=30,
+                           json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+            await until(pilot, lambda: (row("far@box").get("requests_1m") or 0) >= 2
+                        and row("far@box").get("spark"), 60, "far@box requests/min")
+            assert app.backends_table.get_cell("far@box", "req/m").startswith(str(int(row("far@box")["requests_1m"])))
             # Metrics of far@box: that host's samplers' database (`metrics far --json --events` over ssh).
             await pilot.press("p")
             await until(pilot, lambda: isinstance(app.screen, MetricsScreen) and app.screen.data is not None

@@ -92,3 +92,30 @@ async def test_metrics_screen_on_a_fresh_backend_without_samples(make_app) -> No
         assert not panels["Memory"].empty and panels["Requests"].empty
         assert screen.load_error is None
         await pilot.press("escape")
+
+
+async def test_metrics_screen_while_the_first_sampler_creates_the_database(make_app) -> None:
+    """A database file without its tables yet (the first sampler is creating it): empty panels, no crash."""
+    from mlx_console.core.metrics.store import db_path
+
+    db_path().parent.mkdir(parents=True, exist_ok=True)
+    db_path().write_bytes(b"")
+    app = make_app(polls=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, MetricsScreen) and app.screen.data is not None,
+                       what="metrics screen")
+        assert all(p.empty for p in app.screen.data.panels) and app.screen.load_error is None
+
+
+async def test_a_failing_metrics_read_is_said_on_screen(make_app) -> None:
+    def broken(backend: str, window: int) -> None:
+        raise OSError("disk gone")
+
+    app = make_app(polls=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(MetricsScreen(["qwen"], "qwen", loader=broken))
+        await wait_for(pilot, lambda: isinstance(app.screen, MetricsScreen) and app.screen.load_error,
+                       what="the error")
+        assert "cannot read metrics: OSError: disk gone" in str(app.screen.query_one("#metrics-head").render())
+        await pilot.press("escape")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mlx_console.core.metrics.query import PlotData
 
 LOCAL = "local"  # the fleet name of this machine
+SPARK_READINGS = 10  # a remote row's sparkline: this many of the console's readings of that host's `ps`
 SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15"]
 
 
@@ -199,6 +200,8 @@ class FleetRows:
         self._wake = threading.Event()  # set after an action: ask again now, not in `interval` seconds
         self._thread: threading.Thread | None = None
         self.mirrors: dict[str, LogMirror] = {}
+        self.activity: dict[str, dict[str, Any]] = {}  # NAME@HOST → requests_1m, tok_s_1m, spark, spark_of
+        self.readings: dict[str, list[float]] = {}
 
     def rows(self) -> list[dict[str, Any]]:
         if self._thread is None and self.config.hosts:
@@ -209,14 +212,49 @@ class FleetRows:
             if li.error:
                 out.append({"name": f"@{li.host}", "kind": "-", "status": "unreachable", "model": li.error[:70],
                             "pid": None, "port": None, "fleet_host": li.host, "reason": li.error})
-            out += [{**r, "name": f"{r['name']}@{li.host}", "fleet_host": li.host} for r in li.backends]
+            out += [{**r, "name": f"{r['name']}@{li.host}", "fleet_host": li.host,
+                     **self.activity.get(f"{r['name']}@{li.host}", {})} for r in li.backends]
         return out
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.listings = list_all(self.config, [])[1:]
+            listings = list_all(self.config, [])[1:]
+            self._read_activity([li for li in listings if not li.error])
+            self.listings = listings
             self._wake.wait(self.interval)
             self._wake.clear()
+
+    def _read_activity(self, listings: list[HostListing]) -> None:
+        """Each reachable host's `ps --json` (its samplers' rates) into the rows' req/min and tok/s; the
+        sparkline is this console's readings of them, one per poll (SPARK_READINGS kept)."""
+        hosts = {h.name: h for h in self.config.hosts}
+
+        def ps(li: HostListing) -> tuple[str, list[Any]]:
+            try:
+                rows = run_json(hosts[li.host], ["ps"], timeout=30)
+            except ConsoleError:
+                rows = []
+            return li.host, rows if isinstance(rows, list) else []
+
+        if not listings:
+            return
+        with ThreadPoolExecutor(max_workers=min(8, len(listings))) as pool:
+            results = list(pool.map(ps, listings))
+        for host, rows in results:
+            seen: set[str] = set()
+            for r in rows:
+                if not isinstance(r, dict) or r.get("backend") in seen:
+                    continue  # one row per loaded model: the backend's rates are on each
+                seen.add(str(r.get("backend")))
+                name = f"{r.get('backend')}@{host}"
+                tps, req = r.get("tok_s_1m"), r.get("requests_1m")
+                history = self.readings.setdefault(name, [])
+                value = tps if isinstance(tps, int | float) else req
+                if isinstance(value, int | float):
+                    history.append(float(value))
+                    del history[:-SPARK_READINGS]
+                self.activity[name] = {"requests_1m": req, "tok_s_1m": tps, "spark": list(history),
+                                       "spark_of": "tok/s" if isinstance(tps, int | float) else "req/min"}
 
     def split(self, name: str) -> tuple[Host, str] | None:
         """`NAME@HOST` → the [[host]] and the backend's name there; None for a local backend."""

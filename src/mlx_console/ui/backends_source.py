@@ -9,6 +9,8 @@ from typing import Any
 from mlx_console.core.config import Config
 from mlx_console.ui.core_api import NotAvailable, core
 
+ACTIVITY_EVERY = 4.0  # s between reads of the metrics database for the dashboard's rate columns
+
 
 class Backends:
     def __init__(self, config: Config) -> None:
@@ -16,6 +18,8 @@ class Backends:
         self._sup: Any = None
         self.unavailable: str | None = None   # why the supervisor cannot be used, shown on screen
         self._fleet: Any = None  # core.fleet.FleetRows when [[host]]s are configured: rows named NAME@HOST
+        self._activity: dict[str, dict[str, Any]] = {}
+        self._activity_at = float("-inf")
 
     def fleet(self) -> Any:
         if self._fleet is None and self.config.hosts:
@@ -49,9 +53,27 @@ class Backends:
             return self.placeholder_rows("n/a")
         self.unavailable = None
         rows = [s.to_json() for s in sup.list()]
+        rows = [{**r, **self.activity(str(r["name"]))} for r in rows]
         if self.fleet() is None:
             return rows
         return [{**r, "fleet_host": "local"} for r in rows] + self._fleet.rows()
+
+    def activity(self, name: str) -> dict[str, Any]:
+        """requests/min, tok/s and a throughput sparkline from this machine's metrics database (read at most
+        every ACTIVITY_EVERY seconds: the samplers write every few seconds anyway)."""
+        import time
+
+        now = time.monotonic()
+        if now - self._activity_at > ACTIVITY_EVERY:
+            from mlx_console.core.metrics.query import activities
+
+            try:
+                self._activity = {k: v.to_json() for k, v in
+                                  activities([p.name for p in self.config.backends]).items()}
+            except Exception:  # a database being created or locked: the columns say "-" for now
+                self._activity = {}
+            self._activity_at = now
+        return self._activity.get(name, {})
 
     def start(self, name: str, progress: Callable[[str], None] | None = None) -> Any:
         if self.remote(name):

@@ -13,8 +13,10 @@ STATE_STYLE = {
     "ready": "success", "starting": "warning", "loading": "warning", "degraded": "warning",
     "dead": "error", "stopped": "dim", "unreachable": "error",
 }
-WIDE = ("name", "kind", "state", "model", "port", "pid", "rss", "uptime", "restarts")
-NARROW = ("name", "state", "model", "port", "rss", "uptime", "restarts")  # restarts stay visible at 80 columns
+WIDE = ("name", "kind", "state", "model", "port", "pid", "rss", "req/m", "tok/s", "uptime", "restarts")
+# At 80 columns: restarts stay visible; requests/min and tok/s too (the sparkline shortened).
+NARROW = ("name", "state", "model", "port", "rss", "req/m", "tok/s", "uptime", "restarts")
+SPARK_WIDTH = {False: 10, True: 5}  # characters of the throughput sparkline (wide, narrow)
 
 
 def human_bytes(n: Any) -> str:
@@ -47,11 +49,27 @@ def short_model(model: Any, narrow: bool) -> str:
     return text
 
 
+def rate_cells(r: dict[str, Any], narrow: bool = False) -> tuple[str, str]:
+    """The REQ/M and TOK/S cells: the last minute's rates, and the throughput sparkline of the last minutes
+    next to what it plots (tok/s; requests/min where completion tokens are not counted: mlx-lm unmetered)."""
+    from mlx_console.ui.core_api import core
+
+    req, tps = r.get("requests_1m"), r.get("tok_s_1m")
+    req_text = f"{req:.0f}" if isinstance(req, int | float) else "-"
+    tps_text = (f"{tps:.0f}" if tps >= 10 else f"{tps:.1f}") if isinstance(tps, int | float) else "-"
+    spark = core("metrics.query", "sparkline")(list(r.get("spark") or []), SPARK_WIDTH[narrow])
+    if spark and r.get("spark_of") == "req/min":
+        req_text = f"{req_text} {spark}"
+    elif spark:
+        tps_text = f"{tps_text} {spark}"
+    return req_text, tps_text
+
+
 def shown(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], ...]:
     """What the table would show of these rows (uptime and RSS as displayed): equal → nothing to repaint."""
     return tuple((str(r.get("name")), str(r.get("kind")), str(r.get("status")), str(r.get("model")),
                   str(r.get("port")), str(r.get("pid")), human_bytes(r.get("rss_bytes")),
-                  human_uptime(r.get("uptime_s")), str(r.get("restarts", "-"))) for r in rows)
+                  human_uptime(r.get("uptime_s")), str(r.get("restarts", "-")), *rate_cells(r)) for r in rows)
 
 
 class BackendsTable(DataTable):
@@ -136,6 +154,8 @@ class BackendsTable(DataTable):
             return str(r.get("restarts", "-"))
         if col == "host":
             return str(r.get("fleet_host") or "-")
+        if col in ("req/m", "tok/s"):
+            return rate_cells(r, self.narrow)[col == "tok/s"]
         value = r.get(col)
         return "-" if value is None else str(value)
 
