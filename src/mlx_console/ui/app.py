@@ -251,6 +251,9 @@ class ConsoleApp(BackendsController, App[int]):
         self.confirm_then(name, f"Run the bench on {name}? It sends requests to a ready backend.",
                           lambda: self.run_bench_now(suite))
 
+    def action_bench_next_cell(self) -> None:
+        self.bench_pane.action_next_cell()
+
     def run_bench_now(self, suite: str | None = None) -> None:
         pane = self.bench_pane
         if not pane.display:
