@@ -309,3 +309,69 @@ def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict, tin
     # No ssh `tail -F` outlives the console (atexit closes them; here, explicitly as the app would at exit).
     app.backends._fleet.close()
     assert all(m.proc.poll() is not None for m in app.backends._fleet.mirrors.values())
+
+
+def test_console_edits_a_remote_omlx_backends_settings(fleet: dict) -> None:
+    """`s` on a [[host]]'s oMLX backend: the form shows that host's model_settings.json (`settings show
+    --backend om --json` there), a save writes it there (`settings set … --if-hash`), and a change made there
+    since it was read refuses the save instead of overwriting it."""
+    import asyncio
+
+    from mlx_console.core import config as config_mod
+    from mlx_console.ui.app import ConsoleApp
+    from mlx_console.ui.screens.settings import DiffScreen, FieldRow, SettingsScreen
+
+    remote = fleet["remote_state"].parent
+    base = remote / "omlx"
+    base.mkdir()
+    settings = base / "model_settings.json"
+    settings.write_text(json.dumps({"version": 1, "models": {"tiny-llama": {"temperature": 0.7}}}, indent=2))
+    with (remote / "config.toml").open("a") as f:
+        f.write(f'\n[[backend]]\nname = "om"\nkind = "omlx"\nport = {free_port()}\nbase_path = "{base}"\n')
+    app = ConsoleApp(config_mod.load(os.environ["MLX_CONSOLE_CONFIG"]), theme_dirs=[REPO / "themes"],
+                     autostart=False)
+
+    async def until(pilot: object, cond: object, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():  # type: ignore[operator]
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await pilot.pause(0.1)  # type: ignore[attr-defined]
+
+    def status_text(screen: SettingsScreen) -> str:
+        return str(screen.query_one("#settings-status").render())
+
+    async def save(pilot: object, row: FieldRow, value: str) -> None:
+        """Type the value, ctrl+s, and Enter on the diff."""
+        row.input.value = value
+        await until(pilot, lambda: app.screen.store.dirty, 5, "edited")  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")  # type: ignore[attr-defined]
+        await until(pilot, lambda: isinstance(app.screen, DiffScreen), 5, "diff")
+        await pilot.press("enter")  # type: ignore[attr-defined]
+
+    async def run() -> None:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: any(r.get("name") == "om@box" for r in app.backends_table.rows_data), 30,
+                        "om@box listed")
+            app.backends_table.select_name("om@box")
+            await pilot.press("s")
+            await until(pilot, lambda: isinstance(app.screen, SettingsScreen) and app.screen.store is not None
+                        and app.screen.model == "tiny-llama", 30, "remote settings read")
+            screen = app.screen
+            assert str(screen.path) == f"box:{settings}"
+            row = screen.query_one("#field-temperature", FieldRow)
+            assert row.input.value == "0.7"
+            await save(pilot, row, "0.3")
+            await until(pilot, lambda: "saved on box" in status_text(screen), 30, "saved there")
+            assert json.loads(settings.read_text())["models"]["tiny-llama"]["temperature"] == 0.3
+            await until(pilot, lambda: not screen.store.dirty, 30, "re-read after the save")
+            # Changed there meanwhile: the save is refused, the file keeps the other writer's value.
+            doc = json.loads(settings.read_text())
+            doc["models"]["tiny-llama"]["max_tokens"] = 512
+            settings.write_text(json.dumps(doc, indent=2))
+            await save(pilot, row, "0.5")
+            await until(pilot, lambda: "not saved" in status_text(screen), 30, "refused")
+            assert "changed" in status_text(screen) and "ctrl+r" in status_text(screen), status_text(screen)
+            after = json.loads(settings.read_text())["models"]["tiny-llama"]
+            assert after == {"temperature": 0.3, "max_tokens": 512}
+
+    asyncio.run(run())

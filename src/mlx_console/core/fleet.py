@@ -59,7 +59,9 @@ def run(host: Host, args: list[str], timeout: float = 60.0) -> subprocess.Comple
 def run_json(host: Host, args: list[str], timeout: float = 60.0) -> Any:
     out = run(host, [*args, "--json"], timeout)
     if out.returncode != 0:
-        tail = (out.stderr.strip().splitlines() or ["(no message)"])[-1]
+        # Its own error line ("mlx-console: …", e.g. a settings conflict before its diff), else the last line.
+        lines = [ln for ln in out.stderr.splitlines() if ln.strip()] or ["(no message)"]
+        tail = next((ln for ln in lines if ln.startswith("mlx-console:")), lines[-1]).removeprefix("mlx-console: ")
         raise ConsoleError(f"host {host.name!r}: `mlx-console {' '.join(args)}` failed: {tail}")
     try:
         return json.loads(out.stdout)

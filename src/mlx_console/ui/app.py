@@ -284,7 +284,9 @@ class ConsoleApp(BackendsController, App[int]):
     def action_settings(self, model: str | None = None) -> None:
         from mlx_console.ui.screens.settings import SettingsScreen
 
-        self.push_screen(SettingsScreen(self.config, self.selected_backend(), model))
+        name = self.selected_backend()
+        remote = self.backends.remote_settings(name) if name and self.backends.remote(name) else None
+        self.push_screen(SettingsScreen(self.config, name, model, remote=remote))
 
     def action_metrics(self, name: str | None = None) -> None:
         from mlx_console.ui.screens.metrics import MetricsScreen

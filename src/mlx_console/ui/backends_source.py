@@ -118,6 +118,13 @@ class Backends:
 
         return local_plot_data(name, window)
 
+    def remote_settings(self, name: str) -> Any:
+        """core.settings.remote.RemoteSettings of a [[host]]'s oMLX backend (read and written on that host)."""
+        from mlx_console.core.settings.remote import RemoteSettings
+
+        host, base = self._fleet.split(name)
+        return RemoteSettings(host, base)
+
     def log_paths(self, name: str) -> list[Path]:
         """Every log of the backend, the captured one first (oMLX adds its own server.log)."""
         if self.remote(name):

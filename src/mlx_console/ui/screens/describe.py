@@ -70,8 +70,8 @@ def describe_text(info: dict[str, Any]) -> Text:
             t.append(f"  {r.get('rank', '?'):>3}  {str(r.get('host') or '-'):<16} ")
             t.append(f"{str(r.get('status') or '-'):<8}", style="bold")
             t.append(f" pid {r.get('pid') or '-':<8} cpu {f'{cpu:.0f}%' if isinstance(cpu, int | float) else '-':>5}"
-                     f"  rss {human_bytes(r.get('rss_bytes')):>6}  ")
-            t.append(f"{r.get('log') or ''}\n", style="dim")
+                     f"  rss {human_bytes(r.get('rss_bytes')):>6}\n")
+            t.append(f"       log {r.get('log') or '-'}\n", style="dim")
     events = info.get("events") or []
     t.append("\nState history (newest last)\n", style="bold underline")
     if not events:
