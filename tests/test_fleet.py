@@ -260,8 +260,17 @@ def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict, tin
             # The swap picker offers that host's models (`backends models far --discover --json` there).
             await pilot.press("m")
             await until(pilot, lambda: isinstance(app.screen, SwapScreen) and app.screen.models, 30, "remote models")
-            assert any(m["path"] == str(tiny_model) for m in app.screen.models), app.screen.models
-            await pilot.press("escape")
+            swap = app.screen
+            assert any(m["path"] == str(tiny_model) for m in swap.models), swap.models
+            # Enter swaps (there: `backends swap far PATH`); far is ready, so it asks first.
+            pid = row("far@box")["pid"]
+            await pilot.press(*tiny_model.name, "enter")
+            await until(pilot, lambda: len(app.screen_stack) > 2, 10, "swap confirmation")
+            await pilot.press("y")
+            await until(pilot, lambda: not swap.is_attached, 120, "swap done")
+            assert swap.swap_error is None
+            await until(pilot, lambda: row("far@box").get("status") == "ready" and row("far@box")["pid"] != pid,
+                        60, "far@box on the swapped model")
             # Its row's REQ/M: that host's `ps --json` (its sampler counts requests sent straight to far).
             import httpx
 
