@@ -193,9 +193,26 @@ def run_describe(args: argparse.Namespace) -> int:
     if args.json:
         print_json(info)
         return 0
+    import time
+
+    def when(t: object) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if isinstance(t, int | float) and t > 0 else "-"
+
+    lists = ("events", "ranks", "triage", "logs", "warnings", "advice", "cmdline")
     for key, value in info.items():
-        if value not in (None, "", [], {}):
-            say(f"{key:<22} {value}")
+        if value not in (None, "", [], {}) and key not in lists:
+            say(f"{key:<22} {when(value) if key.endswith(('_time', '_at')) else value}")
+    if info.get("cmdline"):
+        say(f"{'command':<22} {' '.join(info['cmdline'])}")
+    for key in ("logs", "warnings", "advice"):
+        for i, item in enumerate(info.get(key) or []):
+            say(f"{key if i == 0 else '':<22} {item}")
+    for r in info.get("ranks") or []:
+        say(f"rank {r.get('rank')}: {r.get('host')} {r.get('status')} pid {r.get('pid') or '-'}  {r.get('log') or ''}")
+    for ev in info.get("events") or []:
+        say(f"{when(ev.get('t'))}  {ev.get('status', '?'):<9} {ev.get('reason') or ''}")
+    for ev in info.get("triage") or []:
+        say(f"{ev['severity'].upper():<8} {ev['title']}  (lines {ev['first_line']}-{ev['last_line']})")
     return 0
 
 
