@@ -47,7 +47,7 @@ def last_events(path: Path, lines: int = 2000, keep: int = 5) -> list[dict[str, 
     except OSError:
         return []
     exact = total is not None
-    triager = Triager(Catalog.load([]), include_all=True, first_line=(total - len(tail) + 1) if exact else 1)
+    triager = Triager(Catalog.load([]), include_all=True, first_line=(total - len(tail) + 1) if total is not None else 1)
     out = [{"severity": t.severity, "title": t.title, "first_line": t.first_line, "last_line": t.last_line,
             "exact": exact}
            for t in (*triager.feed_many(tail), *triager.flush()) if t.severity in ("error", "warning")]
