@@ -15,8 +15,7 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/mlx-console $(ARGS)
 
-test: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests bench
+test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Benchmarks (never part of CI): every script in bench/, one Markdown table in bench/RESULTS.md.
@@ -36,8 +35,11 @@ bench: $(VENV)/.installed $(BENCH_PEERS)/.installed
 bench-quick:
 	$(MAKE) bench ARGS=--quick
 
+# ruff, the type checker (strict on core/, [tool.mypy]) and the layer contracts ([tool.importlinter]).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) $(BENCH_PEERS)

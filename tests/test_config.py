@@ -86,3 +86,18 @@ def test_list_items_of_wrong_type_are_a_config_error(tmp_path: Path, text: str, 
     with pytest.raises(ConfigError) as e:
         config.load(p)
     assert f"{p}:2:" in str(e.value) and repr(key) in str(e.value)
+
+
+def test_with_profile_copies_and_leaves_the_config_alone(tmp_path: Path) -> None:
+    """What bisect's applier does: run a profile with other args without changing the caller's Config."""
+    from dataclasses import replace
+
+    p = tmp_path / "c.toml"
+    p.write_text('[[backend]]\nname = "a"\nkind = "mlx-lm"\nmodel = "m"\nargs = ["--x", "1"]\n'
+                 '[[backend]]\nname = "b"\nkind = "mlx-lm"\nmodel = "m"\nport = 8081\n')
+    cfg = config.load(p)
+    changed = cfg.with_profile(replace(cfg.backend("a"), args=["--y", "2"]))
+    assert changed.backend("a").args == ["--y", "2"] and changed.backend("b") is cfg.backend("b")
+    assert cfg.backend("a").args == ["--x", "1"]
+    with pytest.raises(ConfigError, match="no backend named 'z'"):
+        cfg.with_profile(replace(cfg.backend("a"), name="z"))

@@ -216,7 +216,7 @@ def test_address_in_use_in_the_log_kills_the_server(tiny_model: Path, tmp_path: 
         subprocess.run([sys.executable, "-m", "mlx_console.core.lifecycle.daemon", str(d), "--foreground"],
                        timeout=60, check=True, capture_output=True)
     st = read_state(d)
-    assert st.status == "dead" and "port already in use" in st.reason
+    assert st.status == "dead" and "port is already in use" in st.reason
     with pytest.raises(psutil.NoSuchProcess):
         psutil.Process(st.pid)
 

@@ -53,6 +53,30 @@ def test_run_json_history_compare(scripted: Callable[..., ScriptedServer],
     assert "overall: worse (perf_regression)" in out
 
 
+def test_run_compare_previous(scripted: Callable[..., ScriptedServer], capsys: pytest.CaptureFixture[str]) -> None:
+    """The console's bench pane call (run, then compare with the model's previous run) from the CLI."""
+    srv = scripted(preset="good", default=Script(ttft_ms=10, gap_ms=2))
+    args = ("run", "--url", srv.base_url, "--model", "cmp", "--cells", "throughput.short", "--runs", "5",
+            "--compare-previous")
+    rc, out, err = bench(capsys, *args, "--json")
+    assert rc == 0, err
+    first = json.loads(out)
+    assert first["compare_previous"] == {"previous_run_id": None, "comparison": None,
+                                         "not_compared": "first run of this model: the next run is compared with it"}
+    assert "throughput.short" in first["cells"]  # the summary's shape is kept
+
+    srv.state.default = Script(ttft_ms=10, gap_ms=6)
+    rc, out, err = bench(capsys, *args, "--json")
+    assert rc == 0, err
+    second = json.loads(out)["compare_previous"]
+    assert second["previous_run_id"] == first["run_id"] and second["not_compared"] is None
+    assert second["comparison"]["overall"]["verdict"] == "worse"
+
+    rc, out, err = bench(capsys, *args)
+    assert rc == 0, err
+    assert "vs the previous run of cmp:" in out and "overall:" in out
+
+
 def test_backend_profile_gives_url_model_and_flags(scripted: Callable[..., ScriptedServer],
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     srv = scripted(preset="good")

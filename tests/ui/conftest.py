@@ -97,7 +97,7 @@ def make_app(tmp_path: Path, log_file: Path) -> Callable[..., ConsoleApp]:
     return make
 
 
-async def wait_for(pilot: Pilot, cond: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+async def wait_for(pilot: Pilot, cond: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:

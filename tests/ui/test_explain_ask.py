@@ -78,7 +78,7 @@ async def test_describe_from_i_enter_and_the_command(log_file, monkeypatch) -> N
 
 
 def test_secrets_are_masked_on_the_command_line() -> None:
-    from mlx_console.core.lifecycle.describe import mask_secrets
+    from mlx_console.ui.backends_source import mask_secrets
 
     assert mask_secrets(["omlx", "serve", "--api-key", "s3cret", "--port", "8000", "--hf-token=abc"]) == \
         ["omlx", "serve", "--api-key", "****", "--port", "8000", "--hf-token=****"]

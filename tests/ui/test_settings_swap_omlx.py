@@ -63,12 +63,12 @@ async def test_edit_validate_diff_apply_live(standin) -> None:
         assert row.input.value == "0.7"
         row.input.focus()
         row.input.value = "-1"
-        await pilot.pause(0.1)
-        assert row.query_one(".error").has_class("-shown") and "not allowed" in str(row.query_one(".error").render())
+        await wait_for(pilot, lambda: row.query_one(".error").has_class("-shown"), what="the field's error")
+        assert "not allowed" in str(row.query_one(".error").render())
         assert not screen.store.dirty
         row.input.value = "0.3"
-        await pilot.pause(0.1)
-        assert not row.query_one(".error").has_class("-shown") and screen.store.dirty
+        await wait_for(pilot, lambda: screen.store.dirty, what="the edit taken")
+        assert not row.query_one(".error").has_class("-shown")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen))
         assert '+      "temperature": 0.3' in app.screen.diff
@@ -87,7 +87,7 @@ async def test_conflict_dialog_when_the_file_changes_underneath(standin) -> None
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_settings(pilot)
         screen.query_one("#field-temperature", FieldRow).input.value = "0.5"
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: screen.store.dirty, what="the edit taken")
         path = standin.base / "model_settings.json"
         doc = json.loads(path.read_text())
         doc["models"]["tiny-llama"]["top_k"] = 20

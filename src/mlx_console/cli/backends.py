@@ -187,9 +187,9 @@ def run_unload(args: argparse.Namespace) -> int:
 
 
 def run_describe(args: argparse.Namespace) -> int:
-    from mlx_console.core.lifecycle.describe import describe
+    from mlx_console.core.describe import describe
 
-    info = describe(load_config(args), args.name)
+    info = describe(Supervisor(load_config(args)), args.name)
     if args.json:
         print_json(info)
         return 0

@@ -12,6 +12,7 @@ from mlx_console.cli._common import add_json_flag, load_config, print_json, say
 from mlx_console.core.bench import compare as compare_mod
 from mlx_console.core.bench import store, suites
 from mlx_console.core.bench.runner import ProgressEvent, run_suite
+from mlx_console.core.bench.session import ComparedRun, run_compared
 from mlx_console.core.bench.target import Target, for_profile
 from mlx_console.core.errors import ConsoleError
 
@@ -33,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--unsafe-exec", action="store_true",
                    help="run coding cells' model code even where no sandbox (bwrap/unshare/sandbox-exec) works")
     r.add_argument("--out", metavar="DIR", help="also write the record files into DIR")
+    r.add_argument("--compare-previous", action="store_true",
+                   help="then compare with this model's previous stored run (what the console's bench pane shows)")
     add_json_flag(r)
     r.set_defaults(func=cmd_run)
 
@@ -103,11 +106,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.model:
             raise ConsoleError("bench run --url needs --model (the model id to request)")
         target = Target(args.url, args.model,
-                        model_path=args.model if Path(args.model).expanduser().is_dir() else None).run_kwargs()
+                        model_path=args.model if Path(args.model).expanduser().is_dir() else None)
     else:
-        target = for_profile(load_config(args), args.backend, args.model).run_kwargs()
-    profile_key = target.pop("api_key", None)  # never passed twice (--api-key used to crash run_suite)
-    api_key = args.api_key or profile_key
+        target = for_profile(load_config(args), args.backend, args.model)
+    target.api_key = args.api_key or target.api_key  # one key, never passed twice (--api-key used to crash)
     for opt in ("runs", "concurrency"):
         v = getattr(args, opt)
         if v is not None and v < 1:
@@ -120,18 +122,30 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConsoleError(f"--out {args.out}: cannot create the directory: {e.strerror or e}") from None
         if not os.access(out, os.W_OK):
             raise ConsoleError(f"--out {args.out}: directory is not writable")
+    compared: ComparedRun | None = None
     try:
-        record = run_suite(suite=suite, label=args.label, api_key=api_key, runs=args.runs,
-                           concurrency=args.concurrency, progress=_progress, out_dir=args.out,
-                           unsafe_exec=args.unsafe_exec, **target)
+        kw: dict[str, Any] = dict(label=args.label, runs=args.runs, concurrency=args.concurrency,
+                                  progress=_progress, out_dir=args.out, unsafe_exec=args.unsafe_exec)
+        if args.compare_previous:
+            compared = run_compared(target, suite, **kw)
+            summary = compared.record
+        else:
+            summary = run_suite(suite=suite, **target.run_kwargs(), **kw).summary
     except ConsoleError as e:
         if args.backend and "does not answer" in str(e):
             raise ConsoleError(f"{e}\n(is it running? `mlx-console backends start {args.backend}`)") from None
         raise
     if args.json:
-        print_json(record.summary)
-    else:
-        _print_cells(record.summary)
+        # The run summary as always; --compare-previous adds one key: {previous_run_id, comparison, not_compared}.
+        print_json(summary | ({"compare_previous": compared.to_json()} if compared else {}))
+        return 0
+    _print_cells(summary)
+    if compared is not None:
+        if compared.comparison is not None:
+            print(f"\nvs the previous run of {summary['model']}:")
+            _print_compare(compared.comparison)
+        else:
+            print(f"not compared: {compared.not_compared}")
     return 0
 
 

@@ -11,7 +11,7 @@ import os
 import re
 import stat
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,6 +143,11 @@ class Config:
                 return p
         names = ", ".join(p.name for p in self.backends) or "(none)"
         raise ConfigError(f"no backend named {name!r} in {self.path}; configured: {names}")
+
+    def with_profile(self, profile: Profile) -> Config:
+        """A copy with `profile` in place of the one of the same name (this config is left as it is)."""
+        self.backend(profile.name)
+        return replace(self, backends=[profile if p.name == profile.name else p for p in self.backends])
 
 
 def demo_profile() -> Profile:
@@ -335,9 +340,9 @@ def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
             table["model"] = _resolve(cfg_dir, table["model"], only_if_exists=True)
         if table.get("base_path"):
             table["base_path"] = _resolve(cfg_dir, table["base_path"])
-        bad = _check_distributed(table, cfg_path)
-        if bad:
-            raise err(bad[0], f"{where}: {bad[1]}", i)
+        problem = _check_distributed(table, cfg_path)
+        if problem:
+            raise err(problem[0], f"{where}: {problem[1]}", i)
         cfg.backends.append(Profile(**table))
     cfg.hosts = _parse_hosts(data.get("host", []), lambda key, msg, i: err(key, msg, i, "host"))
     return cfg
@@ -378,7 +383,7 @@ def _parse_hosts(tables: list[Any], err: Any) -> list[Host]:
             if key not in _HOST_KEYS:
                 raise err(key, f"{where}: unknown key {key!r}; allowed: {', '.join(_HOST_KEYS)}", i)
             typ, what = _HOST_KEYS[key]
-            if not isinstance(value, typ) or (typ is list and not all(isinstance(v, str) for v in value)):
+            if not isinstance(value, typ) or (isinstance(value, list) and not all(isinstance(v, str) for v in value)):
                 raise err(key, f"{where}: key {key!r} must be {what}, got {value!r}", i)
         for key in ("name", "ssh"):
             if not str(table.get(key, "")).strip():

@@ -70,7 +70,8 @@ def probe_host(host: str, model: str, jaccl: bool, timeout: float) -> dict[str, 
         kind = "ssh" if out.returncode == 255 else sys.executable
         return {"error": f"{kind} failed (exit {out.returncode}): {tail}"}
     try:
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        got: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+        return got
     except (ValueError, IndexError):
         return {"error": f"the probe printed no JSON: {out.stdout[-200:]!r}"}
 

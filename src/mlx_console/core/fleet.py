@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
+
+from mlx_console.core.common import procs
 from mlx_console.core.config import Config, Host
 from mlx_console.core.errors import ConsoleError
 
@@ -183,12 +186,11 @@ class LogMirror:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
             try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                procs.terminate([psutil.Process(self.proc.pid)], 5.0)
+            except psutil.NoSuchProcess:
+                pass
+            self.proc.poll()  # reaped by the helper: the Popen learns it is gone
 
 
 class FleetRows:
@@ -220,8 +222,11 @@ class FleetRows:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            listings = list_all(self.config, [])[1:]
-            self._read_activity([li for li in listings if not li.error])
+            try:
+                listings = list_all(self.config, [])[1:]
+                self._read_activity([li for li in listings if not li.error])
+            except RuntimeError:  # "cannot schedule new futures after interpreter shutdown": the console exits
+                return
             self.listings = listings
             self._wake.wait(self.interval)
             self._wake.clear()
@@ -274,7 +279,7 @@ class FleetRows:
             raise ConsoleError(f"{name!r} is not a backend of a [[host]]")
         host, base = target
         try:
-            return run_json(host, ["backends", args[0], base, *args[1:]], timeout=900)
+            return dict(run_json(host, ["backends", args[0], base, *args[1:]], timeout=900))
         finally:
             self._wake.set()
 

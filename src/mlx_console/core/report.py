@@ -18,7 +18,7 @@ import os
 import platform
 import re
 import shlex
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -117,7 +117,7 @@ def environment(config: Config | None, timeout: float = _ENV_BUDGET_S) -> dict[s
 
     commands = [p.command for p in (config.backends if config else []) if p.kind == "omlx"]
     pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="report-env")
-    futs = {
+    futs: dict[str, Future[Any]] = {
         "chip": pool.submit(system.chip),
         "memory": pool.submit(system.memory),
         "mlx": pool.submit(system.mlx_probe, None, timeout),

@@ -24,14 +24,12 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from mlx_console.core.config import Config
-from mlx_console.core.errors import ConsoleError
+from mlx_console.core.api import Config, ConsoleError
 from mlx_console.ui import actions as registry
-from mlx_console.ui import compositor
+from mlx_console.ui import textual_private as compositor
 from mlx_console.ui.backends_controller import BackendsController
 from mlx_console.ui.backends_source import Backends
 from mlx_console.ui.commands import CommandError, Parsed, parse
-from mlx_console.ui.core_api import NotAvailable
 from mlx_console.ui.polling import Poller
 from mlx_console.ui.themes import FALLBACK, ThemeSet, load_themes
 from mlx_console.ui.widgets.backends_table import BackendsTable
@@ -116,7 +114,7 @@ class ConsoleApp(BackendsController, App[int]):
         self.backends_table.show(self.backends.placeholder_rows(), narrow=self.narrow)
         self.backend_poll = Poller(self, "backends", BACKENDS_INTERVAL, self.backends.rows, self.show_backends,
                                    active=self.dashboard_visible, on_error=self.poll_failed,
-                                   shown=lambda rows: (shown_rows(rows), self.backends.unavailable))
+                                   shown=shown_rows)
         self.memory_poll = Poller(self, "memory", MEMORY_INTERVAL, self.memory_reader, self.update_topbar,
                                   active=self.dashboard_visible, on_error=lambda e: None, shown=lambda m: m)
         if self.polls_enabled:
@@ -285,7 +283,7 @@ class ConsoleApp(BackendsController, App[int]):
         from mlx_console.ui.screens.settings import SettingsScreen
 
         name = self.selected_backend()
-        remote = self.backends.remote_settings(name) if name and self.backends.remote(name) else None
+        remote = self.backends.remote_settings(name) if name else None
         self.push_screen(SettingsScreen(self.config, name, model, remote=remote))
 
     def action_metrics(self, name: str | None = None) -> None:
@@ -413,15 +411,10 @@ def _home(path: Path) -> str:
 
 def read_memory() -> str | None:
     """Worker side: one line on machine memory for the top bar (None when the core cannot tell)."""
-    from mlx_console.ui.core_api import core
-    from mlx_console.ui.widgets.backends_table import human_bytes
+    from mlx_console.core import api
 
-    try:
-        memory = core("machine.system", "memory")
-    except NotAvailable:
-        return "memory: not available yet"
-    m = memory()
-    return f"mem {human_bytes(m.available)} free/{human_bytes(m.total)} {m.pressure}"
+    m = api.memory()
+    return f"mem {api.fmt_bytes(m.available, compact=True)} free/{api.fmt_bytes(m.total, compact=True)} {m.pressure}"
 
 
 def _tty_alive() -> bool:
@@ -438,9 +431,9 @@ def _tty_alive() -> bool:
 
 
 def run_console(args: argparse.Namespace) -> int:
-    from mlx_console.core import config as config_mod
+    from mlx_console.core import api
 
-    config = config_mod.load(getattr(args, "config", None))
+    config = api.load_config(getattr(args, "config", None))
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise ConsoleError("the console needs a terminal; for scripts use the subcommands (see --help)")
     app = ConsoleApp(config)

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import work
 
-from mlx_console.core.errors import ConsoleError
-from mlx_console.ui.core_api import NotAvailable
+from mlx_console.core.api import ConsoleError
 
 if TYPE_CHECKING:
     from mlx_console.ui.app import ConsoleApp
@@ -99,8 +98,6 @@ class BackendsController:
             self._last_rows[name] = r
         self.backends_table.show(rows, narrow=self.narrow)
         self.show_reasons(rows)
-        if self.backends.unavailable:
-            self.topbar.tooltip = self.backends.unavailable
         if self.log_backend is None and rows:
             self.select_log(str(rows[0].get("name")))
         self.log_pane.update_title()
@@ -162,7 +159,7 @@ class BackendsController:
                 status = self.backends.stop(name)
             else:
                 status = self.backends.restart(name, progress=progress)
-        except (ConsoleError, NotAvailable, OSError) as e:
+        except (ConsoleError, OSError) as e:
             self.call_from_thread(self.backend_done, name, verb, None, str(e))
         else:
             self.call_from_thread(self.backend_done, name, verb, status, None)
@@ -189,10 +186,6 @@ class BackendsController:
     def autostart_demo(self: ConsoleApp) -> None:
         demo = next((p for p in self.config.backends if p.demo), None)
         if demo is None:
-            return
-        if self.backends.unavailable or not _supervisor_present():
-            self.notify("No config file: the built-in demo backend would start here, but the supervisor is "
-                        "not available yet in this build.", severity="warning", timeout=10)
             return
         self.autostart_worker(demo.name)
 
@@ -246,9 +239,3 @@ class BackendsController:
         if name and self.check_backend(name):
             self.select_log(name, force=True)
             self.log_view.focus()
-
-
-def _supervisor_present() -> bool:
-    from mlx_console.ui.core_api import has
-
-    return has("lifecycle.control", "Supervisor")

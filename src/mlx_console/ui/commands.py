@@ -88,7 +88,7 @@ class History:
 
     def save(self, path: Path) -> None:
         try:
-            from mlx_console.core.common.atomic import write_atomic
+            from mlx_console.core.api import write_atomic
 
             # typed commands can hold secrets (`:swap` paths, names): private like the rest of the state dir
             write_atomic(path, "".join(f"{x}\n" for x in self.items[-self.limit:]).encode(), mode=0o600)

@@ -32,8 +32,10 @@ class ThemeError(ValueError):
 
 
 def theme_dirs() -> list[Path]:
-    """Shipped themes (the repository's themes/ dir), then the user's own (they win on a name clash)."""
-    shipped = Path(__file__).resolve().parents[3] / "themes"
+    """Shipped themes, then the user's own (they win on a name clash). The shipped ones' source is the repository's
+    top-level themes/; a wheel carries them as package data at mlx_console/themes/ (pyproject's force-include)."""
+    package_data = Path(__file__).resolve().parents[1] / "themes"  # installed from a wheel
+    shipped = package_data if package_data.is_dir() else Path(__file__).resolve().parents[3] / "themes"
     user = platformdirs.user_config_path("mlx-console") / "themes"
     return [shipped, user]
 

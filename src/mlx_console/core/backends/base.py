@@ -6,46 +6,20 @@ process and the Supervisor use only this interface; nothing here starts or stops
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import httpx
 
+from mlx_console.core.common import net
+from mlx_console.core.common.net import is_loopback
 from mlx_console.core.config import Profile
 from mlx_console.core.errors import ConsoleError
 
-# What the supervising process does when a log line matches.
-LineAction = Literal["degraded", "fatal"]
-
 # The 1-token completion both kinds answer (backends.md §1.6): no `seed`, it changes the code path.
-PING_BODY: dict = {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1, "temperature": 0}
+PING_BODY: dict[str, Any] = {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1, "temperature": 0}
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-
-
-@dataclass(frozen=True)
-class LogRule:
-    """A log line that says the backend is not healthy even though the process is alive."""
-
-    pattern: re.Pattern[str]
-    action: LineAction
-    reason: str  # may use {0} for the first group of the match
-
-    def match(self, line: str) -> str | None:
-        m = self.pattern.search(line)
-        if not m:
-            return None
-        groups = [g.strip() for g in m.groups() if g]
-        return self.reason.format(*(groups or [""])).strip()
-
-
-# Both servers keep running when their port is taken (backends.md §5): Linux errno 98, macOS 48.
-PORT_TAKEN = LogRule(
-    re.compile(r"\[Errno (?:98|48)\][^\n]*address already in use", re.I),
-    "fatal", "port already in use (the log says: Address already in use)",
-)
 
 
 @dataclass
@@ -75,10 +49,10 @@ class ModelSeen:
 
 @dataclass
 class BackendKind:
-    """Base for a backend kind. Subclasses fill in the command line, rules and the probe."""
+    """Base for a backend kind. Subclasses fill in the command line and the probe. What a log line means
+    (degraded, stop) is the catalogue's: entries with an `action` (core/logs/live.py Reactions)."""
 
     kind: str = ""
-    log_rules: tuple[LogRule, ...] = field(default_factory=tuple)
 
     def command(self, profile: Profile, model: str | None) -> list[str]:
         raise NotImplementedError
@@ -126,16 +100,9 @@ class BackendKind:
         Returns a line for the supervisor's log; raises LoadFailed when the start has failed."""
         return None
 
-    def classify(self, line: str) -> tuple[LineAction, str] | None:
-        for rule in self.log_rules:
-            reason = rule.match(line)
-            if reason is not None:
-                return rule.action, reason
-        return None
-
     def exposure_warning(self, profile: Profile) -> str | None:
         """A warning when the backend listens beyond loopback without an API key."""
-        if profile.host in LOOPBACK_HOSTS or profile.api_key:
+        if is_loopback(profile.host) or profile.api_key:
             return None
         return (f"backend {profile.name!r} binds {profile.host} (not loopback) with no API key: "
                 "anyone who can reach this host can use it")
@@ -161,8 +128,8 @@ def ping_completion(base_url: str, api_key: str | None, timeout: float, model: s
     if model:
         body["model"] = model
     try:
-        r = httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=headers(api_key),
-                       timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)))
+        r = net.request("POST", f"{base_url}/v1/chat/completions", json=body, headers=headers(api_key),
+                        timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)))
     except httpx.ConnectError as e:
         return ProbeResult(False, False, f"not listening: {e}")
     except httpx.TimeoutException:

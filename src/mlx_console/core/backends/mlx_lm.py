@@ -4,29 +4,18 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlx_console.core.backends.base import (
-    PORT_TAKEN,
     BackendKind,
-    LogRule,
     ProbeResult,
     ping_completion,
     refuse_managed_args,
 )
+from mlx_console.core.common.net import is_loopback
 from mlx_console.core.config import Profile
 from mlx_console.core.errors import ConsoleError
-
-# backends.md §1.5/§1.6: mlx_lm.server stays up with a dead generation thread; completions then hang
-# (≤0.32.0) or answer 404 (0.32.2). Either line means: not healthy, whatever /health says.
-MLX_LM_RULES: tuple[LogRule, ...] = (
-    LogRule(re.compile(r"generation thread died:\s*(.*)"), "degraded", "generation thread died: {0}"),
-    LogRule(re.compile(r"^Exception in thread .*\(_generate\)"), "degraded",
-            "generation thread died (Exception in thread … (_generate))"),
-    PORT_TAKEN,
-)
-
 
 # Logged by the generation thread for every prompt it processes (backends.md §1.5): it is alive and working.
 PROOF_OF_LIFE = re.compile(r" - INFO - Prompt processing progress: \d+/\d+")
@@ -40,7 +29,6 @@ def looks_like_path(model: str) -> bool:
 @dataclass
 class MlxLmKind(BackendKind):
     kind: str = "mlx-lm"
-    log_rules: tuple[LogRule, ...] = field(default_factory=lambda: MLX_LM_RULES)
 
     def command(self, profile: Profile, model: str | None) -> list[str]:
         refuse_managed_args(profile, ("--model", "--host", "--port"))
@@ -61,7 +49,7 @@ class MlxLmKind(BackendKind):
 
     def exposure_warning(self, profile: Profile) -> str | None:
         # mlx_lm.server has no authentication at all: an API key in the profile cannot protect it.
-        if profile.host in ("127.0.0.1", "localhost", "::1", "[::1]"):
+        if is_loopback(profile.host):
             return None
         return (f"backend {profile.name!r} binds {profile.host} (not loopback) and mlx_lm.server has no "
                 "API key: anyone who can reach this host can use it")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,8 @@ from typing import Any
 import httpx
 
 from mlx_console.core.backends.base import (
-    PORT_TAKEN,
     BackendKind,
     LoadFailed,
-    LogRule,
     ModelSeen,
     ProbeResult,
     headers,
@@ -29,10 +27,9 @@ from mlx_console.core.backends.base import (
     refuse_managed_args,
 )
 from mlx_console.core.backends.omlx_admin import _detail
+from mlx_console.core.common import net
 from mlx_console.core.config import Profile
 from mlx_console.core.errors import ConsoleError
-
-OMLX_RULES: tuple[LogRule, ...] = (PORT_TAKEN,)
 
 # oMLX's per-request line (backends.md §2.4): a completion the server finished, i.e. proof of life.
 COMPLETION_LINE = re.compile(r"(Chat completion|Completion|Anthropic message|Responses API): \d+ tokens in ")
@@ -57,7 +54,6 @@ def serve_flags(command: tuple[str, ...]) -> frozenset[str]:
 @dataclass
 class OmlxKind(BackendKind):
     kind: str = "omlx"
-    log_rules: tuple[LogRule, ...] = field(default_factory=lambda: OMLX_RULES)
 
     def command(self, profile: Profile, model: str | None) -> list[str]:
         refuse_managed_args(profile, ("--base-path", "--host", "--port", "--api-key"))
@@ -201,17 +197,17 @@ class OmlxClient:
         self.timeout = timeout
 
     def _request(self, method: str, path: str, timeout: float | None = None) -> Any:
-        r = httpx.request(method, self.base_url + path, headers=headers(self.api_key),
-                          timeout=timeout or self.timeout)
+        r = net.request(method, self.base_url + path, headers=headers(self.api_key),
+                        timeout=timeout or self.timeout)
         if r.status_code >= 400:
             detail = _detail(r)  # /v1 errors are OpenAI bodies {"error": {"message"}}, others {"detail"}
             raise OmlxError(f"oMLX {method} {path} → HTTP {r.status_code}: {detail}", r.status_code, detail)
         return r.json() if r.content else {}
 
-    def health(self) -> dict:
-        return self._request("GET", "/health")
+    def health(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/health"))
 
-    def models(self) -> list[dict]:
+    def models(self) -> list[dict[str, Any]]:
         """Every model oMLX knows, each with at least `id` and `loaded` (None when this oMLX cannot say)."""
         try:
             data = self._request("GET", "/v1/models/status")
@@ -222,9 +218,9 @@ class OmlxClient:
         data = self._request("GET", "/v1/models")
         return [{"id": m.get("id"), "loaded": None} for m in data.get("data", [])]
 
-    def load(self, model_id: str, timeout: float = 900.0) -> dict:
+    def load(self, model_id: str, timeout: float = 900.0) -> dict[str, Any]:
         """Blocks until oMLX has loaded the model (it evicts idle models over its memory ceiling)."""
-        return self._request("POST", f"/v1/models/{model_id}/load", timeout=timeout)
+        return dict(self._request("POST", f"/v1/models/{model_id}/load", timeout=timeout))
 
-    def unload(self, model_id: str) -> dict:
-        return self._request("POST", f"/v1/models/{model_id}/unload")
+    def unload(self, model_id: str) -> dict[str, Any]:
+        return dict(self._request("POST", f"/v1/models/{model_id}/unload"))

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import httpx
 
 from mlx_console.core.backends.base import headers as bearer
+from mlx_console.core.common import net
 from mlx_console.core.errors import ConsoleError
 
 # A PUT that changes a load-time key of a pinned model reloads it inside the call, and a reload preloads pinned
@@ -53,7 +54,7 @@ class OmlxAdmin:
     def __init__(self, base_url: str, api_key: str | None, timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
         self.api_key = api_key
-        self._client = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+        self._client = net.client(self.base_url, base_url=self.base_url, timeout=timeout)
         self._logged_in = False
 
     def close(self) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from mlx_console.core.bench.bisect import flags_to_args
@@ -22,9 +23,9 @@ class MlxLmRestartApplier:
         return f"restart mlx-lm profile {self.name!r} with the server args under test"
 
     def apply(self, config: dict[str, Any]) -> None:
-        profile: Profile = self.config.backend(self.name)
-        profile.args = flags_to_args(config)
-        Supervisor(self.config).restart(self.name, wait=self.wait, progress=self.progress)
+        # A copy of the profile with the args under test: the caller's Config is never changed.
+        profile = replace(self.config.backend(self.name), args=flags_to_args(config))
+        Supervisor(self.config.with_profile(profile)).restart(self.name, wait=self.wait, progress=self.progress)
 
 
 class OmlxSettingsApplier:

@@ -107,7 +107,7 @@ def load_config_file(path: str | Path, kind: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- planning
 
 @dataclass(frozen=True)
-class Change:
+class FlagChange:
     key: str
     baseline: Any  # ABSENT when the flag is not set in the baseline
     candidate: Any
@@ -118,13 +118,13 @@ class Change:
         return f"{self.key}: {show(self.baseline)} → {show(self.candidate)}"
 
 
-def differences(base: dict[str, Any], cand: dict[str, Any]) -> list[Change]:
+def differences(base: dict[str, Any], cand: dict[str, Any]) -> list[FlagChange]:
     keys = list(base) + [k for k in cand if k not in base]
-    return [Change(k, base.get(k, ABSENT), cand.get(k, ABSENT)) for k in keys
+    return [FlagChange(k, base.get(k, ABSENT), cand.get(k, ABSENT)) for k in keys
             if base.get(k, ABSENT) != cand.get(k, ABSENT)]
 
 
-def with_changes(base: dict[str, Any], changes: tuple[Change, ...] | list[Change]) -> dict[str, Any]:
+def with_changes(base: dict[str, Any], changes: tuple[FlagChange, ...] | list[FlagChange]) -> dict[str, Any]:
     cfg = dict(base)
     for c in changes:
         if c.candidate is ABSENT:

@@ -61,8 +61,9 @@ class StreamResult:
 
     @property
     def completion_tokens(self) -> int:
-        if self.usage and isinstance(self.usage.get("completion_tokens"), int):
-            return self.usage["completion_tokens"]
+        tokens = self.usage.get("completion_tokens") if self.usage else None
+        if isinstance(tokens, int):
+            return tokens
         return self.content_chunks
 
     @property

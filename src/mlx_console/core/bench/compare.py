@@ -9,6 +9,7 @@ faster run that fails coding is `worse`.
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from mlx_console.core.bench import stats
@@ -43,7 +44,7 @@ def _drifted(samples: list[float]) -> bool:
         return False
     rising = all(b > a for a, b in zip(samples, samples[1:], strict=False))
     falling = all(b < a for a, b in zip(samples, samples[1:], strict=False))
-    med = stats.quantile(samples, 0.5)
+    med = statistics.median(samples)
     return (rising or falling) and med != 0 and (max(samples) - min(samples)) / abs(med) > MIN_CHANGE
 
 
@@ -53,7 +54,7 @@ def metric_verdict(metric: str, base: list[float], cand: list[float]) -> dict[st
     if not base or not cand:
         out["reason"] = "no samples on one side"
         return out
-    bm, cm = stats.quantile(base, 0.5), stats.quantile(cand, 0.5)
+    bm, cm = statistics.median(base), statistics.median(cand)
     out["baseline_median"], out["candidate_median"] = bm, cm
     if bm == 0:
         out["reason"] = "baseline median is 0"

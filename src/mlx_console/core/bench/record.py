@@ -88,11 +88,12 @@ class RunRecord:
 
     @property
     def run_id(self) -> str:
-        return self.summary["run_id"]
+        return str(self.summary["run_id"])
 
     @property
     def cells(self) -> dict[str, dict[str, Any]]:
-        return self.summary["cells"]
+        cells: dict[str, dict[str, Any]] = self.summary["cells"]
+        return cells
 
     def to_json(self) -> dict[str, Any]:
         return self.summary

@@ -22,6 +22,7 @@ from mlx_console.core.bench import prompts, sandbox, scoring, stats, store
 from mlx_console.core.bench.client import StreamResult, server_root, stream_chat
 from mlx_console.core.bench.record import RunRecord, new_summary
 from mlx_console.core.bench.suites import Cell, Suite
+from mlx_console.core.common import net
 from mlx_console.core.errors import ConsoleError
 
 PERF_METRICS = ("decode_tps", "ttft_ms", "prefill_tps", "e2e_s", "completion_tokens")
@@ -124,7 +125,7 @@ async def run_suite_async(base_url: str, model: str, suite: Suite, *, label: str
                           cancel: threading.Event | None = None, unsafe_exec: bool = False) -> RunRecord:
     # No client-side connection cap: a queue in the client would show up as server TTFT.
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300.0, connect=10.0)) as client:
+    async with net.async_client(base_url, limits=limits, timeout=httpx.Timeout(300.0, connect=10.0)) as client:
         kind, version = await detect_backend(client, base_url, model, api_key, backend_kind)
         summary = new_summary(suite=suite.name, label=label, base_url=base_url, kind=kind, version=version,
                               model=model, server_flags=server_flags, model_settings=model_settings)
@@ -136,6 +137,7 @@ async def run_suite_async(base_url: str, model: str, suite: Suite, *, label: str
             ctx.cell, ctx.index = cell, i
             ctx.emit("cell_started", message=cell.get("description", ""))
             t0 = time.perf_counter()
+            result: dict[str, Any]
             if ctx.cancelled():
                 result = {"kind": cell.kind, "status": "error", "reason": "cancelled"}
             else:

@@ -72,7 +72,7 @@ _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 
 def extract_code(text: str) -> str | None:
     """The first python (or unlabelled) fenced block; else the whole answer if it parses as Python."""
-    blocks = [(lang.lower(), body) for lang, body in _FENCE.findall(text)]
+    blocks: list[tuple[str, str]] = [(lang.lower(), body) for lang, body in _FENCE.findall(text)]
     for lang, body in blocks:
         if lang in ("python", "py", "python3"):
             return body.strip("\n")

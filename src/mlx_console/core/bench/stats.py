@@ -9,15 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 
-def quantile(xs: Sequence[float], q: float) -> float:
-    """Linear-interpolated quantile (numpy's default method)."""
-    s = sorted(xs)
-    if not s:
+def quartiles(xs: Sequence[float]) -> tuple[float, float, float]:
+    """(p25, median, p75), linearly interpolated (numpy's default method, R's type 7)."""
+    if not xs:
         raise ValueError("no samples")
-    pos = (len(s) - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+    if len(xs) == 1:
+        return xs[0], xs[0], xs[0]
+    p25, p50, p75 = statistics.quantiles(xs, n=4, method="inclusive")
+    return p25, p50, p75
 
 
 def cv(xs: Sequence[float]) -> float | None:
@@ -35,8 +34,8 @@ def summary(samples: Sequence[float | None]) -> dict[str, Any]:
     xs = [float(x) for x in samples if x is not None]
     if not xs:
         return {"median": None, "p25": None, "p75": None, "cv": None, "samples": []}
-    return {"median": quantile(xs, 0.5), "p25": quantile(xs, 0.25), "p75": quantile(xs, 0.75),
-            "cv": cv(xs), "samples": xs}
+    p25, median, p75 = quartiles(xs)
+    return {"median": median, "p25": p25, "p75": p75, "cv": cv(xs), "samples": xs}
 
 
 def split_outliers(samples: Sequence[float | None], factor: float = 10.0) -> tuple[list[float], list[float]]:
@@ -45,10 +44,11 @@ def split_outliers(samples: Sequence[float | None], factor: float = 10.0) -> tup
     xs = [float(x) for x in samples if x is not None]
     if len(xs) < 3:
         return xs, []
-    kept, out = [], []
+    kept: list[float] = []
+    out: list[float] = []
     for i, x in enumerate(xs):
         others = xs[:i] + xs[i + 1:]
-        m = quantile(others, 0.5)
+        m = statistics.median(others)
         (out if m > 0 and x > factor * m else kept).append(x)
     return kept, out
 

@@ -193,7 +193,7 @@ def _check_key(k: str, v: Any, kind: str | None, err: Any, idx: int | None) -> N
             "max_tokens", "prompt_tokens", "trials", "streams", "cpu_s", "memory_mb", "window",
             "max_prompt_tokens") and v < 1:
         raise err(k, f"key {k!r} = {v}: expected {allowed}", idx)
-    if k in ("warmup",) and v < 0:
+    if k in ("warmup",) and isinstance(v, int) and v < 0:
         raise err(k, f"key {k!r} = {v}: expected {allowed}", idx)
 
 

@@ -118,13 +118,13 @@ def _load_exchange() -> Callable[[Path, Path], bool] | None:
         fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
 
         def call(a: bytes, b: bytes) -> int:
-            return fn(a, b, _RENAME_EXCHANGE)
+            return int(fn(a, b, _RENAME_EXCHANGE))
     elif sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
         fn = libc.renameat2
         fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 
         def call(a: bytes, b: bytes) -> int:
-            return fn(_AT_FDCWD, a, _AT_FDCWD, b, _RENAME_EXCHANGE)
+            return int(fn(_AT_FDCWD, a, _AT_FDCWD, b, _RENAME_EXCHANGE))
     else:
         return None
     fn.restype = ctypes.c_int

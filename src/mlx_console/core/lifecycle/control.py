@@ -7,11 +7,11 @@ psutil) to answer status, so every console sees the same truth, and signals the 
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import fcntl
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +27,7 @@ import psutil
 
 from mlx_console import paths
 from mlx_console.core.backends.base import kind_for
+from mlx_console.core.common import procs
 from mlx_console.core.config import Config, Profile
 from mlx_console.core.errors import ConsoleError
 from mlx_console.core.lifecycle import distributed
@@ -47,7 +48,7 @@ from mlx_console.core.lifecycle.state import (
 )
 from mlx_console.core.machine import system
 
-Progress = Callable[[str], None]
+Narrate = Callable[[str], None]  # a one-line note of what is happening now
 
 LOCK_FILE = "start.lock"
 LOG_ROTATE_BYTES = 64 * 1024 * 1024
@@ -145,8 +146,6 @@ class Supervisor:
                     out.append(st)
         return out
 
-    poll = list  # cheap (reads a few small files and asks psutil): fine to call every second from a UI
-    refresh = list
 
     def status(self, name: str) -> BackendStatus:
         profile = self._profile_or_none(name)
@@ -219,7 +218,7 @@ class Supervisor:
                        probe_failures=int(lv.get("failures", self.timings.probe_failures)),
                        on_model_failure=str(lv.get("on_model_failure", self.timings.on_model_failure)))
 
-    def start(self, name: str, wait: float | None = None, progress: Progress | None = None,
+    def start(self, name: str, wait: float | None = None, progress: Narrate | None = None,
               model: str | None = None) -> BackendStatus:
         """Start (or re-adopt) a backend. With `wait`, block until ready; raise ConsoleError with the
         reason and the log lines that say why when it dies or does not get ready in time."""
@@ -233,7 +232,7 @@ class Supervisor:
             st = self._start_locked(profile, d, say, model)
         return self._wait(name, wait, say) if wait is not None else st
 
-    def _start_locked(self, profile: Profile, d: Path, say: Progress, model: str | None) -> BackendStatus:
+    def _start_locked(self, profile: Profile, d: Path, say: Narrate, model: str | None) -> BackendStatus:
         name = profile.name
         kind = kind_for(profile.kind)
         cur = self.status(name)
@@ -324,7 +323,7 @@ class Supervisor:
         raise ConsoleError(f"{name}: the supervising process did not report within 30s; "
                            f"{d / SUPERVISE_LOG} says:\n{tail}")
 
-    def _wait(self, name: str, wait: float, say: Progress) -> BackendStatus:
+    def _wait(self, name: str, wait: float, say: Narrate) -> BackendStatus:
         """Until ready (return), dead/stopped (raise with the log lines), or `wait` seconds (raise)."""
         deadline = time.monotonic() + wait
         last = ""
@@ -351,7 +350,7 @@ class Supervisor:
             msg += f"\nlast lines of {st.log}:\n" + "\n".join("  " + ln for ln in lines)
         return msg
 
-    def _ensure_demo_model(self, model_dir: Path, say: Progress) -> None:
+    def _ensure_demo_model(self, model_dir: Path, say: Narrate) -> None:
         if (model_dir / "config.json").exists():
             return
         say(f"building the tiny demo model in {model_dir} (once; a few seconds)…")
@@ -372,7 +371,7 @@ class Supervisor:
         _check_bindable(profile)
 
     # -- stopping --------------------------------------------------------------------------------
-    def stop(self, name: str, progress: Progress | None = None) -> BackendStatus:
+    def stop(self, name: str, progress: Narrate | None = None) -> BackendStatus:
         """SIGTERM the supervisor (it stops the server: TERM, then KILL after the grace period) and wait.
         A backend already stopped or dead is left as it is (its status says so)."""
         say = progress or _noop
@@ -388,21 +387,18 @@ class Supervisor:
         grace = self.timings.grace
         if sup is not None:
             say(f"{name}: stopping (supervisor pid {sup.pid}, server pid {state.pid})")
-            _signal(sup, signal.SIGTERM)
-            if not _wait_gone(sup, grace + 10):
-                _signal(sup, signal.SIGKILL)
-                _wait_gone(sup, 5)
+            procs.terminate([sup], grace + 10)
         server = live_process(state.pid, state.create_time)
         if server is not None:  # no supervisor (or it failed): stop the server ourselves
             say(f"{name}: stopping server pid {server.pid} directly")
-            _terminate(server, grace)
+            procs.terminate([server], grace, group=True)
         after = read_state(d) or state
         if after.status != "stopped":
             after.event("stopped", "stopped on request")
             write_state(d, after)
         return self.status(name)
 
-    def restart(self, name: str, wait: float | None = None, progress: Progress | None = None) -> BackendStatus:
+    def restart(self, name: str, wait: float | None = None, progress: Narrate | None = None) -> BackendStatus:
         """Stop and start again: on the swapped-in model if `swap_model` chose one, else the profile's."""
         d = self.dir(name)
         state = read_state(d)
@@ -412,7 +408,7 @@ class Supervisor:
         return self.start(name, wait=wait, progress=progress, model=model)
 
     def swap_model(self, name: str, model: str, wait: float | None = None,
-                   progress: Progress | None = None, keep: bool = False, record: bool = True) -> BackendStatus:
+                   progress: Narrate | None = None, keep: bool = False, record: bool = True) -> BackendStatus:
         """mlx-lm: restart on another model. oMLX: load it through the API, then unload the model it replaces
         (unless `keep`); with `record` a restart brings it back. Returns the status after the load."""
         profile = self.config.backend(name)
@@ -441,7 +437,7 @@ class Supervisor:
         self.stop(name, progress)
         return self.start(name, wait=wait, progress=progress, model=model)
 
-    def advice(self, name: str, model: str | None) -> list[str]:
+    def advice(self, name: str, model: str | None) -> builtins.list[str]:
         """The advisor's warnings for loading `model` on backend `name`, as lines (none when it cannot tell)."""
         if not model:
             return []
@@ -462,12 +458,13 @@ class Supervisor:
                 return st
             time.sleep(0.1)
 
-    def models(self, name: str) -> list[dict[str, Any]]:
+    def models(self, name: str) -> builtins.list[dict[str, Any]]:
         """The backend's models with their loaded state. oMLX: every model it knows (through its API);
         mlx-lm: the one model it serves."""
         profile = self.config.backend(name)
         if profile.kind == "omlx":
-            return self._omlx_call(name, "listing models", lambda c: c.models())
+            models: builtins.list[dict[str, Any]] = self._omlx_call(name, "listing models", lambda c: c.models())
+            return models
         st = self.status(name)
         return [{"id": st.model, "loaded": st.status == "ready"}] if st.model else []
 
@@ -522,7 +519,8 @@ def _why_lines(lines: list[str], n: int = 15) -> list[str]:
 def _free_loopback_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _rotate_if_large(log: Path) -> None:
@@ -561,46 +559,9 @@ def _rss(p: psutil.Process) -> int | None:
                 total += c.memory_info().rss
             except psutil.Error:
                 pass
-        return total
+        return int(total)
     except psutil.Error:
         return None
-
-
-def _signal(p: psutil.Process, sig: int) -> None:
-    try:
-        p.send_signal(sig)
-    except psutil.Error:
-        pass
-
-
-def _wait_gone(p: psutil.Process, timeout: float) -> bool:
-    """True once p has exited (a zombie waiting for init to reap it counts as exited)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if not p.is_running() or p.status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _terminate(p: psutil.Process, grace: float) -> None:
-    try:
-        group = os.getpgid(p.pid) == p.pid
-    except OSError:
-        group = False
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            if group:
-                os.killpg(p.pid, sig)
-            else:
-                p.send_signal(sig)
-        except (OSError, psutil.Error):
-            pass
-        if _wait_gone(p, wait):
-            return
 
 
 # -- who holds a port ------------------------------------------------------------------------------

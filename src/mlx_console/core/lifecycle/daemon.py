@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from mlx_console.core.backends.base import BackendKind, LoadFailed, ProbeResult, kind_for
+from mlx_console.core.common import procs
 from mlx_console.core.lifecycle import distributed
 from mlx_console.core.lifecycle.state import (
     Spec,
@@ -35,6 +36,8 @@ from mlx_console.core.lifecycle.state import (
     read_swap,
     write_state,
 )
+from mlx_console.core.logs.live import Reactions
+from mlx_console.core.logs.source import LogFollower
 from mlx_console.core.machine.ports import redact
 from mlx_console.paths import open_private
 
@@ -57,7 +60,7 @@ def describe_exit(code: int | None) -> str:
 class Child:
     """The server: our own child (exit code known, reaped by us) or an adopted one (watched via psutil)."""
 
-    def __init__(self, proc: psutil.Process, popen: subprocess.Popen | None = None):
+    def __init__(self, proc: psutil.Process, popen: subprocess.Popen[bytes] | None = None):
         self.proc, self.popen, self.pid = proc, popen, proc.pid
         self.exit_code: int | None = None
 
@@ -75,13 +78,7 @@ class Child:
 
     def signal_group(self, sig: int) -> None:
         # The server leads its own process group: signal it with anything it spawned.
-        try:
-            os.killpg(self.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            try:
-                os.kill(self.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
+        procs.send(self.proc, sig, group=True)
 
     def terminate(self, grace: float) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds; then kill whatever it left behind."""
@@ -98,32 +95,24 @@ class Child:
             deadline = time.monotonic() + 5
             while not self.exited() and time.monotonic() < deadline:
                 time.sleep(0.05)
-        for p in descendants:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
+        for p in descendants:  # whatever it left behind
+            procs.send(p, signal.SIGKILL)
+        procs.wait_gone(descendants, 2.0)
 
 
 class LogScanner:
-    """New complete lines of the server's log since an offset (the server appends; we only read)."""
+    """New complete lines of the server's log since an offset, through core/logs (the one log pipeline:
+    rotation, partial and over-long lines handled there); `reactions` says what a line means."""
 
-    def __init__(self, path: Path, offset: int):
-        self.path, self.offset, self.partial = path, offset, b""
+    def __init__(self, path: Path, offset: int, kind: str):
+        self.follower = LogFollower(path, start_offset=offset, use_watchfiles=False)
+        self.reactions = Reactions(kind)
 
     def new_lines(self) -> list[str]:
-        try:
-            with self.path.open("rb") as f:
-                f.seek(self.offset)
-                data = f.read(1 << 20)
-        except OSError:
-            return []
-        if not data:
-            return []
-        self.offset += len(data)
-        data = self.partial + data
-        *lines, self.partial = data.split(b"\n")
-        return [ln.decode("utf-8", "replace").rstrip("\r") for ln in lines]
+        return [ln.text for ln in self.follower.poll()]
+
+    def close(self) -> None:
+        self.follower.close()
 
 
 def owns_port(pid: int, port: int) -> bool | None:
@@ -174,7 +163,7 @@ class Supervise:
     # -- state ---------------------------------------------------------------------------------
     def say(self, msg: str) -> None:
         try:
-            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervise[{self.spec.name}]: {msg}", flush=True)
+            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervise[{self.spec.name}]: {msg}", flush=True)  # noqa: T201  (its stdout is its own log file)
         except OSError:  # supervise.log on a full or read-only disk: supervising matters more
             pass
 
@@ -353,7 +342,7 @@ class Supervise:
     # -- watching one server process -------------------------------------------------------------
     def _watch(self, child: Child) -> tuple[str, str, bool]:
         """Until the server ends or must be ended: (outcome, reason, worth a restart)."""
-        scanner = LogScanner(Path(self.spec.log), self.state.log_offset)
+        scanner = LogScanner(Path(self.spec.log), self.state.log_offset, self.kind.kind)
         self.last_error = ""
         # Each server process gets its own probe thread; a late report of an earlier one is ignored.
         self.generation += 1
@@ -363,7 +352,7 @@ class Supervise:
         scanners = [scanner]
         if self.spec.rank_hosts:
             threading.Thread(target=self._rank_loop, args=(stop, self.generation), daemon=True).start()
-            scanners += [LogScanner(distributed.rank_log(Path(self.spec.rank_dir), i), off)
+            scanners += [LogScanner(distributed.rank_log(Path(self.spec.rank_dir), i), off, self.kind.kind)
                          for i, off in self.rank_offsets.items()]
         try:
             while True:
@@ -397,6 +386,8 @@ class Supervise:
         finally:
             stop.set()
             self._kill_ranks()  # stop leaves no rank on any host (mlx.launch may leave remote ones)
+            for sc in scanners:
+                sc.close()
 
     def _drain_log(self, scanner: LogScanner) -> None:
         for line in scanner.new_lines():
@@ -418,11 +409,11 @@ class Supervise:
             self._note_error(line)
             if self.kind.proof_of_life(line):
                 self.proofs += 1
-            hit = self.kind.classify(line)
+            hit = scanner.reactions.react(line)
             if hit is None:
                 continue
-            action, why = hit
-            if action == "fatal":
+            why = hit.reason
+            if hit.action == "stop":
                 return "fatal", why, False
             if not self.ever_ready or self.state.status in ("starting", "loading"):
                 return "fatal", f"{why} (while loading)", False
@@ -632,7 +623,7 @@ class Supervise:
     def _cpu_seconds(self) -> float:
         try:
             c = psutil.Process(self.state.pid or 0).cpu_times()
-            return c.user + c.system
+            return float(c.user + c.system)
         except (psutil.Error, ValueError):
             return 0.0
 

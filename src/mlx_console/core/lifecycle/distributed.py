@@ -210,8 +210,8 @@ def _look_local(r: Rank, rank_dir: Path, token: str) -> None:
 def alive_local(r: Rank) -> bool:
     try:
         p = psutil.Process(r.pid or 0)
-        return (r.create_time is None or abs(p.create_time() - r.create_time) < 0.05) \
-            and p.status() != psutil.STATUS_ZOMBIE
+        return bool((r.create_time is None or abs(p.create_time() - r.create_time) < 0.05)
+                    and p.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 

@@ -131,9 +131,10 @@ def write_json(path: Path, data: dict[str, Any], mode: int = 0o600) -> None:
 
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def write_spec(dir: Path, spec: Spec) -> None:
@@ -178,7 +179,7 @@ def read_swap(dir: Path) -> str | None:
 
 def create_time(pid: int) -> float | None:
     try:
-        return psutil.Process(pid).create_time()
+        return float(psutil.Process(pid).create_time())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
 

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from re import _constants as _c  # the stdlib regex parser: used to find literals a pattern requires
-from re import _parser
-from typing import TYPE_CHECKING, NamedTuple
+from re import _constants as _c  # type: ignore[attr-defined]  # the stdlib regex parser: finds literals a pattern requires
+from re import _parser  # type: ignore[attr-defined]
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlx_console.core.errors import ConsoleError
 from mlx_console.core.logs.evidence import Evidence, Facts, facts, short_type
@@ -47,18 +47,21 @@ CATEGORIES: tuple[str, ...] = (
     "settings_invalid",
 )
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
+# What the supervising daemon does when a line of its server's log hits the entry (core/logs/live.Reactions).
+ACTIONS: tuple[str, ...] = ("degraded", "stop")
 BACKENDS: tuple[str, ...] = ("mlx-lm", "omlx", "mlx")
 _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 _MIN_LITERAL = 3
 
 _REQUIRED = ("id", "category", "severity", "title", "cause", "first_move")
 _EVIDENCE_KEYS = ("exceptions", "messages", "frames", "loggers", "nearby")
-_OPTIONAL = ("patterns", "backends", "references", "ignore_case", "context", "not_context", *_EVIDENCE_KEYS)
+_OPTIONAL = ("patterns", "backends", "references", "ignore_case", "context", "not_context", "action",
+             *_EVIDENCE_KEYS)
 # Syntax the fast engines (hyperscan, RE2) do not accept: refuse it up front so both paths agree.
 _UNSUPPORTED = re.compile(r"\(\?(?:[=!]|<[=!])|\\[1-9]|\(\?P=")
 
 
-def _seq_literals(seq) -> list[str] | None:
+def _seq_literals(seq: Any) -> list[str] | None:
     """The best 'one of these literals occurs in every match' for a parsed sequence (None if none)."""
     best: list[str] | None = None
     run: list[str] = []
@@ -114,6 +117,7 @@ class Entry:
     ignore_case: bool = False
     context: tuple[str, ...] = ()
     not_context: tuple[str, ...] = ()
+    action: str | None = None  # degraded | stop: the supervisor's reaction to a line that hits a pattern
     source: str = ""
     # Evidence keys: regexes over the event's exception types (full match of the short or qualified name),
     # exception/record messages, traceback frames (`path in func`), logger name, and the lines before it.
@@ -255,7 +259,7 @@ def _compile(pattern: str, ignore_case: bool, where: str) -> re.Pattern[str]:
         raise CatalogError(f"{where}: invalid regex {pattern!r}: {e}") from None
 
 
-def _str_list(raw: dict, key: str, where: str, *, required: bool = False) -> tuple[str, ...]:
+def _str_list(raw: dict[str, Any], key: str, where: str, *, required: bool = False) -> tuple[str, ...]:
     val = raw.get(key, [])
     if isinstance(val, str):
         val = [val]
@@ -294,6 +298,9 @@ def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entr
     ignore_case = raw.get("ignore_case", False)
     if not isinstance(ignore_case, bool):
         raise CatalogError(f"{where}: 'ignore_case' must be true or false")
+    action = raw.get("action")
+    if action is not None and action not in ACTIONS:
+        raise CatalogError(f"{where}: action {action!r} must be one of {', '.join(ACTIONS)}")
     patterns = _str_list(raw, "patterns", where)
     context = _str_list(raw, "context", where)
     not_context = _str_list(raw, "not_context", where)
@@ -315,6 +322,7 @@ def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entr
         ignore_case=ignore_case,
         context=context,
         not_context=not_context,
+        action=action,
         source=where,
         **ev,
     )
@@ -336,11 +344,11 @@ def parse_catalog_text(text: str, source: str) -> list[Entry]:
     seen: set[str] = set()
     for i, raw in enumerate(raw_entries):
         line = header_lines[i] if i < len(header_lines) else None
-        e = _parse_entry(raw, source, line, i)
-        if e.id in seen:
-            raise CatalogError(f"{_where(source, line)}: duplicate entry id {e.id!r}")
-        seen.add(e.id)
-        entries.append(e)
+        entry = _parse_entry(raw, source, line, i)
+        if entry.id in seen:
+            raise CatalogError(f"{_where(source, line)}: duplicate entry id {entry.id!r}")
+        seen.add(entry.id)
+        entries.append(entry)
     return entries
 
 
@@ -389,9 +397,9 @@ class Catalog:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as e:
                 raise CatalogError(f"{path}: cannot read catalogue file: {e}") from None
-            for e in parse_catalog_text(text, str(path)):
-                e.validate()  # a user's bad regex is an error at load, naming the file and entry
-                entries[e.id] = e  # dict keeps the first insertion position: an override stays in place
+            for entry in parse_catalog_text(text, str(path)):
+                entry.validate()  # a user's bad regex is an error at load, naming the file and entry
+                entries[entry.id] = entry  # dict keeps the first insertion position: an override stays in place
         return cls(list(entries.values()))
 
     def patterns(self) -> list[tuple[int, str, bool]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import re
 from collections.abc import Sequence
@@ -25,7 +26,9 @@ from mlx_console.core.logs.patterns import Catalog, required_literals
 try:  # optional: a compiled regex engine, ≈ 6× faster than the fallback (bench/triage_vs_grep.py)
     import hyperscan
 except ImportError:  # pragma: no cover - depends on the platform's wheels
-    hyperscan = None
+    hyperscan = None  # type: ignore[assignment]
+
+Buf = bytes | bytearray | mmap.mmap  # what is scanned: a file's bytes or its mmap
 
 # Lines that can head a warning/error event or carry a traceback (see events.parse_line): a superset.
 PROBLEM_PATTERNS: tuple[str, ...] = (
@@ -44,7 +47,7 @@ PROBLEM_PATTERNS: tuple[str, ...] = (
 _COUNT_CHUNK = 8 << 20  # count newlines in slices of at most this many bytes (bounded copies)
 
 
-def _line_numbers(buf, starts: Sequence[int]) -> tuple[list[int], int]:
+def _line_numbers(buf: Buf, starts: Sequence[int]) -> tuple[list[int], int]:
     """1-based line numbers of sorted line-start offsets, and the buffer's newline count, counting
     newlines once through the buffer."""
     out: list[int] = []
@@ -122,7 +125,7 @@ class Scanner:
         self.engine = engine
         self._cache_dir = _cache_dir() if cache_dir == "auto" else cache_dir
         self.cache_hit = False
-        self._db = None
+        self._db: hyperscan.Database | None = None
         self._rest: list[tuple[int, re.Pattern[bytes]]] = []  # (index, pattern) the fast engine refused
         self._literals: set[bytes] = set()  # `re` engine: a line can only match if it holds one of these
         if engine == "hyperscan":
@@ -141,10 +144,10 @@ class Scanner:
     def _bytes_re(p: str, ignore_case: bool) -> re.Pattern[bytes]:
         return re.compile(p.encode(), re.MULTILINE | (re.IGNORECASE if ignore_case else 0))
 
-    def _cache_path(self, items: list) -> Path | None:
+    def _cache_path(self, items: list[tuple[bytes, int, str, bool]]) -> Path | None:
         if self._cache_dir is None:
             return None
-        key = json.dumps([hyperscan.__version__, [(e.decode(), f) for e, f, *_ in items]]).encode()
+        key = json.dumps([getattr(hyperscan, "__version__", "?"), [(e.decode(), f) for e, f, *_ in items]]).encode()
         return Path(self._cache_dir) / f"hs-{hashlib.sha256(key).hexdigest()[:32]}.db"
 
     def _build_hyperscan(self) -> None:
@@ -184,7 +187,7 @@ class Scanner:
             _write_cache(cache, ok_idx, hyperscan.dumpb(self._db))
 
     @staticmethod
-    def _compile(items: list) -> object:
+    def _compile(items: list[tuple[bytes, int, str, bool]]) -> hyperscan.Database:
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         db.compile(
             expressions=[e for e, *_ in items], ids=list(range(len(items))), elements=len(items),
@@ -192,7 +195,7 @@ class Scanner:
         )
         return db
 
-    def _hits(self, buf) -> list[tuple[int, int]]:
+    def _hits(self, buf: Buf) -> list[tuple[int, int]]:
         """(end offset, pattern index or -1 when unknown) of each match."""
         hits: list[tuple[int, int]] = []
         add = hits.append
@@ -202,7 +205,7 @@ class Scanner:
             def on_match(id_: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
                 add((to, ids[id_]))
 
-            self._db.scan(buf, match_event_handler=on_match)
+            self._db.scan(buf, match_event_handler=on_match)  # type: ignore[type-var]  # any buffer, mmap too
         for k, rx in self._rest:
             pos, size = 0, len(buf)
             while pos < size:
@@ -225,16 +228,16 @@ class Scanner:
                 pos = nl + 1
         return hits
 
-    def candidates(self, buf) -> list[tuple[int, int]]:
+    def candidates(self, buf: Buf) -> list[tuple[int, int]]:
         """Sorted (line start offset, 1-based line number) of every line where some pattern may match."""
         return self.candidates_counted(buf)[0]
 
-    def candidates_counted(self, buf) -> tuple[list[tuple[int, int]], int]:
+    def candidates_counted(self, buf: Buf) -> tuple[list[tuple[int, int]], int]:
         """`candidates(buf)` and the number of newlines in `buf`, counted in the same pass."""
         cands, _, newlines = self.scan(buf)
         return cands, newlines
 
-    def scan(self, buf) -> tuple[list[tuple[int, int]], dict[int, set[int]] | None, int]:
+    def scan(self, buf: Buf) -> tuple[list[tuple[int, int]], dict[int, set[int]] | None, int]:
         """Candidates, the catalogue entries whose patterns hit each candidate line (keyed by line number;
         None with the `re` engine, which does not know), and the newline count, in one pass."""
         by_start: dict[int, set[int]] = {}

@@ -28,7 +28,7 @@ _FP_BYTES = 64  # fingerprint of the bytes before the read offset (copytruncate 
 _SAFETY_POLL = 1.0  # even with watchfiles, look at the file at least this often (missed events, NFS)
 
 
-def decode_line(raw: bytes, max_bytes: int = MAX_LINE_BYTES) -> str:
+def decode_line(raw: bytes | bytearray, max_bytes: int = MAX_LINE_BYTES) -> str:
     """Bytes of one line (no newline) → text: CR dropped, invalid UTF-8 replaced, long lines cut and marked."""
     if len(raw) > max_bytes:
         half = max_bytes // 2
@@ -38,7 +38,7 @@ def decode_line(raw: bytes, max_bytes: int = MAX_LINE_BYTES) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def cut_line(head: bytes, tail: bytes, total: int) -> str:
+def cut_line(head: bytes | bytearray, tail: bytes | bytearray, total: int) -> str:
     """A line too long to keep: its head and tail (errors are often at the end), with what was cut."""
     cut = total - len(head) - len(tail)
     end = tail.removesuffix(b"\r").decode("utf-8", "replace")
@@ -84,6 +84,19 @@ def split_text(text: str) -> list[str]:
     if parts and parts[-1] == "":
         parts.pop()
     return [p[:-1] if p.endswith("\r") else p for p in parts]
+
+
+def complete_end(fd: int, size: int) -> int:
+    """The offset just after the file's last complete line (its last newline within `size` bytes): where
+    a reader starts following, leaving a line still being written for later. 0 when no line is complete
+    yet; `size` when one unfinished line is longer than a read chunk (skipped)."""
+    if size <= 0:
+        return 0
+    tail = os.pread(fd, min(size, _READ_CHUNK), max(0, size - _READ_CHUNK))
+    nl = tail.rfind(b"\n")
+    if nl >= 0:
+        return size - len(tail) + nl + 1
+    return 0 if size <= _READ_CHUNK else size
 
 
 def count_newlines(fd: int, end: int) -> int:
@@ -208,10 +221,7 @@ class LogFollower:
             self._pos, self._number = self._start_offset, self._start_line
         elif first and self._start == "end":
             # Start after the last complete line; a partial last line is read once it is finished.
-            size = fst.st_size
-            tail = os.pread(self._fd, min(size, _READ_CHUNK), max(0, size - _READ_CHUNK))
-            nl = tail.rfind(b"\n")
-            self._pos = size - len(tail) + nl + 1 if nl >= 0 else (0 if size <= _READ_CHUNK else size)
+            self._pos = complete_end(self._fd, fst.st_size)
             self._number = count_newlines(self._fd, self._pos)
         else:
             self._pos, self._number = 0, 0

@@ -29,7 +29,7 @@ from mlx_console.core.logs.events import Event, Grouper, group_lines, parse_line
 from mlx_console.core.logs.evidence import TRACKERS, Evidence, Facts, search_query, search_urls
 from mlx_console.core.logs.evidence import facts as event_facts
 from mlx_console.core.logs.patterns import Catalog, Match, Verdict
-from mlx_console.core.logs.scan import Scanner
+from mlx_console.core.logs.scan import Buf, Scanner
 from mlx_console.core.logs.source import decode_line, split_text
 
 _MAX_BACK = 5000  # lines walked back from a candidate to find the record that opens its event
@@ -229,7 +229,7 @@ def triage_text(
     return triage_lines(split_text(text), catalog, include_all=include_all, backend=backend)
 
 
-def _iter_lines(buf, start: int) -> Iterator[tuple[str, int]]:
+def _iter_lines(buf: Buf, start: int) -> Iterator[tuple[str, int]]:
     """(text, offset) of each line from `start` on."""
     size = len(buf)
     while start < size:
@@ -239,16 +239,16 @@ def _iter_lines(buf, start: int) -> Iterator[tuple[str, int]]:
         start = end + 1
 
 
-def _line_at(buf, start: int) -> str:
+def _line_at(buf: Buf, start: int) -> str:
     nl = buf.find(b"\n", start)
     return decode_line(buf[start : len(buf) if nl < 0 else nl])
 
 
-def _prev_start(buf, start: int) -> int:
-    return buf.rfind(b"\n", 0, start - 1) + 1
+def _prev_start(buf: Buf, start: int) -> int:
+    return int(buf.rfind(b"\n", 0, start - 1)) + 1
 
 
-def triage_buffer(buf, catalog: Catalog | None = None, **options: Any) -> list[TriagedEvent]:
+def triage_buffer(buf: Buf, catalog: Catalog | None = None, **options: Any) -> list[TriagedEvent]:
     """Fast path over bytes or an mmap; same result as `triage_lines(buf's lines)`. Options as
     `triage_buffer_counted` (include_all, scanner, engine: "auto" = hyperscan if installed, "hyperscan", "re";
     backend)."""
@@ -256,7 +256,7 @@ def triage_buffer(buf, catalog: Catalog | None = None, **options: Any) -> list[T
 
 
 def triage_buffer_counted(
-    buf,
+    buf: Buf,
     catalog: Catalog | None = None,
     *,
     include_all: bool = False,
@@ -305,7 +305,7 @@ def triage_buffer_counted(
     return out, newlines
 
 
-def _buf_before(buf, start: int, first: int) -> list[tuple[int, str]]:
+def _buf_before(buf: Buf, start: int, first: int) -> list[tuple[int, str]]:
     """The NEARBY lines before the line at offset `start` (line number `first`)."""
     out: list[tuple[int, str]] = []
     n = first

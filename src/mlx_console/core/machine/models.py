@@ -121,7 +121,9 @@ def read_model_dir(path: Path, model_id: str, source: str, revision: str | None 
     q = cfg.get("quantization") or cfg.get("quantization_config") or {}
     if isinstance(q, dict):
         info.bits, info.group_size = _int(q.get("bits")), _int(q.get("group_size"))
-    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    text = cfg.get("text_config")
+    if not isinstance(text, dict):
+        text = cfg
     heads = _int(text.get("num_attention_heads"))
     hidden = _int(text.get("hidden_size"))
     info.layers = _int(text.get("num_hidden_layers"))
@@ -386,7 +388,7 @@ def swap_choices(config: Config, backend: str | None = None) -> list[SwapChoice]
         f = fit(m, mem)
         warnings: list[str] = []
         if backend is not None:
-            from mlx_console.core.lifecycle.describe import advice
+            from mlx_console.core.describe import advice
 
             warnings = advice(config, backend, m.id)
         out.append(SwapChoice(m.id, str(m.path), m.size_bytes, m.source, f.status, f.reason, warnings))

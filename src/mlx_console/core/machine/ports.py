@@ -21,23 +21,20 @@ import httpx
 import psutil
 
 from mlx_console.core.backends.base import headers as bearer
+from mlx_console.core.common import net
+from mlx_console.core.common.net import is_loopback
 from mlx_console.core.machine.parse import parse_lsof_listen
 
 MLX_LM, OMLX, UNKNOWN = "mlx-lm", "omlx", "unknown"
 OPENAI = "openai"  # an unknown process that answers /v1/models in the OpenAI shape
 LLM_BACKENDS = (MLX_LM, OMLX, "llama.cpp", "ollama", "vllm", OPENAI)
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def _current_user() -> str | None:
     try:
-        return psutil.Process().username()
+        return str(psutil.Process().username())
     except (psutil.Error, KeyError):
         return None
-
-
-def is_loopback(host: str) -> bool:
-    return host in LOOPBACK or host.startswith(("127.", "::ffff:127."))
 
 
 @dataclass
@@ -247,15 +244,14 @@ def probe_models(listener: Listener, api_key: str | None = None, timeout: float 
     base = _base_url(listener)
     headers = bearer(api_key)
     try:
-        # trust_env=False: a proxy from the environment must not see loopback probes
-        r = httpx.get(base + "/v1/models", headers=headers, timeout=timeout, trust_env=False)
+        r = net.request("GET", base + "/v1/models", headers=headers, timeout=timeout)
     except httpx.HTTPError as e:
         listener.probe = f"GET /v1/models: {type(e).__name__}"
         return
     _read_models_answer(listener, r)
     if not listener.confirmed and listener.backend in (OMLX, UNKNOWN, OPENAI):
         try:
-            health = httpx.get(base + "/health", timeout=timeout, trust_env=False).json()
+            health = net.request("GET", base + "/health", timeout=timeout).json()
         except (httpx.HTTPError, ValueError):
             return
         if isinstance(health, dict) and "engine_pool" in health:

@@ -19,8 +19,8 @@ from typing import Any
 
 import psutil
 
+from mlx_console.core.common.units import fmt_bytes  # noqa: F401  (re-exported: the one byte formatter)
 from mlx_console.core.machine.parse import (
-    GIB,
     MIB,
     kern_pressure_level,
     parse_cpuinfo_model,
@@ -55,15 +55,6 @@ def run_text(cmd: list[str], timeout: float) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return r.stdout if (r.returncode == 0 or r.stdout.strip()) else None
-
-
-def fmt_bytes(n: int | float | None) -> str:
-    if n is None:
-        return "?"
-    for unit, size in (("TiB", 1024**4), ("GiB", GIB), ("MiB", MIB), ("KiB", 1024)):
-        if abs(n) >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"
 
 
 def worse(a: str, b: str) -> str:

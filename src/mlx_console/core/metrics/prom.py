@@ -108,7 +108,8 @@ def make_app(open_db: Callable[[], MetricsDB | None], token: str | None) -> Call
                 start_response("401 Unauthorized", [("Content-Type", "text/plain"),
                                                     ("WWW-Authenticate", "Bearer")])
                 return [b"a bearer token is required\n"]
-        return app(environ, start_response)
+        body: Iterable[bytes] = app(environ, start_response)
+        return body
 
     return guarded
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import psutil
 
+from mlx_console.core.logs.live import Reactions
 from mlx_console.core.machine import system
 from mlx_console.core.metrics.sources import LogTally, read_omlx, tally_lines
 from mlx_console.core.metrics.store import MetricsDB, db_path
@@ -334,10 +335,16 @@ def start_sampler(sup: Any) -> Sampler | None:
             sup.probes.put((sup.generation, "sampler", msg))
 
     metered = bool(getattr(spec, "meter_port", None))
+    reactions = Reactions(spec.kind)  # the supervisor's own reactions (catalogue entries with an action)
+
+    def classify(line: str) -> tuple[str, str] | None:
+        hit = reactions.react(line)
+        return (hit.action, hit.reason) if hit is not None else None
+
     target = Target(
         name=spec.name, kind=spec.kind, log=Path(spec.log), base_url=spec.base_url, api_key=spec.api_key,
         pid=lambda: sup.state.pid if sup.child is not None else None,
-        events=lambda: list(sup.state.events), classify=sup.kind.classify, metered=metered,
+        events=lambda: list(sup.state.events), classify=classify, metered=metered,
     )
     sampler = Sampler(target, db_path(), report)
     atexit.register(sampler.last_sample)

@@ -244,7 +244,8 @@ class MetricsDB:
         return row[0] if row else None
 
     def events(self, backend: str | None = None, since: float = 0.0) -> list[Event]:
-        sql, args = "SELECT backend, ts, kind, detail FROM events WHERE ts >= ?", [since]
+        sql = "SELECT backend, ts, kind, detail FROM events WHERE ts >= ?"
+        args: list[object] = [since]
         if backend is not None:
             sql += " AND backend = ?"
             args.append(backend)

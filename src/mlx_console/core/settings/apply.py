@@ -42,7 +42,7 @@ class Step:
 
 
 @dataclass
-class Target:
+class ApplyTarget:
     """The oMLX serving the file, as far as we can tell."""
 
     url: str | None = None
@@ -55,7 +55,7 @@ class Target:
 @dataclass
 class ApplyResult:
     path: Path
-    target: Target
+    target: ApplyTarget
     steps: list[Step] = field(default_factory=list)
     replies: dict[str, dict[str, Any]] = field(default_factory=dict)  # model → PUT reply
     wrote_file: bool = False
@@ -82,14 +82,14 @@ class ApplyResult:
 
 
 def find_target(path: Path, config: Config | None, url: str | None = None, api_key: str | None = None,
-                profile: Profile | None = None) -> Target:
+                profile: Profile | None = None) -> ApplyTarget:
     """The oMLX for `path`: an explicit url, else the oMLX profile whose base_path holds it; probed via /health."""
     if url is None:
         profile = profile or profile_for(config, path)
         if profile is None:
-            return Target()
+            return ApplyTarget()
         url, api_key = profile.base_url, api_key or profile.api_key
-    target = Target(url=url, api_key=api_key, profile=profile.name if profile else None)
+    target = ApplyTarget(url=url, api_key=api_key, profile=profile.name if profile else None)
     with OmlxAdmin(url, api_key) as admin:
         target.running = admin.health() is not None
         if target.running:
@@ -155,6 +155,72 @@ def drift(file_models: dict[str, Any], server: list[dict[str, Any]], version: st
     return out
 
 
+def _refuse_bad(store: SettingsStore, changes: list[Change]) -> None:
+    """New errors, and old ones in a model being changed (oMLX would drop that model's whole block)."""
+    touched = {c.model for c in changes}
+    bad = store.new_errors() + [i for i in errors(store.issues()) if i.model in touched]
+    if bad:
+        listing = "\n".join(f"  {i}" for i in dict.fromkeys(bad))
+        raise SettingsError(f"{store.path}: not applied:\n{listing}")
+
+
+def _file_only(store: SettingsStore, result: ApplyResult, changes: list[Change], version: str, offline: bool,
+               dry_run: bool, if_hash: str | None, running: str | None) -> ApplyResult:
+    """Phase for an oMLX that is not running (or --offline): only the file is written. `running`: the
+    configured oMLX backend that runs on this file although --offline was asked."""
+    target = result.target
+    result.steps = plan(changes, version, None)
+    if running:
+        result.messages.append(f"oMLX backend {running!r} is running: --offline wrote the file only. It keeps "
+                               "its own copy in memory (the edit is not in effect) and overwrites the file on "
+                               f"its next in-app save: `mlx-console backends restart {running}`, or apply "
+                               "again without --offline")
+    elif offline:
+        result.messages.append("offline: only the file is written; a running oMLX keeps its own copy in "
+                               "memory and overwrites the file on its next in-app save")
+    elif target.url:
+        result.messages.append(f"backend {target.profile or target.url} is not running: oMLX reads the file "
+                               "when it starts")
+    else:
+        result.messages.append("no configured oMLX backend uses this file: if an oMLX runs on it, it needs "
+                               "POST /admin/api/reload (unloads all models) or a restart to read it")
+    result.diff = store.diff()
+    result.hash = store.base_hash
+    if not dry_run and changes:
+        saved = store.save(if_hash)
+        result.wrote_file, result.hash, result.backup = saved.wrote, saved.hash, saved.backup
+    return result
+
+
+def _put_settings(admin: OmlxAdmin, puts: list[Step], result: ApplyResult, say: Callable[[str], None],
+                  keep_backup: Callable[[], None]) -> None:
+    """Phase for a running oMLX: the keys its admin API takes, one PUT per model (`keep_backup` once oMLX has
+    taken the first)."""
+    by_model: dict[str, dict[str, Any]] = {}
+    for s in puts:
+        by_model.setdefault(s.change.model, {})[s.change.key] = _put_value(s.change)
+    for model, body in by_model.items():
+        say(f"PUT {model}: {', '.join(body)}")
+        try:
+            reply = admin.put_settings(model, body)
+        except AdminError as e:
+            done = ", ".join(result.replies)
+            tail = (f"; already applied (and written by oMLX): {done}" if done
+                    else "; nothing was changed")
+            raise SettingsError(f"oMLX refused the settings of {model!r}: {e.detail or e}{tail}") from None
+        keep_backup()
+        result.replies[model] = reply
+        stored = reply.get("settings") or {}
+        for key, wanted in body.items():
+            got = stored.get(key, KEYS[key].default if key in KEYS else None)
+            if effective({key: got}, key) != effective({key: wanted}, key):
+                result.messages.append(f"{model}: oMLX stored {key}={got!r} (asked {wanted!r})")
+        flags = [k for k in ("requires_reload", "auto_unloaded", "auto_reloaded") if reply.get(k)]
+        result.messages.append(f"{model}: applied through the admin API"
+                               + (f" ({', '.join(flags)})" if flags else ""))
+    result.wrote_file = True  # oMLX rewrote the file from memory
+
+
 def apply(store: SettingsStore, config: Config | None = None, *, url: str | None = None,
           api_key: str | None = None, reload: bool = False, dry_run: bool = False, offline: bool = False,
           if_hash: str | None = None, progress: Callable[[str], None] | None = None) -> ApplyResult:
@@ -162,46 +228,21 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
     with the file untouched when it refuses before writing; `store` is stale afterwards (load it again)."""
     say = progress or (lambda _m: None)
     path = store.path
-    target = Target() if offline else find_target(path, config, url, api_key)
+    target = ApplyTarget() if offline else find_target(path, config, url, api_key)
     result = ApplyResult(path=path, target=target, dry_run=dry_run)
     if target.version:
         store.omlx_version = target.version
     version = store.omlx_version
     changes = store.changes()
-    touched = {c.model for c in changes}
-    # New errors, and old ones in a model being changed: oMLX would drop that model's whole block.
-    bad = store.new_errors() + [i for i in errors(store.issues()) if i.model in touched]
-    if bad:
-        listing = "\n".join(f"  {i}" for i in dict.fromkeys(bad))
-        raise SettingsError(f"{path}: not applied:\n{listing}")
+    _refuse_bad(store, changes)
     store.check_unchanged(if_hash)
     if changes and store.exists and not store.is_canonical:
         result.messages.append("the file was not laid out the way oMLX writes it: this save rewrites its layout "
                                "(so would oMLX's next save)")
 
     if not target.running:
-        result.steps = plan(changes, version, None)
         running = _running_profile(config, path) if offline else None
-        if running:
-            result.messages.append(f"oMLX backend {running!r} is running: --offline wrote the file only. It keeps "
-                                   "its own copy in memory (the edit is not in effect) and overwrites the file on "
-                                   f"its next in-app save: `mlx-console backends restart {running}`, or apply "
-                                   "again without --offline")
-        elif offline:
-            result.messages.append("offline: only the file is written; a running oMLX keeps its own copy in "
-                                   "memory and overwrites the file on its next in-app save")
-        elif target.url:
-            result.messages.append(f"backend {target.profile or target.url} is not running: oMLX reads the file "
-                                   "when it starts")
-        else:
-            result.messages.append("no configured oMLX backend uses this file: if an oMLX runs on it, it needs "
-                                   "POST /admin/api/reload (unloads all models) or a restart to read it")
-        result.diff = store.diff()
-        result.hash = store.base_hash
-        if not dry_run and changes:
-            saved = store.save(if_hash)
-            result.wrote_file, result.hash, result.backup = saved.wrote, saved.hash, saved.backup
-        return result
+        return _file_only(store, result, changes, version, offline, dry_run, if_hash, running)
 
     if not target.api_key:
         raise SettingsError(f"{path}: oMLX at {target.url} is running, but no API key is known "
@@ -246,29 +287,7 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
                 result.backup = atomic.write_backup(path, store.base)
 
         if use_put:
-            by_model: dict[str, dict[str, Any]] = {}
-            for s in puts:
-                by_model.setdefault(s.change.model, {})[s.change.key] = _put_value(s.change)
-            for model, body in by_model.items():
-                say(f"PUT {model}: {', '.join(body)}")
-                try:
-                    reply = admin.put_settings(model, body)
-                except AdminError as e:
-                    done = ", ".join(result.replies)
-                    tail = (f"; already applied (and written by oMLX): {done}" if done
-                            else "; nothing was changed")
-                    raise SettingsError(f"oMLX refused the settings of {model!r}: {e.detail or e}{tail}") from None
-                keep_backup()
-                result.replies[model] = reply
-                stored = reply.get("settings") or {}
-                for key, wanted in body.items():
-                    got = stored.get(key, KEYS[key].default if key in KEYS else None)
-                    if effective({key: got}, key) != effective({key: wanted}, key):
-                        result.messages.append(f"{model}: oMLX stored {key}={got!r} (asked {wanted!r})")
-                flags = [k for k in ("requires_reload", "auto_unloaded", "auto_reloaded") if reply.get(k)]
-                result.messages.append(f"{model}: applied through the admin API"
-                                       + (f" ({', '.join(flags)})" if flags else ""))
-            result.wrote_file = True  # oMLX rewrote the file from memory
+            _put_settings(admin, puts, result, say, keep_backup)
         writes = [(s.change.model, s.change.key, s.change.new) for s in files]
         if use_put:
             # oMLX's save drops keys it does not know; the file keeps them (oMLX ignores them anyway).

@@ -58,7 +58,7 @@ class BaselineDiff:
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
-    return a == b
+    return bool(a == b)
 
 
 def compare(current: dict[str, dict[str, Any]], baseline: Baseline, model: str | None = None) -> BaselineDiff:
@@ -86,7 +86,7 @@ def compare(current: dict[str, dict[str, Any]], baseline: Baseline, model: str |
 
 def _blocks(models: dict[str, dict[str, Any]]) -> list[list[str]]:
     """The lines of `json.dumps(models, indent=2)` model by model (between its `{` and `}`)."""
-    out = []
+    out: list[list[str]] = []
     for i, (m, block) in enumerate(models.items()):
         lines = json.dumps({m: block}, indent=2, ensure_ascii=False).split("\n")[1:-1]
         if i < len(models) - 1:
@@ -96,7 +96,9 @@ def _blocks(models: dict[str, dict[str, Any]]) -> list[list[str]]:
 
 
 def _from_record(name: str, data: dict[str, Any], model: str | None) -> Baseline:
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    config = data.get("config")
+    if not isinstance(config, dict):
+        config = {}
     settings = config.get("model_settings")
     if not isinstance(settings, dict):
         raise SettingsError(f"{name}: the run record has no model_settings (not an oMLX run?)")

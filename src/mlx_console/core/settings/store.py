@@ -6,6 +6,7 @@ field order: a file it wrote is byte-identical after load + save, and one change
 
 from __future__ import annotations
 
+import builtins
 import copy
 import json
 import os
@@ -132,7 +133,7 @@ class SettingsStore:
         self._base_doc = copy.deepcopy(doc)
         self._parse_issues = parse_issues
         # Keep the file's own trailing-newline convention; oMLX writes none.
-        self.trailing_newline = bool(base) and base.endswith(b"\n")
+        self.trailing_newline = base is not None and base.endswith(b"\n")
         self.hints: list[str] = []
 
     # ---- loading ------------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ class SettingsStore:
         block = self.models().get(model)
         return block if isinstance(block, dict) else {}
 
-    def issues(self, model_dirs: set[str] | None = None) -> list[Issue]:
+    def issues(self, model_dirs: builtins.set[str] | None = None) -> list[Issue]:
         return [*self._parse_issues, *check_document(self.doc, self.omlx_version, model_dirs)]
 
     # ---- editing ------------------------------------------------------------------------------------
@@ -302,7 +303,7 @@ class SettingsStore:
         `.one_flag` is False when more than one key differs."""
         return baseline_mod.compare(self.models(), baseline_mod.load(baseline, model), model)
 
-    def new_errors(self, model_dirs: set[str] | None = None) -> list[Issue]:
+    def new_errors(self, model_dirs: builtins.set[str] | None = None) -> list[Issue]:
         """Errors the edit introduces (errors already in the loaded file are not the edit's fault)."""
         before = {(i.model, i.key, i.message) for i in errors(check_document(self._base_doc, self.omlx_version,
                                                                               model_dirs))}
@@ -315,7 +316,7 @@ class SettingsStore:
         return atomic.read_current(self.path) != self.base
 
     def save(self, if_hash: str | None = None, *, backup: bool = True,
-             model_dirs: set[str] | None = None) -> SaveResult:
+             model_dirs: builtins.set[str] | None = None) -> SaveResult:
         """Write the edit atomically if the file is still what was loaded (and matches `if_hash`).
 
         Raises SettingsError on new errors, ConflictError (carrying base, ours and theirs) on a changed

@@ -11,9 +11,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from mlx_console.core.config import Config
+from mlx_console.core import api
+from mlx_console.core.api import Config
 from mlx_console.ui.actions import bindings
-from mlx_console.ui.core_api import NotAvailable, core
 
 STATUS_STYLE = {"pass": "success", "ok": "success", "warn": "warning", "fail": "error"}
 
@@ -46,11 +46,7 @@ class DoctorScreen(ModalScreen[None]):
     @work(thread=True, exclusive=True, group="doctor")
     def run_checks(self) -> None:
         try:
-            run = core("doctor", "run")
-            report = run(self.config)
-            data = report.to_json() if hasattr(report, "to_json") else report
-        except NotAvailable as e:
-            self.app.call_from_thread(self.show_unavailable, str(e))
+            data = api.doctor(self.config).to_json()
         except Exception as e:  # the screen says what failed instead of crashing the console
             self.app.call_from_thread(self.show_unavailable, f"doctor failed: {type(e).__name__}: {e}")
         else:

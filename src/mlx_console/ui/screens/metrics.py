@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -19,7 +20,11 @@ from textual.screen import Screen
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from mlx_console.core.metrics.query import WINDOWS, Marker, Panel, PlotData, local_plot_data
+from mlx_console.core import api
+from mlx_console.core.api import METRICS_WINDOWS as WINDOWS
+
+if TYPE_CHECKING:
+    from mlx_console.core.api import Marker, Panel, PlotData
 
 LINE_MARKERS = ("•", "+", "x", "o")
 LINE_COLORS = ("cyan", "orange", "green", "magenta")
@@ -50,9 +55,9 @@ class MetricsScreen(Screen[None]):
     """
 
     def __init__(self, backends: list[str], backend: str | None = None, window: str = "1h",
-                 loader: Callable[[str, int], PlotData] | None = None) -> None:
+                 loader: Callable[[str, str], PlotData] | None = None) -> None:
         super().__init__()
-        self.loader = loader or local_plot_data
+        self.loader = loader or api.metrics_plot
         self.load_error: str | None = None  # why the last load failed (shown in the head line)
         self.backends = backends or ([backend] if backend else [])
         self.backend = backend if backend in self.backends else (self.backends[0] if self.backends else None)
@@ -91,7 +96,7 @@ class MetricsScreen(Screen[None]):
             return
         backend, window = self.backend, self.window
         try:
-            data = self.loader(backend, WINDOWS[window])
+            data = self.loader(backend, window)
         except Exception as e:  # a database being created, a host gone: said on screen, never fatal
             self.app.call_from_thread(self.show_error, backend, window, f"{type(e).__name__}: {e}")
             return

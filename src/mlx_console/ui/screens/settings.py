@@ -6,6 +6,7 @@ Keys, types, validation, routing and saving all come from core/settings; this sc
 
 from __future__ import annotations
 
+import copy
 import os
 import shlex
 import subprocess
@@ -21,22 +22,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from mlx_console.core.config import Config
+from mlx_console.core import api
+from mlx_console.core.api import Config
 from mlx_console.ui.actions import bindings
-from mlx_console.ui.core_api import NotAvailable, core
 
 
 def settings_path(config: Config, backend: str | None) -> Path:
     """The model_settings.json of the selected oMLX backend, else the first oMLX profile's, else ~/.omlx."""
-    default_path = core("settings.locate", "default_path")
-    if backend:
-        try:
-            profile = config.backend(backend)
-        except Exception:
-            profile = None
-        if profile is not None and profile.kind == "omlx":
-            return profile.base_path_resolved / "model_settings.json"
-    return default_path(config)
+    return api.settings_path(config, backend)
 
 
 def shown_value(value: Any) -> str:
@@ -86,7 +79,7 @@ class SettingsScreen(ModalScreen[None]):
     BINDINGS = bindings(("settings.save", "settings.editor", "settings.reload", "settings.close"))
 
     def __init__(self, config: Config, backend: str | None, model: str | None = None,
-                 path: Path | None = None, remote: Any = None) -> None:
+                 path: Path | None = None, remote: api.RemoteSettings | None = None) -> None:
         super().__init__()
         self.config, self.backend, self.wanted_model = config, backend, model
         self.path = path
@@ -113,13 +106,9 @@ class SettingsScreen(ModalScreen[None]):
             yield Static(" ctrl+s diff & save  ctrl+e $EDITOR  ctrl+r reload  Esc close", id="settings-keys")
 
     async def on_mount(self) -> None:
-        try:
-            self.fields = core("settings.schema", "form_fields")()
-            if self.path is None and self.remote is None:
-                self.path = settings_path(self.config, self.backend)
-        except NotAvailable as e:
-            self.status(Text(str(e), style="bold"))
-            return
+        self.fields = api.settings_form_fields()
+        if self.path is None and self.remote is None:
+            self.path = settings_path(self.config, self.backend)
         form = self.query_one("#settings-form", VerticalScroll)
         group = None
         widgets: list[Any] = []
@@ -140,9 +129,8 @@ class SettingsScreen(ModalScreen[None]):
             self.status(Text(f"reading the settings of {self.backend} on its host…", style="italic"))
             self.load_remote()
             return
-        settings_store = core("settings.store", "SettingsStore")
         try:
-            store = settings_store.load(self.path)
+            store = api.load_settings(self.path)
         except Exception as e:  # a bad file is named with line and column by the core
             self.store = None
             self.status(Text(f"{e}", style="bold"))
@@ -252,9 +240,7 @@ class SettingsScreen(ModalScreen[None]):
     def one_flag_warning(self) -> str | None:
         """More than one key differs from the last bench run's settings: results cannot be pinned on one."""
         try:
-            load, compare = core("settings.baseline", "load", "compare")
-            base = load("last", self.model)
-            diff = compare(self.store.models(), base, self.model)
+            diff = api.settings_baseline_diff(self.store.models(), self.model)
         except Exception:
             return None  # no bench run yet: nothing to compare with
         return f"one flag at a time: {diff.summary()}" if not diff.one_flag else None
@@ -279,27 +265,24 @@ class SettingsScreen(ModalScreen[None]):
     def _confirmed(self, save: bool | None) -> None:
         if save:
             self.status(Text("applying…", style="bold"))
-            self.apply_worker()
+            self.apply_worker(copy.deepcopy(self.store))  # the worker saves its own copy: self.store is the loop's
 
     @work(thread=True, exclusive=True, group="settings-apply")
-    def apply_worker(self) -> None:
-        apply = core("settings.apply", "apply")
-        conflict_error = core("settings.errors", "ConflictError")
-
+    def apply_worker(self, store: api.SettingsStore) -> None:
         def say(msg: str) -> None:
             self.app.call_from_thread(self.status, Text(msg, style="italic"))
 
         if self.remote is not None:
             try:
-                saved = self.remote.save(self.store)
+                saved = self.remote.save(store)
             except Exception as e:  # refused there (a conflict, a bad value) or ssh: nothing more written
                 self.app.call_from_thread(self.apply_failed, f"{e} (ctrl+r reloads the file as it is there)")
             else:
                 self.app.call_from_thread(self.applied_remote, saved)
             return
         try:
-            result = apply(self.store, self.config, progress=say)
-        except conflict_error as e:
+            result = api.apply_settings(store, self.config, progress=say)
+        except api.ConflictError as e:
             self.app.call_from_thread(self.conflict, e)
         except Exception as e:  # refused before writing: the file is untouched
             self.app.call_from_thread(self.apply_failed, str(e))
@@ -376,15 +359,12 @@ class SettingsScreen(ModalScreen[None]):
         self.take_raw(data)
 
     def take_raw(self, data: bytes) -> None:
-        parse_bytes = core("settings.store", "parse_bytes")
-        check_document, errors = core("settings.validate", "check_document", "errors")
         try:
-            doc, _ = parse_bytes(self.path, data)
+            doc, bad = api.check_raw_settings(self.path, data, self.store.omlx_version)
         except Exception as e:  # bad JSON: named with line and column; nothing changes
             self.raw_error = f"raw edit not taken: {e}"
             self.app.notify(self.raw_error, severity="error", timeout=12)
             return
-        bad = errors(check_document(doc, self.store.omlx_version))
         if bad:
             self.raw_error = "raw edit not taken: " + "; ".join(str(i) for i in bad[:5])
             self.app.notify(self.raw_error, severity="error", timeout=12)
@@ -398,9 +378,8 @@ class SettingsScreen(ModalScreen[None]):
 
     def start_watch(self) -> None:
         try:
-            watcher_cls = core("settings.watch", "SettingsWatcher")
-            self._watcher = watcher_cls(self.path, lambda h: self.app.call_from_thread(self.on_disk_change, h))
-            self._watcher.start()
+            self._watcher = api.watch_settings(self.path,
+                                               lambda h: self.app.call_from_thread(self.on_disk_change, h))
         except Exception:
             self._watcher = None  # no watch: a save still detects the conflict
 
@@ -458,12 +437,10 @@ class ConflictScreen(ModalScreen[str]):
         self.message, self.conflict = message, conflict
 
     def compose(self) -> ComposeResult:
-        from mlx_console.core.settings.textdiff import unified
-
         t = Text(self.message + "\n\n", style="bold")
         mine = ", ".join(f"{m}:{k}" for m, k in self.conflict.changed_keys) or "(none)"
         t.append(f"Your changes: {mine}\n\nWhat changed on disk since you loaded it:\n")
-        t.append(unified(self.conflict.base, self.conflict.theirs, str(self.conflict.path)) or "(nothing)\n")
+        t.append(api.unified_diff(self.conflict.base, self.conflict.theirs, str(self.conflict.path)) or "(nothing)\n")
         t.append("\nr: replay your changes on the file as it is now · d: drop yours · Esc: cancel")
         with VerticalScroll() as v:
             v.border_title = "Conflict: model_settings.json changed underneath"

@@ -11,33 +11,27 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.fuzzy import Matcher
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from mlx_console.core.config import Config
-from mlx_console.core.errors import ConsoleError
+from mlx_console.core.api import Config, ConsoleError
 from mlx_console.ui.actions import bindings
 from mlx_console.ui.backends_source import Backends
-from mlx_console.ui.core_api import NotAvailable
 from mlx_console.ui.widgets.backends_table import human_bytes
 
 FIT_MARK = {"ok": ("✓", "success"), "warn": ("!", "warning"), "fail": ("✗", "error")}
 
 
-def fuzzy_score(query: str, text: str) -> int | None:
-    """Subsequence match (fzf style): lower is better, None = no match."""
-    if not query:
-        return 0
-    q, t = query.lower(), text.lower()
-    pos, score, last = 0, 0, -1
-    for ch in q:
-        found = t.find(ch, pos)
-        if found < 0:
-            return None
-        score += found - last - 1
-        last, pos = found, found + 1
-    return score
+def fuzzy_filter(query: str, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The models whose id matches `query` (Textual's fuzzy matcher, the command palette's), best first;
+    all of them, in order, for an empty query."""
+    if not query.strip():
+        return list(models)
+    matcher = Matcher(query)
+    scored = [(score, i, m) for i, m in enumerate(models) if (score := matcher.match(m["id"])) > 0]
+    return [m for _, _, m in sorted(scored, key=lambda x: (-x[0], x[1]))]
 
 
 class SwapScreen(ModalScreen[None]):
@@ -75,8 +69,6 @@ class SwapScreen(ModalScreen[None]):
         """The models of the backend's machine (a [[host]]'s backend: that host's, over ssh) with fit and advice."""
         try:
             found = [c.to_json() for c in self.backends.swap_choices(self.backend)]
-        except NotAvailable as e:
-            self.app.call_from_thread(self.set_status, str(e))
         except Exception as e:
             self.app.call_from_thread(self.set_status, f"model discovery failed: {type(e).__name__}: {e}")
         else:
@@ -99,9 +91,9 @@ class SwapScreen(ModalScreen[None]):
     def refilter(self, query: str) -> None:
         ol = self.query_one(OptionList)
         ol.clear_options()
-        scored = [(s, m) for m in self.models if (s := fuzzy_score(query, m["id"])) is not None]
+        matched = fuzzy_filter(query, self.models)
         theme = self.app.current_theme
-        for _, m in sorted(scored, key=lambda x: x[0]):
+        for m in matched:
             mark, colour_name = FIT_MARK.get(m["fit"], ("?", ""))
             colour = getattr(theme, colour_name, None) or ""
             t = Text.assemble((f"{mark} ", f"bold {colour}"), (m["id"], "bold"),
@@ -165,7 +157,7 @@ class SwapScreen(ModalScreen[None]):
     def swap(self, model: str) -> None:
         try:
             status = self.backends.swap_model(self.backend, model)
-        except (ConsoleError, NotAvailable, OSError) as e:
+        except (ConsoleError, OSError) as e:
             self.app.call_from_thread(self.swap_done, model, None, str(e))
         else:
             self.app.call_from_thread(self.swap_done, model, status, None)

@@ -7,6 +7,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from mlx_console.core import api
+from mlx_console.core.api import fmt_bytes
 from mlx_console.ui.actions import bindings
 
 STATE_STYLE = {
@@ -19,14 +21,8 @@ NARROW = ("name", "state", "model", "port", "rss", "req/m", "tok/s", "uptime", "
 SPARK_WIDTH = {False: 10, True: 5}  # characters of the throughput sparkline (wide, narrow)
 
 
-def human_bytes(n: Any) -> str:
-    if not isinstance(n, int | float) or n <= 0:
-        return "-"
-    for unit in ("B", "K", "M", "G", "T"):
-        if n < 1024 or unit == "T":
-            return f"{n:.0f}{unit}" if unit in ("B", "K", "M") else f"{n:.1f}{unit}"
-        n /= 1024
-    return "-"
+def human_bytes(n: object) -> str:
+    return fmt_bytes(n, compact=True)
 
 
 def human_uptime(s: Any) -> str:
@@ -52,12 +48,10 @@ def short_model(model: Any, narrow: bool) -> str:
 def rate_cells(r: dict[str, Any], narrow: bool = False) -> tuple[str, str]:
     """The REQ/M and TOK/S cells: the last minute's rates, and the throughput sparkline of the last minutes
     next to what it plots (tok/s; requests/min where completion tokens are not counted: mlx-lm unmetered)."""
-    from mlx_console.ui.core_api import core
-
     req, tps = r.get("requests_1m"), r.get("tok_s_1m")
     req_text = f"{req:.0f}" if isinstance(req, int | float) else "-"
     tps_text = (f"{tps:.0f}" if tps >= 10 else f"{tps:.1f}") if isinstance(tps, int | float) else "-"
-    spark = core("metrics.query", "sparkline")(list(r.get("spark") or []), SPARK_WIDTH[narrow])
+    spark = api.sparkline(list(r.get("spark") or []), SPARK_WIDTH[narrow])
     if spark and r.get("spark_of") == "req/min":
         req_text = f"{req_text} {spark}"
     elif spark:

@@ -18,7 +18,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
-from mlx_console.ui.core_api import NotAvailable, core
+from mlx_console.core import api
 
 STATUS_STYLE = {"pass": "success", "ok": "success", "fail": "error", "error": "error"}
 VERDICT_STYLE = {"worse": "error", "regression": "error", "flip": "error", "error": "error",
@@ -36,7 +36,7 @@ class BenchPane(Vertical, can_focus=True):
         self.events: list[Any] = []   # progress events of the current run (tests read them)
         self.history: list[dict[str, Any]] = []  # the model's stored runs, oldest first
         self.history_model = ""
-        self.trend: Any = None  # core.bench.trend.Trend of the shown cell
+        self.trend: api.Trend | None = None  # the shown cell across runs
 
     def compose(self) -> ComposeResult:
         yield Static("Bench", id="bench-title")
@@ -53,8 +53,8 @@ class BenchPane(Vertical, can_focus=True):
 
     def suite_names(self) -> list[str]:
         try:
-            return [str(n) for n in core("bench.suites", "available")()]
-        except (NotAvailable, OSError):
+            return api.bench_suites()
+        except OSError:
             return []
 
     def set_status(self, text: str | Text) -> None:
@@ -80,11 +80,6 @@ class BenchPane(Vertical, can_focus=True):
         if note:
             self.set_status(Text(note, style="dim"))
             return
-        try:
-            core("bench.runner", "run_suite")
-        except NotAvailable as e:
-            self.set_status(Text(f"{e}.", style="dim"))
-            return
         suites = ", ".join(self.suite_names()) or "quick"
         self.set_status(Text.assemble(("B", "bold"), f" runs quick on {backend or '(no backend)'}; ",
                                       (":bench SUITE", "bold"), f" another ({suites})."))
@@ -95,14 +90,14 @@ class BenchPane(Vertical, can_focus=True):
     def load_history(self, backend: str) -> None:
         try:
             model = self._target(backend).model
-            runs = core("bench.store", "history")(model)
+            runs = api.bench_history(model)
         except Exception:
             return  # no history is not an error
         self.app.call_from_thread(self.show_history, model, runs)
 
     def show_history(self, model: str, runs: list[dict[str, Any]], cell: str | None = None) -> None:
         self.history, self.history_model = runs, model
-        trend = core("bench.trend", "trend")(runs, cell or (self.trend.cell if self.trend else None))
+        trend = api.bench_trend(runs, cell or (self.trend.cell if self.trend else None))
         self.trend = trend
         pts = trend.points
         name = model.rsplit('/', 1)[-1]
@@ -117,7 +112,7 @@ class BenchPane(Vertical, can_focus=True):
         self.query_one("#bench-trend-label", Static).update(label)
         self.draw_trend(trend)
 
-    def draw_trend(self, trend: Any) -> None:
+    def draw_trend(self, trend: api.Trend) -> None:
         """Median (•) with p25 and p75 (·) per run; │ where the configuration changed; x ticks: run dates."""
         widget = self.query_one("#bench-trend", PlotextPlot)
         plt = widget.plt
@@ -153,10 +148,10 @@ class BenchPane(Vertical, can_focus=True):
         model = rows.get(backend, {}).get("model")
         return str(model) if model else None
 
-    def _target(self, backend: str) -> Any:
-        """core.bench.target's Target for the profile (URL, model, server flags or oMLX model settings)."""
+    def _target(self, backend: str) -> api.Target:
+        """The bench target of the profile (URL, model, server flags or oMLX model settings)."""
         config = self.app.config  # type: ignore[attr-defined]
-        return core("bench.target", "for_profile")(config, backend, self._running_model(backend))
+        return api.bench_target(config, backend, self._running_model(backend))
 
     def run(self, backend: str | None, suite: str | None) -> None:
         if self.running:
@@ -170,12 +165,6 @@ class BenchPane(Vertical, can_focus=True):
             self.set_status(Text(note, style="bold"))
             self.app.notify(note, severity="warning", timeout=10)
             return
-        try:
-            core("bench.runner", "run_suite")
-        except NotAvailable as e:
-            self.set_status(Text(str(e), style="dim"))
-            self.app.notify(str(e), severity="warning")
-            return
         self.running = True
         self.cancel = threading.Event()
         self.events = []
@@ -187,26 +176,14 @@ class BenchPane(Vertical, can_focus=True):
     @work(thread=True, group="bench")
     def run_worker_thread(self, backend: str, suite_name: str) -> None:
         try:
-            load_suite = core("bench.suites", "load")
-            run_profile = core("bench.target", "run_profile")
-            history = core("bench.store", "history")
             config = self.app.config  # type: ignore[attr-defined]
-            target = self._target(backend)
-            previous = history(target.model)
-            extra: dict[str, Any] = {}
-            if target.backend_kind == "mlx-lm" and self._running_model(backend):
-                extra["model_path"] = target.model  # swapped: read the running model's config.json
-            record = run_profile(config, backend, load_suite(suite_name), model=target.model,
-                                 label=f"console:{backend}", cancel=self.cancel, **extra,
-                                 progress=lambda ev: self.app.call_from_thread(self.progress, ev))
-            data = record.to_json()
-            comparison = None
-            if previous:
-                try:
-                    comparison = core("bench.compare", "compare_runs")(previous[-1], data)
-                except Exception as e:  # not comparable: say why instead of a verdict
-                    comparison = {"error": str(e)}
-            runs = history(target.model)
+            outcome = api.bench_run(config, backend, suite_name, running_model=self._running_model(backend),
+                                    cancel=self.cancel,
+                                    progress=lambda ev: self.app.call_from_thread(self.progress, ev))
+            data, runs = outcome.record, outcome.history
+            comparison = outcome.comparison
+            if comparison is None and outcome.previous_run_id:
+                comparison = {"error": outcome.not_compared}
         except Exception as e:  # shown in the pane; a failed run must not take the console down
             self.app.call_from_thread(self.finished, None, None, [], f"{type(e).__name__}: {e}")
         else:

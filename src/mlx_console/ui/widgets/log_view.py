@@ -16,7 +16,6 @@ from typing import Any
 
 from rich.style import Style
 from rich.text import Text
-from textual._styles_cache import StylesCache
 from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
@@ -24,8 +23,9 @@ from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
-from mlx_console.core.common.text import visible
+from mlx_console.core.api import visible_text as visible
 from mlx_console.ui.actions import bindings
+from mlx_console.ui.textual_private import RowStylesCache
 
 MAX_LINES = 50_000       # lines kept in memory; older ones are dropped (the file keeps them)
 MAX_RENDER = 2_000       # characters of one line shown: a 10 MB line must not stall a frame
@@ -53,40 +53,6 @@ def set_bar(bar: ScrollBar, **values: float) -> None:
         if name == "position":
             value = bar.validate_position(value)
         bar.set_reactive(getattr(ScrollBar, name), value)
-
-
-class RowStylesCache(StylesCache):
-    """Textual's per-widget line styling, remembered per content row: when following, every row moves up
-    one line per append, so the styled row is reused instead of rebuilt (and its filter/divide caches with it).
-    Only for widgets without border, padding or outline (the log view has none)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._styled: dict[int, tuple[Strip, Strip]] = {}
-        self._context: tuple[Any, ...] | None = None
-
-    # clear() (every refresh) keeps _styled: a content row is a new Strip whenever its look can change
-    # (theme, cursor, filter), and the widget-wide context is checked below.
-
-    def render_line(self, styles: Any, y: int, size: Any, content_size: Any, padding: Any, base_background: Any,
-                    background: Any, render_content_line: Any, *rest: Any) -> Strip:
-        if styles.gutter or any(edge for edge, _ in styles.outline):
-            return super().render_line(styles, y, size, content_size, padding, base_background, background,
-                                       render_content_line, *rest)
-        context = (size.width, base_background, background, *rest)
-        if context != self._context:
-            self._context = context
-            self._styled.clear()
-        content = render_content_line(y)
-        hit = self._styled.get(id(content))
-        if hit is not None and hit[0] is content:
-            return hit[1]
-        styled = super().render_line(styles, y, size, content_size, padding, base_background, background,
-                                     lambda _y: content, *rest)
-        if len(self._styled) > 4096:
-            self._styled.clear()
-        self._styled[id(content)] = (content, styled)
-        return styled
 
 
 class PatternError(ValueError):

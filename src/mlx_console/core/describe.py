@@ -1,16 +1,17 @@
-"""Everything `describe` shows of one backend: its status, and from the state files the server's command line
-(secrets masked), pids with start times, state history, the advisor's warnings and the last triage events of
-its log. The console's describe view and `backends describe NAME --json` (also over SSH for a [[host]]'s
-backend) print the same object."""
+"""What `describe` shows of one backend: its status row, plus from the state files the server's command line
+(secrets masked), pids with start times, the advisor's warnings and the last triage events of its log."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlx_console.core.config import Config
 from mlx_console.core.errors import ConsoleError
+
+if TYPE_CHECKING:
+    from mlx_console.core.config import Config
+    from mlx_console.core.lifecycle.control import Supervisor
 
 SECRET = re.compile(r"(key|token|secret|password|passwd|auth)", re.I)
 
@@ -47,7 +48,8 @@ def last_events(path: Path, lines: int = 2000, keep: int = 5) -> list[dict[str, 
     except OSError:
         return []
     exact = total is not None
-    triager = Triager(Catalog.load([]), include_all=True, first_line=(total - len(tail) + 1) if total is not None else 1)
+    first = (total - len(tail) + 1) if total is not None else 1
+    triager = Triager(Catalog.load([]), include_all=True, first_line=first)
     out = [{"severity": t.severity, "title": t.title, "first_line": t.first_line, "last_line": t.last_line,
             "exact": exact}
            for t in (*triager.feed_many(tail), *triager.flush()) if t.severity in ("error", "warning")]
@@ -64,22 +66,19 @@ def advice(config: Config, name: str, model: str | None) -> list[str]:
         return []
 
 
-def describe(config: Config, name: str, row: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The status row (`row`, else read now) with the state file's details, advice and triage. Blocking."""
-    from mlx_console.core.lifecycle.control import Supervisor
+def describe(sup: Supervisor, name: str, row: dict[str, Any] | None = None,
+             log_path: Path | None = None) -> dict[str, Any]:
+    """Everything `describe` shows for backend `name` (`row`: its status row if the caller has it). Blocking."""
     from mlx_console.core.lifecycle.state import read_state
 
     info: dict[str, Any] = dict(row or {})
-    sup = Supervisor(config)
+    state = None
     try:
         if not info:
             info = sup.status(name).to_json()
         state = read_state(sup.dir(name))
     except (ConsoleError, OSError) as e:
-        if not info:
-            raise
         info.setdefault("warnings", []).append(f"state not readable: {e}")
-        state = None
     if state is not None:
         info["cmdline"] = mask_secrets(state.cmdline)
         info["create_time"] = state.create_time
@@ -90,12 +89,7 @@ def describe(config: Config, name: str, row: dict[str, Any] | None = None) -> di
         for key in ("events", "warnings", "restart_policy", "restarts", "reason", "logs", "exit_code"):
             if not info.get(key):
                 info[key] = getattr(state, key)
-    info["advice"] = advice(config, name, info.get("model"))
-    log = info.get("log")
-    if not log:
-        try:
-            log = str(sup.log_path(name))
-        except (ConsoleError, OSError):
-            log = None
+    info["advice"] = advice(sup.config, name, info.get("model"))
+    log = info.get("log") or log_path
     info["triage"] = last_events(Path(log)) if log else []
     return info
