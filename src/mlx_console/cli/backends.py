@@ -189,7 +189,8 @@ def run_unload(args: argparse.Namespace) -> int:
 def run_describe(args: argparse.Namespace) -> int:
     from mlx_console.core.describe import describe
 
-    info = describe(Supervisor(load_config(args)), args.name)
+    sup = Supervisor(load_config(args))
+    info = describe(sup, args.name, sup.status(args.name).to_json())  # an unknown name is an error
     if args.json:
         print_json(info)
         return 0

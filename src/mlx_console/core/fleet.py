@@ -279,7 +279,7 @@ class FleetRows:
             raise ConsoleError(f"{name!r} is not a backend of a [[host]]")
         host, base = target
         try:
-            return dict(run_json(host, ["backends", args[0], base, *args[1:]], timeout=900))
+            return run_json(host, ["backends", args[0], base, *args[1:]], timeout=900)
         finally:
             self._wake.set()
 
