@@ -18,6 +18,9 @@ STATE_STYLE = {
 WIDE = ("name", "kind", "state", "model", "port", "pid", "rss", "req/m", "tok/s", "uptime", "restarts")
 # At 80 columns: restarts stay visible; requests/min and tok/s too (the sparkline shortened).
 NARROW = ("name", "state", "model", "port", "rss", "req/m", "tok/s", "uptime", "restarts")
+# With [[host]]s at 80 columns the HOST column takes the room of port, RSS and uptime (`i` shows them).
+NARROW_FLEET = ("name", "state", "model", "req/m", "tok/s", "restarts")
+NARROW_MODEL = 16  # characters of the model cell at 80 columns (the end cut with …)
 SPARK_WIDTH = {False: 10, True: 5}  # characters of the throughput sparkline (wide, narrow)
 
 
@@ -40,8 +43,10 @@ def human_uptime(s: Any) -> str:
 
 def short_model(model: Any, narrow: bool) -> str:
     text = str(model or "-")
-    if narrow and "/" in text:
+    if narrow and "/" in text and " " not in text:  # (an unreachable host's row carries its ssh error here)
         text = text.rstrip("/").rsplit("/", 1)[-1]
+    if narrow and len(text) > NARROW_MODEL:
+        text = text[:NARROW_MODEL - 1] + "…"
     return text
 
 
@@ -92,7 +97,7 @@ class BackendsTable(DataTable):
             self.narrow = narrow
         cols = NARROW if self.narrow else WIDE
         if any(r.get("fleet_host") for r in rows):  # [[host]]s configured: rows grouped by host, named once
-            cols = ("host", *cols)
+            cols = ("host", *(NARROW_FLEET if self.narrow else cols))
         selected = self.selected_name
         self.rows_data = rows
         cells = [[self._cell(c, r) for c in cols] for r in rows]
