@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 LOCAL = "local"  # the fleet name of this machine
 SPARK_READINGS = 10  # a remote row's sparkline: this many of the console's readings of that host's `ps`
+ACTIVITY_EVERY = 3   # polls between two readings of a host's `ps --json` (every 15 s at the 5 s poll)
 SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15"]
 
 
@@ -221,10 +222,13 @@ class FleetRows:
         return out
 
     def _run(self) -> None:
+        polls = 0
         while not self._stop.is_set():
             try:
                 listings = list_all(self.config, [])[1:]
-                self._read_activity([li for li in listings if not li.error])
+                polls += 1
+                if polls % ACTIVITY_EVERY == 1:  # one more ssh per host: not at every poll
+                    self._read_activity([li for li in listings if not li.error])
             except RuntimeError:  # "cannot schedule new futures after interpreter shutdown": the console exits
                 return
             self.listings = listings
@@ -233,7 +237,7 @@ class FleetRows:
 
     def _read_activity(self, listings: list[HostListing]) -> None:
         """Each reachable host's `ps --json` (its samplers' rates) into the rows' req/min and tok/s; the
-        sparkline is this console's readings of them, one per poll (SPARK_READINGS kept)."""
+        sparkline is this console's readings of them, one per ACTIVITY_EVERY polls (SPARK_READINGS kept)."""
         hosts = {h.name: h for h in self.config.hosts}
 
         def ps(li: HostListing) -> tuple[str, list[Any]]:
