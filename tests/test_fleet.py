@@ -200,14 +200,21 @@ def psutil_cmd(pid: int) -> str:
 
 
 @pytest.mark.slow
-def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict) -> None:
+def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict, tiny_model: Path) -> None:
     """The dashboard: rows grouped by host, the unreachable host with its ssh error, far@box started, its log
     tailed (through the ssh mirror) and triaged, then stopped, all from the console."""
     import asyncio
 
+    from textual.widgets import Static
+
     from mlx_console.core import config as config_mod
     from mlx_console.ui.app import ConsoleApp
+    from mlx_console.ui.screens.metrics import MetricsScreen
+    from mlx_console.ui.screens.swap import SwapScreen
     from mlx_console.ui.widgets.log_view import LogView
+
+    def screen_text(app: ConsoleApp) -> str:
+        return " ".join(str(s.render()) for s in app.screen.query(Static))
 
     app = ConsoleApp(config_mod.load(os.environ["MLX_CONSOLE_CONFIG"]), theme_dirs=[REPO / "themes"],
                      autostart=False)
@@ -240,12 +247,140 @@ def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict) -> 
                 f.write("2026-11-25 13:22:47,639 - ERROR - mlx_lm.server generation thread died: boom\n")
             await until(pilot, lambda: any("generation thread died: boom" in x for x in log.shown_lines()),
                         30, "triaged line")
-            # Known gap after the merge with issue 11's console: stopping a remote backend from the console
-            # (x / :stop far@box) does not reach the remote host; it is stopped through its CLI here instead.
+            # The remote supervisor acts on that line too: it restarts far (its own policy), seen here.
+            await until(pilot, lambda: row("far@box").get("status") == "ready" and row("far@box").get("restarts"),
+                        120, "far@box restarted by its supervisor")
+            # Describe: read there (`backends describe far --json` over ssh): the remote command line and pids.
+            app.backends_table.select_name("far@box")
+            await pilot.press("i")
+            await until(pilot, lambda: "State history" in screen_text(app), 30, "describe far@box")
+            text = screen_text(app)
+            assert "on host" in text and "--model " + str(tiny_model) in text and "generation thread died" in text, text
+            await pilot.press("escape")
+            # The swap picker offers that host's models (`backends models far --discover --json` there).
+            await pilot.press("m")
+            await until(pilot, lambda: isinstance(app.screen, SwapScreen) and app.screen.models, 30, "remote models")
+            swap = app.screen
+            assert any(m["path"] == str(tiny_model) for m in swap.models), swap.models
+            # Enter swaps (there: `backends swap far PATH`); far is ready, so it asks first.
+            pid = row("far@box")["pid"]
+            await pilot.press(*tiny_model.name, "enter")
+            await until(pilot, lambda: len(app.screen_stack) > 2, 10, "swap confirmation")
+            await pilot.press("y")
+            await until(pilot, lambda: not swap.is_attached, 120, "swap done")
+            assert swap.swap_error is None
+            await until(pilot, lambda: row("far@box").get("status") == "ready" and row("far@box")["pid"] != pid,
+                        60, "far@box on the swapped model")
+            # Its row's REQ/M: that host's `ps --json` (its sampler counts requests sent straight to far).
+            import httpx
 
-    asyncio.run(run())
-    r = cli("--host", "box", "backends", "stop", "far")
-    assert r.returncode == 0, r.stderr
+            for _ in range(2):
+                httpx.post(f"http://127.0.0.1:{fleet['port']}/v1/chat/completions", timeout=30,
+                           json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+            await until(pilot, lambda: (row("far@box").get("requests_1m") or 0) >= 2
+                        and row("far@box").get("spark"), 60, "far@box requests/min")
+            assert app.backends_table.get_cell("far@box", "req/m").startswith(str(int(row("far@box")["requests_1m"])))
+            # Metrics of far@box: that host's samplers' database (`metrics far --json --events` over ssh).
+            await pilot.press("p")
+            await until(pilot, lambda: isinstance(app.screen, MetricsScreen) and app.screen.data is not None
+                        and not {p.title: p for p in app.screen.data.panels}["Memory"].empty, 60, "remote metrics")
+            screen = app.screen
+            assert screen.backend == "far@box" and screen.load_error is None
+            assert any(m.kind == "status" for m in screen.data.markers)  # its restart, on the time axis
+            await pilot.press("escape")
+            # Bench of far@box: not from this console; the pane says plainly where to run it.
+            await pilot.press("B")
+            await until(pilot, lambda: app.bench_pane.display and "not available for far@box"
+                        in str(app.bench_pane.query_one("#bench-status").render()), 10, "bench note")
+            assert "mlx-console --host box bench run --backend far" in str(
+                app.bench_pane.query_one("#bench-status").render())
+            assert not app.bench_pane.running
+            # Restart and stop from the console: a ready backend asks first (`y`), then the remote host acts.
+            pid = row("far@box")["pid"]
+            app.backends_table.select_name("far@box")
+            await pilot.press("r")
+            await until(pilot, lambda: len(app.screen_stack) > 1, 10, "restart confirmation")
+            await pilot.press("y")
+            await until(pilot, lambda: row("far@box").get("status") == "ready" and row("far@box")["pid"] != pid,
+                        120, "far@box restarted")
+            app.backends_table.select_name("far@box")
+            await pilot.press("x")
+            await until(pilot, lambda: len(app.screen_stack) > 1, 10, "stop confirmation")
+            await pilot.press("y")
+            await until(pilot, lambda: row("far@box").get("status") == "stopped", 60, "far@box stopped")
+
+    try:
+        asyncio.run(run())
+    finally:
+        cli("--host", "box", "backends", "stop", "far")
+    r = cli("--host", "box", "backends", "status", "far", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "stopped", r.stderr
     # No ssh `tail -F` outlives the console (atexit closes them; here, explicitly as the app would at exit).
     app.backends._fleet.close()
     assert all(m.proc.poll() is not None for m in app.backends._fleet.mirrors.values())
+
+
+def test_console_edits_a_remote_omlx_backends_settings(fleet: dict) -> None:
+    """`s` on a [[host]]'s oMLX backend: the form shows that host's model_settings.json (`settings show
+    --backend om --json` there), a save writes it there (`settings set … --if-hash`), and a change made there
+    since it was read refuses the save instead of overwriting it."""
+    import asyncio
+
+    from mlx_console.core import config as config_mod
+    from mlx_console.ui.app import ConsoleApp
+    from mlx_console.ui.screens.settings import DiffScreen, FieldRow, SettingsScreen
+
+    remote = fleet["remote_state"].parent
+    base = remote / "omlx"
+    base.mkdir()
+    settings = base / "model_settings.json"
+    settings.write_text(json.dumps({"version": 1, "models": {"tiny-llama": {"temperature": 0.7}}}, indent=2))
+    with (remote / "config.toml").open("a") as f:
+        f.write(f'\n[[backend]]\nname = "om"\nkind = "omlx"\nport = {free_port()}\nbase_path = "{base}"\n')
+    app = ConsoleApp(config_mod.load(os.environ["MLX_CONSOLE_CONFIG"]), theme_dirs=[REPO / "themes"],
+                     autostart=False)
+
+    async def until(pilot: object, cond: object, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():  # type: ignore[operator]
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await pilot.pause(0.1)  # type: ignore[attr-defined]
+
+    def status_text(screen: SettingsScreen) -> str:
+        return str(screen.query_one("#settings-status").render())
+
+    async def save(pilot: object, row: FieldRow, value: str) -> None:
+        """Type the value, ctrl+s, and Enter on the diff."""
+        row.input.value = value
+        await until(pilot, lambda: app.screen.store.dirty, 5, "edited")  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")  # type: ignore[attr-defined]
+        await until(pilot, lambda: isinstance(app.screen, DiffScreen), 5, "diff")
+        await pilot.press("enter")  # type: ignore[attr-defined]
+
+    async def run() -> None:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: any(r.get("name") == "om@box" for r in app.backends_table.rows_data), 30,
+                        "om@box listed")
+            app.backends_table.select_name("om@box")
+            await pilot.press("s")
+            await until(pilot, lambda: isinstance(app.screen, SettingsScreen) and app.screen.store is not None
+                        and app.screen.model == "tiny-llama", 30, "remote settings read")
+            screen = app.screen
+            assert str(screen.path) == f"box:{settings}"
+            row = screen.query_one("#field-temperature", FieldRow)
+            assert row.input.value == "0.7"
+            await save(pilot, row, "0.3")
+            await until(pilot, lambda: "saved on box" in status_text(screen), 30, "saved there")
+            assert json.loads(settings.read_text())["models"]["tiny-llama"]["temperature"] == 0.3
+            await until(pilot, lambda: not screen.store.dirty, 30, "re-read after the save")
+            # Changed there meanwhile: the save is refused, the file keeps the other writer's value.
+            doc = json.loads(settings.read_text())
+            doc["models"]["tiny-llama"]["max_tokens"] = 512
+            settings.write_text(json.dumps(doc, indent=2))
+            await save(pilot, row, "0.5")
+            await until(pilot, lambda: "not saved" in status_text(screen), 30, "refused")
+            assert "changed" in status_text(screen) and "ctrl+r" in status_text(screen), status_text(screen)
+            after = json.loads(settings.read_text())["models"]["tiny-llama"]
+            assert after == {"temperature": 0.3, "max_tokens": 512}
+
+    asyncio.run(run())

@@ -79,6 +79,23 @@ def test_status_json_of_a_never_started_backend(write_config, tiny_model: Path, 
     assert list(d)[:9] == KEYS and d["status"] == "stopped" and d["pid"] is None
 
 
+def test_describe_and_discover_json_of_a_never_started_backend(write_config, tiny_model: Path, port: int) -> None:
+    """What the console reads of a [[host]]'s backend over ssh: `backends describe` and `models --discover`."""
+    write_config({"name": "a", "kind": "mlx-lm", "model": str(tiny_model), "port": port})
+    r = cli("backends", "describe", "a", "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert list(info)[:9] == KEYS and info["status"] == "stopped"
+    assert info["triage"] == [] and isinstance(info["advice"], list)
+    r = cli("backends", "models", "a", "--discover", "--json")
+    assert r.returncode == 0, r.stderr
+    models = json.loads(r.stdout)
+    assert [list(m) for m in models] == [["id", "path", "size", "source", "fit", "fit_reason", "advice"]]
+    assert models[0]["path"] == str(tiny_model) and models[0]["fit"] == "ok" and models[0]["size"] > 0
+    r = cli("backends", "describe", "nosuch", "--json")
+    assert r.returncode == 1 and "no backend named 'nosuch'" in r.stderr
+
+
 def test_non_loopback_without_key_warns() -> None:
     assert MlxLmKind().exposure_warning(Profile(name="x", kind="mlx-lm", model="m", host="0.0.0.0"))
     assert MlxLmKind().exposure_warning(Profile(name="x", kind="mlx-lm", model="m")) is None

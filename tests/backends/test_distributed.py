@@ -185,3 +185,65 @@ def test_doctor_checks_a_distributed_profile(tmp_path: Path, tiny_model: Path) -
     assert "for 1/2 rank(s)" in checks["rank_model:far:127.0.0.1"]["detail"]
     assert checks["hostfile:bad"]["status"] == "fail" and "not valid JSON" in checks["hostfile:bad"]["detail"]
     assert "model:duo" not in checks  # the whole model need not fit one host: checked per rank host instead
+
+
+@pytest.mark.slow
+def test_console_starts_describes_restarts_and_stops_a_two_rank_backend(write_config, tiny_model: Path,
+                                                                        no_rank_left: None) -> None:
+    """The same group from the console: `u` starts it, `i` lists its ranks (host, pid, status, log each), a
+    rank killed restarts the group (a message says so), `x` then `y` stops it and no rank is left."""
+    import asyncio
+    import time
+
+    from textual.widgets import Static
+
+    from mlx_console.ui.app import ConsoleApp
+    from mlx_console.ui.screens.describe import DescribeScreen
+
+    port, ring = free_port(), free_port()
+    config = write_config({"name": "duo", "kind": "mlx-lm", "model": str(tiny_model), "port": port,
+                           "hosts": ["127.0.0.1", "127.0.0.1"], "ring_port": ring})
+    app = ConsoleApp(config, theme_dirs=[Path(__file__).parents[2] / "themes"], autostart=False)
+
+    def row() -> dict:
+        return next((r for r in app.backends_table.rows_data if r.get("name") == "duo"), {})
+
+    def text() -> str:
+        return " ".join(str(s.render()) for s in app.screen.query(Static))
+
+    async def until(pilot: object, cond: object, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():  # type: ignore[operator]
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await pilot.pause(0.1)  # type: ignore[attr-defined]
+
+    async def run() -> None:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: row().get("status") == "stopped", 30, "first poll")
+            await pilot.press("u")
+            await until(pilot, lambda: row().get("status") == "ready" and len(row().get("ranks") or []) == 2
+                        and all(r["pid"] and r["status"] == "running" for r in row()["ranks"]), 240, "two ranks")
+            ranks = row()["ranks"]
+            await pilot.press("i")
+            await until(pilot, lambda: isinstance(app.screen, DescribeScreen) and "Ranks (2" in text(), 30,
+                        "ranks in describe")
+            shown = text()
+            for r in ranks:
+                assert str(r["pid"]) in shown and r["log"] in shown, shown
+            assert "rank 0 serves HTTP" in shown and "mlx.launch" in shown
+            await pilot.press("escape")
+            os.kill(ranks[1]["pid"], signal.SIGKILL)
+            await until(pilot, lambda: row().get("restarts") == 1 and row().get("status") == "ready"
+                        and all(r["pid"] and r["pid"] not in {x["pid"] for x in ranks} for r in row()["ranks"]),
+                        240, "group restarted")
+            assert any(m.kind == "restart" and m.backend == "duo" for m in app.messages)
+            await pilot.press("x")
+            await until(pilot, lambda: len(app.screen_stack) > 1, 10, "stop confirmation")
+            await pilot.press("y")
+            await until(pilot, lambda: row().get("status") == "stopped", 60, "stopped")
+
+    try:
+        asyncio.run(run())
+    finally:
+        cli("backends", "stop", "duo")
+    wait_for(lambda: not rank_procs(port), timeout=15)

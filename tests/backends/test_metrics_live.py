@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from mlx_console import paths
+from mlx_console.core.metrics.query import CONTRACT_SERIES
 from mlx_console.core.metrics.store import DB_FILE, MetricsDB, db_path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -35,7 +36,9 @@ def metrics_json(name: str, series: str) -> dict:
     out = cli("metrics", name, "--since", "1h", "--series", series, "--json")
     lines = out.splitlines()
     assert len(lines) == 1
-    return json.loads(lines[0])
+    obj = json.loads(lines[0])
+    assert list(obj) == ["backend", "series"]  # the contract: exactly these keys
+    return obj
 
 
 def ask(port: int, n: int = 3) -> None:
@@ -184,6 +187,12 @@ def test_metered_backend_records_ttft_and_tokens(make_sup, tiny_model: Path, por
     series = metrics_json("mt", "requests_total,completion_tokens_total,ttft_ms,decode_tps")["series"]
     assert series["completion_tokens_total"][-1][1] >= 10  # 6 (usage of the stream) + 4 (non-stream usage)
     assert 0 < series["ttft_ms"][-1][1] < 30_000 and series["decode_tps"]
+    # Every series the contract names is there for a metered backend (a never-measured one is absent, not 0).
+    every = json.loads(cli("metrics", "mt", "--since", "1h", "--json"))["series"]
+    assert set(CONTRACT_SERIES) <= set(every), set(CONTRACT_SERIES) - set(every)
+    with_events = json.loads(cli("metrics", "mt", "--since", "1h", "--json", "--events"))
+    assert list(with_events) == ["backend", "series", "events"]
+    assert [e[2].split(":")[0] for e in with_events["events"] if e[1] == "status"][-1:] == ["ready"]
     row = next(r for r in json.loads(cli("ps", "--json")) if r["backend"] == "mt")
     assert row["tok_s_1m"] and row["tok_s_1m"] > 0
     sup.stop("mt")

@@ -249,3 +249,20 @@ def test_an_old_error_in_the_model_being_changed_must_be_fixed_too(sfile: Path,
     assert code == 1 and "top_p" in err and sfile.read_bytes() == before
     code, _, err = run(capsys, "set", "--file", str(sfile), "tiny-llama", "top_k=3", "top_p=0.9")
     assert code == 0, err  # the other model's old error is not this edit's business
+
+
+def test_backend_names_the_profiles_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--backend NAME`: that oMLX profile's model_settings.json (how a [[host]]'s backend is edited over ssh)."""
+    base = tmp_path / "om"
+    base.mkdir()
+    (base / "model_settings.json").write_text(json.dumps({"version": 1, "models": {"m": {"temperature": 0.5}}}))
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[[backend]]\nname = "lm"\nkind = "mlx-lm"\nmodel = "/m"\n\n'
+                   f'[[backend]]\nname = "om"\nkind = "omlx"\nport = 8123\nbase_path = "{base}"\n')
+    monkeypatch.setenv("MLX_CONSOLE_CONFIG", str(cfg))
+    code, out, _ = run(capsys, "show", "--backend", "om", "--json")
+    assert code == 0 and json.loads(out)["path"] == str(base / "model_settings.json")
+    assert json.loads(out)["models"] == {"m": {"temperature": 0.5}}
+    code, _, err = run(capsys, "show", "--backend", "lm")
+    assert code == 1 and "backend 'lm' is mlx-lm: only oMLX backends have a model_settings.json" in err

@@ -22,6 +22,16 @@ REPO = Path(__file__).resolve().parents[2]
 THEMES = REPO / "themes"
 
 
+# What the metrics database says lately (the dashboard's REQ/M and TOK/S): mlx-lm unmetered counts requests
+# only (its sparkline is requests/min), oMLX logs completion tokens (tok/s).
+ACTIVITY = {
+    "mlx-lm": {"requests_1m": 12.0, "tok_s_1m": None, "spark": [0, 1, 3, 2, 5, 8, 6, 4, 2, 12],
+               "spark_of": "req/min"},
+    "omlx": {"requests_1m": 4.0, "tok_s_1m": 38.5, "spark": [40, 38, 0, 0, 12, 39, 41, 37, 40, 38],
+             "spark_of": "tok/s"},
+}
+
+
 class FixedBackends(Backends):
     """Fixed status rows (no clocks, no pids) and a given log file per backend."""
 
@@ -35,7 +45,7 @@ class FixedBackends(Backends):
     def rows(self) -> list[dict[str, Any]]:
         return [{"name": p.name, "kind": p.kind, "status": self.status, "pid": 4242, "port": p.port,
                  "model": p.model, "uptime_s": 3723, "rss_bytes": 92 * 1024 * 1024, "log": str(self.logs.get(p.name)),
-                 "restarts": 0} for p in self.config.backends]
+                 "restarts": 0, **ACTIVITY.get(p.kind, {})} for p in self.config.backends]
 
     def log_path(self, name: str) -> Path | None:
         return self.logs.get(name)

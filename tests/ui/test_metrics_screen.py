@@ -68,3 +68,54 @@ async def test_metrics_command_names_a_backend_and_survives_no_data(make_app) ->
         assert "markers: none" in str(app.screen.query_one("#metrics-markers", Static).render())
         await pilot.press("tab")
         await wait_for(pilot, lambda: app.screen.backend == "qwen", what="next backend")
+
+
+async def test_metrics_screen_on_a_fresh_backend_without_samples(make_app) -> None:
+    """No database yet, then a backend with one sample and no counters: every panel says so, nothing raises."""
+    app = make_app(polls=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, MetricsScreen) and app.screen.data is not None,
+                       what="metrics screen")
+        screen = app.screen
+        assert all(p.empty for p in screen.data.panels)
+        text = app.export_screenshot().replace("&#160;", " ")
+        assert "no data" in text
+        db = MetricsDB()
+        db.add("qwen", time.time(), [("rss_bytes", "", 6e9), ("requests_total", "", 0.0)])
+        db.close()
+        for key in ("2", "3", "1"):
+            await pilot.press(key)
+            await wait_for(pilot, lambda k=key: screen.data is not None
+                           and screen.data.window == {"1": 300, "2": 3600, "3": 86400}[k], what=f"window {key}")
+        panels = {p.title: p for p in screen.data.panels}
+        assert not panels["Memory"].empty and panels["Requests"].empty
+        assert screen.load_error is None
+        await pilot.press("escape")
+
+
+async def test_metrics_screen_while_the_first_sampler_creates_the_database(make_app) -> None:
+    """A database file without its tables yet (the first sampler is creating it): empty panels, no crash."""
+    from mlx_console.core.metrics.store import db_path
+
+    db_path().parent.mkdir(parents=True, exist_ok=True)
+    db_path().write_bytes(b"")
+    app = make_app(polls=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, MetricsScreen) and app.screen.data is not None,
+                       what="metrics screen")
+        assert all(p.empty for p in app.screen.data.panels) and app.screen.load_error is None
+
+
+async def test_a_failing_metrics_read_is_said_on_screen(make_app) -> None:
+    def broken(backend: str, window: int) -> None:
+        raise OSError("disk gone")
+
+    app = make_app(polls=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(MetricsScreen(["qwen"], "qwen", loader=broken))
+        await wait_for(pilot, lambda: isinstance(app.screen, MetricsScreen) and app.screen.load_error,
+                       what="the error")
+        assert "cannot read metrics: OSError: disk gone" in str(app.screen.query_one("#metrics-head").render())
+        await pilot.press("escape")

@@ -86,7 +86,7 @@ async def test_start_logs_bench_restart_stop(tiny_model: Path, tmp_path: Path, p
             # a second run is compared with the first and adds a point to the history
             await pilot.press("colon", *f"bench {suite}", "enter")
             await confirm(pilot)
-            await wait_for(pilot, lambda: not pane.running and len(pane.query_one("#bench-spark").data or []) == 2,
+            await wait_for(pilot, lambda: not pane.running and pane.trend is not None and len(pane.trend.points) == 2,
                            timeout=120, what="second bench run")
             assert "vs previous run" in str(pane.query_one("#bench-verdict").render())
             await pilot.press("r")

@@ -51,6 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
            model=True, wait="mlx-lm: " + until_ready)
     action("unload", "oMLX: unload MODEL through its API", run_unload, model=True)
     action("models", "the backend's models with their loaded state", run_models)
+    bs.choices["models"].add_argument("--discover", action="store_true",
+                                      help="instead: the models on this machine it could swap to, with "
+                                      "size, whether each fits in free memory now, and the advisor's warnings")
+    action("describe", "everything about one backend: status, command line (secrets masked), pids, state "
+           "history, advice, the last triage events of its log", run_describe)
     lg = bs.add_parser("log", help="the last lines of the backend's current run (and where its logs are)")
     lg.add_argument("name", metavar="NAME")
     lg.add_argument("-n", "--lines", type=int, default=40, metavar="N")
@@ -181,7 +186,40 @@ def run_unload(args: argparse.Namespace) -> int:
     return _out(args, st, f"{args.name}: unloaded {args.model}")
 
 
+def run_describe(args: argparse.Namespace) -> int:
+    from mlx_console.core.describe import describe
+
+    sup = Supervisor(load_config(args))
+    info = describe(sup, args.name, sup.status(args.name).to_json())  # an unknown name is an error
+    if args.json:
+        print_json(info)
+        return 0
+    import time
+
+    def when(t: object) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if isinstance(t, int | float) and t > 0 else "-"
+
+    lists = ("events", "ranks", "triage", "logs", "warnings", "advice", "cmdline")
+    for key, value in info.items():
+        if value not in (None, "", [], {}) and key not in lists:
+            say(f"{key:<22} {when(value) if key.endswith(('_time', '_at')) else value}")
+    if info.get("cmdline"):
+        say(f"{'command':<22} {' '.join(info['cmdline'])}")
+    for key in ("logs", "warnings", "advice"):
+        for i, item in enumerate(info.get(key) or []):
+            say(f"{key if i == 0 else '':<22} {item}")
+    for r in info.get("ranks") or []:
+        say(f"rank {r.get('rank')}: {r.get('host')} {r.get('status')} pid {r.get('pid') or '-'}  {r.get('log') or ''}")
+    for ev in info.get("events") or []:
+        say(f"{when(ev.get('t'))}  {ev.get('status', '?'):<9} {ev.get('reason') or ''}")
+    for ev in info.get("triage") or []:
+        say(f"{ev['severity'].upper():<8} {ev['title']}  (lines {ev['first_line']}-{ev['last_line']})")
+    return 0
+
+
 def run_models(args: argparse.Namespace) -> int:
+    if args.discover:
+        return _discover(args)
     models = Supervisor(load_config(args)).models(args.name)
     if args.json:
         print_json(models)
@@ -191,6 +229,26 @@ def run_models(args: argparse.Namespace) -> int:
         say(f"{m['id']}  {state}")
     if not models:
         say(f"{args.name}: no models", file=sys.stderr)
+    return 0
+
+
+def _discover(args: argparse.Namespace) -> int:
+    from mlx_console.core.machine.models import swap_choices
+
+    config = load_config(args)
+    config.backend(args.name)  # an unknown name is an error, not an empty list
+    choices = swap_choices(config, args.name)
+    if args.json:
+        print_json([c.to_json() for c in choices])
+        return 0
+    mark = {"ok": "✓", "warn": "!", "fail": "✗"}
+    for c in choices:
+        say(f"{mark.get(c.fit, '?')} {c.id}  {fmt_bytes(c.size) if c.size else '-'}  {c.source}"
+            + (f"  {c.fit_reason}" if c.fit != "ok" and c.fit_reason else ""))
+        for a in c.advice:
+            say(f"    ⚠ {a}")
+    if not choices:
+        say(f"{args.name}: no models found on this machine", file=sys.stderr)
     return 0
 
 

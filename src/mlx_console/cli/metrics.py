@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "$MLX_CONSOLE_METRICS_TOKEN)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="change a sampler setting: " + "; ".join(f"{k}: {v}" for k, v in SETTINGS_HELP.items()))
+    p.add_argument("--events", action="store_true", help="with --json: add \"events\": [[unix_ts, kind, detail], "
+                   "…] (restarts, memory-pressure transitions, triage hits) in the window to each object")
     add_json_flag(p)
     p.set_defaults(func=run_metrics)
 
@@ -67,7 +69,10 @@ def run_metrics(args: argparse.Namespace) -> int:
         for b in backends:
             series = export(db, b, since, names, step) if db else {}
             if args.json:
-                sys.stdout.write(json.dumps({"backend": b, "series": series}) + "\n")
+                obj: dict[str, object] = {"backend": b, "series": series}
+                if args.events:
+                    obj["events"] = [[e.ts, e.kind, e.detail] for e in db.events(b, since)] if db else []
+                sys.stdout.write(json.dumps(obj) + "\n")
             else:
                 _print_text(b, series)
         if not db and not args.json:

@@ -17,7 +17,7 @@ from mlx_console.core.config import Config
 from mlx_console.core.errors import ConfigError
 from mlx_console.core.settings.apply import ApplyResult, apply, find_target
 from mlx_console.core.settings.errors import ConflictError
-from mlx_console.core.settings.locate import default_path, profile_for
+from mlx_console.core.settings.locate import backend_path, default_path, profile_for
 from mlx_console.core.settings.schema import EFFECT_TEXT, KEYS, OMLX_VERSION, effect_of, form_fields
 from mlx_console.core.settings.store import SettingsStore, parse_bytes
 from mlx_console.core.settings.textdiff import unified
@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     def common(q: argparse.ArgumentParser) -> None:
         q.add_argument("--file", metavar="PATH", help="the model_settings.json (default: the first oMLX profile's "
                        "base_path, else ~/.omlx)")
+        q.add_argument("--backend", metavar="NAME", help="the model_settings.json of this oMLX profile")
         q.add_argument("--omlx-version", metavar="V", default=None,
                        help=f"installed oMLX version for key checks (default: the running server's, else {OMLX_VERSION})")
         add_json_flag(q)
@@ -104,6 +105,10 @@ def _config(args: argparse.Namespace) -> Config | None:
 
 
 def _path(args: argparse.Namespace, config: Config | None) -> Path:
+    if getattr(args, "backend", None) and not args.file:
+        if config is None:
+            raise ConfigError("--backend needs a readable config")
+        return backend_path(config, args.backend).absolute()
     return (Path(args.file).expanduser() if args.file else default_path(config)).absolute()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from mlx_console.core.bench.runner import ProgressEvent
     from mlx_console.core.bench.session import ComparedRun
     from mlx_console.core.bench.target import Target
+    from mlx_console.core.bench.trend import Trend
     from mlx_console.core.doctor import Report
     from mlx_console.core.fleet import FleetRows
     from mlx_console.core.lifecycle.control import BackendStatus, Supervisor
@@ -32,19 +32,22 @@ if TYPE_CHECKING:
     from mlx_console.core.logs.live import LiveTriage
     from mlx_console.core.logs.patterns import Catalog
     from mlx_console.core.logs.triage import TriagedEvent
+    from mlx_console.core.machine.models import SwapChoice as ModelChoice
     from mlx_console.core.machine.system import MemoryInfo
-    from mlx_console.core.metrics.query import Marker, Panel, PlotData
+    from mlx_console.core.metrics.query import Activity, Marker, Panel, PlotData
     from mlx_console.core.settings.apply import ApplyResult
     from mlx_console.core.settings.baseline import BaselineDiff
+    from mlx_console.core.settings.remote import RemoteSettings
     from mlx_console.core.settings.store import SettingsStore
     from mlx_console.core.settings.validate import Issue
     from mlx_console.core.settings.watch import SettingsWatcher
 
 __all__ = [
-    "METRICS_WINDOWS", "ApplyResult", "BackendStatus", "BaselineDiff", "Catalog", "ComparedRun", "Config",
+    "METRICS_WINDOWS", "Activity", "RemoteSettings", "Trend", "ApplyResult", "BackendStatus", "BaselineDiff", "Catalog", "ComparedRun", "Config",
     "ConfigError", "ConflictError", "ConsoleError", "FleetRows", "Issue", "LineIndex", "LiveTriage", "Marker",
     "MemoryInfo", "ModelChoice", "Panel", "PlotData", "Profile", "ProgressEvent", "Report", "SettingsStore",
     "SettingsWatcher", "Supervisor", "Target", "TriagedEvent",
+    "activities", "bench_trend", "remote_describe", "remote_model_choices", "remote_settings", "sparkline",
     "advice", "apply_settings", "bench_history", "bench_run", "bench_suites", "bench_target",
     "check_raw_settings", "describe", "doctor", "fleet_rows", "fmt_bytes", "line_index", "live_triage",
     "load_catalog", "load_config", "load_settings", "mask_secrets", "memory", "metrics_plot", "model_choices",
@@ -120,31 +123,36 @@ def fmt_bytes(n: object, *, compact: bool = False) -> str:
 
 # ---- models -------------------------------------------------------------------------------------------------
 
-@dataclass
-class ModelChoice:
-    """A model the swap screen offers, with whether it fits in memory now."""
+def model_choices(config: Config, backend: str | None = None) -> list[ModelChoice]:
+    """The models on this machine the swap picker offers, with their fit in free memory now and, for `backend`,
+    the advisor's warnings (`backends models NAME --discover --json` prints the same)."""
+    from mlx_console.core.machine.models import swap_choices
 
-    id: str
-    path: str
-    size: int
-    source: str
-    fit: str  # ok | warn | fail
-    fit_reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    return swap_choices(config, backend)
 
 
-def model_choices(config: Config) -> list[ModelChoice]:
-    from mlx_console.core.machine.models import discover, fit
-    from mlx_console.core.machine.system import memory as read_memory
+def remote_model_choices(fleet: FleetRows, name: str) -> list[ModelChoice]:
+    """The same for a [[host]]'s backend NAME@HOST: that host's models, asked over ssh."""
+    from mlx_console.core.machine.models import swap_choice_from_json
 
-    mem = read_memory()
-    out = []
-    for m in discover(config):
-        f = fit(m, mem)
-        out.append(ModelChoice(m.id, str(m.path), m.size_bytes, m.source, f.status, f.reason))
-    return out
+    rows = fleet.run(name, "models", "--discover")
+    return [swap_choice_from_json(r) for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def remote_describe(fleet: FleetRows, name: str) -> dict[str, Any]:
+    """describe() of a [[host]]'s backend, done there (`backends describe NAME --json` over ssh)."""
+    info = fleet.run(name, "describe")
+    return dict(info) if isinstance(info, dict) else {}
+
+
+def remote_settings(fleet: FleetRows, name: str) -> RemoteSettings:
+    """The model_settings.json of a [[host]]'s oMLX backend NAME@HOST, read and written on that host."""
+    from mlx_console.core.settings.remote import RemoteSettings
+
+    target = fleet.split(name)
+    if target is None:
+        raise ConsoleError(f"{name!r} is not a backend of a [[host]]")
+    return RemoteSettings(*target)
 
 
 def doctor(config: Config | None) -> Report:
@@ -155,17 +163,29 @@ def doctor(config: Config | None) -> Report:
 
 # ---- metrics ------------------------------------------------------------------------------------------------
 
-def metrics_plot(backend: str, window: str) -> PlotData:
-    """The metrics screen's panels and markers for `backend` over the named window (METRICS_WINDOWS)."""
-    from mlx_console.core.metrics.query import WINDOWS, plot_data
-    from mlx_console.core.metrics.store import open_readonly
+def metrics_plot(backend: str, window: str, fleet: FleetRows | None = None) -> PlotData:
+    """The metrics screen's panels and markers for `backend` over the named window (METRICS_WINDOWS): from this
+    machine's samplers' database, or with `fleet` and a NAME@HOST backend from that host's
+    (`metrics NAME --json --events` over ssh)."""
+    from mlx_console.core.metrics.query import WINDOWS, local_plot_data
 
-    db = open_readonly()
-    try:
-        return plot_data(db, backend, WINDOWS[window])
-    finally:
-        if db is not None:
-            db.close()
+    if fleet is not None and fleet.split(backend) is not None:
+        return fleet.plot_data(backend, WINDOWS[window])
+    return local_plot_data(backend, WINDOWS[window])
+
+
+def activities(backends: list[str]) -> dict[str, Activity]:
+    """Each backend's requests/min, tok/s and throughput sparkline values lately (the dashboard's columns)."""
+    from mlx_console.core.metrics.query import activities as read
+
+    return read(backends)
+
+
+def sparkline(values: list[float], width: int = 8) -> str:
+    """The last `width` values as block characters (▁…█) scaled to their maximum."""
+    from mlx_console.core.metrics.query import sparkline as draw
+
+    return draw(values, width)
 
 
 # ---- files and text -----------------------------------------------------------------------------------------
@@ -200,6 +220,13 @@ def line_index(path: Path) -> LineIndex:
 
 
 # ---- bench --------------------------------------------------------------------------------------------------
+
+def bench_trend(runs: list[dict[str, Any]], cell: str | None = None) -> Trend:
+    """A cell's decode tok/s across stored runs: median and p25–p75 per run, config changes (core/bench/trend.py)."""
+    from mlx_console.core.bench.trend import trend
+
+    return trend(runs, cell)
+
 
 def bench_suites() -> list[str]:
     from mlx_console.core.bench.suites import available

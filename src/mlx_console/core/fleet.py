@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -23,7 +23,12 @@ from mlx_console.core.common import procs
 from mlx_console.core.config import Config, Host
 from mlx_console.core.errors import ConsoleError
 
+if TYPE_CHECKING:
+    from mlx_console.core.metrics.query import PlotData
+
 LOCAL = "local"  # the fleet name of this machine
+SPARK_READINGS = 10  # a remote row's sparkline: this many of the console's readings of that host's `ps`
+ACTIVITY_EVERY = 3   # polls between two readings of a host's `ps --json` (every 15 s at the 5 s poll)
 SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15"]
 
 
@@ -58,7 +63,9 @@ def run(host: Host, args: list[str], timeout: float = 60.0) -> subprocess.Comple
 def run_json(host: Host, args: list[str], timeout: float = 60.0) -> Any:
     out = run(host, [*args, "--json"], timeout)
     if out.returncode != 0:
-        tail = (out.stderr.strip().splitlines() or ["(no message)"])[-1]
+        # Its own error line ("mlx-console: …", e.g. a settings conflict before its diff), else the last line.
+        lines = [ln for ln in out.stderr.splitlines() if ln.strip()] or ["(no message)"]
+        tail = next((ln for ln in lines if ln.startswith("mlx-console:")), lines[-1]).removeprefix("mlx-console: ")
         raise ConsoleError(f"host {host.name!r}: `mlx-console {' '.join(args)}` failed: {tail}")
     try:
         return json.loads(out.stdout)
@@ -198,6 +205,8 @@ class FleetRows:
         self._wake = threading.Event()  # set after an action: ask again now, not in `interval` seconds
         self._thread: threading.Thread | None = None
         self.mirrors: dict[str, LogMirror] = {}
+        self.activity: dict[str, dict[str, Any]] = {}  # NAME@HOST → requests_1m, tok_s_1m, spark, spark_of
+        self.readings: dict[str, list[float]] = {}
 
     def rows(self) -> list[dict[str, Any]]:
         if self._thread is None and self.config.hosts:
@@ -208,17 +217,55 @@ class FleetRows:
             if li.error:
                 out.append({"name": f"@{li.host}", "kind": "-", "status": "unreachable", "model": li.error[:70],
                             "pid": None, "port": None, "fleet_host": li.host, "reason": li.error})
-            out += [{**r, "name": f"{r['name']}@{li.host}", "fleet_host": li.host} for r in li.backends]
+            out += [{**r, "name": f"{r['name']}@{li.host}", "fleet_host": li.host,
+                     **self.activity.get(f"{r['name']}@{li.host}", {})} for r in li.backends]
         return out
 
     def _run(self) -> None:
+        polls = 0
         while not self._stop.is_set():
             try:
-                self.listings = list_all(self.config, [])[1:]
+                listings = list_all(self.config, [])[1:]
+                polls += 1
+                if polls % ACTIVITY_EVERY == 1:  # one more ssh per host: not at every poll
+                    self._read_activity([li for li in listings if not li.error])
             except RuntimeError:  # "cannot schedule new futures after interpreter shutdown": the console exits
                 return
+            self.listings = listings
             self._wake.wait(self.interval)
             self._wake.clear()
+
+    def _read_activity(self, listings: list[HostListing]) -> None:
+        """Each reachable host's `ps --json` (its samplers' rates) into the rows' req/min and tok/s; the
+        sparkline is this console's readings of them, one per ACTIVITY_EVERY polls (SPARK_READINGS kept)."""
+        hosts = {h.name: h for h in self.config.hosts}
+
+        def ps(li: HostListing) -> tuple[str, list[Any]]:
+            try:
+                rows = run_json(hosts[li.host], ["ps"], timeout=30)
+            except ConsoleError:
+                rows = []
+            return li.host, rows if isinstance(rows, list) else []
+
+        if not listings:
+            return
+        with ThreadPoolExecutor(max_workers=min(8, len(listings))) as pool:
+            results = list(pool.map(ps, listings))
+        for host, rows in results:
+            seen: set[str] = set()
+            for r in rows:
+                if not isinstance(r, dict) or r.get("backend") in seen:
+                    continue  # one row per loaded model: the backend's rates are on each
+                seen.add(str(r.get("backend")))
+                name = f"{r.get('backend')}@{host}"
+                tps, req = r.get("tok_s_1m"), r.get("requests_1m")
+                history = self.readings.setdefault(name, [])
+                value = tps if isinstance(tps, int | float) else req
+                if isinstance(value, int | float):
+                    history.append(float(value))
+                    del history[:-SPARK_READINGS]
+                self.activity[name] = {"requests_1m": req, "tok_s_1m": tps, "spark": list(history),
+                                       "spark_of": "tok/s" if isinstance(tps, int | float) else "req/min"}
 
     def split(self, name: str) -> tuple[Host, str] | None:
         """`NAME@HOST` → the [[host]] and the backend's name there; None for a local backend."""
@@ -228,16 +275,35 @@ class FleetRows:
         match = [h for h in self.config.hosts if h.name == host]
         return (match[0], base) if match else None
 
-    def run(self, name: str, *args: str) -> dict[str, Any]:
-        """A `backends` action on a remote backend: `NAME@HOST` → `backends ACTION NAME … --json` there."""
+    def run(self, name: str, *args: str) -> Any:
+        """A `backends` action on a remote backend: `NAME@HOST` → `backends ACTION NAME … --json` there
+        (what that prints: a status object for start/stop/restart/swap, a list for `models`)."""
         target = self.split(name)
         if target is None:
             raise ConsoleError(f"{name!r} is not a backend of a [[host]]")
         host, base = target
         try:
-            return dict(run_json(host, ["backends", args[0], base, *args[1:]], timeout=900))
+            return run_json(host, ["backends", args[0], base, *args[1:]], timeout=900)
         finally:
             self._wake.set()
+
+    def plot_data(self, name: str, window: int) -> PlotData:
+        """The metrics screen's panels for a remote backend, from that host's samplers' database:
+        `metrics NAME --since W --step S --json --events` there (one line), plotted against our clock."""
+        import time
+
+        from mlx_console.core.metrics.query import parse_export, plot_from, plot_step
+
+        target = self.split(name)
+        if target is None:
+            raise ConsoleError(f"{name!r} is not a backend of a [[host]]")
+        host, base = target
+        now = time.time()
+        step = plot_step(window)
+        obj = run_json(host, ["metrics", base, "--since", f"{window}s", "--events",
+                              *(["--step", f"{step}s"] if step else [])], timeout=60)
+        data, events = parse_export(obj if isinstance(obj, dict) else {})
+        return plot_from(name, window, now, data, events)
 
     def log_path(self, name: str, state_dir: Path) -> Path | None:
         """A local mirror of the remote backend's log (started on first use)."""

@@ -121,6 +121,7 @@ ACTIONS: tuple[Action, ...] = (
     _keys("log.right", "Right", "Scroll right half a screen", "right", "hscroll(1)"),
     # bench pane
     Action("bench.run", "Run", "Run the bench suite on the backend", "B", "run_bench", footer=False),
+    Action("bench.next_cell", "Cell", "Bench history: plot the next cell", "c", "bench_next_cell", footer=False),
     # settings editor (its own screen)
     Action("settings.save", "Save", "Show the diff, then save and apply", "ctrl+s", "preview", palette=False),
     Action("settings.editor", "$EDITOR", "Edit the raw file in $EDITOR (validated on return)", "ctrl+e",

@@ -243,8 +243,14 @@ class ConsoleApp(BackendsController, App[int]):
 
     def action_run_bench(self, suite: str | None = None) -> None:
         name = self.selected_backend()
+        if self.bench_pane.remote_note(name):  # nothing to confirm: the pane says where to run it
+            self.run_bench_now(suite)
+            return
         self.confirm_then(name, f"Run the bench on {name}? It sends requests to a ready backend.",
                           lambda: self.run_bench_now(suite))
+
+    def action_bench_next_cell(self) -> None:
+        self.bench_pane.action_next_cell()
 
     def run_bench_now(self, suite: str | None = None) -> None:
         pane = self.bench_pane
@@ -276,12 +282,15 @@ class ConsoleApp(BackendsController, App[int]):
     def action_settings(self, model: str | None = None) -> None:
         from mlx_console.ui.screens.settings import SettingsScreen
 
-        self.push_screen(SettingsScreen(self.config, self.selected_backend(), model))
+        name = self.selected_backend()
+        remote = self.backends.remote_settings(name) if name else None
+        self.push_screen(SettingsScreen(self.config, name, model, remote=remote))
 
     def action_metrics(self, name: str | None = None) -> None:
         from mlx_console.ui.screens.metrics import MetricsScreen
 
-        self.push_screen(MetricsScreen(self.backend_names(), name or self.selected_backend()))
+        self.push_screen(MetricsScreen(self.backend_names(), name or self.selected_backend(),
+                                       loader=self.backends.metrics_plot))
 
     # ---- command line ----------------------------------------------------------------------------------
 

@@ -58,9 +58,10 @@ def transitions(before: dict[str, Any] | None, row: dict[str, Any], at: float) -
 
 
 def reason_lines(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(state, "name: state: reason") for every backend whose state needs explaining."""
+    """(state, "name: state: reason") for every backend whose state needs explaining (and every unreachable
+    [[host]], whose ssh error does not fit its row at 80 columns)."""
     return [(str(r.get("status")), f"{r.get('name')}: {r.get('status')}: {r.get('reason') or 'no reason recorded'}")
-            for r in rows if r.get("status") in EXPLAINED]
+            for r in rows if r.get("status") in (*EXPLAINED, "unreachable")]
 
 
 class BackendsController:

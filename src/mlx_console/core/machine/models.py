@@ -358,3 +358,45 @@ def fit(model: ModelInfo, memory: MemoryInfo, *, context_tokens: int = DEFAULT_C
     else:
         res.reason = f"needs ~{n} (weights {w} + KV {fmt_bytes(kv)} + margin {fmt_bytes(margin)}) of {fmt_bytes(avail)} available"
     return res
+
+
+@dataclass
+class SwapChoice:
+    """A model the swap picker offers for one backend: where it is, whether it fits in free memory now, and the
+    advisor's warnings for loading it there. `backends models NAME --discover --json` prints these (also over
+    SSH, for a [[host]]'s backend: its models are the ones on that host)."""
+
+    id: str
+    path: str
+    size: int
+    source: str
+    fit: str  # ok | warn | fail
+    fit_reason: str
+    advice: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def swap_choices(config: Config, backend: str | None = None) -> list[SwapChoice]:
+    """The models on this machine (discover()) with their fit now and, for `backend`, the advisor's warnings."""
+    from mlx_console.core.machine.system import memory
+
+    mem = memory()
+    out = []
+    for m in discover(config):
+        f = fit(m, mem)
+        warnings: list[str] = []
+        if backend is not None:
+            from mlx_console.core.describe import advice
+
+            warnings = advice(config, backend, m.id)
+        out.append(SwapChoice(m.id, str(m.path), m.size_bytes, m.source, f.status, f.reason, warnings))
+    return out
+
+
+def swap_choice_from_json(d: dict[str, Any]) -> SwapChoice:
+    """One object of `backends models NAME --discover --json` (another host's), checked field by field."""
+    return SwapChoice(str(d.get("id") or d.get("path") or "?"), str(d.get("path") or ""), int(d.get("size") or 0),
+                      str(d.get("source") or ""), str(d.get("fit") or "?"), str(d.get("fit_reason") or ""),
+                      [str(a) for a in d.get("advice") or []])

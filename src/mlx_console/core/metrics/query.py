@@ -162,8 +162,48 @@ def plot_data(db: MetricsDB | None, backend: str, window: int, now: float | None
     folded to about `points` points, and the markers (restarts, pressure transitions, triage) in the window."""
     now = time.time() if now is None else now
     since = now - window
+    step = plot_step(window, points)
+    data = db.query(backend, None, since, step) if db is not None else {}
+    events = [(e.ts, e.kind, e.detail) for e in db.events(backend, since)] if db is not None else []
+    return plot_from(backend, window, now, data, events)
+
+
+def local_plot_data(backend: str, window: int) -> PlotData:
+    """plot_data() from this machine's samplers' database (none written yet: empty panels)."""
+    from mlx_console.core.metrics.store import open_readonly
+
+    db = open_readonly()
+    try:
+        return plot_data(db, backend, window)
+    finally:
+        if db is not None:
+            db.close()
+
+
+def plot_step(window: int, points: int = 120) -> int:
+    """The bucket length that folds `window` seconds into about `points` points (0: raw samples)."""
     step = max(1, window // points)
-    data = db.query(backend, None, since, step if step > 5 else 0) if db is not None else {}
+    return step if step > 5 else 0
+
+
+def parse_export(obj: dict[str, Any]) -> tuple[dict[tuple[str, str], list[tuple[int, float]]],
+                                               list[tuple[float, str, str]]]:
+    """One line of `metrics NAME --json [--events]` (another host's) back into query() and events() shapes."""
+    data: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for key, pts in (obj.get("series") or {}).items():
+        name, _, rest = str(key).partition("{")
+        model = rest[len('model="'):-2] if rest.startswith('model="') and rest.endswith('"}') else ""
+        data[(name, model)] = [(int(p[0]), float(p[1])) for p in pts
+                               if isinstance(p, list | tuple) and len(p) == 2 and p[1] is not None]
+    events = [(float(e[0]), str(e[1]), str(e[2])) for e in obj.get("events") or []
+              if isinstance(e, list | tuple) and len(e) == 3]
+    return data, events
+
+
+def plot_from(backend: str, window: int, now: float, data: dict[tuple[str, str], list[tuple[int, float]]],
+              events: list[tuple[float, str, str]]) -> PlotData:
+    """The panels and markers from series (query() shape) and events (ts, kind, detail)."""
+    since = now - window
 
     def get(name: str, model: str = "") -> list[tuple[int, float]]:
         return data.get((name, model), [])
@@ -191,7 +231,7 @@ def plot_data(db: MetricsDB | None, backend: str, window: int, now: float | None
     ]
     for p in panels:
         p.lines = [ln for ln in p.lines if ln.points]
-    markers = [Marker(e.ts, e.kind, e.detail) for e in db.events(backend, since)] if db is not None else []
+    markers = [Marker(ts, kind, detail) for ts, kind, detail in events if ts >= since]
     return PlotData(backend, window, now, panels, markers)
 
 
@@ -201,3 +241,77 @@ def _sum_rates(*counters: list[tuple[int, float]]) -> list[tuple[int, float]]:
         for t, v in per_minute(c):
             total[t] = total.get(t, 0.0) + v
     return sorted(total.items())
+
+
+# -- what the dashboard's rows show: requests/min and a small throughput sparkline ---------------------------
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+@dataclass
+class Activity:
+    """One backend's recent activity for a dashboard row. `spark_of` names what the sparkline plots:
+    "tok/s" (completion tokens per second, per bucket) or "req/min" where completion tokens are not counted
+    (mlx-lm without the meter); `spark` is empty before the first two samples."""
+
+    requests_1m: float | None = None
+    tok_s_1m: float | None = None
+    spark: list[float] = field(default_factory=list)
+    spark_of: str = "tok/s"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"requests_1m": self.requests_1m, "tok_s_1m": self.tok_s_1m, "spark": self.spark,
+                "spark_of": self.spark_of}
+
+
+def activity(db: MetricsDB | None, backend: str, now: float | None = None, minutes: int = 10,
+             buckets: int = 10) -> Activity:
+    """requests/min and tok/s over the last minute (as `ps`), and the throughput of the last `minutes`
+    in `buckets` equal buckets for a sparkline."""
+    now = time.time() if now is None else now
+    if db is None:
+        return Activity()
+    r = rates(db, backend, now)
+    step = max(1, minutes * 60 // buckets)
+    since = now - minutes * 60
+    data = db.query(backend, ["completion_tokens_total", "requests_total"], since - step, 0)
+    tokens = data.get(("completion_tokens_total", ""), [])
+    counted = r["tok_s_1m"] is not None and any(v for _, v in tokens)
+    points = tokens if counted else data.get(("requests_total", ""), [])
+    per = 1.0 if counted else 60.0  # tok/s, or requests/min
+    spark = []
+    for i in range(buckets):
+        lo, hi = since + i * step, since + (i + 1) * step
+        before = [v for t, v in points if t <= lo]
+        inside = [v for t, v in points if lo < t <= hi]
+        if not inside:
+            spark.append(0.0)
+            continue
+        start = before[-1] if before else inside[0]
+        spark.append(round(max(0.0, inside[-1] - start) * per / step, 3))
+    if len(points) < 2:
+        spark = []
+    return Activity(r["requests_1m"], r["tok_s_1m"], spark, "tok/s" if counted else "req/min")
+
+
+def activities(backends: list[str], now: float | None = None) -> dict[str, Activity]:
+    """activity() of each backend from this machine's samplers' database (none yet: all unknown)."""
+    from mlx_console.core.metrics.store import open_readonly
+
+    db = open_readonly()
+    try:
+        return {b: activity(db, b, now) for b in backends}
+    finally:
+        if db is not None:
+            db.close()
+
+
+def sparkline(values: list[float], width: int = 8) -> str:
+    """The last `width` values as block characters scaled to their maximum ("" without values; nothing in a
+    bucket: the lowest block, so quiet and unknown look different)."""
+    vals = values[-width:]
+    if not vals:
+        return ""
+    top = max(vals)
+    return "".join(SPARK[0] if v <= 0 or top <= 0 else SPARK[max(1, round(v / top * (len(SPARK) - 1)))]
+                   for v in vals)

@@ -261,8 +261,15 @@ class MetricsDB:
 
 
 def open_readonly() -> MetricsDB | None:
-    """The database for reading, or None when no sampler ever wrote one."""
+    """The database for reading, or None when no sampler ever wrote one (or the first one is creating it:
+    a file without the tables yet)."""
     try:
-        return MetricsDB(readonly=True)
+        db = MetricsDB(readonly=True)
     except (FileNotFoundError, sqlite3.OperationalError):
         return None
+    try:
+        db.conn.execute("SELECT 1 FROM series, samples, events LIMIT 1").fetchall()
+    except sqlite3.DatabaseError:
+        db.close()
+        return None
+    return db

@@ -34,3 +34,14 @@ def profile_for(config: Config | None, path: Path) -> Profile | None:
         if profile.kind == "omlx" and _same(profile.base_path_resolved / FILENAME, path):
             return profile
     return None
+
+
+def backend_path(config: Config, backend: str) -> Path:
+    """The model_settings.json of oMLX profile `backend` (ConfigError naming the profile when it is not oMLX)."""
+    from mlx_console.core.errors import ConfigError
+
+    profile = config.backend(backend)
+    if profile.kind != "omlx":
+        raise ConfigError(f"{config.path}: backend {backend!r} is {profile.kind}: only oMLX backends have a "
+                          f"model_settings.json (its server flags are the profile's `args`)")
+    return profile.base_path_resolved / FILENAME

@@ -16,6 +16,7 @@ from textual.widgets import Static
 from mlx_console.ui.actions import bindings
 from mlx_console.ui.backends_controller import Message
 from mlx_console.ui.backends_source import Backends
+from mlx_console.ui.widgets.backends_table import human_bytes
 
 
 def _when(t: Any) -> str:
@@ -43,6 +44,8 @@ def describe_text(info: dict[str, Any]) -> Text:
     loaded = info.get("loaded_models") or []
     if len(loaded) > 1:
         field("models loaded", ", ".join(loaded))
+    if info.get("fleet_host") not in (None, "", "local"):
+        field("on host", f"{info['fleet_host']} (read over ssh: pids, paths and logs are that host's)")
     field("address", f"{info.get('host') or '127.0.0.1'}:{info.get('port') or '-'}"
           + (f"  {info['base_url']}" if info.get("base_url") else ""))
     field("server pid", f"{info.get('pid') or '-'}  started {_when(info.get('create_time') or info.get('started_at'))}")
@@ -59,6 +62,16 @@ def describe_text(info: dict[str, Any]) -> Text:
         field("warning", w, "bold")
     for a in info.get("advice") or []:  # the advisor's warnings for the model served (mlx-console advise)
         field("advice", a, "bold")
+    ranks = info.get("ranks") or []
+    if ranks:  # a distributed backend (mlx.launch): one line per rank, rank 0 serves HTTP
+        t.append(f"\nRanks ({len(ranks)}; rank 0 serves HTTP)\n", style="bold underline")
+        for r in ranks:
+            cpu = r.get("cpu_percent")
+            t.append(f"  {r.get('rank', '?'):>3}  {str(r.get('host') or '-'):<16} ")
+            t.append(f"{str(r.get('status') or '-'):<8}", style="bold")
+            t.append(f" pid {r.get('pid') or '-':<8} cpu {f'{cpu:.0f}%' if isinstance(cpu, int | float) else '-':>5}"
+                     f"  rss {human_bytes(r.get('rss_bytes')):>6}\n")
+            t.append(f"       log {r.get('log') or '-'}\n", style="dim")
     events = info.get("events") or []
     t.append("\nState history (newest last)\n", style="bold underline")
     if not events:

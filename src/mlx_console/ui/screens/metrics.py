@@ -8,6 +8,7 @@ Lines differ by their marker character as well as by colour, so the plots read u
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -53,8 +54,11 @@ class MetricsScreen(Screen[None]):
     MetricsScreen #metrics-markers { height: auto; max-height: 4; padding: 0 1; }
     """
 
-    def __init__(self, backends: list[str], backend: str | None = None, window: str = "1h") -> None:
+    def __init__(self, backends: list[str], backend: str | None = None, window: str = "1h",
+                 loader: Callable[[str, str], PlotData] | None = None) -> None:
         super().__init__()
+        self.loader = loader or api.metrics_plot
+        self.load_error: str | None = None  # why the last load failed (shown in the head line)
         self.backends = backends or ([backend] if backend else [])
         self.backend = backend if backend in self.backends else (self.backends[0] if self.backends else None)
         self.window = window
@@ -90,10 +94,22 @@ class MetricsScreen(Screen[None]):
         if self.backend is None:
             self.app.call_from_thread(self.show, None)
             return
-        self.app.call_from_thread(self.show, api.metrics_plot(self.backend, self.window))
+        backend, window = self.backend, self.window
+        try:
+            data = self.loader(backend, window)
+        except Exception as e:  # a database being created, a host gone: said on screen, never fatal
+            self.app.call_from_thread(self.show_error, backend, window, f"{type(e).__name__}: {e}")
+            return
+        self.app.call_from_thread(self.show, data)
+
+    def show_error(self, backend: str, window: str, error: str) -> None:
+        self.load_error = error
+        self.query_one("#metrics-head", Static).update(
+            Text.assemble((backend, "bold"), f"  window {window}: cannot read metrics: {error}"))
 
     def show(self, data: PlotData | None) -> None:
         self.data = data
+        self.load_error = None
         windows = "  ".join(f"[{k}]" if k == self.window else k for k in WINDOWS)
         head = self.query_one("#metrics-head", Static)
         if data is None:

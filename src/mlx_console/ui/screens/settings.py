@@ -79,10 +79,12 @@ class SettingsScreen(ModalScreen[None]):
     BINDINGS = bindings(("settings.save", "settings.editor", "settings.reload", "settings.close"))
 
     def __init__(self, config: Config, backend: str | None, model: str | None = None,
-                 path: Path | None = None) -> None:
+                 path: Path | None = None, remote: api.RemoteSettings | None = None) -> None:
         super().__init__()
         self.config, self.backend, self.wanted_model = config, backend, model
         self.path = path
+        # A [[host]]'s backend: core.settings.remote.RemoteSettings reads and writes the file on that host.
+        self.remote = remote
         self.store: Any = None
         self.model: str | None = None
         self.fields: list[dict[str, Any]] = []
@@ -105,7 +107,7 @@ class SettingsScreen(ModalScreen[None]):
 
     async def on_mount(self) -> None:
         self.fields = api.settings_form_fields()
-        if self.path is None:
+        if self.path is None and self.remote is None:
             self.path = settings_path(self.config, self.backend)
         form = self.query_one("#settings-form", VerticalScroll)
         group = None
@@ -117,17 +119,41 @@ class SettingsScreen(ModalScreen[None]):
             widgets.append(FieldRow(spec))
         await form.mount_all(widgets)
         self.load_store()
-        self.start_watch()
+        if self.remote is None:  # a remote file is not watched: its save is refused there if it changed
+            self.start_watch()
 
     # ---- loading ------------------------------------------------------------------------------------
 
     def load_store(self) -> None:
+        if self.remote is not None:
+            self.status(Text(f"reading the settings of {self.backend} on its host…", style="italic"))
+            self.load_remote()
+            return
         try:
-            self.store = api.load_settings(self.path)
+            store = api.load_settings(self.path)
         except Exception as e:  # a bad file is named with line and column by the core
             self.store = None
             self.status(Text(f"{e}", style="bold"))
             return
+        self.show_store(store)
+
+    @work(thread=True, exclusive=True, group="settings-remote")
+    def load_remote(self) -> None:
+        try:
+            store = self.remote.load()
+        except Exception as e:  # ssh or the remote refused: said, never fatal
+            self.app.call_from_thread(self.remote_failed, str(e))
+        else:
+            self.app.call_from_thread(self.show_store, store)
+
+    def remote_failed(self, message: str) -> None:
+        self.store = None
+        self.status(Text(f"cannot read the settings of {self.backend}: {message}", style="bold"))
+
+    def show_store(self, store: Any) -> None:
+        self.store = store
+        if self.remote is not None:
+            self.path = Path(f"{self.remote.host.name}:{self.remote.path}")
         self.changed_on_disk = False
         models = list(self.store.models())
         if self.wanted_model and self.wanted_model not in models:
@@ -246,6 +272,14 @@ class SettingsScreen(ModalScreen[None]):
         def say(msg: str) -> None:
             self.app.call_from_thread(self.status, Text(msg, style="italic"))
 
+        if self.remote is not None:
+            try:
+                saved = self.remote.save(store)
+            except Exception as e:  # refused there (a conflict, a bad value) or ssh: nothing more written
+                self.app.call_from_thread(self.apply_failed, f"{e} (ctrl+r reloads the file as it is there)")
+            else:
+                self.app.call_from_thread(self.applied_remote, saved)
+            return
         try:
             result = api.apply_settings(store, self.config, progress=say)
         except api.ConflictError as e:
@@ -277,6 +311,12 @@ class SettingsScreen(ModalScreen[None]):
         self.last_result = Text("saved. " + " · ".join(parts))
         self.app.notify("settings saved: " + (" · ".join(parts) or "file written"), timeout=10)
         self.load_store()  # the store is stale after apply
+
+    def applied_remote(self, saved: Any) -> None:
+        text = f"saved on {self.remote.host.name}. {saved.summary()}"
+        self.last_result = Text(text)
+        self.app.notify(f"settings {text}", timeout=10)
+        self.load_store()
 
     def conflict(self, error: Any) -> None:
         self.app.push_screen(ConflictScreen(str(error), error.conflict), self._conflict_choice)

@@ -16,7 +16,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from mlx_console.core import api
 from mlx_console.core.api import Config, ConsoleError
 from mlx_console.ui.actions import bindings
 from mlx_console.ui.backends_source import Backends
@@ -67,16 +66,13 @@ class SwapScreen(ModalScreen[None]):
 
     @work(thread=True, exclusive=True, group="swap-discover")
     def discover(self) -> None:
+        """The models of the backend's machine (a [[host]]'s backend: that host's, over ssh) with fit and advice."""
         try:
-            found = [dict(c.to_json(), advice=self._advice(c.id)) for c in api.model_choices(self.config)]
+            found = [c.to_json() for c in self.backends.swap_choices(self.backend)]
         except Exception as e:
             self.app.call_from_thread(self.set_status, f"model discovery failed: {type(e).__name__}: {e}")
         else:
             self.app.call_from_thread(self.show_models, found)
-
-    def _advice(self, model: str) -> list[str]:
-        """The advisor's warnings for loading `model` on this backend (the same as `mlx-console advise`)."""
-        return api.advice(self.config, self.backend, model)
 
     def set_status(self, text: str | Text) -> None:
         self.query_one("#swap-status", Static).update(text)
@@ -153,7 +149,9 @@ class SwapScreen(ModalScreen[None]):
 
     @property
     def kind(self) -> str:
-        return next((p.kind for p in self.config.backends if p.name == self.backend), "")
+        rows = self.app.backends_table.rows_data  # type: ignore[attr-defined]
+        row = next((r for r in rows if r.get("name") == self.backend), {})
+        return next((p.kind for p in self.config.backends if p.name == self.backend), str(row.get("kind") or ""))
 
     @work(thread=True, exclusive=True, group="swap")
     def swap(self, model: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from mlx_console.core import api
 from mlx_console.core.api import fmt_bytes
 from mlx_console.ui.actions import bindings
 
@@ -14,8 +15,13 @@ STATE_STYLE = {
     "ready": "success", "starting": "warning", "loading": "warning", "degraded": "warning",
     "dead": "error", "stopped": "dim", "unreachable": "error",
 }
-WIDE = ("name", "kind", "state", "model", "port", "pid", "rss", "uptime", "restarts")
-NARROW = ("name", "state", "model", "port", "rss", "uptime", "restarts")  # restarts stay visible at 80 columns
+WIDE = ("name", "kind", "state", "model", "port", "pid", "rss", "req/m", "tok/s", "uptime", "restarts")
+# At 80 columns: restarts stay visible; requests/min and tok/s too (the sparkline shortened).
+NARROW = ("name", "state", "model", "port", "rss", "req/m", "tok/s", "uptime", "restarts")
+# With [[host]]s at 80 columns the HOST column takes the room of port, RSS and uptime (`i` shows them).
+NARROW_FLEET = ("name", "state", "model", "req/m", "tok/s", "restarts")
+NARROW_MODEL = 16  # characters of the model cell at 80 columns (the end cut with …)
+SPARK_WIDTH = {False: 10, True: 5}  # characters of the throughput sparkline (wide, narrow)
 
 
 def human_bytes(n: object) -> str:
@@ -37,16 +43,32 @@ def human_uptime(s: Any) -> str:
 
 def short_model(model: Any, narrow: bool) -> str:
     text = str(model or "-")
-    if narrow and "/" in text:
+    if narrow and "/" in text and " " not in text:  # (an unreachable host's row carries its ssh error here)
         text = text.rstrip("/").rsplit("/", 1)[-1]
+    if narrow and len(text) > NARROW_MODEL:
+        text = text[:NARROW_MODEL - 1] + "…"
     return text
+
+
+def rate_cells(r: dict[str, Any], narrow: bool = False) -> tuple[str, str]:
+    """The REQ/M and TOK/S cells: the last minute's rates, and the throughput sparkline of the last minutes
+    next to what it plots (tok/s; requests/min where completion tokens are not counted: mlx-lm unmetered)."""
+    req, tps = r.get("requests_1m"), r.get("tok_s_1m")
+    req_text = f"{req:.0f}" if isinstance(req, int | float) else "-"
+    tps_text = (f"{tps:.0f}" if tps >= 10 else f"{tps:.1f}") if isinstance(tps, int | float) else "-"
+    spark = api.sparkline(list(r.get("spark") or []), SPARK_WIDTH[narrow])
+    if spark and r.get("spark_of") == "req/min":
+        req_text = f"{req_text} {spark}"
+    elif spark:
+        tps_text = f"{tps_text} {spark}"
+    return req_text, tps_text
 
 
 def shown(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], ...]:
     """What the table would show of these rows (uptime and RSS as displayed): equal → nothing to repaint."""
     return tuple((str(r.get("name")), str(r.get("kind")), str(r.get("status")), str(r.get("model")),
                   str(r.get("port")), str(r.get("pid")), human_bytes(r.get("rss_bytes")),
-                  human_uptime(r.get("uptime_s")), str(r.get("restarts", "-"))) for r in rows)
+                  human_uptime(r.get("uptime_s")), str(r.get("restarts", "-")), *rate_cells(r)) for r in rows)
 
 
 class BackendsTable(DataTable):
@@ -75,7 +97,7 @@ class BackendsTable(DataTable):
             self.narrow = narrow
         cols = NARROW if self.narrow else WIDE
         if any(r.get("fleet_host") for r in rows):  # [[host]]s configured: rows grouped by host, named once
-            cols = ("host", *cols)
+            cols = ("host", *(NARROW_FLEET if self.narrow else cols))
         selected = self.selected_name
         self.rows_data = rows
         cells = [[self._cell(c, r) for c in cols] for r in rows]
@@ -131,6 +153,8 @@ class BackendsTable(DataTable):
             return str(r.get("restarts", "-"))
         if col == "host":
             return str(r.get("fleet_host") or "-")
+        if col in ("req/m", "tok/s"):
+            return rate_cells(r, self.narrow)[col == "tok/s"]
         value = r.get(col)
         return "-" if value is None else str(value)
 

@@ -1,5 +1,7 @@
 """The bench side pane: run a suite on the selected backend with live progress, the results with reasons,
-the verdict against the previous run of the same model, and a sparkline of decode tok/s history.
+the verdict against the previous run of the same model, and the history of a cell across runs: its decode
+tok/s median with the p25–p75 band per run, runs labelled on the x axis, configuration changes marked (`c`
+shows the next cell).
 
 Running, scoring, storing and comparing are core/bench's; the pane shows its progress events and records.
 """
@@ -13,7 +15,8 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Sparkline, Static
+from textual.widgets import DataTable, Static
+from textual_plotext import PlotextPlot
 
 from mlx_console.core import api
 
@@ -21,15 +24,6 @@ STATUS_STYLE = {"pass": "success", "ok": "success", "fail": "error", "error": "e
 VERDICT_STYLE = {"worse": "error", "regression": "error", "flip": "error", "error": "error",
                  "better": "success", "improvement": "success", "same": "", "within_noise": "",
                  "inconclusive": "warning"}
-
-
-def decode_median(record: dict[str, Any]) -> float | None:
-    """The run's decode tok/s: the median of its first cell that measured it."""
-    for cell in (record.get("cells") or {}).values():
-        tps = cell.get("decode_tps") if isinstance(cell, dict) else None
-        if isinstance(tps, dict) and isinstance(tps.get("median"), int | float):
-            return float(tps["median"])
-    return None
 
 
 class BenchPane(Vertical, can_focus=True):
@@ -40,14 +34,17 @@ class BenchPane(Vertical, can_focus=True):
         self.last_record: dict[str, Any] | None = None
         self.cancel = threading.Event()
         self.events: list[Any] = []   # progress events of the current run (tests read them)
+        self.history: list[dict[str, Any]] = []  # the model's stored runs, oldest first
+        self.history_model = ""
+        self.trend: api.Trend | None = None  # the shown cell across runs
 
     def compose(self) -> ComposeResult:
         yield Static("Bench", id="bench-title")
         yield Static(id="bench-status")
         yield DataTable(id="bench-results", cursor_type="row", show_cursor=False)
         yield Static(id="bench-verdict")
-        yield Static("decode tok/s history", id="bench-spark-label")
-        yield Sparkline([], id="bench-spark")
+        yield Static("decode tok/s history", id="bench-trend-label")
+        yield PlotextPlot(id="bench-trend")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -68,8 +65,20 @@ class BenchPane(Vertical, can_focus=True):
 
     # ---- state when shown ---------------------------------------------------------------------------
 
+    def remote_note(self, backend: str | None) -> str | None:
+        """A [[host]]'s backend is benched on its host, by its CLI (the run record and history live there)."""
+        if not backend or "@" not in backend or not self.app.backends.remote(backend):  # type: ignore[attr-defined]
+            return None
+        base, _, host = backend.rpartition("@")
+        return (f"bench from the console is not available for {backend} (a backend of host {host}): run it there "
+                f"with `mlx-console --host {host} bench run --backend {base}`; its history is kept on {host}.")
+
     def refresh_state(self, backend: str | None) -> None:
         if self.running:
+            return
+        note = self.remote_note(backend)
+        if note:
+            self.set_status(Text(note, style="dim"))
             return
         suites = ", ".join(self.suite_names()) or "quick"
         self.set_status(Text.assemble(("B", "bold"), f" runs quick on {backend or '(no backend)'}; ",
@@ -86,14 +95,50 @@ class BenchPane(Vertical, can_focus=True):
             return  # no history is not an error
         self.app.call_from_thread(self.show_history, model, runs)
 
-    def show_history(self, model: str, runs: list[dict[str, Any]]) -> None:
-        values = [v for v in (decode_median(r) for r in runs) if v is not None]
-        spark = self.query_one(Sparkline)
-        spark.data = values
-        label = f"decode tok/s, {len(values)} runs of {model.rsplit('/', 1)[-1]}"
-        if values:
-            label += f": last {values[-1]:.0f}, best {max(values):.0f}"
-        self.query_one("#bench-spark-label", Static).update(label)
+    def show_history(self, model: str, runs: list[dict[str, Any]], cell: str | None = None) -> None:
+        self.history, self.history_model = runs, model
+        trend = api.bench_trend(runs, cell or (self.trend.cell if self.trend else None))
+        self.trend = trend
+        pts = trend.points
+        name = model.rsplit('/', 1)[-1]
+        label = Text(f"{trend.cell}: decode tok/s, {len(pts)} runs of {name}" if pts
+                     else f"no bench runs of {name} yet: B runs one, the history is plotted here")
+        if pts:
+            last = pts[-1]
+            label.append(f"\nlast {last.median:.0f} (p25–p75 {last.p25:.0f}–{last.p75:.0f}), best "
+                         f"{max(p.median for p in pts):.0f}")
+        if len(trend.cells) > 1:
+            label.append(f"  · c: next cell ({trend.cells.index(trend.cell) + 1}/{len(trend.cells)})", style="dim")
+        self.query_one("#bench-trend-label", Static).update(label)
+        self.draw_trend(trend)
+
+    def draw_trend(self, trend: api.Trend) -> None:
+        """Median (•) with p25 and p75 (·) per run; │ where the configuration changed; x ticks: run dates."""
+        widget = self.query_one("#bench-trend", PlotextPlot)
+        plt = widget.plt
+        plt.clear_data()
+        plt.clear_figure()
+        pts = trend.points
+        widget.display = bool(pts)
+        if not pts:
+            return
+        xs = list(range(1, len(pts) + 1))
+        plt.xlim(0.5, len(pts) + 0.5)
+        plt.plot(xs, [p.p75 for p in pts], marker="·", color="gray")
+        plt.plot(xs, [p.median for p in pts], marker="•", color="cyan")
+        plt.plot(xs, [p.p25 for p in pts], marker="·", color="gray")
+        for i in trend.changes:
+            plt.vline(i + 0.5, "orange")  # between the last run of one config and the first of the next
+        # Dates of the first run, of each first run after a config change, and of the last run.
+        ticks = sorted({1, len(pts), *(i + 1 for i in trend.changes)})
+        plt.xticks(ticks, [pts[x - 1].short for x in ticks])
+        plt.title("• median  · p25/p75" + ("  │ config changed" if trend.changes else ""))
+        widget.refresh()
+
+    def action_next_cell(self) -> None:
+        if self.trend and len(self.trend.cells) > 1:
+            cells = self.trend.cells
+            self.show_history(self.history_model, self.history, cells[(cells.index(self.trend.cell) + 1) % len(cells)])
 
     # ---- running ------------------------------------------------------------------------------------
 
@@ -114,6 +159,11 @@ class BenchPane(Vertical, can_focus=True):
             return
         if backend is None:
             self.app.notify("no backend selected", severity="warning")
+            return
+        note = self.remote_note(backend)
+        if note:
+            self.set_status(Text(note, style="bold"))
+            self.app.notify(note, severity="warning", timeout=10)
             return
         self.running = True
         self.cancel = threading.Event()
