@@ -64,7 +64,7 @@ def fmt(value: float | None, unit: str) -> str:
 
 def ratio_to(measured: float | None, unit: str, peer: str) -> str:
     """`peer` ("0.750 s", "1.20 %") with the ratio ours/peer appended when both are figures in the same unit."""
-    if measured is None or "×" in peer:
+    if measured is None or "×" in peer or peer[:1] in "+-":  # no ratio of signed errors
         return peer
     head = peer.split()
     try:
