@@ -62,6 +62,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer samples and smaller files (minutes, not tens)")
     ap.add_argument("--only", help="comma-separated script names (without .py)")
     ap.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
+    ap.add_argument("--readme", action="store_true",
+                    help="a full run also puts its table in README.md's performance section")
     args = ap.parse_args()
     names = [n for n in SCRIPTS if not args.only or n.removesuffix(".py") in args.only.split(",")]
     started = datetime.now(UTC)
@@ -97,7 +99,28 @@ def main() -> int:
     print()
     print(text)
     print(f"written to {args.out}")
+    if args.readme and not args.quick and not args.only:
+        if put_in_readme(README, text):
+            print(f"and into {README}'s performance section")
+        else:
+            print(f"{README} has no {BEGIN} … {END} markers: not updated", file=sys.stderr)
     return 0
+
+
+README = BENCH.parent / "README.md"
+BEGIN, END = "<!-- bench:begin (make bench writes this table) -->", "<!-- bench:end -->"
+
+
+def put_in_readme(readme: Path, text: str) -> bool:
+    """Replace the table between the README's markers with this run's (a full run only: quick runs have too
+    few samples for the README)."""
+    old = readme.read_text(encoding="utf-8")
+    head, sep, rest = old.partition(BEGIN)
+    _, sep2, tail = rest.partition(END)
+    if not sep or not sep2:
+        return False
+    readme.write_text(f"{head}{BEGIN}\n{text}{END}{tail}", encoding="utf-8")
+    return True
 
 
 if __name__ == "__main__":
