@@ -30,7 +30,7 @@ $(BENCH_PEERS)/.installed:
 
 bench: $(VENV)/.installed $(BENCH_PEERS)/.installed
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) bench/run_all.py $(ARGS)
+	$(PY) bench/run_all.py --readme $(ARGS)
 
 bench-quick:
 	$(MAKE) bench ARGS=--quick

@@ -62,8 +62,25 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value:g} {unit}".strip()
 
 
+def ratio_to(measured: float | None, unit: str, peer: str) -> str:
+    """`peer` ("0.750 s", "1.20 %") with the ratio ours/peer appended when both are figures in the same unit."""
+    if measured is None or "×" in peer or peer[:1] in "+-":  # no ratio of signed errors
+        return peer
+    head = peer.split()
+    try:
+        value = float(head[0])
+    except (ValueError, IndexError):
+        return peer
+    peer_unit = head[1] if len(head) > 1 else ""
+    if value <= 0 or peer_unit != {"% core": "%"}.get(unit, unit):
+        return peer
+    return f"{peer} (ours {measured / value:.2f}×)"
+
+
 def emit(row: Row) -> None:
-    """Print the figure for a person and append it to MLX_BENCH_OUT for `make bench`'s table."""
+    """Print the figure for a person and append it to MLX_BENCH_OUT for `make bench`'s table. Each peer's
+    figure in the same unit gets the ratio ours/peer beside it."""
+    row.peers = {k: ratio_to(row.measured, row.unit, v) for k, v in row.peers.items()}
     goal = f"  goal {row.goal}: {'met' if row.met else 'NOT met'}" if row.goal and row.met is not None else ""
     peers = "  |  " + ", ".join(f"{k} {v}" for k, v in row.peers.items()) if row.peers else ""
     note = f"  ({row.note})" if row.note else ""

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 from client_compare import reference  # noqa: E402
 from conftest import free_port  # noqa: E402
+from harness import Row, emit  # noqa: E402
 
 METER = """
 import sys, time
@@ -86,10 +87,18 @@ def main() -> int:
             print(f"  metered  TTFT {m_ttft:8.2f} ms   decode {m_tps:8.1f} tok/s")
             print(f"  added    TTFT {m_ttft - d_ttft:+8.2f} ms   decode {100 * (m_tps / d_tps - 1):+7.2f} % "
                   f"(per chunk {1000 / m_tps - 1000 / d_tps:+.4f} ms)")
+            added = 1000 / m_tps - 1000 / d_tps
+            emit(Row("meter_overhead", f"metering proxy: time added per streamed token, {label}",
+                     round(1000 * added, 2), "µs", "< 100 µs", added < 0.1, {},
+                     f"direct {1000 / d_tps:.3f} ms a token; TTFT {m_ttft - d_ttft:+.2f} ms; decode "
+                     f"{100 * (m_tps / d_tps - 1):+.2f} %; median of {trials} interleaved trials"))
         direct = [small_request(sport) for _ in range(trials * 5)]
         metered = [small_request(mport) for _ in range(trials * 5)]
         print(f"whole small request ({trials * 5} each): direct {statistics.median(direct):.2f} ms, metered "
               f"{statistics.median(metered):.2f} ms, added {statistics.median(metered) - statistics.median(direct):+.2f} ms")
+        d_med, m_med = statistics.median(direct), statistics.median(metered)
+        emit(Row("meter_overhead", "metering proxy: a whole small request, added", m_med - d_med, "ms", "< 1 ms",
+                 m_med - d_med < 1, {}, f"direct {d_med:.2f} ms, metered {m_med:.2f} ms, median of {trials * 5}"))
     finally:
         for p in procs:
             p.terminate()

@@ -74,10 +74,17 @@ def main() -> int:
         db.close()
         print(f"sampler CPU per sample against a real mlx_lm.server ({n} samples each, default interval "
               f"{interval:g}s):")
+        sys.path.insert(0, str(REPO / "bench"))
+        from harness import Row, emit
+
         for label, xs in (("idle server", idle), ("requests flowing", busy)):
             med, p95 = statistics.median(xs), sorted(xs)[int(0.95 * (len(xs) - 1))]
             print(f"  {label:<17} median {med * 1000:6.2f} ms  p95 {p95 * 1000:6.2f} ms  "
                   f"→ {100 * med / interval:.3f} % of a core (goal < 0.5 %)")
+            share = 100 * med / interval
+            emit(Row("metrics_sampling_cost", f"metrics sampler CPU at the {interval:g} s default, {label}", share,
+                     "% core", "< 0.5 %", share < 0.5, {},
+                     f"{med * 1000:.2f} ms CPU a sample (p95 {p95 * 1000:.2f} ms), real mlx_lm.server, {n} samples"))
         print(f"  database after {sampler.ticks} samples: {rows} rows (one per series and second), "
               f"{size / 1024:.0f} KiB with its WAL")
     finally:

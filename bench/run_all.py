@@ -38,9 +38,10 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
-def table(rows: list[Row], failed: dict[str, str], started: datetime, seconds: float) -> str:
+def table(rows: list[Row], failed: dict[str, str], started: datetime, seconds: float, quick: bool = False) -> str:
+    how = "`make bench ARGS=--quick` (fewer samples, smaller files)" if quick else "`make bench`"
     out = [
-        f"Measured {started:%Y-%m-%d %H:%M} UTC on {machine()}; `make bench` took {seconds / 60:.1f} min.",
+        f"Measured {started:%Y-%m-%d %H:%M} UTC on {machine()}; {how} took {seconds / 60:.1f} min.",
         "Every figure is process start (or a key, or a write) to the answer on stdout or the text on the "
         "terminal's screen; peers ran in the same run, interleaved.",
         "",
@@ -62,6 +63,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer samples and smaller files (minutes, not tens)")
     ap.add_argument("--only", help="comma-separated script names (without .py)")
     ap.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
+    ap.add_argument("--readme", action="store_true",
+                    help="also put the table in README.md's performance section (not with --only)")
     args = ap.parse_args()
     names = [n for n in SCRIPTS if not args.only or n.removesuffix(".py") in args.only.split(",")]
     started = datetime.now(UTC)
@@ -92,12 +95,32 @@ def main() -> int:
                 got = [Row(name.removesuffix(".py"), "printed (see the script's output)", None, "",
                            note=" / ".join(last).replace("|", "/"))]
             rows += got
-    text = table(rows, failed, started, time.monotonic() - t0)
+    text = table(rows, failed, started, time.monotonic() - t0, args.quick)
     args.out.write_text(text)
     print()
     print(text)
     print(f"written to {args.out}")
+    if args.readme and not args.only:
+        if put_in_readme(README, text):
+            print(f"and into {README}'s performance section")
+        else:
+            print(f"{README} has no {BEGIN} … {END} markers: not updated", file=sys.stderr)
     return 0
+
+
+README = BENCH.parent / "README.md"
+BEGIN, END = "<!-- bench:begin (make bench writes this table) -->", "<!-- bench:end -->"
+
+
+def put_in_readme(readme: Path, text: str) -> bool:
+    """Replace the table between the README's markers with this run's (its header says when it was --quick)."""
+    old = readme.read_text(encoding="utf-8")
+    head, sep, rest = old.partition(BEGIN)
+    _, sep2, tail = rest.partition(END)
+    if not sep or not sep2:
+        return False
+    readme.write_text(f"{head}{BEGIN}\n{text}{END}{tail}", encoding="utf-8")
+    return True
 
 
 if __name__ == "__main__":

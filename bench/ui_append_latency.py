@@ -82,7 +82,7 @@ def main() -> int:
             for name, (s, _) in screens.items():
                 s.close(programs[name][1])
     c = samples["console"]
-    peers = {k: f"p50 {statistics.median(v):.0f} / p95 {pct(v, 0.95):.0f} ms" for k, v in samples.items()
+    peers = {k: f"{pct(v, 0.95):.1f} ms (p50 {statistics.median(v):.0f})" for k, v in samples.items()
              if k != "console"}
     p95 = pct(c, 0.95)
     emit(Row("ui_append_latency", "append → on screen, p95 (random gaps)", p95, "ms", f"≤ {GOAL_MS:.0f} ms",

@@ -80,10 +80,10 @@ def main() -> int:
                     top_s.append(s.wait_for(lambda text: "the first line of the big log" in text
                                             and "the last line of the big log" not in text, 5, since=t0))
                 except TimeoutError:
-                    top_s.append(None)
-                    continue  # G from where g left it would time nothing
-                t0 = s.send("G")
-                back_s.append(s.wait_for("the last line of the big log", 10, since=t0))
+                    top_s.append(None)  # and no G: from where g left it, it would time nothing
+                else:
+                    t0 = s.send("G")
+                    back_s.append(s.wait_for("the last line of the big log", 10, since=t0))
             finally:
                 s.close()
             for name, argv, quit_keys in (("lnav", [lnav, str(big)] if lnav else None, b"q"),

@@ -117,9 +117,8 @@ class ConsoleApp(BackendsController, App[int]):
                                    shown=shown_rows)
         self.memory_poll = Poller(self, "memory", MEMORY_INTERVAL, self.memory_reader, self.update_topbar,
                                   active=self.dashboard_visible, on_error=lambda e: None, shown=lambda m: m)
-        if self.polls_enabled:
-            self.backend_poll.start()
-            self.memory_poll.start()
+        if self.polls_enabled:  # after the first frame: the first paint does not wait for psutil and /proc
+            self.call_after_refresh(self.start_polls)
         if self.autostart:
             self.call_after_refresh(self.autostart_demo)
         if self.is_headless:
@@ -127,6 +126,11 @@ class ConsoleApp(BackendsController, App[int]):
         # SSH drop: SIGHUP when it arrives, and a watchdog for when it is ignored (nohup, some shells).
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.hangup)
         self.set_interval(1.0, self.check_tty, name="tty-watchdog")
+
+    def start_polls(self) -> None:
+        if self.backend_poll is not None and self.memory_poll is not None:
+            self.backend_poll.start()
+            self.memory_poll.start()
 
     @property
     def narrow(self) -> bool:

@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +92,15 @@ class BackendStatus:
         return self.status in ACTIVE
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {k: d[k] for k in JSON_KEYS} | {k: v for k, v in d.items() if k not in JSON_KEYS}
+        # One shallow dict, no deep copy (asdict): status() builds fresh lists on every call, and the
+        # console turns every backend's status into this once a second.
+        d = {k: getattr(self, k) for k in JSON_KEYS}
+        for f in _STATUS_FIELDS:
+            d.setdefault(f, getattr(self, f))
+        return d
+
+
+_STATUS_FIELDS = tuple(f.name for f in fields(BackendStatus))
 
 
 def _noop(msg: str) -> None:

@@ -191,10 +191,9 @@ def live_process(pid: int | None, created: float | None) -> psutil.Process | Non
         return None
     try:
         p = psutil.Process(pid)
-        if abs(p.create_time() - created) > 0.05:
-            return None
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return None
+        with p.oneshot():  # status with the create time from one read of the process's info (polled every second)
+            if abs(p.create_time() - created) > 0.05 or p.status() == psutil.STATUS_ZOMBIE:
+                return None
         return p
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None

@@ -32,9 +32,11 @@ def human_uptime(s: Any) -> str:
     if not isinstance(s, int | float) or s <= 0:
         return "-"
     s = int(s)
+    # Never seconds: a cell that changes every second repaints the table every second (the first minute of
+    # a backend cost the console twice its idle CPU, bench/ui_idle_cpu.py). Minutes change once a minute.
     if s < 60:
-        return f"{s}s"
-    if s < 3600:  # whole minutes: a cell that changes every second repaints the screen every second
+        return "<1m"
+    if s < 3600:
         return f"{s // 60}m"
     if s < 86400:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
