@@ -36,9 +36,16 @@ def to_log_event(t: Any, first_number: int) -> LogEvent:
     main = t.main
     return LogEvent(
         start=t.first_line - first_number, end=t.last_line - first_number, severity=t.severity,
-        title=t.title, cause=main.cause if main else "", first_move=main.first_move if main else "",
+        title=t.title, cause=main.cause if main else "", first_move=t.first_move,  # (unknown: a tracker search)
         references=list(t.references), categories=list(t.categories), pattern=main.id if main else "",
     )
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
 
 
 def _tail_start(path: Path) -> tuple[list[str], int]:
@@ -79,13 +86,19 @@ def follow(path: Path, deliver: Callable[[Batch], None], stopped: Callable[[], b
     history, offset = _tail_start(path)
     count = 0           # lines delivered since the view was reset
     triager = Triager(catalog, include_all=True, first_line=1)
-    events = [to_log_event(t, 1) for t in triager.feed_many(history)]
+    triaged = triager.feed_many(history)
+    # The event open at the end of the history is a dead backend's last words when nobody writes the file:
+    # close it now; else the quiet timer below closes it once the log stays quiet.
+    dead = bool(history) and time.time() - _mtime(path) > QUIET_FLUSH
+    if dead:
+        triaged += triager.flush()
+    events = [to_log_event(t, 1) for t in triaged]
     deliver(Batch(history, events, reset=True))
     count = len(history)
     follower = LogFollower(path, start_offset=offset, start_line=0, use_watchfiles=False, poll_interval=POLL_S)
     generation = follower.generation
     last_line_at = time.monotonic()
-    flushed = True
+    flushed = dead or not history
     try:
         while not stopped():
             if paused():
