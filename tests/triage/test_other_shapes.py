@@ -134,3 +134,16 @@ first_move = "m"
     f.write_text(body.replace('["DEBUG"]', '["VERBOSE"]'))
     with pytest.raises(CatalogError, match=r"bad\.toml, line 2, entry 'w': skip_levels has 'VERBOSE'"):
         Catalog.load([f])
+
+
+def test_cli_reads_a_quoted_paste_on_stdin() -> None:
+    import json
+    import subprocess
+    import sys
+
+    paste = ("> ```\n> Traceback (most recent call last):\n>   File \"a.py\", line 1, in f\n"
+             "> OSError: [Errno 48] Address already in use\n> ```\n")
+    out = subprocess.run([sys.executable, "-m", "mlx_console", "triage", "-", "--json"], input=paste.encode(),
+                         capture_output=True, check=True, timeout=60).stdout.decode()
+    events = [json.loads(x) for x in out.splitlines()]
+    assert [(e["line"], e["categories"]) for e in events] == [(2, ["port_in_use"])]

@@ -242,6 +242,18 @@ def triage_text(
     return triage_lines(unquote_paste(split_text(text)), catalog, include_all=include_all, backend=backend)
 
 
+def triage_paste(buf: bytes, catalog: Catalog | None = None, *, include_all: bool = False,
+                 backend: str | None = None) -> list[TriagedEvent]:
+    """Standard input: a log (the fast path) or a paste whose lines sit in Markdown quotes or code fences
+    (read through them, as `triage_text`)."""
+    if not re.search(rb"(?m)^(?:>|\s*```|\s*~~~)", buf[:1 << 20]):
+        return triage_buffer(buf, catalog, include_all=include_all, backend=backend)
+    lines = [decode_line(b) for b in buf.split(b"\n")]
+    if buf.endswith(b"\n"):
+        lines.pop()
+    return triage_lines(unquote_paste(lines), catalog, include_all=include_all, backend=backend)
+
+
 def _iter_lines(buf, start: int) -> Iterator[tuple[str, int]]:
     """(text, offset) of each line from `start` on."""
     size = len(buf)
