@@ -106,8 +106,8 @@ def test_every_category_is_covered_and_held_out(rows: list[dict]) -> None:
     assert thin == {}, f"categories with too few held-out rows: {thin}"
 
 
-@pytest.mark.xfail(reason="known gap, issue 10 open: the engine recognises 39 of 62 held-out excerpts (62.9 %, "
-                   "goal 90 %) and labels 2 of 22 'none' rows; the report lists each miss", strict=False)
+@pytest.mark.xfail(reason="known gap, issue 10 open: the engine recognises 48 of 62 held-out excerpts (77.4 %, "
+                   "goal 90 %); the report lists each miss", strict=False)
 def test_recall_on_heldout_excerpts(rows: list[dict], triaged: dict[str, list[str]]) -> None:
     recall, report = _recall_report(rows, triaged, "heldout")
     print("\n" + report)
@@ -120,8 +120,6 @@ def test_recall_on_train_excerpts(rows: list[dict], triaged: dict[str, list[str]
     assert recall >= MIN_RECALL_TRAIN, report
 
 
-@pytest.mark.xfail(reason="known gap, issue 10 open: the engine recognises 39 of 62 held-out excerpts (62.9 %, "
-                   "goal 90 %) and labels 2 of 22 'none' rows; the report lists each miss", strict=False)
 def test_no_category_on_excerpts_that_belong_to_none(rows: list[dict], triaged: dict[str, list[str]]) -> None:
     wrong = [
         f"  {r['id']} ({r['split']}): expected none, got {triaged[r['id']]}"

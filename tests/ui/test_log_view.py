@@ -222,3 +222,54 @@ async def test_control_characters_in_the_log_are_shown_not_obeyed(make_app, log_
         shown = next(r for r in rows if "evil" in r)
         assert "evil ^[]52;c;aGk=^G ^[[2J done^MM-^[X" in shown
         assert not any(c in "".join(rows) for c in "\x1b\x07\r\x9b")
+
+
+DEAD_LOG = [
+    "2026-11-25 10:00:00,001 - INFO - Starting httpd at 127.0.0.1 on port 8080...",
+    '127.0.0.1 - - [25/Nov/2026 10:00:01] "POST /v1/chat/completions HTTP/1.1" 200 -',
+    "2026-11-25 10:00:02,000 - ERROR - request failed",
+    "Traceback (most recent call last):",
+    '  File "/opt/homebrew/lib/python3.12/site-packages/mlx_lm/server.py", line 853, in handle_completion',
+    "    ratio = total // count",
+    "ZeroDivisionError: integer division or modulo by zero (api_key=sk-abcdefghijklmnopqrstuvwx)",
+]
+
+
+async def test_post_mortem_event_of_a_dead_log_is_shown_reached_and_reported(
+    make_app, tmp_path: Path, monkeypatch
+) -> None:
+    """A backend that died mid-traceback writes nothing more: its last event is still closed, triaged and shown;
+    e/E reach it; the card gives an unknown error a tracker search; R drafts the upstream issue (0600, OSC 52)."""
+    import os
+    import stat
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("MLX_CONSOLE_STATE_DIR", str(state))
+    dead = tmp_path / "dead.log"
+    dead.write_text("\n".join(DEAD_LOG) + "\n")
+    old = dead.stat().st_mtime - 60
+    os.utime(dead, (old, old))  # nobody has written it for a minute
+    app = make_app(logs={"qwen": dead, "omlx": tmp_path / "omlx-missing.log"})
+    async with app.run_test(size=(110, 32)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == len(DEAD_LOG))
+        await wait_for(pilot, lambda: log.event_at(2) is not None, what="the post-mortem event")
+        ev = log.event_at(2)
+        assert (ev.start, ev.end, ev.severity) == (2, 6, "error")
+        await pilot.press("g")
+        await pilot.press("e")
+        assert log.cursor_line == 2
+        card = str(app.query_one("#triage").render())
+        assert "First move:" in card and "github.com/ml-explore/mlx-lm/issues?q=" in card
+        assert "ZeroDivisionError" in card
+        await pilot.press("G", "E")
+        assert log.cursor_line == 2
+        await pilot.press("R")
+        reports = state / "reports"
+        await wait_for(pilot, lambda: reports.is_dir() and any(reports.iterdir()), timeout=20, what="saved report")
+        saved = next(reports.iterdir())
+        assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+        text = saved.read_text()
+        assert "ZeroDivisionError" in text and "### Environment" in text and "Lines 3–7 of `dead.log`" in text
+        assert "sk-abcdefghijklmnop" not in text  # secrets redacted
+        await wait_for(pilot, lambda: app.clipboard == text, what="report copied")

@@ -20,7 +20,14 @@ from mlx_console.core.common.text import json_safe, visible
 from mlx_console.core.logs.evidence import TRACKERS
 from mlx_console.core.logs.patterns import Catalog
 from mlx_console.core.logs.source import stream_lines
-from mlx_console.core.logs.triage import TriagedEvent, Triager, explain, triage_buffer, triage_file
+from mlx_console.core.logs.triage import (
+    TriagedEvent,
+    Triager,
+    explain,
+    triage_buffer,
+    triage_file,
+    triage_paste,
+)
 
 _QUIET_FLUSH = 1.0  # seconds without new lines before the open event of a followed log is reported
 
@@ -199,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         if args.follow:
             _follow_stdin(Triager(catalog, include_all=args.all, backend=args.backend), printer)
         else:
-            printer.emit(triage_buffer(sys.stdin.buffer.read(), catalog, include_all=args.all, backend=args.backend))
+            printer.emit(triage_paste(sys.stdin.buffer.read(), catalog, include_all=args.all, backend=args.backend))
         printer.summary("stdin")
         return 0
     if args.follow:

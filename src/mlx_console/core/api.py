@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from mlx_console.core.machine.models import SwapChoice as ModelChoice
     from mlx_console.core.machine.system import MemoryInfo
     from mlx_console.core.metrics.query import Activity, Marker, Panel, PlotData
+    from mlx_console.core.report import IssueDraft
     from mlx_console.core.settings.apply import ApplyResult
     from mlx_console.core.settings.baseline import BaselineDiff
     from mlx_console.core.settings.remote import RemoteSettings
@@ -44,13 +45,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METRICS_WINDOWS", "Activity", "RemoteSettings", "Trend", "ApplyResult", "BackendStatus", "BaselineDiff", "Catalog", "ComparedRun", "Config",
-    "ConfigError", "ConflictError", "ConsoleError", "FleetRows", "Issue", "LineIndex", "LiveTriage", "Marker",
+    "ConfigError", "ConflictError", "ConsoleError", "FleetRows", "Issue", "IssueDraft", "LineIndex", "LiveTriage", "Marker",
     "MemoryInfo", "ModelChoice", "Panel", "PlotData", "Profile", "ProgressEvent", "Report", "SettingsStore",
     "SettingsWatcher", "Supervisor", "Target", "TriagedEvent",
     "activities", "bench_trend", "remote_describe", "remote_model_choices", "remote_settings", "sparkline",
     "advice", "apply_settings", "bench_history", "bench_run", "bench_suites", "bench_target",
-    "check_raw_settings", "describe", "doctor", "fleet_rows", "fmt_bytes", "line_index", "live_triage",
-    "load_catalog", "load_config", "load_settings", "mask_secrets", "memory", "metrics_plot", "model_choices",
+    "check_raw_settings", "describe", "doctor", "draft_report", "fleet_rows", "fmt_bytes", "line_index", "live_triage",
+    "load_catalog", "load_config", "load_settings", "mask_secrets", "memory", "save_report", "metrics_plot", "model_choices",
     "settings_baseline_diff", "settings_form_fields", "settings_path", "state_dir", "supervisor", "unified_diff",
     "visible_text", "watch_settings", "write_atomic",
 ]
@@ -211,6 +212,22 @@ def load_catalog(extra: list[Path]) -> Catalog:
     from mlx_console.core.logs.patterns import Catalog
 
     return Catalog.load(extra)
+
+
+def draft_report(lines: list[str], *, first_line: int, log: Path | str, backend: str | None, config: Config,
+                 catalog: Catalog) -> IssueDraft:
+    """The issue draft for the lines of one event as the viewer shows them (`R`; core/report.py). Probes the
+    environment (seconds): call it from a worker. ConsoleError if the lines hold no warning/error event."""
+    from mlx_console.core.report import draft_lines
+
+    return draft_lines(lines, first_line=first_line, log=log, backend=backend, config=config, catalog=catalog)
+
+
+def save_report(draft: IssueDraft) -> Path:
+    """Write the draft under <state>/reports/ (0600) and return its path."""
+    from mlx_console.core.report import save
+
+    return save(draft, state_dir() / "reports")
 
 
 def line_index(path: Path) -> LineIndex:

@@ -18,6 +18,8 @@ import os
 import platform
 import re
 import shlex
+import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -27,7 +29,7 @@ from typing import Any
 from mlx_console.core.config import Config, Profile
 from mlx_console.core.errors import ConsoleError
 from mlx_console.core.logs.patterns import Catalog
-from mlx_console.core.logs.triage import TriagedEvent, triage_file
+from mlx_console.core.logs.triage import TriagedEvent, triage_file, triage_lines
 
 _SECRET_KEYS = r"(?:api[_-]?key|apikey|token|secret|password|passwd|access[_-]?key|hf[_-]?token|x-api-key)"
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -227,12 +229,12 @@ def _reproduction(profile: Profile | None) -> list[str]:
             "message count and length, tools, stream) or paste a minimal curl command._"]
 
 
-def _excerpt(path: Path, t: TriagedEvent) -> list[str]:
+def _excerpt(log_name: str, t: TriagedEvent) -> list[str]:
     lines = t.event.lines
     if len(lines) > _EXCERPT_LINES:
         half = _EXCERPT_LINES // 2
         lines = [*lines[:half], f"… ({len(lines) - _EXCERPT_LINES} lines cut) …", *lines[-half:]]
-    return [f"Lines {t.first_line}–{t.last_line} of `{path.name}`:", "", "```text", *lines, "```"]
+    return [f"Lines {t.first_line}–{t.last_line} of `{log_name}`:", "", "```text", *lines, "```"]
 
 
 def draft(path: str | os.PathLike[str], *, line: int | None = None, backend: str | None = None,
@@ -243,6 +245,36 @@ def draft(path: str | os.PathLike[str], *, line: int | None = None, backend: str
     p = Path(path).expanduser()
     profile = _profile_for_log(config, p, backend)
     t = pick_event(p, line, catalog, None)
+    return _draft(p.name, t, profile, config, env)
+
+
+def draft_lines(lines: Sequence[str], *, first_line: int = 1, log: str | os.PathLike[str] = "log",
+                backend: str | None = None, config: Config | None = None, catalog: Catalog | None = None,
+                env: dict[str, Any] | None = None) -> IssueDraft:
+    """The issue draft for the lines of one event as a viewer shows them (the console's `R`): numbered from
+    `first_line`, from the log at `log`. ConsoleError if they hold no warning/error event."""
+    p = Path(log).expanduser()
+    events = triage_lines(list(lines), catalog, include_all=True, first_line=first_line)
+    if not events:
+        raise ConsoleError(f"{p.name}: lines {first_line}-{first_line + len(lines) - 1} hold no warning/error event")
+    errors = [t for t in events if t.severity == "error"] or events
+    return _draft(p.name, errors[-1], _profile_for_log(config, p, backend), config, env)
+
+
+def save(d: IssueDraft, directory: Path) -> Path:
+    """Write the draft to `directory` (created 0700) as `<time>-<title>.md`, readable by the user only."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", d.title).strip("-")[:60] or "event"
+    path = directory / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}.md"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(d.markdown)
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
+    return path
+
+
+def _draft(log_name: str, t: TriagedEvent, profile: Profile | None, config: Config | None,
+           env: dict[str, Any] | None) -> IssueDraft:
     env = env if env is not None else environment(config)
     exc = t.facts.exception if t.facts else None
     record = t.facts.records[0][1] if t.facts and t.facts.records else t.event.summary
@@ -266,7 +298,7 @@ def draft(path: str | os.PathLike[str], *, line: int | None = None, backend: str
         md += ["", "Possibly related:", *[f"- {r}" for r in t.references]]
     elif t.search_urls:
         md += ["", f"Searched for: {t.search_urls[0]}"]
-    md += ["", "### Log excerpt", "", *_excerpt(p, t), "", "### Reproduction", "", *_reproduction(profile), "",
+    md += ["", "### Log excerpt", "", *_excerpt(log_name, t), "", "### Reproduction", "", *_reproduction(profile), "",
            "<sub>Drafted by mlx-console report; secrets and the home path are redacted.</sub>", ""]
     markdown = redact("\n".join(md))
     return IssueDraft(title=redact(title), markdown=markdown, event=t, backend=profile.name if profile else None,

@@ -113,6 +113,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("log.follow", "Follow", "Toggle follow mode", "f", "toggle_follow"),
     Action("log.copy", "Copy", "Copy the selected event (OSC 52; tmux: set -g set-clipboard on)", "y",
            "copy_event"),
+    Action("log.report", "Report", "Draft an upstream issue for the selected event: saved under the state dir "
+           "(reports/, 0600) and copied (OSC 52)", "R", "report_event", footer=False),
     _keys("log.down", "Down", "Cursor down one line", "down,j", "cursor(1)"),
     _keys("log.up", "Up", "Cursor up one line", "up,k", "cursor(-1)"),
     _keys("log.page_down", "PgDn", "One page down", "pagedown,space", "page(1)"),

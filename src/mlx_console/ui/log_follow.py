@@ -35,7 +35,7 @@ def to_log_event(t: api.TriagedEvent, first_number: int) -> LogEvent:
     main = t.main
     return LogEvent(
         start=t.first_line - first_number, end=t.last_line - first_number, severity=t.severity,
-        title=t.title, cause=main.cause if main else "", first_move=main.first_move if main else "",
+        title=t.title, cause=main.cause if main else "", first_move=t.first_move,  # (unknown: a tracker search)
         references=list(t.references), categories=list(t.categories), pattern=main.id if main else "",
     )
 

@@ -27,16 +27,23 @@ _HEADS: tuple[tuple[str, re.Pattern[str]], ...] = (
                           r'HTTP/[\d.]+)" (?P<status>\d{3}) (?P<size>\S+)$')),
     ("stdlib", re.compile(rf"^(?P<level>{_LV}):(?:(?P<logger>[\w.]+):|\s+)(?P<msg>.*)$")),
     ("bracket", re.compile(rf"^\[(?P<level>{_LV})\] (?P<msg>.*)$")),
+    # logfmt (Go servers: ollama's mlx runner): `time=… level=ERROR source=f.go:12 msg="…" err="…"`
+    ("logfmt", re.compile(rf"^time=\S+ level=(?P<level>{_LV}) (?:source=\S+ )?msg=(?P<msg>.*)$")),
     ("pywarning", re.compile(r"^(?P<path>\S.*?):(?P<lineno>\d+): (?P<cat>\w*Warning): (?P<msg>.*)$")),
     ("thread_exc", re.compile(r"^(?P<msg>Exception in thread .*)$")),
     ("request_exc", re.compile(r"^(?P<msg>Exception occurred during processing of request from .*)$")),
 )
 _TRACEBACK = "Traceback (most recent call last):"
 _FRAME = re.compile(r'\s*File "[^"]+", line \d+')  # a traceback frame (pasted or prefixed ones lose their indent)
+# Lines that continue a traceback even after a blank line: a pybind11 `At:` frame list, a Go goroutine dump,
+# the body of a Rich traceback box; and Go function frames (`pkg.(*T).F(...)`), printed unindented.
+_CONTINUES = re.compile(r"^(?:At:$|goroutine \d+ \[[^\]]*\]:$|[│╰])")
+_GO_FUNC = re.compile(r"^(?:[\w.-]+/)*[\w-]+\.(?:\(\*?\w+\)\.)?[\w.]+\((?:[^()]*)\)$")
+_RICH_TB = re.compile(r"^╭─+ Traceback \(most recent call last\)")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
 _ERRORISH = re.compile(
     r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b(?::|$)|(?:Error|ERROR|FATAL|Fatal error)\b"
-    r"|libc\+\+abi: terminating|terminate called|Segmentation fault|Abort trap|zsh: (?:abort|killed))"
+    r"|libc\+\+abi: terminating|terminate called|panic: |fatal error: |Segmentation fault|Abort trap|zsh: (?:abort|killed))"
 )
 _FIXED_LEVEL = {"thread_exc": "ERROR", "request_exc": "ERROR", "pywarning": "WARNING"}
 # Prefixes that servers embedding mlx-lm (vllm-mlx/vllm-metal, LM Studio, exo, vmlx, LocalAI) or a shortened
@@ -48,7 +55,8 @@ _PREFIX = re.compile(
     rf"\([\w.-]+ pid=\d+\) (?:{_PLV} \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \[[^\]]*\] ?)?"  # vllm worker
     rf"|{_PLV.replace('plevel', 'plevel2')} \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \[[\w.-]+:\d+\] ?"  # vllm
     rf"|\[(?:{_TS}|\d\d:\d\d:\d\d(?:[.,]\d+)?)\](?:\[{_PLV.replace('plevel', 'plevel3')}\])?(?:\[[\w .-]+\])? ?"
-    rf"|{_TS} \| {_PLV.replace('plevel', 'plevel4')} +\| [^ ]+ - "  # loguru (exo)
+    rf"|{_TS} \| {_PLV.replace('plevel', 'plevel4')} +\| [^ ]+ [-|] "  # loguru (exo, mlx-openai-server)
+    rf"|\[ ?\d\d:\d\d:\d\d(?:[.,]\d+)?(?:[AP]M)? \| {_PLV.replace('plevel', 'plevel6')} +\| [^\]]*\] ?"  # exo's short
     rf"|\d\d:\d\d:\d\d(?:[.,]\d+)? {_PLV.replace('plevel', 'plevel5')} +"  # short console format
     r"|\d{1,2}:\d\d[AP]M [A-Z]{3} .*?: (?:stderr|stdout) "  # LocalAI's backend relay
     r")(?P<rest>.*)$"
@@ -87,6 +95,13 @@ def parse_line(text: str) -> Parsed:
         return Parsed("traceback", "ERROR", text)
     if first == "F" and _FRAME.match(text):
         return Parsed("indented", None, text)
+    if first in "╭│╰":
+        if _RICH_TB.match(text):
+            return Parsed("traceback", "ERROR", text)
+        if first != "╭":
+            return Parsed("indented", None, text)
+    if first in "Ag" and _CONTINUES.match(text) or text[-1] == ")" and _GO_FUNC.match(text):
+        return Parsed("indented", None, text)
     for name, rx in _HEADS:
         m = rx.match(text)
         if m:
@@ -94,8 +109,20 @@ def parse_line(text: str) -> Parsed:
             level = _norm_level(d.get("level")) or _FIXED_LEVEL.get(name)
             if name == "access" and d["status"].startswith("5"):
                 level = "ERROR"
+            elif name == "logfmt":
+                d["msg"] = _logfmt_msg(d["msg"])
             return Parsed(name, level, d.get("msg", text), d)
     return _parse_prefixed(text) or Parsed("unknown", "ERROR" if _ERRORISH.match(text) else None, text)
+
+
+def _logfmt_msg(rest: str) -> str:
+    """`"a \\"b\\"" err="x"` → `a "b" err=x`: the message unquoted, the other fields kept after it."""
+    if not rest.startswith('"'):
+        return rest
+    m = re.match(r'"((?:[^"\\]|\\.)*)"(.*)$', rest)
+    if m is None:
+        return rest
+    return (m.group(1).replace('\\"', '"') + re.sub(r'(\w+)="((?:[^"\\]|\\.)*)"', r"\1=\2", m.group(2))).strip()
 
 
 def _parse_prefixed(text: str) -> Parsed | None:
@@ -197,6 +224,12 @@ class Grouper:
             return None
         if p.is_head or cur is None:
             return self._start(n, text, p)
+        if self._blanks and _CONTINUES.match(text) and (cur.has_traceback or cur.level in PROBLEM_LEVELS):
+            self._append(text)  # (the blank lines before it are kept)
+            cur.has_traceback = True
+            if self._tb != _FRAMES:
+                self._tb = _AFTER_EXC if cur.exception or text[0] != "│" else _FRAMES
+            return None
         if p.fmt == "traceback":
             if self._tb == _CHAINING or (not cur.has_traceback and self._introduces(cur)):
                 self._append(text)

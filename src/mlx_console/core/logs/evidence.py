@@ -16,8 +16,16 @@ from urllib.parse import quote_plus
 from mlx_console.core.logs.events import Event, parse_line
 
 # `File "path", line N, in func` anywhere in a line (other servers prefix it); C++/Go frames `at path:N`.
-_PY_FRAME = re.compile(r'File "(?P<path>[^"]+)", line \d+, in (?P<func>[\w<>.]+)')
+_PY_FRAME = re.compile(r'File "(?P<path>[^"]+)", line \d+,? in (?P<func>[\w<>.]+)')  # (faulthandler: no comma)
 _NATIVE_FRAME = re.compile(r"\bat (?P<path>/?[\w./+-]+\.(?:cpp|cc|h|hpp|mm|m|go|rs|metal)):\d+")
+# Frames printed by other tracebacks: pybind11's `At:` list (`  path.py(253): func`), Rich's boxes
+# (`│ path.py:253 in func │`), Go's goroutine dumps (`pkg.(*T).Func(...)` then `\tpath.go:12 +0x1d`).
+_OTHER_FRAMES = (
+    re.compile(r"^\s+(?P<path>\S+\.py)\(\d+\): (?P<func>[\w<>.]+)\s*$"),
+    re.compile(r"^│\s*(?P<path>\S+\.py):\d+ in (?P<func>[\w<>.]+)"),
+    re.compile(r"^(?P<func>(?:[\w.-]+/)*[\w-]+\.(?:\(\*?\w+\)\.)?[\w.]+)\((?:[^()]*)\)$"),
+    re.compile(r"^\s+(?P<path>/?[\w./@+-]+\.go):\d+(?: \+0x[0-9a-f]+)?$"),
+)
 # An exception as printed: `pkg.mod.TypeError: msg`, `Error: ValueError: msg`, `exception of type std::x: msg`.
 _EXC = re.compile(
     r"(?:^|[\s:(\[=\"'])(?P<type>(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Interrupt|Exit|NYI|Warning))"
@@ -68,6 +76,8 @@ class Frame:
 
     @property
     def text(self) -> str:
+        if not self.path:
+            return self.func
         return f"{self.path} in {self.func}" if self.func else self.path
 
 
@@ -106,6 +116,12 @@ def facts(event: Event, before: Sequence[tuple[int, str]] = (), backend: str | N
         if m:
             f.frames.append(Frame(n, m.group("path"), m.group("func")))
             continue
+        if text[0] in " \t│" or text[-1] == ")":
+            m = next((m for rx in _OTHER_FRAMES if (m := rx.match(text))), None)
+            if m:
+                d = m.groupdict()
+                f.frames.append(Frame(n, d.get("path") or "", d.get("func") or ""))
+                continue
         for m in _NATIVE_FRAME.finditer(text):
             f.frames.append(Frame(n, m.group("path"), ""))
         p = parse_line(text) if n != event.first_line else first

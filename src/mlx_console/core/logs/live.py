@@ -100,6 +100,14 @@ class LiveTriage:
         if tail is not None:
             events = self._triager.feed_many(self.history)
             self.count = len(self.history)
+        if self.history or lines:
+            # The event open at the end is a dead backend's last words when nobody writes the file: close it
+            # now; else step() closes it once the log stays quiet for `quiet` seconds.
+            mtime = self.path.stat().st_mtime if self.path.exists() else time.time()
+            if time.time() - mtime > self.quiet:
+                events += self._triager.flush()
+            else:
+                self._flushed = False
         return events
 
     def step_lines(self, timeout: float = 0.25) -> Step:

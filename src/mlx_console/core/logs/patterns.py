@@ -54,9 +54,10 @@ _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 _MIN_LITERAL = 3
 
 _REQUIRED = ("id", "category", "severity", "title", "cause", "first_move")
-_EVIDENCE_KEYS = ("exceptions", "messages", "frames", "loggers", "nearby")
+_EVIDENCE_KEYS = ("exceptions", "messages", "frames", "loggers", "nearby", "text")
 _OPTIONAL = ("patterns", "backends", "references", "ignore_case", "context", "not_context", "action",
-             *_EVIDENCE_KEYS)
+             "skip_levels", *_EVIDENCE_KEYS)
+_SKIPPABLE = ("TRACE", "DEBUG", "INFO", "WARNING", "none")  # `none`: a record without a level (a paste, a print)
 # Syntax the fast engines (hyperscan, RE2) do not accept: refuse it up front so both paths agree.
 _UNSUPPORTED = re.compile(r"\(\?(?:[=!]|<[=!])|\\[1-9]|\(\?P=")
 
@@ -126,6 +127,11 @@ class Entry:
     frames: tuple[str, ...] = ()
     loggers: tuple[str, ...] = ()
     nearby: tuple[str, ...] = ()
+    text: tuple[str, ...] = ()  # any line of the event (a concept named anywhere in it, frames and source lines too)
+    skip_levels: tuple[str, ...] = ()  # the entry is not tried on events of these levels
+
+    def skips(self, level: str | None) -> bool:
+        return bool(self.skip_levels) and (level or "none") in self.skip_levels
 
     # Compiled on first use: compiling ~450 regexes costs ~0.1 s, and a triage touches few entries.
     def _rx(self, pats: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
@@ -219,6 +225,10 @@ def _find(key: str, rxs: tuple[re.Pattern[str], ...], f: Facts) -> Evidence | No
     elif key == "loggers":
         if f.logger and any(r.search(f.logger) for r in rxs):
             return Evidence("logger", f.event.first_line, f.logger)
+    elif key == "text":
+        for n, t in enumerate(f.event.lines, f.event.first_line):
+            if t and any(r.search(t) for r in rxs):
+                return Evidence("text", n, t.strip()[:300])
     elif key == "nearby":
         for n, t in reversed(f.before):
             if any(r.search(t) for r in rxs):
@@ -305,6 +315,10 @@ def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entr
     context = _str_list(raw, "context", where)
     not_context = _str_list(raw, "not_context", where)
     ev = {k: _str_list(raw, k, where) for k in _EVIDENCE_KEYS}
+    skip_levels = _str_list(raw, "skip_levels", where)
+    bad_lv = [lv for lv in skip_levels if lv not in _SKIPPABLE]
+    if bad_lv:
+        raise CatalogError(f"{where}: skip_levels has {bad_lv[0]!r} (allowed: {', '.join(_SKIPPABLE)})")
     for pat in (*patterns, *context, *not_context, *(p for v in ev.values() for p in v)):
         _check(pat, where)
     if not patterns and not any(ev.values()):
@@ -323,6 +337,7 @@ def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entr
         context=context,
         not_context=not_context,
         action=action,
+        skip_levels=skip_levels,
         source=where,
         **ev,
     )
@@ -465,6 +480,10 @@ class Catalog:
         tried = sorted({*hit_lines, *(self._evidence_idx if f is not None and problem else ())})
         for i in tried:
             e = self.entries[i]
+            if e.skips(event.level):
+                if explain and i in hit_lines:
+                    out.append(Verdict(e.id, e.categories, False, (f"not tried on {event.level or 'level-less'} events (skip_levels)",)))
+                continue
             ns = hit_lines.get(i)
             got = e.evidence_for(f) if f is not None and problem and e.has_evidence_keys else {}
             found = [x for x in got.values() if x is not None]

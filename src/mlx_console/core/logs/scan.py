@@ -41,7 +41,7 @@ PROBLEM_PATTERNS: tuple[str, ...] = (
     r'" 5\d\d ',
     r"[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b",
     r"\b(?:Error|Fatal error)\b",
-    r"libc\+\+abi: terminating|terminate called|Segmentation fault|Abort trap|zsh: (?:abort|killed)",
+    r"libc\+\+abi: terminating|terminate called|panic: |fatal error: |Segmentation fault|Abort trap|zsh: (?:abort|killed)",
 )
 
 _COUNT_CHUNK = 8 << 20  # count newlines in slices of at most this many bytes (bounded copies)

@@ -223,10 +223,35 @@ def triage_lines(
     return out
 
 
+_QUOTE = re.compile(r"^(?:> ?)+")
+_FENCE = re.compile(r"^\s*(?:```|~~~)")
+
+
+def unquote_paste(lines: Sequence[str]) -> list[str]:
+    """A paste from an issue or a chat: lines inside Markdown quotes lose their `> `, code-fence lines become
+    blank (line numbers are kept). A log file is never changed: only the text that quotes lines."""
+    if not any(ln.startswith(">") or _FENCE.match(ln) for ln in lines):
+        return list(lines)
+    return ["" if _FENCE.match(ln) else _QUOTE.sub("", ln) if ln.startswith(">") else ln for ln in lines]
+
+
 def triage_text(
     text: str, catalog: Catalog | None = None, *, include_all: bool = False, backend: str | None = None
 ) -> list[TriagedEvent]:
-    return triage_lines(split_text(text), catalog, include_all=include_all, backend=backend)
+    """A pasted text (an issue, a chat, a terminal): Markdown quotes and code fences are read through."""
+    return triage_lines(unquote_paste(split_text(text)), catalog, include_all=include_all, backend=backend)
+
+
+def triage_paste(buf: bytes, catalog: Catalog | None = None, *, include_all: bool = False,
+                 backend: str | None = None) -> list[TriagedEvent]:
+    """Standard input: a log (the fast path) or a paste whose lines sit in Markdown quotes or code fences
+    (read through them, as `triage_text`)."""
+    if not re.search(rb"(?m)^(?:>|\s*```|\s*~~~)", buf[:1 << 20]):
+        return triage_buffer(buf, catalog, include_all=include_all, backend=backend)
+    lines = [decode_line(b) for b in buf.split(b"\n")]
+    if buf.endswith(b"\n"):
+        lines.pop()
+    return triage_lines(unquote_paste(lines), catalog, include_all=include_all, backend=backend)
 
 
 def _iter_lines(buf: Buf, start: int) -> Iterator[tuple[str, int]]:

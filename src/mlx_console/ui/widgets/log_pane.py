@@ -188,6 +188,32 @@ class LogPane(Vertical):
     def _log_status(self, event: LogView.Status) -> None:
         self.update_status(event)
 
+    @on(LogView.ReportRequested)
+    def _report_requested(self, event: LogView.ReportRequested) -> None:
+        self.notify("report: drafting (probing the environment)…", timeout=3)
+        self.report_worker(event.lines, event.first_line, self.backend, self.path)
+
+    @work(thread=True, exclusive=True, group="report")
+    def report_worker(self, lines: list[str], first_line: int, backend: str | None, path: Path | None) -> None:
+        """Draft the issue (the environment probe can take seconds), save it 0600 under <state>/reports/,
+        then copy it to the clipboard (OSC 52) from the UI thread."""
+        app = self.owner
+        try:
+            from mlx_console.core import api
+
+            catalog = api.load_catalog(app.config.catalogs)
+            d = api.draft_report(lines, first_line=first_line, log=path or "log", backend=backend,
+                                 config=app.config, catalog=catalog)
+            saved = api.save_report(d)
+        except Exception as e:  # noqa: BLE001 - any failure is a one-line notice, never a crash
+            app.call_from_thread(app.notify, f"report: {e}", severity="error", timeout=8)
+            return
+        app.call_from_thread(self._report_done, d.markdown, saved)
+
+    def _report_done(self, markdown: str, saved: Path) -> None:
+        self.app.copy_to_clipboard(markdown)
+        self.notify(f"Report drafted: {saved} (copied via OSC 52)", timeout=8)
+
     @on(LogView.EventSelected)
     def _event_selected(self, event: LogView.EventSelected) -> None:
         self.card.show_event(event.event)

@@ -110,6 +110,14 @@ class LogView(ScrollView, can_focus=True):
             self.follow, self.new_lines, self.shown, self.total = follow, new_lines, shown, total
             self.filter_text = filter_text
 
+    class ReportRequested(Message):
+        """`R`: draft an upstream issue for these lines (the selected event), numbered from `first_line`."""
+
+        def __init__(self, lines: list[str], first_line: int) -> None:
+            super().__init__()
+            self.lines = lines
+            self.first_line = first_line
+
     class EventSelected(Message):
         """The cursor moved onto (or off) an event; None when the line belongs to none."""
 
@@ -587,6 +595,17 @@ class LogView(ScrollView, can_focus=True):
         start = max(ev.start, self._first)
         end = min(ev.end, self.line_count - 1)
         return "\n".join(self.text_of(n) for n in range(start, end + 1))
+
+    def action_report_event(self) -> None:
+        line = self.cursor_line
+        ev = self.event_at(line) if line is not None else None
+        if ev is None or line is None:
+            self.notify("report: put the cursor on an error or warning event first (e/E jump to errors)",
+                        severity="warning", timeout=5)
+            return
+        start = max(ev.start, self._first)
+        end = min(ev.end, self.line_count - 1)
+        self.post_message(self.ReportRequested([self.text_of(n) for n in range(start, end + 1)], start + 1))
 
     def action_copy_event(self) -> None:
         text = self.selected_text()

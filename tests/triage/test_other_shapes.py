@@ -1,0 +1,149 @@
+"""Shapes of evidence other servers and pastes print: pybind11 `At:` frames, Rich and Go tracebacks, logfmt and
+loguru prefixes, Markdown-quoted pastes; catalogue keys `text` and `skip_levels`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlx_console.core.logs.events import group_lines, parse_line
+from mlx_console.core.logs.evidence import facts
+from mlx_console.core.logs.patterns import Catalog, CatalogError
+from mlx_console.core.logs.triage import explain, triage_text
+
+ENTRY = """
+[[entry]]
+id = "where-it-broke"
+category = "tokenizer"
+frames = ['tokenizer_utils\\.py in', 'tokenizer\\.go in|tokenizer\\.\\(\\*\\w+\\)\\.\\w+']
+severity = "error"
+title = "t"
+cause = "c"
+first_move = "m"
+"""
+
+
+def _one(text: str):
+    evs = group_lines(text.splitlines())
+    assert len(evs) == 1, [e.lines for e in evs]
+    return evs[0]
+
+
+def test_pybind11_at_frames_join_the_exception_across_a_blank_line() -> None:
+    ev = _one("RuntimeError: something broke\n\nAt:\n  /x/site-packages/mlx_lm/tokenizer_utils.py(237): add_token\n"
+              "  /x/site-packages/mlx_lm/generate.py(12): stream_generate\n")
+    f = facts(ev)
+    assert [fr.text for fr in f.frames][0] == "/x/site-packages/mlx_lm/tokenizer_utils.py in add_token"
+    cat = Catalog.load([], shipped=False)
+    from mlx_console.core.logs.patterns import parse_catalog_text
+
+    cat = Catalog(parse_catalog_text(ENTRY, "t.toml"))
+    assert cat.match(ev, f=f)[0].id == "where-it-broke"
+
+
+def test_rich_traceback_box_is_one_event_with_frames() -> None:
+    text = (
+        "╭───────────── Traceback (most recent call last) ─────────────╮\n"
+        "│ /x/site-packages/mlx_lm/tokenizer_utils.py:237 in add_token │\n"
+        "│                                                             │\n"
+        "╰─────────────────────────────────────────────────────────────╯\n"
+        "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xa7\n"
+    )
+    ev = _one(text)
+    assert ev.has_traceback and ev.exception and ev.exception.startswith("UnicodeDecodeError")
+    assert facts(ev).frames[0].func == "add_token"
+
+
+def test_go_panic_goroutine_dump_is_one_event_with_frames() -> None:
+    text = (
+        "panic: runtime error: index out of range [3] with length 3\n\n"
+        "goroutine 12 [running]:\n"
+        "github.com/ollama/ollama/x/mlxrunner/tokenizer.(*Tokenizer).Decode(...)\n"
+        "\t/src/x/mlxrunner/tokenizer/tokenizer.go:88 +0x1d4\n"
+    )
+    ev = _one(text)
+    f = facts(ev)
+    assert ev.is_problem
+    texts = [fr.text for fr in f.frames]
+    assert "github.com/ollama/ollama/x/mlxrunner/tokenizer.(*Tokenizer).Decode" in texts
+    assert "/src/x/mlxrunner/tokenizer/tokenizer.go" in texts
+
+
+def test_logfmt_record_level_and_message() -> None:
+    p = parse_line('time=2026-01-02T03:04:05.000Z level=ERROR source=server.go:12 msg="load failed" '
+                   'err="listen tcp 127.0.0.1:11434: bind: address already in use"')
+    assert (p.fmt, p.level) == ("logfmt", "ERROR")
+    assert p.message == "load failed err=listen tcp 127.0.0.1:11434: bind: address already in use"
+
+
+def test_loguru_with_bar_separator_is_a_prefix() -> None:
+    p = parse_line("2026-01-28 11:44:35 | ERROR    | app.handler:run:143 | ValueError: boom")
+    assert p.level == "ERROR" and p.message == "ValueError: boom"
+
+
+def test_markdown_quoted_paste_reads_like_the_log() -> None:
+    log = "Traceback (most recent call last):\n  File \"a.py\", line 1, in f\nOSError: [Errno 48] Address already in use"
+    quoted = "> ```\n" + "\n".join("> " + ln for ln in log.splitlines()) + "\n> ```\n"
+    fenced = "It crashed:\n```\n" + log + "\n```\n"
+    for text in (log, quoted, fenced):
+        assert [c for ev in triage_text(text) for c in ev.categories] == ["port_in_use"], text
+
+
+def _cat(body: str) -> Catalog:
+    from mlx_console.core.logs.patterns import parse_catalog_text
+
+    return Catalog(parse_catalog_text(body, "u.toml"))
+
+
+def test_text_key_finds_a_concept_anywhere_in_an_error_event() -> None:
+    cat = _cat("""
+[[entry]]
+id = "c"
+category = "speculative_decoding"
+text = ['[Dd]raft model']
+exceptions = ['ValueError']
+severity = "error"
+title = "t"
+cause = "c"
+first_move = "m"
+""")
+    hit = "ValueError: shapes differ\n  (while running the draft model)"
+    assert [e.categories for e in triage_text(hit, cat)] == [["speculative_decoding"]]
+    assert triage_text("INFO: draft model loaded", cat) == []  # not a warning/error event
+
+
+def test_skip_levels_keeps_an_entry_off_debug_records(tmp_path: Path) -> None:
+    body = """
+[[entry]]
+id = "w"
+category = "model_load_missing_weights"
+patterns = ['No model weights found']
+skip_levels = ["DEBUG"]
+severity = "error"
+title = "t"
+cause = "c"
+first_move = "m"
+"""
+    cat = _cat(body)
+    assert triage_text("2026-01-01 00:00:00,000 - DEBUG - No model weights found in /x (skipping)", cat) == []
+    assert triage_text("2026-01-01 00:00:00,000 - ERROR - No model weights found in /x", cat)[0].main.id == "w"
+    t = triage_text("2026-01-01 00:00:00,000 - ERROR - No model weights found in /x", cat)[0]
+    assert explain(t, cat)[0].chosen
+    f = tmp_path / "bad.toml"
+    f.write_text(body.replace('["DEBUG"]', '["VERBOSE"]'))
+    with pytest.raises(CatalogError, match=r"bad\.toml, line 2, entry 'w': skip_levels has 'VERBOSE'"):
+        Catalog.load([f])
+
+
+def test_cli_reads_a_quoted_paste_on_stdin() -> None:
+    import json
+    import subprocess
+    import sys
+
+    paste = ("> ```\n> Traceback (most recent call last):\n>   File \"a.py\", line 1, in f\n"
+             "> OSError: [Errno 48] Address already in use\n> ```\n")
+    out = subprocess.run([sys.executable, "-m", "mlx_console", "triage", "-", "--json"], input=paste.encode(),
+                         capture_output=True, check=True, timeout=60).stdout.decode()
+    events = [json.loads(x) for x in out.splitlines()]
+    assert [(e["line"], e["categories"]) for e in events] == [(2, ["port_in_use"])]
