@@ -84,3 +84,29 @@ def test_run_start_lines() -> None:
     assert is_run_start(bind, "2026-11-25 - INFO - Prompt processing progress: 1/1")
     assert is_run_start("Starting server at http://127.0.0.1:8000", None)
     assert not is_run_start("POST /v1/chat/completions", None)
+
+
+def test_tail_lines_in_one_go(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    path.write_text("".join(f"l{i}\n" for i in range(50_000)))
+    with LogDocument(path, tail_bytes=200_000) as doc:
+        n = doc.tail_count
+        assert doc.tail_lines(n - 3, n + 5) == [doc.tail_line(p) for p in range(n - 3, n)]
+        assert doc.tail_lines(0, 2) == [doc.tail_line(0), doc.tail_line(1)]
+        assert doc.tail_lines(1234, 1236) == [doc.tail_line(1234), doc.tail_line(1235)]
+
+
+def test_file_watch_wakes_on_append(tmp_path: Path) -> None:
+    from mlx_console.core.logs.watch import FileWatch
+
+    path = tmp_path / "a.log"
+    path.write_text("x\n")
+    with FileWatch(path) as w:
+        if w.kind == "timeout":
+            pytest.skip("no inotify/kqueue here")
+        assert not w.wait(0.05)
+        with path.open("a") as fh:
+            fh.write("y\n")
+        t0 = time.monotonic()
+        assert w.wait(5)
+        assert time.monotonic() - t0 < 1

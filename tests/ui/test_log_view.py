@@ -162,16 +162,16 @@ async def test_live_append_of_a_known_bug_is_triaged(make_app, log_file: Path) -
         assert "port_in_use" in log.event_at(n).categories
 
 
-async def test_huge_line_and_bounded_buffer(make_app, log_file: Path) -> None:
+async def test_huge_line_is_cut_and_every_line_stays_reachable(make_app, log_file: Path) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         log = app.query_one(LogView)
-        log.max_lines = 100
         await wait_for(pilot, lambda: log.line_count == len(LOG_LINES))
         append(log_file, ["x" * 2_000_000] + [f"n{i}" for i in range(200)])
         await wait_for(pilot, lambda: log.line_count == len(LOG_LINES) + 201, timeout=10)
-        assert len(log.shown_lines()) == 100
-        assert log.shown_lines()[-1] == "n199"
+        shown = log.shown_lines()   # paged from the file, not kept in memory: nothing is dropped
+        assert shown[: len(LOG_LINES)] == LOG_LINES and shown[-1] == "n199"
+        assert "line truncated" in shown[len(LOG_LINES)] and len(shown[len(LOG_LINES)]) < 100_000
 
 
 async def test_L_switches_an_omlx_backend_to_its_own_server_log_and_back(make_app, log_file: Path,
@@ -222,3 +222,32 @@ async def test_control_characters_in_the_log_are_shown_not_obeyed(make_app, log_
         shown = next(r for r in rows if "evil" in r)
         assert "evil ^[]52;c;aGk=^G ^[[2J done^MM-^[X" in shown
         assert not any(c in "".join(rows) for c in "\x1b\x07\r\x9b")
+
+
+async def test_the_whole_file_is_reachable_and_runs_are_marked(make_app, tmp_path: Path, monkeypatch) -> None:
+    """The end shows first (a gap row while the start is indexed), then g reaches line 1; a server start
+    after the first line is marked in bold reverse (readable without colour)."""
+    from mlx_console.core.logs import document
+
+    monkeypatch.setattr(document, "TAIL_BYTES", 4096)
+    monkeypatch.setattr(document, "CHUNK", 64 << 10)
+    big = tmp_path / "big.log"
+    warn = "/x/mlx_lm/server.py:1894: UserWarning: mlx_lm.server is not recommended for production"
+    body = [f"2026-11-25 10:00:00,000 - INFO - request {i}" for i in range(50_000)]
+    big.write_text("\n".join(["first line", *body, warn, "2026-11-25 - INFO - Starting httpd at 127.0.0.1",
+                              "last line"]) + "\n")
+    app = make_app(logs={"qwen": big})
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == 50_004, timeout=20, what="the whole file indexed")
+        assert log.follow and log.text_of(log.line_count - 1) == "last line"
+        rows = ["".join(seg.text for seg in log.render_line(y)) for y in range(log.size.height)]
+        marked = [r for r in rows if "server start" in r]
+        assert len(marked) == 1 and "UserWarning" in marked[0] and marked[0].startswith("▶")
+        log.focus()
+        await pilot.press("g")
+        assert log.cursor_line == 0 and log.text_of(0) == "first line"
+        assert "first line" in "".join(seg.text for seg in log.render_line(0))
+        assert not any("server start" in "".join(s.text for s in log.render_line(y)) for y in range(3))
+        await pilot.press("G")
+        assert log.follow and log.cursor_line == 50_003

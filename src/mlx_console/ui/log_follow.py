@@ -1,8 +1,9 @@
 """Follows one backend log for the log view, in a worker thread, through core/logs.
 
-The newest lines come from the mmap index (a 1 GB log opens at once), then `LogFollower` delivers appends
-(watchfiles, ≤ 100 ms), and `Triager` turns them into events with catalogue matches. This module only
-moves data: what a line means is decided in core/logs.
+The file is a core `LogDocument` (its end indexed at once: a 1 GB log opens in milliseconds; its start indexed
+here in steps while the view already shows the end), appends are read by the document when inotify/kqueue
+says the file was written (`FileWatch`), and `Triager` turns them into events with catalogue matches. This
+module only moves data: what a line means is decided in core/logs.
 """
 
 from __future__ import annotations
@@ -15,19 +16,24 @@ from typing import Any
 
 from mlx_console.ui.widgets.log_view import LogEvent
 
-HISTORY_LINES = 2_000   # lines shown from before the console opened the log
+HISTORY_LINES = 2_000   # lines triaged from before the console opened the log (all of them are shown)
 QUIET_FLUSH = 1.0       # s without lines → close the pending event so the last error shows at once
 # Stat polling every 80 ms costs ~0.2 % of a core; the follower's watchfiles mode costs ~0.9 % idle on this
 # machine (its Rust loop wakes every 5 ms), most of the idle budget. 80 ms keeps append → visible
 # well under 100 ms.
-POLL_S = 0.08
+POLL_S = 0.08            # without inotify/kqueue
+WATCH_S = 1.0            # with them: a look at the file at least this often (rotation, missed events)
+FRAME_S = 1 / 60         # appends closer together than this are delivered together
+HEAD_EVERY_S = 0.1       # how often the view hears how far the start of the file is indexed
 
 
 @dataclass
 class Batch:
     lines: list[str]
     events: list[LogEvent]
-    reset: bool = False        # the file was opened anew: the view starts over
+    reset: bool = False        # the file was opened anew: the view starts over (with `doc`)
+    doc: Any = None            # the LogDocument the view pages (reset batches)
+    head: tuple[int, bool] | None = None  # the head is indexed up to this many lines (and done?)
     note: str = ""             # e.g. "waiting for the log file to appear"
 
 
@@ -41,34 +47,25 @@ def to_log_event(t: Any, first_number: int) -> LogEvent:
     )
 
 
-def _tail_start(path: Path) -> tuple[list[str], int]:
-    """The last lines of the file and the byte offset just after the last complete line."""
-    from mlx_console.core.logs.index import LineIndex
+def _open(path: Path, catalog: Any, deliver: Callable[[Batch], None]) -> tuple[Any, Any]:
+    """Open the file as a document (its end indexed at once), triage its last lines, hand it to the view."""
+    from mlx_console.core.logs.document import LogDocument
+    from mlx_console.core.logs.triage import Triager
 
-    idx = LineIndex(path)
-    try:
-        size = idx.size
-        lines = idx.tail(HISTORY_LINES) if size else []
-    finally:
-        idx.close()
-    if size:
-        with path.open("rb") as fh:  # a partial last line is left to the follower
-            fh.seek(max(0, size - 65536))
-            chunk = fh.read(size - fh.tell())
-        if not chunk.endswith(b"\n"):
-            nl = chunk.rfind(b"\n")
-            size = size - len(chunk) + nl + 1 if nl >= 0 else (size if len(chunk) < size else 0)
-            if lines:
-                lines = lines[:-1]
-    return lines, size
+    doc = LogDocument(path)
+    first = max(0, doc.tail_count - HISTORY_LINES)
+    triager = Triager(catalog, include_all=True, first_line=first + 1)  # numbered as tail lines, from 1
+    events = [to_log_event(t, 1) for t in triager.feed_many(doc.tail_lines(first, doc.tail_count))]
+    deliver(Batch([], events, reset=True, doc=doc))
+    return doc, triager
 
 
 def follow(path: Path, deliver: Callable[[Batch], None], stopped: Callable[[], bool],
            paused: Callable[[], bool], catalogs: list[Path] | None = None) -> None:
-    """Deliver batches of (lines, events) until `stopped()`. Blocks: run it in a thread."""
+    """Deliver batches (the document, appended lines, events, head progress) until `stopped()`. Blocks: run
+    it in a thread. Event line numbers are the document's tail lines (0-based); the view places them."""
     from mlx_console.core.logs.patterns import Catalog
-    from mlx_console.core.logs.source import LogFollower
-    from mlx_console.core.logs.triage import Triager
+    from mlx_console.core.logs.watch import FileWatch
 
     catalog = Catalog.load(catalogs or [])
     while not path.exists():
@@ -76,39 +73,45 @@ def follow(path: Path, deliver: Callable[[Batch], None], stopped: Callable[[], b
         time.sleep(0.5)
         if stopped():
             return
-    history, offset = _tail_start(path)
-    count = 0           # lines delivered since the view was reset
-    triager = Triager(catalog, include_all=True, first_line=1)
-    events = [to_log_event(t, 1) for t in triager.feed_many(history)]
-    deliver(Batch(history, events, reset=True))
-    count = len(history)
-    follower = LogFollower(path, start_offset=offset, start_line=0, use_watchfiles=False, poll_interval=POLL_S)
-    generation = follower.generation
-    last_line_at = time.monotonic()
+    doc, triager = _open(path, catalog, deliver)
+    watch = FileWatch(path)
+    last_line_at = last_head = last_deliver = time.monotonic()
     flushed = True
     try:
         while not stopped():
             if paused():
                 time.sleep(0.25)
                 continue
-            batch = follower.poll()
-            if follower.generation != generation:  # rotated or truncated: numbering goes on in the view
-                generation = follower.generation
-                evs = triager.reset(first_line=count + 1)
+            if not doc.head_done:  # the rest of the file, a chunk at a time, between looks at its end
+                doc.index_head()
+                now = time.monotonic()
+                if doc.head_done or now - last_head > HEAD_EVERY_S:
+                    deliver(Batch([], [], head=(doc.head_count, doc.head_done)))
+                    last_head = now
+            new = doc.poll()
+            if new is None:  # rotated or truncated: the new file is shown from its start (lines are
+                evs = triager.flush()  # numbered by the file they are in)
                 if evs:
                     deliver(Batch([], [to_log_event(t, 1) for t in evs]))
-            if batch:
-                texts = [ln.text for ln in batch]
-                evs = triager.feed_many(texts)
-                count += len(texts)
-                deliver(Batch(texts, [to_log_event(t, 1) for t in evs]))
-                last_line_at = time.monotonic()
+                doc, triager = _open(path, catalog, deliver)
+                watch.rewatch()
+                continue
+            now = time.monotonic()
+            if new:
+                deliver(Batch(new, [to_log_event(t, 1) for t in triager.feed_many(new)]))
+                last_line_at = last_deliver = now
                 flushed = False
-            elif not flushed and time.monotonic() - last_line_at > QUIET_FLUSH:
+            elif not flushed and now - last_line_at > QUIET_FLUSH:
                 evs = triager.flush()
                 flushed = True
                 if evs:
                     deliver(Batch([], [to_log_event(t, 1) for t in evs]))
-            follower.wait(POLL_S)
+            if not doc.head_done:
+                continue
+            if watch.wait(WATCH_S if watch.kind != "timeout" else POLL_S):
+                # A burst of writes: gather what comes within a frame, one delivery (and one repaint) for it.
+                wait = FRAME_S - (time.monotonic() - last_deliver)
+                if wait > 0:
+                    time.sleep(wait)
     finally:
-        follower.close()
+        watch.close()

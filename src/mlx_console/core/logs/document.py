@@ -85,7 +85,8 @@ class _Segment:
 
 
 class LogDocument:
-    def __init__(self, path: str | os.PathLike[str], *, tail_bytes: int = TAIL_BYTES) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, tail_bytes: int | None = None) -> None:
+        tail_bytes = TAIL_BYTES if tail_bytes is None else tail_bytes
         self.path = Path(path)
         self._fd = os.open(self.path, os.O_RDONLY)
         st = os.fstat(self._fd)
@@ -170,8 +171,9 @@ class LogDocument:
     def progress(self) -> float:
         return 1.0 if self.tail.start == 0 else min(1.0, self.head.end / self.tail.start)
 
-    def index_head(self, max_bytes: int = CHUNK) -> int:
-        """Index the next `max_bytes` of the head; returns the lines it added."""
+    def index_head(self, max_bytes: int | None = None) -> int:
+        """Index the next `max_bytes` (default CHUNK) of the head; returns the lines it added."""
+        max_bytes = CHUNK if max_bytes is None else max_bytes
         before = self.head.lines
         self._index(self.head, min(self.tail.start, self.head.end + max_bytes))
         return self.head.lines - before
@@ -219,6 +221,32 @@ class LogDocument:
         if not self.head_done:
             raise IndexError(n)
         return self._line(self.tail, n - self.head.lines)
+
+    def tail_lines(self, first: int, stop: int) -> list[str]:
+        """Tail lines first..stop-1 read in one go, without the cache (for the writer thread)."""
+        stop = min(stop, self.tail.lines)
+        if first >= stop:
+            return []
+        return self._read_lines(self.tail, first, stop, self._offset(self.tail, first), self.tail.end)
+
+    def _offset(self, seg: _Segment, i: int) -> int:
+        """Where line i of seg begins."""
+        if i == 0:
+            return seg.start
+        k = seg.block_of(i)
+        skip, pos = i - seg.cum[k], seg.offs[k]
+        while True:
+            data = os.pread(self._fd, BLOCK, pos)
+            if not data:
+                return pos
+            n = data.count(b"\n")
+            if n >= skip:
+                at = -1
+                for _ in range(skip):
+                    at = data.find(b"\n", at + 1)
+                return pos + at + 1
+            skip -= n
+            pos += len(data)
 
     def _line(self, seg: _Segment, i: int) -> str:
         if not 0 <= i < seg.lines:

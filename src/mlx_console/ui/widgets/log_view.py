@@ -10,7 +10,7 @@ import bisect
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import ceil
 from typing import Any
 
@@ -25,12 +25,15 @@ from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
 from mlx_console.core.common.text import visible
+from mlx_console.core.logs.document import RUN_START, LogDocument, is_run_start
 from mlx_console.ui.actions import bindings
 
 MAX_LINES = 50_000       # lines kept in memory; older ones are dropped (the file keeps them)
 MAX_RENDER = 2_000       # characters of one line shown: a 10 MB line must not stall a frame
 SEVERITIES = ("error", "warning", "info")
 GUTTER = {"error": "E", "warning": "W", "info": "i"}
+GAP_TEXT = "⋯ the start of the file is being indexed ({pct:.0f} %): g reaches line 1 ⋯"
+RUN_MARK = "━━ server start ━━"
 
 
 def thumb(bar: ScrollBar) -> tuple[int, int, int] | None:
@@ -173,12 +176,91 @@ class LogView(ScrollView, can_focus=True):
         self._bars_check_pending = False
         self._keep: Callable[[str], bool] | None = None   # the filter's line test
         self._search: re.Pattern[str] | None = None
+        # The whole file, paged from disk (open_document): the head indexed so far, a gap row while the
+        # head is being indexed, then the tail (the end of the file and what was appended since).
+        self._doc: LogDocument | None = None
+        self._head_n = 0
+        self._gap = False
+        self._tail_n = 0
 
     # ---- data in ----------------------------------------------------------------------------------------
 
     @property
     def line_count(self) -> int:
+        if self._doc is not None:
+            return self._head_n + self._gap + self._tail_n
         return self._first + len(self._lines)
+
+    @property
+    def tail_base(self) -> int:
+        """The view line number of the document's tail line 0 (events of the tail are numbered from it)."""
+        return self._head_n + self._gap
+
+    @property
+    def document(self) -> LogDocument | None:
+        return self._doc
+
+    def open_document(self, doc: LogDocument) -> None:
+        """Show a whole file: its end at once, the rest as the head is indexed (grow_head)."""
+        self.clear()
+        self._doc = doc
+        self._head_n = doc.head_count
+        self._gap = not doc.head_done
+        self._tail_n = doc.tail_count
+        self._width = max(self._width, min(MAX_RENDER, max((len(doc.tail_line(p)) for p in
+                                                           range(max(0, self._tail_n - 200), self._tail_n)),
+                                                          default=0)))
+        if self._keep is not None:
+            test = self._keep
+            self._visible = [n for n in range(self.line_count) if test(self.text_of(n))]
+        self._update_size()
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+        self.refresh_rows()
+        self._post_status()
+
+    def grow_head(self, head_lines: int, done: bool) -> None:
+        """The document's head is indexed up to `head_lines` lines (done: all of it, the gap row goes):
+        rows are inserted above the tail; what is on screen stays where it is."""
+        doc = self._doc
+        if doc is None:
+            return
+        at = self._head_n
+        shift = (head_lines - self._head_n) - (1 if done and self._gap else 0)
+        new = range(self._head_n, head_lines)
+        self._head_n = head_lines
+        if done:
+            self._gap = False
+        if shift == 0 and not new:
+            return
+        keep = self._keep
+        self._shift_from(at, shift, [n for n in new if keep is None or keep(doc.head_line(n))],
+                         drop_gap=done and shift < len(new))
+        self._post_status()
+
+    def _shift_from(self, at: int, shift: int, inserted: list[int], drop_gap: bool) -> None:
+        """Line numbers ≥ at move by `shift` (head rows inserted at `at`; drop_gap: the gap row at `at` goes);
+        `inserted`: the new lines that are shown (the filter's)."""
+        rows = self._shown_count()
+        top_row = round(self.scroll_y)
+        top_line = self._line_at(top_row) if top_row < rows else None
+        cursor_line = None if self._cursor < 0 else self.cursor_line
+        self._events = [replace(e, start=e.start + shift if e.start >= at else e.start,
+                                end=e.end + shift if e.end >= at else e.end) for e in self._events]
+        self._severity = {(n + shift if n >= at else n): sev for n, sev in self._severity.items()}
+        if self._visible is not None:
+            i = bisect.bisect_left(self._visible, at)
+            self._visible[i:] = inserted + [n + shift for n in self._visible[i:] if not (drop_gap and n == at)]
+        self._strips.clear()
+        added = self._shown_count() - rows
+        if cursor_line is not None and cursor_line >= at:
+            self._cursor = max(0, min(self._cursor + added, self._shown_count() - 1))
+        self._update_size()
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+        elif top_line is not None and top_line >= at:
+            self.scroll_to(y=max(0, top_row + added), animate=False, immediate=True, force=True)
+        self.refresh_rows()
 
     @property
     def new_lines(self) -> int:
@@ -187,6 +269,11 @@ class LogView(ScrollView, can_focus=True):
     def clear(self) -> None:
         self._lines.clear()
         self._first = 0
+        if self._doc is not None:
+            self._doc.close()
+        self._doc = None
+        self._head_n = self._tail_n = 0
+        self._gap = False
         self._events.clear()
         self._severity.clear()
         self._visible = [] if self.filter_text else None
@@ -201,7 +288,10 @@ class LogView(ScrollView, can_focus=True):
         if not lines:
             return
         start = self.line_count
-        self._lines.extend(lines)
+        if self._doc is not None:
+            self._tail_n += len(lines)   # already in the document: the texts are only looked at
+        else:
+            self._lines.extend(lines)
         self._width = max(self._width, min(MAX_RENDER, max(len(x) for x in lines)))
         keep = self._keep
         if self._visible is not None and keep is not None:
@@ -241,7 +331,7 @@ class LogView(ScrollView, can_focus=True):
     # ---- what is shown -----------------------------------------------------------------------------------
 
     def _shown_count(self) -> int:
-        return len(self._lines) if self._visible is None else len(self._visible)
+        return self.line_count - self._first if self._visible is None else len(self._visible)
 
     def _line_at(self, row: int) -> int:
         """Absolute line number of a shown row."""
@@ -265,7 +355,14 @@ class LogView(ScrollView, can_focus=True):
         return None if row < 0 else self._line_at(row)
 
     def text_of(self, line: int) -> str:
-        return self._lines[line - self._first]
+        doc = self._doc
+        if doc is None:
+            return self._lines[line - self._first]
+        if line < self._head_n:
+            return doc.head_line(line)
+        if self._gap and line == self._head_n:
+            return GAP_TEXT.format(pct=doc.progress * 100)
+        return doc.tail_line(line - self._head_n - self._gap)
 
     def shown_lines(self) -> list[str]:
         """The lines currently shown (after the filter), for tests and copy."""
@@ -400,11 +497,17 @@ class LogView(ScrollView, can_focus=True):
             base = base + self.get_component_rich_style(f"logview--{sev}", partial=True)
             if self.app.no_color and sev in ("error", "warning"):  # no colour: severity by weight, never dimmer
                 base = base + Style(bold=True, dim=False)
-        gutter = Text(GUTTER.get(sev or "", " "), style=self.get_component_rich_style("logview--gutter",
-                                                                                        partial=True))
+        mark = GUTTER.get(sev or "", " ")
         body = Text(visible(text[:MAX_RENDER], newlines=False).expandtabs(4), style=base, no_wrap=True, end="")
         if self._search is not None:
             body.highlight_regex(self._search, style=self.get_component_rich_style("logview--match"))
+        if self._doc is not None and self._gap and line_no == self._head_n:
+            body.stylize("italic")
+        elif line_no > self._first and RUN_START.search(text) and is_run_start(text, self.text_of(line_no - 1)):
+            # A new server run: a marker that reads without colour (bold reverse), the line after it.
+            body = Text.assemble((f" {RUN_MARK} ", Style(bold=True, reverse=True)), " ", body, end="")
+            mark = "▶"
+        gutter = Text(mark, style=self.get_component_rich_style("logview--gutter", partial=True))
         # The gutter stays put; only the text scrolls sideways.
         left = Strip(list(Text.assemble(gutter, " ", end="").render(self.app.console)))
         x = round(self.scroll_x)
@@ -451,7 +554,7 @@ class LogView(ScrollView, can_focus=True):
         keep = self.cursor_line
         if self._keep is not None:
             test = self._keep
-            self._visible = [self._first + i for i, x in enumerate(self._lines) if test(x)]
+            self._visible = [n for n in range(self._first, self.line_count) if test(self.text_of(n))]
         else:
             self._visible = None
         self._strips.clear()
@@ -470,7 +573,7 @@ class LogView(ScrollView, can_focus=True):
         if state == self._last_status:
             return  # nothing the status line shows has changed: no message, no repaint
         self._last_status = state
-        self.post_message(self.Status(self.follow, self._new_lines, self._shown_count(), len(self._lines),
+        self.post_message(self.Status(self.follow, self._new_lines, self._shown_count(), self.line_count - self._first,
                                       self.filter_text))
 
     def _announce_event(self) -> None:
