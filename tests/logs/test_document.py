@@ -110,3 +110,20 @@ def test_file_watch_wakes_on_append(tmp_path: Path) -> None:
         t0 = time.monotonic()
         assert w.wait(5)
         assert time.monotonic() - t0 < 1
+
+
+@settings(max_examples=80, deadline=None)
+@given(lines=st.lists(st.sampled_from(["", "a", "ab", "ba", "abc", "xa b", "A"]), max_size=40),
+       pattern=st.sampled_from(["a", "^a", "b$", "a\\s*b", "^$", "", "A", "(?i)a", "\\n"]), invert=st.booleans())
+def test_scan_finds_what_a_line_by_line_search_finds(tmp_path_factory: pytest.TempPathFactory, lines: list[str],
+                                                     pattern: str, invert: bool) -> None:
+    import re
+
+    path = tmp_path_factory.mktemp("scan") / "a.log"
+    path.write_text("".join(f"{x}\n" for x in lines))
+    rx = re.compile(pattern)
+    with LogDocument(path, tail_bytes=20) as doc:
+        while not doc.head_done:
+            doc.index_head(7)
+        got = list(doc.scan(rx, 0, doc.total or 0, invert=invert))
+    assert got == [n for n, x in enumerate(lines) if (rx.search(x) is None) == invert]

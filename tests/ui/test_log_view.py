@@ -251,3 +251,33 @@ async def test_the_whole_file_is_reachable_and_runs_are_marked(make_app, tmp_pat
         assert not any("server start" in "".join(s.text for s in log.render_line(y)) for y in range(3))
         await pilot.press("G")
         assert log.follow and log.cursor_line == 50_003
+
+
+async def test_search_and_filter_of_a_long_log_run_in_a_worker(make_app, tmp_path: Path, monkeypatch) -> None:
+    from mlx_console.ui.widgets import log_view
+
+    monkeypatch.setattr(log_view, "SYNC_LINES", 100)
+    big = tmp_path / "big.log"
+    big.write_text("".join(f"req {i}{' ERROR boom' if i % 1000 == 7 else ''}\n" for i in range(20_000)))
+    app = make_app(logs={"qwen": big})
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == 20_000, timeout=20, what="indexed")
+        await pilot.press("slash", *"error", "enter")   # smart case: lower case ignores case
+        await wait_for(pilot, lambda: log.match_count() == 20, timeout=20, what="whole-file search")
+        assert "search /error (20 matches, n/N)" in str(app.query_one("#log-status").render())
+        assert log.cursor_line == 19_007
+        await pilot.press("g", "n")
+        assert log.cursor_line == 7
+        await pilot.press("n")
+        assert log.cursor_line == 1007
+        await pilot.press("N", "N")
+        assert log.cursor_line == 7
+        await pilot.press("escape", "ampersand", *"!req", "enter")
+        await wait_for(pilot, lambda: log.shown_lines() == [], timeout=20, what="exclusion filter")
+        await pilot.press("escape", "ampersand", *"ERROR", "enter")
+        await wait_for(pilot, lambda: len(log.shown_lines()) == 20, timeout=20, what="filter")
+        assert "filter &ERROR (20 lines)" in str(app.query_one("#log-status").render())
+        with big.open("a") as fh:
+            fh.write("late ERROR\nlate fine\n")
+        await wait_for(pilot, lambda: log.shown_lines()[-1] == "late ERROR", timeout=10, what="appended match")

@@ -179,11 +179,15 @@ class LogPane(Vertical):
                 t.append(f"  ▼ {log.new_lines} new lines", style="bold reverse")
             t.append("  End resumes", style="dim")
         if log.search_text:
-            t.append(f"  search /{log.search_text} ({log.match_count()} matches, n/N)", style="bold")
+            n = log.match_count()
+            t.append(f"  search /{log.search_text} ({f'{n} matches, n/N' if n >= 0 else 'whole file'})",
+                     style="bold")
         if log.filter_text:
             shown = status.shown if status else len(log.shown_lines())
             kind = "hiding" if log.filter_text.startswith("!") else "filter"
             t.append(f"  {kind} &{log.filter_text} ({shown} lines)", style="bold")
+        if log.scan_note:
+            t.append(f"  {log.scan_note}", style="italic")
         if log.search_text or log.filter_text:
             t.append("  Esc clears", style="dim")
         busy = self.owner.busy_text(self.backend)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import bisect
 import os
 import re
+import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from math import ceil
@@ -34,6 +36,7 @@ SEVERITIES = ("error", "warning", "info")
 GUTTER = {"error": "E", "warning": "W", "info": "i"}
 GAP_TEXT = "⋯ the start of the file is being indexed ({pct:.0f} %): g reaches line 1 ⋯"
 RUN_MARK = "━━ server start ━━"
+SYNC_LINES = 100_000     # a log this short is searched and filtered at once; a longer one by a worker
 
 
 def thumb(bar: ScrollBar) -> tuple[int, int, int] | None:
@@ -179,6 +182,9 @@ class LogView(ScrollView, can_focus=True):
         # The whole file, paged from disk (open_document): the head indexed so far, a gap row while the
         # head is being indexed, then the tail (the end of the file and what was appended since).
         self._doc: LogDocument | None = None
+        self._scan_gen = {"filter": 0, "search": 0}
+        self.scan_note = ""                              # e.g. "searching 43 %" (the pane's status line)
+        self._search_hits: array[int] | None = None     # whole-file search result (long documents)
         self._head_n = 0
         self._gap = False
         self._tail_n = 0
@@ -250,7 +256,8 @@ class LogView(ScrollView, can_focus=True):
         self._severity = {(n + shift if n >= at else n): sev for n, sev in self._severity.items()}
         if self._visible is not None:
             i = bisect.bisect_left(self._visible, at)
-            self._visible[i:] = inserted + [n + shift for n in self._visible[i:] if not (drop_gap and n == at)]
+            moved = [n + shift for n in self._visible[i:] if not (drop_gap and n == at)]
+            self._visible[i:] = array("q", inserted + moved) if isinstance(self._visible, array) else inserted + moved
         self._strips.clear()
         added = self._shown_count() - rows
         if cursor_line is not None and cursor_line >= at:
@@ -272,6 +279,10 @@ class LogView(ScrollView, can_focus=True):
         if self._doc is not None:
             self._doc.close()
         self._doc = None
+        self._search_hits = None
+        self.scan_note = ""
+        for kind in self._scan_gen:
+            self._scan_gen[kind] += 1
         self._head_n = self._tail_n = 0
         self._gap = False
         self._events.clear()
@@ -296,6 +307,9 @@ class LogView(ScrollView, can_focus=True):
         keep = self._keep
         if self._visible is not None and keep is not None:
             self._visible.extend(start + i for i, x in enumerate(lines) if keep(x))
+        if self._search_hits is not None and self._search is not None:
+            rx = self._search
+            self._search_hits.extend(start + i for i, x in enumerate(lines) if rx.search(x))
         if len(self._lines) > self.max_lines:
             self._trim(len(self._lines) - self.max_lines)
         if not self.follow:
@@ -546,17 +560,102 @@ class LogView(ScrollView, can_focus=True):
     def watch_search_text(self, text: str) -> None:
         self._strips.clear()
         self.refresh()
+        self._search_hits = None
+        if text and self._big():
+            self._start_scan("search")
         self._post_status()
-        if text and self._matching() and self.cursor_line not in set(self._matching()):
-            self._jump(self._matching(), -1 if self.follow else 1)
+        if text and not self._big():
+            self._to_a_match()
+
+    def _to_a_match(self) -> None:
+        hits = self._matching()
+        if hits and not self._contains(hits, self.cursor_line):
+            self._jump(hits, -1 if self.follow else 1)
+
+    @staticmethod
+    def _contains(lines: Any, line: int | None) -> bool:
+        i = bisect.bisect_left(lines, line) if line is not None else len(lines)
+        return i < len(lines) and lines[i] == line
+
+    def _big(self) -> bool:
+        return self._doc is not None and self.line_count > SYNC_LINES
+
+    def _start_scan(self, kind: str) -> None:
+        """Search or filter a long document in a worker (the status line shows how far it got)."""
+        self._scan_gen[kind] += 1
+        gen, doc = self._scan_gen[kind], self._doc
+        rx = self._search if kind == "search" else compile_pattern(self.filter_text.removeprefix("!"))
+        invert = kind == "filter" and self.filter_text.startswith("!")
+        if doc is None or rx is None:
+            return
+        self.scan_note = f"{'searching' if kind == 'search' else 'filtering'} …"
+
+        def current() -> bool:
+            return self._scan_gen[kind] == gen and self._doc is doc
+
+        def run() -> None:
+            while (self._gap or not doc.head_done) and current():
+                time.sleep(0.05)  # the follower is still indexing the start of the file
+            n0 = self.line_count
+            said = time.monotonic()
+
+            def progress(reached: int, found: array[int]) -> bool:
+                nonlocal said
+                if time.monotonic() - said > 0.1:
+                    said = time.monotonic()
+                    self.app.call_from_thread(self._scan_progress, kind, gen, reached / max(1, n0))
+                return current()
+
+            try:
+                found = doc.scan(rx, 0, n0, invert=invert, progress=progress)
+            except (OSError, ValueError):
+                return  # the document was closed under us (another log is shown)
+            if current():
+                self.app.call_from_thread(self._scan_done, kind, gen, found, n0)
+
+        self.run_worker(run, thread=True, group=f"log-{kind}", exclusive=True)
+
+    def _scan_progress(self, kind: str, gen: int, fraction: float) -> None:
+        if self._scan_gen[kind] == gen:
+            self.scan_note = f"{'searching' if kind == 'search' else 'filtering'} {fraction * 100:.0f} %"
+            self._last_status = None
+            self._post_status()
+
+    def _scan_done(self, kind: str, gen: int, found: array[int], n0: int) -> None:
+        if self._scan_gen[kind] != gen:
+            return
+        self.scan_note = ""
+        self._last_status = None
+        if kind == "filter":
+            keep = self._keep
+            if keep is None:
+                return
+            found.extend(n for n in range(n0, self.line_count) if keep(self.text_of(n)))
+            self._show_filtered(found)
+        else:
+            rx = self._search
+            if rx is None:
+                return
+            found.extend(n for n in range(n0, self.line_count) if rx.search(self.text_of(n)))
+            self._search_hits = found
+            self._post_status()
+            self._to_a_match()
 
     def watch_filter_text(self, text: str) -> None:
-        keep = self.cursor_line
+        if self._keep is not None and self._big():
+            self._visible = None   # all lines while the worker filters
+            self._start_scan("filter")
+            self._show_filtered(None)
+            return
         if self._keep is not None:
             test = self._keep
-            self._visible = [n for n in range(self._first, self.line_count) if test(self.text_of(n))]
+            self._show_filtered([n for n in range(self._first, self.line_count) if test(self.text_of(n))])
         else:
-            self._visible = None
+            self._show_filtered(None)
+
+    def _show_filtered(self, visible: Any) -> None:
+        keep = self.cursor_line
+        self._visible = visible
         self._strips.clear()
         self._update_size()
         if self.follow or keep is None:
@@ -569,7 +668,8 @@ class LogView(ScrollView, can_focus=True):
 
     def _post_status(self) -> None:
         shown = self._shown_count() if self.filter_text else -1  # the count is shown only when filtering
-        state = (self.follow, self._new_lines, shown, -1, self.filter_text + "\0" + self.search_text)
+        state = (self.follow, self._new_lines, shown, -1, self.filter_text + "\0" + self.search_text
+                 + "\0" + self.scan_note)
         if state == self._last_status:
             return  # nothing the status line shows has changed: no message, no repaint
         self._last_status = state
@@ -682,11 +782,23 @@ class LogView(ScrollView, can_focus=True):
         else:
             def test(line: str) -> bool:
                 return rx.search(line) is not None
+        if self._big():
+            hits = self._search_hits if rx is not None else self._visible
+            if hits is None:
+                return []
+            if rx is None or self._visible is None:
+                return list(hits)
+            return [n for n in hits if self._contains(self._visible, n)]
         shown = range(self._first, self.line_count) if self._visible is None else self._visible
         return [n for n in shown if test(self.text_of(n))]
 
     def match_count(self) -> int:
-        return len(self._matching()) if self._search is not None else 0
+        """Lines the search matches (-1 while a worker is still searching a long document)."""
+        if self._search is None:
+            return 0
+        if self._big() and self._search_hits is None:
+            return -1
+        return len(self._matching())
 
     def action_next_match(self) -> None:
         self._jump(self._matching(), 1)
@@ -697,8 +809,7 @@ class LogView(ScrollView, can_focus=True):
     def _event_starts(self, severity: str) -> list[int]:
         starts = [e.start for e in self._events if e.severity == severity and e.start >= self._first]
         if self._visible is not None:
-            shown = set(self._visible)
-            starts = [s for s in starts if s in shown]
+            starts = [s for s in starts if self._contains(self._visible, s)]
         return starts
 
     def action_next_error(self) -> None:
