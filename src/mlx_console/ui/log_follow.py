@@ -48,15 +48,18 @@ def to_log_event(t: Any, first_number: int) -> LogEvent:
 
 
 def _open(path: Path, catalog: Any, deliver: Callable[[Batch], None]) -> tuple[Any, Any]:
-    """Open the file as a document (its end indexed at once), triage its last lines, hand it to the view."""
+    """Open the file as a document (its end indexed at once) and hand it to the view, then triage its last
+    lines (after: the first frame does not wait for triage)."""
     from mlx_console.core.logs.document import LogDocument
     from mlx_console.core.logs.triage import Triager
 
     doc = LogDocument(path)
+    deliver(Batch([], [], reset=True, doc=doc))
     first = max(0, doc.tail_count - HISTORY_LINES)
     triager = Triager(catalog, include_all=True, first_line=first + 1)  # numbered as tail lines, from 1
     events = [to_log_event(t, 1) for t in triager.feed_many(doc.tail_lines(first, doc.tail_count))]
-    deliver(Batch([], events, reset=True, doc=doc))
+    if events:
+        deliver(Batch([], events))
     return doc, triager
 
 

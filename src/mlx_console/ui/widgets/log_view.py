@@ -181,6 +181,8 @@ class LogView(ScrollView, can_focus=True):
         self._search: re.Pattern[str] | None = None
         # The whole file, paged from disk (open_document): the head indexed so far, a gap row while the
         # head is being indexed, then the tail (the end of the file and what was appended since).
+        self._row_styles: dict[tuple[str, bool], Style] = {}
+        self._recent: dict[int, str] = {}    # appended lines by number: the rows a follower draws next
         self._doc: LogDocument | None = None
         self._scan_gen = {"filter": 0, "search": 0}
         self.scan_note = ""                              # e.g. "searching 43 %" (the pane's status line)
@@ -259,6 +261,7 @@ class LogView(ScrollView, can_focus=True):
             moved = [n + shift for n in self._visible[i:] if not (drop_gap and n == at)]
             self._visible[i:] = array("q", inserted + moved) if isinstance(self._visible, array) else inserted + moved
         self._strips.clear()
+        self._recent.clear()
         added = self._shown_count() - rows
         if cursor_line is not None and cursor_line >= at:
             self._cursor = max(0, min(self._cursor + added, self._shown_count() - 1))
@@ -279,6 +282,7 @@ class LogView(ScrollView, can_focus=True):
         if self._doc is not None:
             self._doc.close()
         self._doc = None
+        self._recent.clear()
         self._search_hits = None
         self.scan_note = ""
         for kind in self._scan_gen:
@@ -300,6 +304,9 @@ class LogView(ScrollView, can_focus=True):
             return
         start = self.line_count
         if self._doc is not None:
+            if len(self._recent) > 2000:
+                self._recent.clear()
+            self._recent.update(enumerate(lines, start))
             self._tail_n += len(lines)   # already in the document: the texts are only looked at
         else:
             self._lines.extend(lines)
@@ -372,6 +379,9 @@ class LogView(ScrollView, can_focus=True):
         doc = self._doc
         if doc is None:
             return self._lines[line - self._first]
+        recent = self._recent.get(line)
+        if recent is not None:
+            return recent
         if line < self._head_n:
             return doc.head_line(line)
         if self._gap and line == self._head_n:
@@ -465,6 +475,7 @@ class LogView(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._row_styles.clear()
         self._strips.clear()
         self._drawn_bars.clear()
 
@@ -495,33 +506,43 @@ class LogView(ScrollView, can_focus=True):
         self._strips[key] = strip
         return strip
 
+    def _style(self, component: str, partial: bool = False) -> Style:
+        """The widget's (component="") or a component's rich style, looked up once per style update: a new
+        row is rendered on every appended line, and Textual computes these anew on each call."""
+        key = (component, partial)
+        style = self._row_styles.get(key)
+        if style is None:
+            style = self._row_styles[key] = (self.get_component_rich_style(component, partial=partial) if component
+                                         else self.rich_style)
+        return style
+
     def cursor_style(self) -> Style:
         """The selected line: the theme's cursor colour, and reverse video too when colour is off (NO_COLOR)
         or the theme's cursor colour equals the background (the line must never be told by colour alone)."""
-        style = self.get_component_rich_style("logview--cursor")
-        if self.app.no_color or style.bgcolor == self.rich_style.bgcolor:
+        style = self._style("logview--cursor")
+        if self.app.no_color or style.bgcolor == self._style("").bgcolor:
             style = style + Style(reverse=True)
         return style
 
     def _render_row(self, line_no: int, width: int) -> Strip:
         text = self.text_of(line_no)
         sev = self._severity.get(line_no)
-        base = self.rich_style
+        base = self._style("")
         if sev:
-            base = base + self.get_component_rich_style(f"logview--{sev}", partial=True)
+            base = base + self._style(f"logview--{sev}", partial=True)
             if self.app.no_color and sev in ("error", "warning"):  # no colour: severity by weight, never dimmer
                 base = base + Style(bold=True, dim=False)
         mark = GUTTER.get(sev or "", " ")
         body = Text(visible(text[:MAX_RENDER], newlines=False).expandtabs(4), style=base, no_wrap=True, end="")
         if self._search is not None:
-            body.highlight_regex(self._search, style=self.get_component_rich_style("logview--match"))
+            body.highlight_regex(self._search, style=self._style("logview--match"))
         if self._doc is not None and self._gap and line_no == self._head_n:
             body.stylize("italic")
         elif line_no > self._first and RUN_START.search(text) and is_run_start(text, self.text_of(line_no - 1)):
             # A new server run: a marker that reads without colour (bold reverse), the line after it.
             body = Text.assemble((f" {RUN_MARK} ", Style(bold=True, reverse=True)), " ", body, end="")
             mark = "▶"
-        gutter = Text(mark, style=self.get_component_rich_style("logview--gutter", partial=True))
+        gutter = Text(mark, style=self._style("logview--gutter", partial=True))
         # The gutter stays put; only the text scrolls sideways.
         left = Strip(list(Text.assemble(gutter, " ", end="").render(self.app.console)))
         x = round(self.scroll_x)
