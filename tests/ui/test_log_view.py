@@ -281,3 +281,34 @@ async def test_search_and_filter_of_a_long_log_run_in_a_worker(make_app, tmp_pat
         with big.open("a") as fh:
             fh.write("late ERROR\nlate fine\n")
         await wait_for(pilot, lambda: log.shown_lines()[-1] == "late ERROR", timeout=10, what="appended match")
+
+
+async def test_z_wraps_long_lines_and_the_last_line_stays_on_screen(make_app, tmp_path: Path) -> None:
+    long = tmp_path / "long.log"
+    long.write_text("first\n" + "".join(f"w{i} " + "y" * 300 + f" END{i}\n" for i in range(40)) + "last\n")
+    app = make_app(logs={"qwen": long})
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == 42)
+        log.focus()
+
+        def screen() -> list[str]:
+            return ["".join(seg.text for seg in log.render_line(y)) for y in range(log.size.height)]
+
+        await pilot.press("z")
+        assert log.wrap
+        await wait_for(pilot, lambda: "wrap" in str(app.query_one("#log-status").render()), what="wrap status")
+        rows = screen()
+        assert rows[-1].rstrip().endswith("last") or "last" in "".join(rows[-2:])
+        assert any(r.rstrip().endswith("END39") for r in rows)   # the end of a long line, wrapped, not cut
+        await pilot.press("right")
+        assert log.scroll_x == 0                                 # nothing to scroll sideways
+        await pilot.press("g")
+        assert screen()[0].startswith("  first") and log.cursor_line == 0
+        await pilot.press("down", "down", "down")
+        assert any(r.startswith("  w2 ") for r in screen())
+        await pilot.press("colon", *"wrap off", "enter")
+        assert not log.wrap
+        await pilot.press("colon", *"wrap sideways", "enter")
+        await wait_for(pilot, lambda: any("not on or off" in str(n.message) for n in app._notifications))
+        assert "log.wrap" in {a.id for a in __import__("mlx_console.ui.actions", fromlist=["ACTIONS"]).ACTIONS}

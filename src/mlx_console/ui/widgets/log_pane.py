@@ -186,6 +186,8 @@ class LogPane(Vertical):
             shown = status.shown if status else len(log.shown_lines())
             kind = "hiding" if log.filter_text.startswith("!") else "filter"
             t.append(f"  {kind} &{log.filter_text} ({shown} lines)", style="bold")
+        if log.wrap:
+            t.append("  wrap", style="bold")
         if log.scan_note:
             t.append(f"  {log.scan_note}", style="italic")
         if log.search_text or log.filter_text:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from math import ceil
 from typing import Any
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual._styles_cache import StylesCache
@@ -139,6 +140,7 @@ class LogView(ScrollView, can_focus=True):
                          "logview--info", "logview--gutter"}
 
     follow: reactive[bool] = reactive(True)
+    wrap: reactive[bool] = reactive(False)    # long lines wrapped (no sideways scroll) or cut
     filter_text: reactive[str] = reactive("")   # regex; `!regex` hides matching lines
     search_text: reactive[str] = reactive("")   # regex; matches highlighted, n/N jump
 
@@ -182,6 +184,8 @@ class LogView(ScrollView, can_focus=True):
         # The whole file, paged from disk (open_document): the head indexed so far, a gap row while the
         # head is being indexed, then the tail (the end of the file and what was appended since).
         self._row_styles: dict[tuple[str, bool], Style] = {}
+        self._wrap_key: tuple[Any, ...] | None = None
+        self._wrap_cache: list[tuple[int, int]] = []
         self._recent: dict[int, str] = {}    # appended lines by number: the rows a follower draws next
         self._doc: LogDocument | None = None
         self._scan_gen = {"filter": 0, "search": 0}
@@ -407,7 +411,7 @@ class LogView(ScrollView, can_focus=True):
 
     def _update_size(self) -> None:
         old = self.virtual_size
-        new = old.__class__(self._width + 2, self._shown_count())
+        new = old.__class__(1 if self.wrap else self._width + 2, self._shown_count())
         if new == old:
             return
         box = self.container_size
@@ -483,28 +487,98 @@ class LogView(ScrollView, can_focus=True):
         self._drawn_bars.clear()
 
     def render_line(self, y: int) -> Strip:
-        row = round(self.scroll_y) + y
         width = self.scrollable_content_region.width
-        if row >= self._shown_count() or width <= 0:
-            return Strip.blank(width, self.rich_style)
+        if self.wrap:
+            rows = self._wrap_rows()
+            if y >= len(rows) or width <= 0:
+                return Strip.blank(width, self.rich_style)
+            row, seg = rows[y]
+        else:
+            row, seg = round(self.scroll_y) + y, -1
+            if row >= self._shown_count() or width <= 0:
+                return Strip.blank(width, self.rich_style)
         line_no = self._line_at(row)
         cursor = row == self.cursor_row
-        key = (line_no, width, round(self.scroll_x), cursor)
+        x = round(self.scroll_x) if seg < 0 else -1 - seg   # wrapped rows: the segment instead of the offset
+        key = (line_no, width, x, cursor)
         cached = self._strips.get(key)
         if cached is not None:
             return cached
         if len(self._strips) > 4096:
             self._strips.clear()
         if cursor:  # the cursor row is the plain row with the cursor style on top: one text render per line
-            plain_key = (line_no, width, round(self.scroll_x), False)
+            plain_key = (line_no, width, x, False)
             plain = self._strips.get(plain_key)
             if plain is None:
-                plain = self._strips[plain_key] = self._render_row(line_no, width)
+                plain = self._strips[plain_key] = self._render_row(line_no, width, seg)
             strip = plain.apply_style(self.cursor_style())
         else:
-            strip = self._render_row(line_no, width)
+            strip = self._render_row(line_no, width, seg)
         self._strips[key] = strip
         return strip
+
+    # ---- wrap ---------------------------------------------------------------------------------------------
+
+    def _segments(self, row: int, width: int) -> int:
+        """Screen rows a shown row takes when wrapped at `width` (gutter excluded)."""
+        text = self.text_of(self._line_at(row))
+        n = cell_len(visible(text[:MAX_RENDER], newlines=False).expandtabs(4))
+        return max(1, -(-n // max(1, width)))
+
+    def _wrap_rows(self) -> list[tuple[int, int]]:
+        """The (shown row, segment) on each screen row when wrapping: laid out down from the top row, or up
+        from the last (or the cursor's) row at the end of the log, so the newest line is on screen."""
+        region = self.scrollable_content_region
+        height, w = region.height, region.width - 2
+        n, top, cur = self._shown_count(), round(self.scroll_y), self.cursor_row
+        key = (top, cur, n, w, height, self.follow, self._head_n, self._gap)
+        if key == self._wrap_key:
+            return self._wrap_cache
+        rows: list[tuple[int, int]] = []
+        if n and (self.follow or top >= self.max_scroll_y):
+            bottom = n - 1 if self.follow else max(cur, min(n - 1, top + height - 1))
+            r = bottom
+            while len(rows) < height and r >= 0:
+                rows[:0] = [(r, k) for k in range(self._segments(r, w))]
+                r -= 1
+            rows = rows[-height:] if len(rows) > height else rows
+        else:
+            r = top
+            while len(rows) < height and r < n:
+                rows += [(r, k) for k in range(self._segments(r, w))]
+                r += 1
+            rows = rows[:height]
+        self._wrap_key, self._wrap_cache = key, rows
+        return rows
+
+    def _wrap_top_for(self, row: int) -> int:
+        """The top row that puts `row` (all of it, when it fits) on the last screen rows."""
+        region = self.scrollable_content_region
+        room, r = region.height - self._segments(row, region.width - 2), row
+        while r > 0 and room >= self._segments(r - 1, region.width - 2):
+            room -= self._segments(r - 1, region.width - 2)
+            r -= 1
+        return r
+
+    def watch_wrap(self, wrap: bool) -> None:
+        self._strips.clear()
+        self._wrap_key = None
+        if wrap:
+            self.scroll_to(x=0, animate=False, immediate=True, force=True)
+        self._drawn_bars.clear()
+        self._update_size()
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+        self.refresh()
+        self._post_status()
+
+    def action_toggle_wrap(self, state: str | None = None) -> None:
+        """`z` toggles wrapping long lines; `:wrap [on|off]` sets it."""
+        choice = (state or "").strip().lower()
+        if choice not in ("", "on", "off"):
+            self.notify(f"wrap: {state!r} is not on or off", severity="error", timeout=6)
+            return
+        self.wrap = (not self.wrap) if not choice else choice == "on"
 
     def _style(self, component: str, partial: bool = False) -> Style:
         """The widget's (component="") or a component's rich style, looked up once per style update: a new
@@ -524,7 +598,7 @@ class LogView(ScrollView, can_focus=True):
             style = style + Style(reverse=True)
         return style
 
-    def _render_row(self, line_no: int, width: int) -> Strip:
+    def _render_row(self, line_no: int, width: int, seg: int = -1) -> Strip:
         text = self.text_of(line_no)
         sev = self._severity.get(line_no)
         base = self._style("")
@@ -543,9 +617,11 @@ class LogView(ScrollView, can_focus=True):
             body = Text.assemble((f" {RUN_MARK} ", Style(bold=True, reverse=True)), " ", body, end="")
             mark = "▶"
         gutter = Text(mark, style=self._style("logview--gutter", partial=True))
-        # The gutter stays put; only the text scrolls sideways.
+        # The gutter stays put; only the text scrolls sideways (or wraps: segment `seg` of the line).
+        if seg > 0:
+            gutter = Text(" ")
         left = Strip(list(Text.assemble(gutter, " ", end="").render(self.app.console)))
-        x = round(self.scroll_x)
+        x = round(self.scroll_x) if seg < 0 else seg * max(1, width - 2)
         right = Strip(list(Text.assemble(body, end="").render(self.app.console))).crop(x, x + max(0, width - 2))
         return Strip.join([left, right]).extend_cell_length(width, base)
 
@@ -690,7 +766,7 @@ class LogView(ScrollView, can_focus=True):
     def _post_status(self) -> None:
         shown = self._shown_count() if self.filter_text else -1  # the count is shown only when filtering
         state = (self.follow, self._new_lines, shown, -1, self.filter_text + "\0" + self.search_text
-                 + "\0" + self.scan_note)
+                 + "\0" + self.scan_note + "\0" + str(self.wrap))
         if state == self._last_status:
             return  # nothing the status line shows has changed: no message, no repaint
         self._last_status = state
@@ -715,7 +791,12 @@ class LogView(ScrollView, can_focus=True):
             self.follow = False
         height = self.scrollable_content_region.height or 1
         top = round(self.scroll_y)
-        if row < top:
+        if self.wrap:
+            if row < top:
+                self.scroll_to(y=row, animate=False, immediate=True, force=True)
+            elif not any(r == row for r, _ in self._wrap_rows()):
+                self.scroll_to(y=self._wrap_top_for(row), animate=False, immediate=True, force=True)
+        elif row < top:
             self.scroll_to(y=row, animate=False, immediate=True, force=True)
         elif row >= top + height:
             self.scroll_to(y=row - height + 1, animate=False, immediate=True, force=True)
@@ -788,6 +869,8 @@ class LogView(ScrollView, can_focus=True):
 
     def action_hscroll(self, direction: int) -> None:
         """Half a screen sideways (the gutter stays)."""
+        if self.wrap:
+            return
         half = max(1, self.scrollable_content_region.width // 2)
         self.scroll_to(x=max(0, self.scroll_x + direction * half), animate=False, immediate=True, force=True)
         self._strips.clear()
