@@ -185,7 +185,8 @@ class LogPane(Vertical):
         if log.filter_text:
             shown = status.shown if status else len(log.shown_lines())
             kind = "hiding" if log.filter_text.startswith("!") else "filter"
-            t.append(f"  {kind} &{log.filter_text} ({shown} lines)", style="bold")
+            counted = "whole file" if log.scan_note.startswith("filtering") else f"{shown} lines"
+            t.append(f"  {kind} &{log.filter_text} ({counted})", style="bold")
         if log.wrap:
             t.append("  wrap", style="bold")
         if log.scan_note:

@@ -736,6 +736,8 @@ class LogView(ScrollView, can_focus=True):
             found.extend(n for n in range(n0, self.line_count) if rx.search(self.text_of(n)))
             self._search_hits = found
             self._post_status()
+            if not found:
+                self.notify(f"search: no line matches {self.search_text!r}", severity="warning", timeout=4)
             self._to_a_match()
 
     def watch_filter_text(self, text: str) -> None:
@@ -859,7 +861,7 @@ class LogView(ScrollView, can_focus=True):
         except PatternError as e:
             self.notify(f"{'search' if which == 'search_text' else 'filter'}: {e}", severity="error", timeout=8)
             return False
-        if which == "search_text" and text and not self._matching():
+        if which == "search_text" and text and not self._big() and not self._matching():
             self.notify(f"search: no line matches {text!r}", severity="warning", timeout=4)
         return True
 
