@@ -244,6 +244,9 @@ async def test_the_whole_file_is_reachable_and_runs_are_marked(make_app, tmp_pat
         rows = ["".join(seg.text for seg in log.render_line(y)) for y in range(log.size.height)]
         marked = [r for r in rows if "server start" in r]
         assert len(marked) == 1 and "UserWarning" in marked[0] and marked[0].startswith("▶")
+        y = rows.index(marked[0])
+        mark = [seg for seg in log.render_line(y) if "server start" in seg.text]
+        assert mark and mark[0].style.reverse and mark[0].style.bold   # told without colour (NO_COLOR too)
         log.focus()
         await pilot.press("g")
         assert log.cursor_line == 0 and log.text_of(0) == "first line"
