@@ -10,7 +10,7 @@ from mlx_console.ui.commands import CommandError, History, complete, parse
 CONTRACT = ["start NAME", "stop NAME", "restart NAME", "logs NAME", "swap MODEL", "settings [MODEL]",
             "bench [SUITE]", "doctor", "filter TEXT", "theme NAME", "q", "metrics [NAME]",
             # added by issue 11
-            "describe [NAME]", "messages", "search TEXT"]
+            "describe [NAME]", "messages", "search TEXT", "wrap [on|off]"]
 
 
 def test_contract_commands_are_exactly_registered() -> None:

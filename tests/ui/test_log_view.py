@@ -162,16 +162,16 @@ async def test_live_append_of_a_known_bug_is_triaged(make_app, log_file: Path) -
         assert "port_in_use" in log.event_at(n).categories
 
 
-async def test_huge_line_and_bounded_buffer(make_app, log_file: Path) -> None:
+async def test_huge_line_is_cut_and_every_line_stays_reachable(make_app, log_file: Path) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         log = app.query_one(LogView)
-        log.max_lines = 100
         await wait_for(pilot, lambda: log.line_count == len(LOG_LINES))
         append(log_file, ["x" * 2_000_000] + [f"n{i}" for i in range(200)])
         await wait_for(pilot, lambda: log.line_count == len(LOG_LINES) + 201, timeout=10)
-        assert len(log.shown_lines()) == 100
-        assert log.shown_lines()[-1] == "n199"
+        shown = log.shown_lines()   # paged from the file, not kept in memory: nothing is dropped
+        assert shown[: len(LOG_LINES)] == LOG_LINES and shown[-1] == "n199"
+        assert "line truncated" in shown[len(LOG_LINES)] and len(shown[len(LOG_LINES)]) < 100_000
 
 
 async def test_L_switches_an_omlx_backend_to_its_own_server_log_and_back(make_app, log_file: Path,
@@ -273,3 +273,96 @@ async def test_post_mortem_event_of_a_dead_log_is_shown_reached_and_reported(
         assert "ZeroDivisionError" in text and "### Environment" in text and "Lines 3–7 of `dead.log`" in text
         assert "sk-abcdefghijklmnop" not in text  # secrets redacted
         await wait_for(pilot, lambda: app.clipboard == text, what="report copied")
+
+
+async def test_the_whole_file_is_reachable_and_runs_are_marked(make_app, tmp_path: Path, monkeypatch) -> None:
+    """The end shows first (a gap row while the start is indexed), then g reaches line 1; a server start
+    after the first line is marked in bold reverse (readable without colour)."""
+    from mlx_console.core.logs import document
+
+    monkeypatch.setattr(document, "TAIL_BYTES", 4096)
+    monkeypatch.setattr(document, "CHUNK", 64 << 10)
+    big = tmp_path / "big.log"
+    warn = "/x/mlx_lm/server.py:1894: UserWarning: mlx_lm.server is not recommended for production"
+    body = [f"2026-11-25 10:00:00,000 - INFO - request {i}" for i in range(50_000)]
+    big.write_text("\n".join(["first line", *body, warn, "2026-11-25 - INFO - Starting httpd at 127.0.0.1",
+                              "last line"]) + "\n")
+    app = make_app(logs={"qwen": big})
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == 50_004, timeout=20, what="the whole file indexed")
+        assert log.follow and log.text_of(log.line_count - 1) == "last line"
+        rows = ["".join(seg.text for seg in log.render_line(y)) for y in range(log.size.height)]
+        marked = [r for r in rows if "server start" in r]
+        assert len(marked) == 1 and "UserWarning" in marked[0] and marked[0].startswith("▶")
+        y = rows.index(marked[0])
+        mark = [seg for seg in log.render_line(y) if "server start" in seg.text]
+        assert mark and mark[0].style.reverse and mark[0].style.bold   # told without colour (NO_COLOR too)
+        log.focus()
+        await pilot.press("g")
+        assert log.cursor_line == 0 and log.text_of(0) == "first line"
+        assert "first line" in "".join(seg.text for seg in log.render_line(0))
+        assert not any("server start" in "".join(s.text for s in log.render_line(y)) for y in range(3))
+        await pilot.press("G")
+        assert log.follow and log.cursor_line == 50_003
+
+
+async def test_search_and_filter_of_a_long_log_run_in_a_worker(make_app, tmp_path: Path, monkeypatch) -> None:
+    from mlx_console.ui.widgets import log_view
+
+    monkeypatch.setattr(log_view, "SYNC_LINES", 100)
+    big = tmp_path / "big.log"
+    big.write_text("".join(f"req {i}{' ERROR boom' if i % 1000 == 7 else ''}\n" for i in range(20_000)))
+    app = make_app(logs={"qwen": big})
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == 20_000, timeout=20, what="indexed")
+        await pilot.press("slash", *"error", "enter")   # smart case: lower case ignores case
+        await wait_for(pilot, lambda: log.match_count() == 20, timeout=20, what="whole-file search")
+        assert "search /error (20 matches, n/N)" in str(app.query_one("#log-status").render())
+        assert log.cursor_line == 19_007
+        await pilot.press("g", "n")
+        assert log.cursor_line == 7
+        await pilot.press("n")
+        assert log.cursor_line == 1007
+        await pilot.press("N", "N")
+        assert log.cursor_line == 7
+        await pilot.press("escape", "ampersand", *"!req", "enter")
+        await wait_for(pilot, lambda: log.shown_lines() == [], timeout=20, what="exclusion filter")
+        await pilot.press("escape", "ampersand", *"ERROR", "enter")
+        await wait_for(pilot, lambda: len(log.shown_lines()) == 20, timeout=20, what="filter")
+        assert "filter &ERROR (20 lines)" in str(app.query_one("#log-status").render())
+        with big.open("a") as fh:
+            fh.write("late ERROR\nlate fine\n")
+        await wait_for(pilot, lambda: log.shown_lines()[-1] == "late ERROR", timeout=10, what="appended match")
+
+
+async def test_z_wraps_long_lines_and_the_last_line_stays_on_screen(make_app, tmp_path: Path) -> None:
+    long = tmp_path / "long.log"
+    long.write_text("first\n" + "".join(f"w{i} " + "y" * 300 + f" END{i}\n" for i in range(40)) + "last\n")
+    app = make_app(logs={"qwen": long})
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == 42)
+        log.focus()
+
+        def screen() -> list[str]:
+            return ["".join(seg.text for seg in log.render_line(y)) for y in range(log.size.height)]
+
+        await pilot.press("z")
+        assert log.wrap
+        await wait_for(pilot, lambda: "wrap" in str(app.query_one("#log-status").render()), what="wrap status")
+        rows = screen()
+        assert rows[-1].rstrip().endswith("last") or "last" in "".join(rows[-2:])
+        assert any(r.rstrip().endswith("END39") for r in rows)   # the end of a long line, wrapped, not cut
+        await pilot.press("right")
+        assert log.scroll_x == 0                                 # nothing to scroll sideways
+        await pilot.press("g")
+        assert screen()[0].startswith("  first") and log.cursor_line == 0
+        await pilot.press("down", "down", "down")
+        assert any(r.startswith("  w2 ") for r in screen())
+        await pilot.press("colon", *"wrap off", "enter")
+        assert not log.wrap
+        await pilot.press("colon", *"wrap sideways", "enter")
+        await wait_for(pilot, lambda: any("not on or off" in str(n.message) for n in app._notifications))
+        assert "log.wrap" in {a.id for a in __import__("mlx_console.ui.actions", fromlist=["ACTIONS"]).ACTIONS}

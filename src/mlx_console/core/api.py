@@ -18,6 +18,7 @@ from mlx_console.core.common.text import (
 )
 from mlx_console.core.config import Config, Profile
 from mlx_console.core.errors import ConfigError, ConsoleError
+from mlx_console.core.logs.document import RUN_START, LogDocument, is_run_start
 from mlx_console.core.settings.errors import ConflictError
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
     from mlx_console.core.logs.index import LineIndex
     from mlx_console.core.logs.live import LiveTriage
     from mlx_console.core.logs.patterns import Catalog
-    from mlx_console.core.logs.triage import TriagedEvent
+    from mlx_console.core.logs.triage import TriagedEvent, Triager
+    from mlx_console.core.logs.watch import FileWatch
     from mlx_console.core.machine.models import SwapChoice as ModelChoice
     from mlx_console.core.machine.system import MemoryInfo
     from mlx_console.core.metrics.query import Activity, Marker, Panel, PlotData
@@ -45,12 +47,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METRICS_WINDOWS", "Activity", "RemoteSettings", "Trend", "ApplyResult", "BackendStatus", "BaselineDiff", "Catalog", "ComparedRun", "Config",
-    "ConfigError", "ConflictError", "ConsoleError", "FleetRows", "Issue", "IssueDraft", "LineIndex", "LiveTriage", "Marker",
+    "ConfigError", "ConflictError", "ConsoleError", "FileWatch", "FleetRows", "Issue", "LogDocument", "RUN_START", "Triager", "IssueDraft", "LineIndex", "LiveTriage", "Marker",
     "MemoryInfo", "ModelChoice", "Panel", "PlotData", "Profile", "ProgressEvent", "Report", "SettingsStore",
     "SettingsWatcher", "Supervisor", "Target", "TriagedEvent",
     "activities", "bench_trend", "remote_describe", "remote_model_choices", "remote_settings", "sparkline",
     "advice", "apply_settings", "bench_history", "bench_run", "bench_suites", "bench_target",
-    "check_raw_settings", "describe", "doctor", "draft_report", "fleet_rows", "fmt_bytes", "line_index", "live_triage",
+    "check_raw_settings", "describe", "doctor", "draft_report", "file_watch", "is_run_start", "log_document", "triager", "fleet_rows", "fmt_bytes", "line_index", "live_triage",
     "load_catalog", "load_config", "load_settings", "mask_secrets", "memory", "save_report", "metrics_plot", "model_choices",
     "settings_baseline_diff", "settings_form_fields", "settings_path", "state_dir", "supervisor", "unified_diff",
     "visible_text", "watch_settings", "write_atomic",
@@ -228,6 +230,26 @@ def save_report(draft: IssueDraft) -> Path:
     from mlx_console.core.report import save
 
     return save(draft, state_dir() / "reports")
+
+
+def log_document(path: Path) -> LogDocument:
+    """The log as the viewer pages it (core/logs/document.py): its end indexed at once, its start on request."""
+
+    return LogDocument(path)
+
+
+def triager(catalog: Catalog, *, first_line: int = 1) -> Triager:
+    """An event triager over all levels (info lines too), numbering lines from `first_line`."""
+    from mlx_console.core.logs.triage import Triager
+
+    return Triager(catalog, include_all=True, first_line=first_line)
+
+
+def file_watch(path: Path) -> FileWatch:
+    """Wait for writes to one file (inotify/kqueue, else a timeout): core/logs/watch.py."""
+    from mlx_console.core.logs.watch import FileWatch
+
+    return FileWatch(path)
 
 
 def line_index(path: Path) -> LineIndex:

@@ -119,6 +119,7 @@ ACTIONS: tuple[Action, ...] = (
     _keys("log.up", "Up", "Cursor up one line", "up,k", "cursor(-1)"),
     _keys("log.page_down", "PgDn", "One page down", "pagedown,space", "page(1)"),
     _keys("log.page_up", "PgUp", "One page up", "pageup", "page(-1)"),
+    Action("log.wrap", "Wrap", "Wrap long lines on/off", "z", "toggle_wrap", "wrap", "[on|off]", footer=False),
     _keys("log.left", "Left", "Scroll left half a screen", "left", "hscroll(-1)"),
     _keys("log.right", "Right", "Scroll right half a screen", "right", "hscroll(1)"),
     # bench pane

@@ -4,6 +4,7 @@ shown backend's log file through core/logs (ui/log_follow.py)."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,7 +114,8 @@ class LogPane(Vertical):
             follow(path, deliver, lambda: stop.is_set() or not app.is_running,
                    lambda: not app.dashboard_visible(), app.config.catalogs)
         except Exception as e:  # a broken catalogue or unreadable file is shown, the console goes on
-            app.call_from_thread(self.set_note, f"log: {type(e).__name__}: {e}")
+            if not stop.is_set():  # (a log switched away from: its document is closed under the worker)
+                app.call_from_thread(self.set_note, f"log: {type(e).__name__}: {e}")
 
     def set_path(self, name: str, path: Path) -> None:
         if name == self.backend:
@@ -130,11 +132,18 @@ class LogPane(Vertical):
         if batch.note != self.note:
             self.note = batch.note
             self.update_status()
-        if batch.reset and self.view.line_count:
-            self.view.clear()
-        self.view.append(batch.lines)
-        if batch.events:
-            self.view.add_events(batch.events)
+        view = self.view
+        if batch.doc is not None:
+            view.open_document(batch.doc)
+        elif batch.reset and view.line_count:
+            view.clear()
+        if batch.head is not None:
+            view.grow_head(*batch.head)
+        view.append(batch.lines)
+        if batch.events:  # numbered as the document's tail lines: placed after the head shown so far
+            base = view.tail_base if view.document is not None else 0
+            view.add_events([replace(e, start=e.start + base, end=e.end + base) for e in batch.events]
+                            if base else batch.events)
 
     # ---- title and status -----------------------------------------------------------------------------
 
@@ -170,11 +179,18 @@ class LogPane(Vertical):
                 t.append(f"  ▼ {log.new_lines} new lines", style="bold reverse")
             t.append("  End resumes", style="dim")
         if log.search_text:
-            t.append(f"  search /{log.search_text} ({log.match_count()} matches, n/N)", style="bold")
+            n = log.match_count()
+            t.append(f"  search /{log.search_text} ({f'{n} matches, n/N' if n >= 0 else 'whole file'})",
+                     style="bold")
         if log.filter_text:
             shown = status.shown if status else len(log.shown_lines())
             kind = "hiding" if log.filter_text.startswith("!") else "filter"
-            t.append(f"  {kind} &{log.filter_text} ({shown} lines)", style="bold")
+            counted = "whole file" if log.scan_note.startswith("filtering") else f"{shown} lines"
+            t.append(f"  {kind} &{log.filter_text} ({counted})", style="bold")
+        if log.wrap:
+            t.append("  wrap", style="bold")
+        if log.scan_note:
+            t.append(f"  {log.scan_note}", style="italic")
         if log.search_text or log.filter_text:
             t.append("  Esc clears", style="dim")
         busy = self.owner.busy_text(self.backend)

@@ -9,11 +9,14 @@ from __future__ import annotations
 import bisect
 import os
 import re
+import time
+from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import ceil
 from typing import Any
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region
@@ -23,6 +26,7 @@ from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
+from mlx_console.core.api import RUN_START, LogDocument, is_run_start
 from mlx_console.core.api import visible_text as visible
 from mlx_console.ui.actions import bindings
 from mlx_console.ui.textual_private import RowStylesCache
@@ -31,6 +35,9 @@ MAX_LINES = 50_000       # lines kept in memory; older ones are dropped (the fil
 MAX_RENDER = 2_000       # characters of one line shown: a 10 MB line must not stall a frame
 SEVERITIES = ("error", "warning", "info")
 GUTTER = {"error": "E", "warning": "W", "info": "i"}
+GAP_TEXT = "⋯ the start of the file is being indexed ({pct:.0f} %): g reaches line 1 ⋯"
+RUN_MARK = "━━ server start ━━"
+SYNC_LINES = 100_000     # a log this short is searched and filtered at once; a longer one by a worker
 
 
 def thumb(bar: ScrollBar) -> tuple[int, int, int] | None:
@@ -99,6 +106,7 @@ class LogView(ScrollView, can_focus=True):
                          "logview--info", "logview--gutter"}
 
     follow: reactive[bool] = reactive(True)
+    wrap: reactive[bool] = reactive(False)    # long lines wrapped (no sideways scroll) or cut
     filter_text: reactive[str] = reactive("")   # regex; `!regex` hides matching lines
     search_text: reactive[str] = reactive("")   # regex; matches highlighted, n/N jump
 
@@ -147,12 +155,100 @@ class LogView(ScrollView, can_focus=True):
         self._bars_check_pending = False
         self._keep: Callable[[str], bool] | None = None   # the filter's line test
         self._search: re.Pattern[str] | None = None
+        # The whole file, paged from disk (open_document): the head indexed so far, a gap row while the
+        # head is being indexed, then the tail (the end of the file and what was appended since).
+        self._row_styles: dict[tuple[str, bool], Style] = {}
+        self._wrap_key: tuple[Any, ...] | None = None
+        self._wrap_cache: list[tuple[int, int]] = []
+        self._recent: dict[int, str] = {}    # appended lines by number: the rows a follower draws next
+        self._doc: LogDocument | None = None
+        self._scan_gen = {"filter": 0, "search": 0}
+        self.scan_note = ""                              # e.g. "searching 43 %" (the pane's status line)
+        self._search_hits: array[int] | None = None     # whole-file search result (long documents)
+        self._head_n = 0
+        self._gap = False
+        self._tail_n = 0
 
     # ---- data in ----------------------------------------------------------------------------------------
 
     @property
     def line_count(self) -> int:
+        if self._doc is not None:
+            return self._head_n + self._gap + self._tail_n
         return self._first + len(self._lines)
+
+    @property
+    def tail_base(self) -> int:
+        """The view line number of the document's tail line 0 (events of the tail are numbered from it)."""
+        return self._head_n + self._gap
+
+    @property
+    def document(self) -> LogDocument | None:
+        return self._doc
+
+    def open_document(self, doc: LogDocument) -> None:
+        """Show a whole file: its end at once, the rest as the head is indexed (grow_head)."""
+        self.clear()
+        self._doc = doc
+        self._head_n = doc.head_count
+        self._gap = not doc.head_done
+        self._tail_n = doc.tail_count
+        self._width = max(self._width, min(MAX_RENDER, max((len(doc.tail_line(p)) for p in
+                                                           range(max(0, self._tail_n - 200), self._tail_n)),
+                                                          default=0)))
+        if self._keep is not None:
+            test = self._keep
+            self._visible = [n for n in range(self.line_count) if test(self.text_of(n))]
+        self._update_size()
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+        self.refresh_rows()
+        self._post_status()
+
+    def grow_head(self, head_lines: int, done: bool) -> None:
+        """The document's head is indexed up to `head_lines` lines (done: all of it, the gap row goes):
+        rows are inserted above the tail; what is on screen stays where it is."""
+        doc = self._doc
+        if doc is None:
+            return
+        at = self._head_n
+        shift = (head_lines - self._head_n) - (1 if done and self._gap else 0)
+        new = range(self._head_n, head_lines)
+        self._head_n = head_lines
+        if done:
+            self._gap = False
+        if shift == 0 and not new:
+            return
+        keep = self._keep
+        self._shift_from(at, shift, [n for n in new if keep is None or keep(doc.head_line(n))],
+                         drop_gap=done and shift < len(new))
+        self._post_status()
+
+    def _shift_from(self, at: int, shift: int, inserted: list[int], drop_gap: bool) -> None:
+        """Line numbers ≥ at move by `shift` (head rows inserted at `at`; drop_gap: the gap row at `at` goes);
+        `inserted`: the new lines that are shown (the filter's)."""
+        rows = self._shown_count()
+        top_row = round(self.scroll_y)
+        top_line = self._line_at(top_row) if top_row < rows else None
+        cursor_line = None if self._cursor < 0 else self.cursor_line
+        self._events = [replace(e, start=e.start + shift if e.start >= at else e.start,
+                                end=e.end + shift if e.end >= at else e.end) for e in self._events]
+        self._severity = {(n + shift if n >= at else n): sev for n, sev in self._severity.items()}
+        if self._visible is not None:
+            i = bisect.bisect_left(self._visible, at)
+            moved = [n + shift for n in self._visible[i:] if not (drop_gap and n == at)]
+            self._visible[i:] = array("q", inserted + moved) if isinstance(self._visible, array) else inserted + moved
+        self._strips.clear()
+        self._recent.clear()
+        added = self._shown_count() - rows
+        if cursor_line is not None and cursor_line >= at:
+            self._cursor = max(0, min(self._cursor + added, self._shown_count() - 1))
+        self._update_size()
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+        elif top_line is not None and top_line >= at:
+            self.scroll_to(y=max(0, top_row + added), animate=False, immediate=True, force=True)
+        self.refresh_rows()
 
     @property
     def new_lines(self) -> int:
@@ -161,6 +257,16 @@ class LogView(ScrollView, can_focus=True):
     def clear(self) -> None:
         self._lines.clear()
         self._first = 0
+        if self._doc is not None:
+            self._doc.close()
+        self._doc = None
+        self._recent.clear()
+        self._search_hits = None
+        self.scan_note = ""
+        for kind in self._scan_gen:
+            self._scan_gen[kind] += 1
+        self._head_n = self._tail_n = 0
+        self._gap = False
         self._events.clear()
         self._severity.clear()
         self._visible = [] if self.filter_text else None
@@ -175,11 +281,20 @@ class LogView(ScrollView, can_focus=True):
         if not lines:
             return
         start = self.line_count
-        self._lines.extend(lines)
+        if self._doc is not None:
+            if len(self._recent) > 2000:
+                self._recent.clear()
+            self._recent.update(enumerate(lines, start))
+            self._tail_n += len(lines)   # already in the document: the texts are only looked at
+        else:
+            self._lines.extend(lines)
         self._width = max(self._width, min(MAX_RENDER, max(len(x) for x in lines)))
         keep = self._keep
         if self._visible is not None and keep is not None:
             self._visible.extend(start + i for i, x in enumerate(lines) if keep(x))
+        if self._search_hits is not None and self._search is not None:
+            rx = self._search
+            self._search_hits.extend(start + i for i, x in enumerate(lines) if rx.search(x))
         if len(self._lines) > self.max_lines:
             self._trim(len(self._lines) - self.max_lines)
         if not self.follow:
@@ -215,7 +330,7 @@ class LogView(ScrollView, can_focus=True):
     # ---- what is shown -----------------------------------------------------------------------------------
 
     def _shown_count(self) -> int:
-        return len(self._lines) if self._visible is None else len(self._visible)
+        return self.line_count - self._first if self._visible is None else len(self._visible)
 
     def _line_at(self, row: int) -> int:
         """Absolute line number of a shown row."""
@@ -239,7 +354,17 @@ class LogView(ScrollView, can_focus=True):
         return None if row < 0 else self._line_at(row)
 
     def text_of(self, line: int) -> str:
-        return self._lines[line - self._first]
+        doc = self._doc
+        if doc is None:
+            return self._lines[line - self._first]
+        recent = self._recent.get(line)
+        if recent is not None:
+            return recent
+        if line < self._head_n:
+            return doc.head_line(line)
+        if self._gap and line == self._head_n:
+            return GAP_TEXT.format(pct=doc.progress * 100)
+        return doc.tail_line(line - self._head_n - self._gap)
 
     def shown_lines(self) -> list[str]:
         """The lines currently shown (after the filter), for tests and copy."""
@@ -260,7 +385,7 @@ class LogView(ScrollView, can_focus=True):
 
     def _update_size(self) -> None:
         old = self.virtual_size
-        new = old.__class__(self._width + 2, self._shown_count())
+        new = old.__class__(1 if self.wrap else self._width + 2, self._shown_count())
         if new == old:
             return
         box = self.container_size
@@ -328,6 +453,7 @@ class LogView(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._row_styles.clear()
         self._strips.clear()
         self._drawn_bars.clear()
 
@@ -335,53 +461,141 @@ class LogView(ScrollView, can_focus=True):
         self._drawn_bars.clear()
 
     def render_line(self, y: int) -> Strip:
-        row = round(self.scroll_y) + y
         width = self.scrollable_content_region.width
-        if row >= self._shown_count() or width <= 0:
-            return Strip.blank(width, self.rich_style)
+        if self.wrap:
+            rows = self._wrap_rows()
+            if y >= len(rows) or width <= 0:
+                return Strip.blank(width, self.rich_style)
+            row, seg = rows[y]
+        else:
+            row, seg = round(self.scroll_y) + y, -1
+            if row >= self._shown_count() or width <= 0:
+                return Strip.blank(width, self.rich_style)
         line_no = self._line_at(row)
         cursor = row == self.cursor_row
-        key = (line_no, width, round(self.scroll_x), cursor)
+        x = round(self.scroll_x) if seg < 0 else -1 - seg   # wrapped rows: the segment instead of the offset
+        key = (line_no, width, x, cursor)
         cached = self._strips.get(key)
         if cached is not None:
             return cached
         if len(self._strips) > 4096:
             self._strips.clear()
         if cursor:  # the cursor row is the plain row with the cursor style on top: one text render per line
-            plain_key = (line_no, width, round(self.scroll_x), False)
+            plain_key = (line_no, width, x, False)
             plain = self._strips.get(plain_key)
             if plain is None:
-                plain = self._strips[plain_key] = self._render_row(line_no, width)
+                plain = self._strips[plain_key] = self._render_row(line_no, width, seg)
             strip = plain.apply_style(self.cursor_style())
         else:
-            strip = self._render_row(line_no, width)
+            strip = self._render_row(line_no, width, seg)
         self._strips[key] = strip
         return strip
+
+    # ---- wrap ---------------------------------------------------------------------------------------------
+
+    def _segments(self, row: int, width: int) -> int:
+        """Screen rows a shown row takes when wrapped at `width` (gutter excluded)."""
+        text = self.text_of(self._line_at(row))
+        n = cell_len(visible(text[:MAX_RENDER], newlines=False).expandtabs(4))
+        return max(1, -(-n // max(1, width)))
+
+    def _wrap_rows(self) -> list[tuple[int, int]]:
+        """The (shown row, segment) on each screen row when wrapping: laid out down from the top row, or up
+        from the last (or the cursor's) row at the end of the log, so the newest line is on screen."""
+        region = self.scrollable_content_region
+        height, w = region.height, region.width - 2
+        n, top, cur = self._shown_count(), round(self.scroll_y), self.cursor_row
+        key = (top, cur, n, w, height, self.follow, self._head_n, self._gap)
+        if key == self._wrap_key:
+            return self._wrap_cache
+        rows: list[tuple[int, int]] = []
+        if n and (self.follow or top >= self.max_scroll_y):
+            bottom = n - 1 if self.follow else max(cur, min(n - 1, top + height - 1))
+            r = bottom
+            while len(rows) < height and r >= 0:
+                rows[:0] = [(r, k) for k in range(self._segments(r, w))]
+                r -= 1
+            rows = rows[-height:] if len(rows) > height else rows
+        else:
+            r = top
+            while len(rows) < height and r < n:
+                rows += [(r, k) for k in range(self._segments(r, w))]
+                r += 1
+            rows = rows[:height]
+        self._wrap_key, self._wrap_cache = key, rows
+        return rows
+
+    def _wrap_top_for(self, row: int) -> int:
+        """The top row that puts `row` (all of it, when it fits) on the last screen rows."""
+        region = self.scrollable_content_region
+        room, r = region.height - self._segments(row, region.width - 2), row
+        while r > 0 and room >= self._segments(r - 1, region.width - 2):
+            room -= self._segments(r - 1, region.width - 2)
+            r -= 1
+        return r
+
+    def watch_wrap(self, wrap: bool) -> None:
+        self._strips.clear()
+        self._wrap_key = None
+        if wrap:
+            self.scroll_to(x=0, animate=False, immediate=True, force=True)
+        self._drawn_bars.clear()
+        self._update_size()
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+        self.refresh()
+        self._post_status()
+
+    def action_toggle_wrap(self, state: str | None = None) -> None:
+        """`z` toggles wrapping long lines; `:wrap [on|off]` sets it."""
+        choice = (state or "").strip().lower()
+        if choice not in ("", "on", "off"):
+            self.notify(f"wrap: {state!r} is not on or off", severity="error", timeout=6)
+            return
+        self.wrap = (not self.wrap) if not choice else choice == "on"
+
+    def _style(self, component: str, partial: bool = False) -> Style:
+        """The widget's (component="") or a component's rich style, looked up once per style update: a new
+        row is rendered on every appended line, and Textual computes these anew on each call."""
+        key = (component, partial)
+        style = self._row_styles.get(key)
+        if style is None:
+            style = self._row_styles[key] = (self.get_component_rich_style(component, partial=partial) if component
+                                         else self.rich_style)
+        return style
 
     def cursor_style(self) -> Style:
         """The selected line: the theme's cursor colour, and reverse video too when colour is off (NO_COLOR)
         or the theme's cursor colour equals the background (the line must never be told by colour alone)."""
-        style = self.get_component_rich_style("logview--cursor")
-        if self.app.no_color or style.bgcolor == self.rich_style.bgcolor:
+        style = self._style("logview--cursor")
+        if self.app.no_color or style.bgcolor == self._style("").bgcolor:
             style = style + Style(reverse=True)
         return style
 
-    def _render_row(self, line_no: int, width: int) -> Strip:
+    def _render_row(self, line_no: int, width: int, seg: int = -1) -> Strip:
         text = self.text_of(line_no)
         sev = self._severity.get(line_no)
-        base = self.rich_style
+        base = self._style("")
         if sev:
-            base = base + self.get_component_rich_style(f"logview--{sev}", partial=True)
+            base = base + self._style(f"logview--{sev}", partial=True)
             if self.app.no_color and sev in ("error", "warning"):  # no colour: severity by weight, never dimmer
                 base = base + Style(bold=True, dim=False)
-        gutter = Text(GUTTER.get(sev or "", " "), style=self.get_component_rich_style("logview--gutter",
-                                                                                        partial=True))
+        mark = GUTTER.get(sev or "", " ")
         body = Text(visible(text[:MAX_RENDER], newlines=False).expandtabs(4), style=base, no_wrap=True, end="")
         if self._search is not None:
-            body.highlight_regex(self._search, style=self.get_component_rich_style("logview--match"))
-        # The gutter stays put; only the text scrolls sideways.
+            body.highlight_regex(self._search, style=self._style("logview--match"))
+        if self._doc is not None and self._gap and line_no == self._head_n:
+            body.stylize("italic")
+        elif line_no > self._first and RUN_START.search(text) and is_run_start(text, self.text_of(line_no - 1)):
+            # A new server run: a marker that reads without colour (bold reverse), the line after it.
+            body = Text.assemble((f" {RUN_MARK} ", Style(bold=True, reverse=True)), " ", body, end="")
+            mark = "▶"
+        gutter = Text(mark, style=self._style("logview--gutter", partial=True))
+        # The gutter stays put; only the text scrolls sideways (or wraps: segment `seg` of the line).
+        if seg > 0:
+            gutter = Text(" ")
         left = Strip(list(Text.assemble(gutter, " ", end="").render(self.app.console)))
-        x = round(self.scroll_x)
+        x = round(self.scroll_x) if seg < 0 else seg * max(1, width - 2)
         right = Strip(list(Text.assemble(body, end="").render(self.app.console))).crop(x, x + max(0, width - 2))
         return Strip.join([left, right]).extend_cell_length(width, base)
 
@@ -417,17 +631,104 @@ class LogView(ScrollView, can_focus=True):
     def watch_search_text(self, text: str) -> None:
         self._strips.clear()
         self.refresh()
+        self._search_hits = None
+        if text and self._big():
+            self._start_scan("search")
         self._post_status()
-        if text and self._matching() and self.cursor_line not in set(self._matching()):
-            self._jump(self._matching(), -1 if self.follow else 1)
+        if text and not self._big():
+            self._to_a_match()
+
+    def _to_a_match(self) -> None:
+        hits = self._matching()
+        if hits and not self._contains(hits, self.cursor_line):
+            self._jump(hits, -1 if self.follow else 1)
+
+    @staticmethod
+    def _contains(lines: Any, line: int | None) -> bool:
+        i = bisect.bisect_left(lines, line) if line is not None else len(lines)
+        return i < len(lines) and lines[i] == line
+
+    def _big(self) -> bool:
+        return self._doc is not None and self.line_count > SYNC_LINES
+
+    def _start_scan(self, kind: str) -> None:
+        """Search or filter a long document in a worker (the status line shows how far it got)."""
+        self._scan_gen[kind] += 1
+        gen, doc = self._scan_gen[kind], self._doc
+        rx = self._search if kind == "search" else compile_pattern(self.filter_text.removeprefix("!"))
+        invert = kind == "filter" and self.filter_text.startswith("!")
+        if doc is None or rx is None:
+            return
+        self.scan_note = f"{'searching' if kind == 'search' else 'filtering'} …"
+
+        def current() -> bool:
+            return self._scan_gen[kind] == gen and self._doc is doc
+
+        def run() -> None:
+            while (self._gap or not doc.head_done) and current():
+                time.sleep(0.05)  # the follower is still indexing the start of the file
+            n0 = self.line_count
+            said = time.monotonic()
+
+            def progress(reached: int, found: array[int]) -> bool:
+                nonlocal said
+                if time.monotonic() - said > 0.1:
+                    said = time.monotonic()
+                    self.app.call_from_thread(self._scan_progress, kind, gen, reached / max(1, n0))
+                return current()
+
+            try:
+                found = doc.scan(rx, 0, n0, invert=invert, progress=progress)
+            except (OSError, ValueError):
+                return  # the document was closed under us (another log is shown)
+            if current():
+                self.app.call_from_thread(self._scan_done, kind, gen, found, n0)
+
+        self.run_worker(run, thread=True, group=f"log-{kind}", exclusive=True)
+
+    def _scan_progress(self, kind: str, gen: int, fraction: float) -> None:
+        if self._scan_gen[kind] == gen:
+            self.scan_note = f"{'searching' if kind == 'search' else 'filtering'} {fraction * 100:.0f} %"
+            self._last_status = None
+            self._post_status()
+
+    def _scan_done(self, kind: str, gen: int, found: array[int], n0: int) -> None:
+        if self._scan_gen[kind] != gen:
+            return
+        self.scan_note = ""
+        self._last_status = None
+        if kind == "filter":
+            keep = self._keep
+            if keep is None:
+                return
+            found.extend(n for n in range(n0, self.line_count) if keep(self.text_of(n)))
+            self._show_filtered(found)
+        else:
+            rx = self._search
+            if rx is None:
+                return
+            found.extend(n for n in range(n0, self.line_count) if rx.search(self.text_of(n)))
+            self._search_hits = found
+            self._post_status()
+            if not found:
+                self.notify(f"search: no line matches {self.search_text!r}", severity="warning", timeout=4)
+            self._to_a_match()
 
     def watch_filter_text(self, text: str) -> None:
-        keep = self.cursor_line
+        if self._keep is not None and self._big():
+            self._visible = None   # all lines while the worker filters
+            self._start_scan("filter")
+            self._show_filtered(None)
+            return
         if self._keep is not None:
             test = self._keep
-            self._visible = [self._first + i for i, x in enumerate(self._lines) if test(x)]
+            self._show_filtered([n for n in range(self._first, self.line_count) if test(self.text_of(n))])
         else:
-            self._visible = None
+            self._show_filtered(None)
+
+    def _show_filtered(self, visible: Any) -> None:
+        keep = self.cursor_line
+        self._visible = visible
         self._strips.clear()
         self._update_size()
         if self.follow or keep is None:
@@ -440,11 +741,12 @@ class LogView(ScrollView, can_focus=True):
 
     def _post_status(self) -> None:
         shown = self._shown_count() if self.filter_text else -1  # the count is shown only when filtering
-        state = (self.follow, self._new_lines, shown, -1, self.filter_text + "\0" + self.search_text)
+        state = (self.follow, self._new_lines, shown, -1, self.filter_text + "\0" + self.search_text
+                 + "\0" + self.scan_note + "\0" + str(self.wrap))
         if state == self._last_status:
             return  # nothing the status line shows has changed: no message, no repaint
         self._last_status = state
-        self.post_message(self.Status(self.follow, self._new_lines, self._shown_count(), len(self._lines),
+        self.post_message(self.Status(self.follow, self._new_lines, self._shown_count(), self.line_count - self._first,
                                       self.filter_text))
 
     def _announce_event(self) -> None:
@@ -465,7 +767,12 @@ class LogView(ScrollView, can_focus=True):
             self.follow = False
         height = self.scrollable_content_region.height or 1
         top = round(self.scroll_y)
-        if row < top:
+        if self.wrap:
+            if row < top:
+                self.scroll_to(y=row, animate=False, immediate=True, force=True)
+            elif not any(r == row for r, _ in self._wrap_rows()):
+                self.scroll_to(y=self._wrap_top_for(row), animate=False, immediate=True, force=True)
+        elif row < top:
             self.scroll_to(y=row, animate=False, immediate=True, force=True)
         elif row >= top + height:
             self.scroll_to(y=row - height + 1, animate=False, immediate=True, force=True)
@@ -528,7 +835,7 @@ class LogView(ScrollView, can_focus=True):
         except PatternError as e:
             self.notify(f"{'search' if which == 'search_text' else 'filter'}: {e}", severity="error", timeout=8)
             return False
-        if which == "search_text" and text and not self._matching():
+        if which == "search_text" and text and not self._big() and not self._matching():
             self.notify(f"search: no line matches {text!r}", severity="warning", timeout=4)
         return True
 
@@ -538,6 +845,8 @@ class LogView(ScrollView, can_focus=True):
 
     def action_hscroll(self, direction: int) -> None:
         """Half a screen sideways (the gutter stays)."""
+        if self.wrap:
+            return
         half = max(1, self.scrollable_content_region.width // 2)
         self.scroll_to(x=max(0, self.scroll_x + direction * half), animate=False, immediate=True, force=True)
         self._strips.clear()
@@ -553,11 +862,23 @@ class LogView(ScrollView, can_focus=True):
         else:
             def test(line: str) -> bool:
                 return rx.search(line) is not None
+        if self._big():
+            hits = self._search_hits if rx is not None else self._visible
+            if hits is None:
+                return []
+            if rx is None or self._visible is None:
+                return list(hits)
+            return [n for n in hits if self._contains(self._visible, n)]
         shown = range(self._first, self.line_count) if self._visible is None else self._visible
         return [n for n in shown if test(self.text_of(n))]
 
     def match_count(self) -> int:
-        return len(self._matching()) if self._search is not None else 0
+        """Lines the search matches (-1 while a worker is still searching a long document)."""
+        if self._search is None:
+            return 0
+        if self._big() and self._search_hits is None:
+            return -1
+        return len(self._matching())
 
     def action_next_match(self) -> None:
         self._jump(self._matching(), 1)
@@ -568,8 +889,7 @@ class LogView(ScrollView, can_focus=True):
     def _event_starts(self, severity: str) -> list[int]:
         starts = [e.start for e in self._events if e.severity == severity and e.start >= self._first]
         if self._visible is not None:
-            shown = set(self._visible)
-            starts = [s for s in starts if s in shown]
+            starts = [s for s in starts if self._contains(self._visible, s)]
         return starts
 
     def action_next_error(self) -> None:
