@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from mlx_console.core.config import Config
 from mlx_console.core.errors import ConsoleError
@@ -53,7 +53,7 @@ MEMORY_INTERVAL = 10.0   # s between memory pressure reads
 class ConsoleApp(BackendsController, App[int]):
     CSS_PATH = CSS_FILES
     TITLE = "mlx-console"
-    BINDINGS = registry.bindings(("console", "backend", "bench"))
+    BINDINGS = registry.bindings(("console", "backend", "bench")) + registry.line_openers()
 
     def __init__(self, config: Config, *, theme_dirs: list[Path] | None = None, autostart: bool | None = None,
                  backends: Backends | None = None, polls: bool = True,
@@ -287,9 +287,31 @@ class ConsoleApp(BackendsController, App[int]):
 
     # ---- command line ----------------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The line openers (priority bindings) only act on the dashboard and never while an input is typed
+        into: there `:`, `/` and `&` are text."""
+        if action == "command_line":
+            return len(self.screen_stack) <= 1 and not isinstance(self.focused, Input)
+        return True
+
     def action_command_line(self, mode: str = ":") -> None:
         text = {"/": self.log_view.search_text, "&": self.log_view.filter_text}.get(mode, "")
         self.command_line.open(mode, text)
+
+    def on_paste(self, event: events.Paste) -> None:
+        """A paste outside an input on the dashboard (`:start tiny⏎`): each whole line runs as a command,
+        a last line without its newline waits on the command line."""
+        if len(self.screen_stack) > 1 or isinstance(self.focused, Input):
+            return
+        lines = event.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        for i, line in enumerate(lines):
+            whole = i < len(lines) - 1
+            mode = line[:1] if line[:1] in (":", "/", "&") else ":"
+            text = line[1:] if line[:1] in (":", "/", "&") else line
+            if whole and text.strip():
+                self.command_line.submit(mode, text)
+            elif not whole and line:
+                self.command_line.open(mode, text)
 
     def completion_candidates(self, kind: str) -> list[str]:
         if kind == "backend":

@@ -98,7 +98,8 @@ class CommandLine(Horizontal):
         self.input.value = text
         self.input.cursor_position = len(text)
         self._cycle = []
-        self.input.focus()
+        # Focus now, not after a refresh: the next key of a quick `:start` is dispatched to the focused widget.
+        self.screen.set_focus(self.input)
 
     def close(self, refocus: bool = True) -> None:
         if not self.has_class("-open"):
@@ -135,10 +136,13 @@ class CommandLine(Horizontal):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        text = event.value
-        self.histories[self.mode].add(text)
-        if self.mode == ":" and self.history_path is not None:
-            self.histories[":"].save(self.history_path)
         mode = self.mode
         self.close()
+        self.submit(mode, event.value)
+
+    def submit(self, mode: str, text: str) -> None:
+        """Run `text` as if typed after `mode` and Enter (a pasted line does this too)."""
+        self.histories[mode].add(text)
+        if mode == ":" and self.history_path is not None:
+            self.histories[":"].save(self.history_path)
         self.post_message(self.Submitted(mode, text))
