@@ -56,3 +56,52 @@ async def test_keys_right_after_the_first_frame_and_a_paste(make_app) -> None:
         burst(app, ":/")
         await wait_for(pilot, lambda: line.input.value == "doc:/", what="text typed into the line")
         assert len(app.screen_stack) == 1
+
+
+def model_dirs(tmp_path, monkeypatch):
+    """Two real model directories: `small` fits, `huge` (a sparse 4 TiB weights file) does not. The HF cache
+    is an empty directory, so discovery finds exactly these."""
+    root = tmp_path / "models"
+    for name, size in (("small", 1024), ("huge", 2 ** 42)):
+        d = root / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text('{"model_type": "llama", "num_hidden_layers": 2}')
+        with open(d / "model.safetensors", "wb") as fh:
+            fh.truncate(size)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-empty"))
+    return root
+
+
+async def test_swap_completes_from_discovered_models_and_a_typed_swap_to_a_misfit_asks_with_its_reason(
+        log_file, tmp_path, monkeypatch) -> None:
+    from mlx_console.ui.screens.confirm import ConfirmScreen
+    from mlx_console.ui.screens.swap import SwapScreen
+
+    from .test_explain_ask import scripted, screen_text
+
+    app, backends = scripted(log_file, model_dirs=[model_dirs(tmp_path, monkeypatch)])
+    swapped: list[str] = []
+    backends.swap_model = lambda name, model: swapped.append(model)  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.backend_state("qwen") == "ready", what="first poll")
+        await wait_for(pilot, lambda: {"huge", "small"} <= set(app.known_models), what="discovery")
+        line = app.query_one(CommandLine)
+        await pilot.press("colon", *"swap ", "tab")  # without opening the picker first
+        assert line.input.value in ("swap huge", "swap small")
+        candidates = str(line.query_one("#candidates").render())
+        assert "huge" in candidates and "small" in candidates and "(1/" in candidates
+        line.input.value = "swap huge"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the ✗ question")
+        text = screen_text(app)
+        assert "✗ huge does not fit: weights" in text and "exceed total memory" in text, text
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, SwapScreen))
+        await wait_for(pilot, lambda: "swap cancelled" in screen_text(app), what="cancelled")
+        assert swapped == []
+        # With confirmations off a ✗ still asks (the fit check is not a "ready backend" question)
+        app.config.confirm = False
+        app.screen.start_swap("huge")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the ✗ question again")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: swapped and swapped[0].endswith("huge"), what="swap after yes")

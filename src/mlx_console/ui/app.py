@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import events, on
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal
 from textual.screen import Screen
@@ -75,6 +75,7 @@ class ConsoleApp(BackendsController, App[int]):
         self.hung_up = False
         self._memory_line = ""
         self._topbar_text: str | None = None
+        self.known_models: list[str] = []  # what `:swap`/`:settings` complete: discovered once at start
 
     # ---- layout ------------------------------------------------------------------------------------------
 
@@ -124,6 +125,8 @@ class ConsoleApp(BackendsController, App[int]):
             self.memory_poll.start()
         if self.autostart:
             self.call_after_refresh(self.autostart_demo)
+        if self.polls_enabled:
+            self.call_after_refresh(self.discover_models)
         if self.is_headless:
             return
         # SSH drop: SIGHUP when it arrives, and a watchdog for when it is ignored (nohup, some shells).
@@ -254,6 +257,17 @@ class ConsoleApp(BackendsController, App[int]):
             self.action_toggle_bench()
         pane.run(self.selected_backend(), suite)
 
+    @work(thread=True, exclusive=True, group="discover-models")
+    def discover_models(self) -> None:
+        """The models `:swap` completes, without opening the picker first (the picker refreshes them)."""
+        from mlx_console.ui.screens.swap import model_ids
+
+        try:
+            ids = model_ids(self.config)
+        except Exception:  # noqa: BLE001 - completion is a convenience: the picker reports discovery errors
+            return
+        self.call_from_thread(setattr, self, "known_models", ids)
+
     # ---- screens ---------------------------------------------------------------------------------------
 
     def action_help(self) -> None:
@@ -319,7 +333,7 @@ class ConsoleApp(BackendsController, App[int]):
         if kind == "theme":
             return sorted(self.theme_set.themes)
         if kind == "model":
-            return list(getattr(self, "known_models", []))
+            return list(self.known_models)
         if kind == "suite":
             return self.bench_pane.suite_names()
         return []

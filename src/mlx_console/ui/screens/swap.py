@@ -49,6 +49,12 @@ def _field(obj: Any, *names: str) -> Any:
     return None
 
 
+def model_ids(config: Config) -> list[str]:
+    """Worker side: the ids of the models discovery finds (what `:swap` completes and the picker lists)."""
+    discover = core("machine.models", "discover")
+    return [str(_field(m, "id", "name") or _field(m, "path")) for m in discover(config)]
+
+
 class SwapScreen(ModalScreen[None]):
     BINDINGS = bindings("swap")
 
@@ -72,12 +78,16 @@ class SwapScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
-        if self.model:
-            self.start_swap(self.model)
         if self.fixed:
             self.show_models(self.models)
         else:
-            self.discover()
+            self.discover()  # a typed `:swap MODEL` waits for it: a ✗ model must ask with its reason
+
+    def take_pending(self) -> None:
+        """`:swap MODEL` swaps once the models (and their fit) are known, or discovery failed."""
+        model, self.model = self.model, None
+        if model:
+            self.start_swap(model)
 
     @work(thread=True, exclusive=True, group="swap-discover")
     def discover(self) -> None:
@@ -98,8 +108,10 @@ class SwapScreen(ModalScreen[None]):
                 })
         except NotAvailable as e:
             self.app.call_from_thread(self.set_status, str(e))
+            self.app.call_from_thread(self.take_pending)
         except Exception as e:
             self.app.call_from_thread(self.set_status, f"model discovery failed: {type(e).__name__}: {e}")
+            self.app.call_from_thread(self.take_pending)
         else:
             self.app.call_from_thread(self.show_models, found)
 
@@ -122,6 +134,7 @@ class SwapScreen(ModalScreen[None]):
         if not self.swapping and not self.swap_error:
             self.set_status(f"{len(models)} models found · ✓ fits · ! tight · ✗ does not fit in free memory")
         self.refilter(self.query_one(Input).value)
+        self.take_pending()
 
     @on(Input.Changed, "#swap-filter")
     def _changed(self, event: Input.Changed) -> None:
