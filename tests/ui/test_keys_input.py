@@ -77,7 +77,7 @@ async def test_swap_completes_from_discovered_models_and_a_typed_swap_to_a_misfi
     from mlx_console.ui.screens.confirm import ConfirmScreen
     from mlx_console.ui.screens.swap import SwapScreen
 
-    from .test_explain_ask import scripted, screen_text
+    from .test_explain_ask import screen_text, scripted
 
     app, backends = scripted(log_file, model_dirs=[model_dirs(tmp_path, monkeypatch)])
     swapped: list[str] = []

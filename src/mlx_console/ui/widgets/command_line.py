@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
-from rich.text import Text
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.suggester import Suggester
