@@ -105,3 +105,28 @@ async def test_swap_completes_from_discovered_models_and_a_typed_swap_to_a_misfi
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the ✗ question again")
         await pilot.press("y")
         await wait_for(pilot, lambda: swapped and swapped[0].endswith("huge"), what="swap after yes")
+
+
+async def test_the_theme_chosen_with_colon_theme_is_remembered_across_runs(make_app, tmp_path) -> None:
+    import json
+    import os
+    import stat
+
+    from mlx_console import paths
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.theme == "dark"
+        await pilot.press("colon", *"theme light", "enter")
+        await wait_for(pilot, lambda: app.theme == "light", what="theme switched")
+    state = paths.state_dir() / "console.json"
+    assert json.loads(state.read_text())["theme"] == "light"
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
+    again = make_app()
+    async with again.run_test(size=(80, 24)):
+        assert again.theme == "light"  # the next run starts on it
+    # the config's `theme` edited since: the file the person edited wins
+    edited = make_app()
+    edited.config.theme = "high-contrast"
+    async with edited.run_test(size=(80, 24)):
+        assert edited.theme == "high-contrast"

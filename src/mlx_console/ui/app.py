@@ -104,7 +104,8 @@ class ConsoleApp(BackendsController, App[int]):
         for theme in self.theme_set.themes.values():
             self.register_theme(theme)
         self.register_theme(FALLBACK)
-        self.set_theme(self.config.theme, at_start=True)
+        self.set_theme(remembered_theme(self.config.theme, _state_file("console.json")) or self.config.theme,
+                       at_start=True)
         if self.keymap_config:
             self.set_keymap(self.keymap_config)
         for notice in self.startup_notices:
@@ -371,6 +372,8 @@ class ConsoleApp(BackendsController, App[int]):
         if notice:
             self.notify(notice, severity="warning", timeout=10)
         self.theme = theme.name
+        if not at_start:
+            remember_theme(theme.name, self.config.theme, _state_file("console.json"))
         if self.is_mounted:
             self.backends_table.show(self.backends_table.rows_data, force=True)
             self.key_bar.refresh()
@@ -430,6 +433,39 @@ def _state_file(name: str) -> Path | None:
         return paths.state_dir() / name
     except OSError:
         return None
+
+
+def remembered_theme(config_theme: str, path: Path | None) -> str | None:
+    """The theme last chosen with `:theme` (state/console.json), unless the config's `theme` changed since:
+    then the file the person edited wins."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path else {}
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("config_theme") != config_theme:
+        return None
+    theme = data.get("theme")
+    return theme if isinstance(theme, str) and theme else None
+
+
+def remember_theme(theme: str, config_theme: str, path: Path | None) -> None:
+    import json
+
+    from mlx_console.core.common.atomic import write_atomic
+
+    if path is None:
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    data = dict(old if isinstance(old, dict) else {}, theme=theme, config_theme=config_theme)
+    try:
+        write_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), mode=0o600)
+    except OSError:
+        pass  # a preference: never an error on screen
 
 
 def _home(path: Path) -> str:
