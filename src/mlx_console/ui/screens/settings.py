@@ -99,6 +99,7 @@ class SettingsScreen(ModalScreen[None]):
         self.last_result: Any = None
         self._close_armed = False
         self.raw_error: str | None = None
+        self.invalid: dict[str, str] = {}  # key → the error its field shows (the store keeps its last valid value)
 
     def compose(self) -> ComposeResult:
         with Vertical() as v:
@@ -164,6 +165,7 @@ class SettingsScreen(ModalScreen[None]):
                 row = self.query_one(f"#field-{spec['key']}", FieldRow)
                 row.input.value = shown_value(block.get(spec["key"])) if spec["key"] in block else ""
                 row.set_error(None)
+            self.invalid.clear()
         finally:
             self._filling = False
         self.refresh_status()
@@ -195,9 +197,12 @@ class SettingsScreen(ModalScreen[None]):
             else:
                 self.store.set_text(self.model, key, text)
         except Exception as e:  # BadValue: refused inline, the store is unchanged
-            row.set_error(str(e).split(": ", 2)[-1] if "key" in str(e) else str(e))
+            message = str(e).split(": ", 2)[-1] if "key" in str(e) else str(e)
+            row.set_error(message)
+            self.invalid[key] = message
         else:
             row.set_error(None)
+            self.invalid.pop(key, None)
         self.refresh_status()
 
     def refresh_status(self) -> None:
@@ -240,6 +245,13 @@ class SettingsScreen(ModalScreen[None]):
 
     def action_preview(self) -> None:
         if self.store is None:
+            return
+        if self.invalid:
+            # Never save a value the form does not show: the store still holds the last valid one.
+            key, error = next(iter(self.invalid.items()))
+            self.app.notify(f"not saved: {key}: {error} (fix the field or clear it)", severity="error",
+                            timeout=10)
+            self.query_one(f"#field-{key}", FieldRow).input.focus()
             return
         if not self.store.dirty:
             self.app.notify("nothing to save", timeout=3)
