@@ -291,9 +291,20 @@ class ConsoleApp(BackendsController, App[int]):
         self.push_screen(SwapScreen(self.config, self.backends, name, model))
 
     def action_settings(self, model: str | None = None) -> None:
+        """oMLX backend: its model settings. mlx-lm backend: its server flags (`args`); no oMLX form there."""
         from mlx_console.ui.screens.settings import SettingsScreen
 
-        self.push_screen(SettingsScreen(self.config, self.selected_backend(), model))
+        name = self.selected_backend()
+        profile = next((p for p in self.config.backends if p.name == name), None)
+        if profile is not None and profile.kind == "mlx-lm":
+            from mlx_console.ui.screens.server_flags import FlagsScreen
+
+            if model:
+                self.notify(f"{name} is an mlx-lm backend: its settings are server flags, not per model "
+                            f"({model!r} ignored)", severity="warning", timeout=6)
+            self.push_screen(FlagsScreen(self.config, profile.name))
+            return
+        self.push_screen(SettingsScreen(self.config, name, model))
 
     def action_metrics(self, name: str | None = None) -> None:
         from mlx_console.ui.screens.metrics import MetricsScreen

@@ -45,20 +45,21 @@ def shown_value(value: Any) -> str:
     return "" if value is None else json.dumps(value, ensure_ascii=False)
 
 
-class FieldRow(Vertical):
-    """One key: name, input, what is allowed and how it takes effect, and an inline error."""
+class FormRow(Vertical):
+    """One field of a form: name, input, help (what is allowed, how it takes effect) and an inline error."""
 
+    label = ""
+    placeholder = ""
+    input_id: str | None = None
 
-    def __init__(self, spec: dict[str, Any]) -> None:
-        super().__init__(id=f"field-{spec['key']}")
-        self.spec = spec
+    @property
+    def help_text(self) -> str:
+        return ""
 
     def compose(self) -> ComposeResult:
-        s = self.spec
         with Horizontal():
-            yield Static(s["key"], classes="key")
-            default = s["none_means"] or shown_value(s["default"]) or "unset"
-            field = Input(placeholder=f"default: {default}", compact=True, id=f"input-{s['key']}")
+            yield Static(self.label, classes="key")
+            field = Input(placeholder=self.placeholder, compact=True, id=self.input_id)
             field.cursor_blink = False  # a blinking cursor repaints twice a second
             yield field
         yield Static(self.help_text, classes="help")
@@ -68,18 +69,29 @@ class FieldRow(Vertical):
     def input(self) -> Input:
         return self.query_one(Input)
 
+    def set_error(self, message: str | None) -> None:
+        err = self.query_one(".error", Static)
+        err.update(message or "")
+        err.set_class(bool(message), "-shown")
+        self.input.set_class(bool(message), "-invalid")
+
+
+class FieldRow(FormRow):
+    """One oMLX model-settings key."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        super().__init__(id=f"field-{spec['key']}")
+        self.spec = spec
+        self.label = spec["key"]
+        self.placeholder = f"default: {spec['none_means'] or shown_value(spec['default']) or 'unset'}"
+        self.input_id = f"input-{spec['key']}"
+
     @property
     def help_text(self) -> str:
         s = self.spec
         note = f" · {s['note']}" if s.get("note") else ""
         newer = " · newer than oMLX 0.5.0" if s.get("newer") else ""
         return f"{s['meaning']} · {s['allowed']} · {s['effect_text']}{note}{newer}"
-
-    def set_error(self, message: str | None) -> None:
-        err = self.query_one(".error", Static)
-        err.update(message or "")
-        err.set_class(bool(message), "-shown")
-        self.input.set_class(bool(message), "-invalid")
 
 
 class SettingsScreen(ModalScreen[None]):
