@@ -130,3 +130,33 @@ async def test_the_theme_chosen_with_colon_theme_is_remembered_across_runs(make_
     edited.config.theme = "high-contrast"
     async with edited.run_test(size=(80, 24)):
         assert edited.theme == "high-contrast"
+
+
+async def test_bench_on_an_omlx_backend_with_two_models_loaded_asks_which(log_file) -> None:
+    from textual.widgets import OptionList
+
+    from mlx_console.ui.screens.confirm import ChoiceScreen, ConfirmScreen
+
+    from .test_explain_ask import scripted
+
+    app, backends = scripted(log_file)
+    backends.changes["omlx"] = {"model": "tiny, tiny2", "loaded_models": ["tiny", "tiny2"]}
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.backend_state("omlx") == "ready", what="poll")
+        app.backends_table.select_name("omlx")
+        await pilot.press("B")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="which model?")
+        assert "bench which one?" in str(app.screen.query_one("#confirm-question").render())
+        assert app.screen.query_one(OptionList).option_count == 2
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="then: ready, run?")
+        assert "Run the bench on omlx (tiny2)?" in str(app.screen.query_one("#confirm-question").render())
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.bench_pane.chosen_model == "tiny2", what="run on tiny2")
+        assert app.bench_pane._target("omlx").model == "tiny2"  # the request names one model, not "tiny, tiny2"
+        await wait_for(pilot, lambda: not app.bench_pane.running, timeout=30, what="run ends (nothing serves)")
+        # Esc at the question cancels
+        await pilot.press("B")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: len(app.screen_stack) == 1, what="cancelled")

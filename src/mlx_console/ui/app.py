@@ -248,15 +248,30 @@ class ConsoleApp(BackendsController, App[int]):
             self.action_toggle_bench()
 
     def action_run_bench(self, suite: str | None = None) -> None:
+        """`B`/`:bench SUITE`. An oMLX backend serving several models asks which one first (a bench request
+        names one model), then a ready backend asks before the run."""
         name = self.selected_backend()
-        self.confirm_then(name, f"Run the bench on {name}? It sends requests to a ready backend.",
-                          lambda: self.run_bench_now(suite))
+        row = next((r for r in self.backends_table.rows_data if r.get("name") == name), {})
+        loaded = [str(m) for m in row.get("loaded_models") or []]
+        if row.get("kind") == "omlx" and len(loaded) > 1:
+            from mlx_console.ui.screens.confirm import ChoiceScreen
 
-    def run_bench_now(self, suite: str | None = None) -> None:
+            self.push_screen(ChoiceScreen(f"{name} has {len(loaded)} models loaded: bench which one?", loaded),
+                             lambda model: self.confirm_bench(name, suite, model) if model
+                             else self.notify("cancelled", timeout=2))
+            return
+        self.confirm_bench(name, suite, None)
+
+    def confirm_bench(self, name: str | None, suite: str | None, model: str | None) -> None:
+        on = f"{name} ({model})" if model else name
+        self.confirm_then(name, f"Run the bench on {on}? It sends requests to a ready backend.",
+                          lambda: self.run_bench_now(suite, model))
+
+    def run_bench_now(self, suite: str | None = None, model: str | None = None) -> None:
         pane = self.bench_pane
         if not pane.display:
             self.action_toggle_bench()
-        pane.run(self.selected_backend(), suite)
+        pane.run(self.selected_backend(), suite, model)
 
     @work(thread=True, exclusive=True, group="discover-models")
     def discover_models(self) -> None:
