@@ -82,6 +82,9 @@ def test_secrets_are_masked_on_the_command_line() -> None:
 
     assert mask_secrets(["omlx", "serve", "--api-key", "s3cret", "--port", "8000", "--hf-token=abc"]) == \
         ["omlx", "serve", "--api-key", "****", "--port", "8000", "--hf-token=****"]
+    # a flag that only contains a secret-looking word is not one (it hid `--max-tokens 64`)
+    assert mask_secrets(["--max-tokens", "64", "--prompt-cache-bytes=1G", "--auth", "x"]) == \
+        ["--max-tokens", "64", "--prompt-cache-bytes=1G", "--auth", "****"]
 
 
 async def test_stop_and_restart_on_a_ready_backend_ask_first(log_file) -> None:
