@@ -160,3 +160,23 @@ async def test_bench_on_an_omlx_backend_with_two_models_loaded_asks_which(log_fi
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
         await pilot.press("escape")
         await wait_for(pilot, lambda: len(app.screen_stack) == 1, what="cancelled")
+
+
+async def test_after_a_command_that_opens_a_screen_the_log_keys_still_work(make_app) -> None:
+    """`:messages⏎` typed at once, then Esc: the log has the focus back *and* its keys (the focus used to come
+    back after the screen opened, leaving the dashboard with a stale binding chain: `f`, `e` did nothing)."""
+    from mlx_console.ui.screens.describe import MessagesScreen
+    from mlx_console.ui.widgets.log_view import LogView
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.has_focus, what="log focused")
+        burst(app, ":messages\r")
+        await wait_for(pilot, lambda: isinstance(app.screen, MessagesScreen), what="messages")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: len(app.screen_stack) == 1)
+        following = log.follow
+        await pilot.press("f")
+        await wait_for(pilot, lambda: log.follow != following, what="f toggles follow")
+        assert "Err" in str(app.key_bar.render())  # the footer shows the log's keys again

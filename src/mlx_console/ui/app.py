@@ -155,13 +155,25 @@ class ConsoleApp(BackendsController, App[int]):
         return len(self.screen_stack) <= 1 and not self.hung_up
 
     def on_descendant_focus(self, event: Any) -> None:
-        # Backend keys first (they stay at 80 columns, after the name of the backend they act on).
+        self.update_key_scopes()
+
+    def update_key_scopes(self) -> None:
+        """The footer's keys follow the dashboard's focus. Backend keys first (they stay at 80 columns, after
+        the name of the backend they act on)."""
+        if len(self.screen_stack) > 1:
+            return  # a modal's focus says nothing about the dashboard's footer
         scopes: tuple[str, ...] = ("backend", "console")
         if isinstance(self.focused, LogView):
             scopes = ("backend", "log", "console")
         elif isinstance(self.focused, BenchPane) or self.bench_pane.has_focus_within:
             scopes = ("backend", "bench", "console")
         self.key_bar.set_scopes(scopes)
+
+    def pop_screen(self) -> Any:
+        """Back on the dashboard the focus is restored without a focus event: the footer follows it here."""
+        done = super().pop_screen()
+        self.call_later(self.update_key_scopes)
+        return done
 
     # ---- top bar, memory -------------------------------------------------------------------------------
 

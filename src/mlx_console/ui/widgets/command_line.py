@@ -90,7 +90,9 @@ class CommandLine(Vertical):
 
     def open(self, mode: str = ":", text: str = "") -> None:
         focused = self.app.focused
-        self._return_focus = (lambda: focused.focus()) if focused is not None else None
+        # Back at once (not after a refresh): a command that opens a screen must find the focus where it was,
+        # or the dashboard comes back with a stale binding chain (`f`, `e` dead after `:messages`).
+        self._return_focus = (lambda: self.screen.set_focus(focused)) if focused is not None else None
         self.mode = mode
         self.query_one("#prompt", Static).update(mode)
         self.query_one("#hint", Static).update({
