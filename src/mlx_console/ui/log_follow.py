@@ -85,7 +85,9 @@ def follow(path: Path, deliver: Callable[[Batch], None], stopped: Callable[[], b
     follower = LogFollower(path, start_offset=offset, start_line=0, use_watchfiles=False, poll_interval=POLL_S)
     generation = follower.generation
     last_line_at = time.monotonic()
-    flushed = True
+    # A log that ends in a traceback (a dead backend: post-mortem) has an event still open after the history:
+    # flushed once the file stays quiet, like any other last event, or the traceback that killed it is unmarked.
+    flushed = not history
     try:
         while not stopped():
             if paused():
