@@ -6,6 +6,7 @@ from mlx_console.ui.actions import ACTIONS
 from mlx_console.ui.app import ConsoleApp
 from mlx_console.ui.screens.doctor import DoctorScreen
 from mlx_console.ui.screens.help import HelpScreen
+from mlx_console.ui.screens.server_flags import FlagsScreen
 from mlx_console.ui.screens.settings import SettingsScreen
 from mlx_console.ui.screens.swap import SwapScreen
 from mlx_console.ui.widgets.bench_pane import BenchPane
@@ -71,13 +72,18 @@ async def test_unknown_command_and_unknown_theme_are_refused_clearly(make_app) -
 async def test_screens_open_from_keys_and_commands(make_app) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        for key, screen in (("d", DoctorScreen), ("m", SwapScreen), ("s", SettingsScreen)):
+        # qwen (selected) is mlx-lm: `s` edits its server flags; the oMLX form is for oMLX backends only
+        for key, screen in (("d", DoctorScreen), ("m", SwapScreen), ("s", FlagsScreen)):
             await pilot.press(key)
             assert isinstance(app.screen, screen), key
             await pilot.press("escape")
             assert not isinstance(app.screen, screen)
-        for cmd, screen in ((":doctor", DoctorScreen), (":settings", SettingsScreen),
-                            (":settings Qwen3-8B", SettingsScreen)):
+        for cmd, screen in ((":doctor", DoctorScreen), (":settings", FlagsScreen)):
+            await pilot.press("colon", *cmd[1:], "enter")
+            assert isinstance(app.screen, screen), cmd
+            await pilot.press("escape")
+        app.backends_table.select_name("omlx")
+        for cmd, screen in ((":settings", SettingsScreen), (":settings Qwen3-8B", SettingsScreen)):
             await pilot.press("colon", *cmd[1:], "enter")
             assert isinstance(app.screen, screen), cmd
             await pilot.press("escape")

@@ -82,6 +82,9 @@ def test_secrets_are_masked_on_the_command_line() -> None:
 
     assert mask_secrets(["omlx", "serve", "--api-key", "s3cret", "--port", "8000", "--hf-token=abc"]) == \
         ["omlx", "serve", "--api-key", "****", "--port", "8000", "--hf-token=****"]
+    # a flag that only contains a secret-looking word is not one (it hid `--max-tokens 64`)
+    assert mask_secrets(["--max-tokens", "64", "--prompt-cache-bytes=1G", "--auth", "x"]) == \
+        ["--max-tokens", "64", "--prompt-cache-bytes=1G", "--auth", "****"]
 
 
 async def test_stop_and_restart_on_a_ready_backend_ask_first(log_file) -> None:
@@ -149,3 +152,28 @@ async def test_describe_and_the_swap_picker_show_the_advisors_warnings(log_file,
         # the picker discovers the configured model dir and shows its advice under it
         await wait_for(pilot, lambda: any(m.get("advice") for m in getattr(swap, "models", []) or []),
                        timeout=30, what="advice in the picker")
+
+
+async def test_post_mortem_the_traceback_that_killed_a_dead_backend_is_marked_and_E_reaches_it(tmp_path) -> None:
+    """Opening the console on a dead backend whose log ends in the traceback that killed it (nothing is appended
+    any more): the traceback is an event, marked in the gutter, and `E` (previous error) goes to it."""
+    from mlx_console.ui.widgets.log_view import LogView
+
+    log = tmp_path / "qwen.log"
+    log.write_text(
+        "2026-12-05 19:25:37,806 - INFO - Starting httpd at 127.0.0.1 on port 18433...\n"
+        "2026-12-05 19:25:37,806 - ERROR - mlx_lm.server generation thread died: No safetensors found in /m\n"
+        "Traceback (most recent call last):\n"
+        '  File "/venv/lib/python3.11/site-packages/mlx_lm/utils.py", line 452, in load_model\n'
+        '    raise FileNotFoundError(f"No safetensors found in {model_path}")\n'
+        "FileNotFoundError: No safetensors found in /m\n")
+    app, backends = scripted(log)
+    backends.changes["qwen"] = {"status": "dead", "reason": "generation thread died: No safetensors found in /m"}
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(LogView)
+        await wait_for(pilot, lambda: view.line_count == 6, what="the log")
+        await wait_for(pilot, lambda: view.event_at(5) is not None, timeout=10, what="the last traceback marked")
+        await pilot.press("E")
+        await wait_for(pilot, lambda: app.triage_card.display, what="the card")
+        card = " ".join(str(s.render()) for s in app.triage_card.query(Static)) or str(app.triage_card.render())
+        assert "lines 2-6" in card or "lines 3-6" in card, card

@@ -98,3 +98,31 @@ async def test_start_logs_bench_restart_stop(tiny_model: Path, tmp_path: Path, p
             await wait_for(pilot, lambda: status(app) == "stopped", timeout=30, what="stopped")
     finally:
         app.backends.supervisor().stop("tiny")
+
+
+async def test_with_no_config_the_demo_moves_to_a_free_port_when_its_port_is_taken(tiny_model: Path,
+                                                                                     tmp_path: Path) -> None:
+    """Issue 11: something else listens on the demo's port (8080 by default): the demo starts on a free port and
+    says so in a notice that stays in :messages, instead of failing."""
+    import dataclasses
+    import socket
+
+    from mlx_console.core.config import demo_profile
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    demo = dataclasses.replace(demo_profile(), model=str(tiny_model), port=taken)
+    config = Config(path=tmp_path / "no-config.toml", exists=False, backends=[demo])
+    app = ConsoleApp(config, theme_dirs=[THEMES])  # no config: the demo autostarts
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: status(app) == "ready", timeout=90, what="demo ready")
+            row = app.backends_table.rows_data[0]
+            assert row.get("port") not in (None, taken)
+            moved = [m for m in app.messages if f"port {taken} is taken" in m.text]
+            assert moved and f"uses port {row['port']} instead" in moved[0].text, [m.text for m in app.messages]
+    finally:
+        app.backends.supervisor().stop("demo")
+        squatter.close()

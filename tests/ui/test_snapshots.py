@@ -297,3 +297,23 @@ def test_confirmation(snap_compare, snap_app, size) -> None:
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), what="confirmation")
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_mlx_lm_flags_editor(snap_compare, snap_app, size) -> None:
+    from mlx_console.ui.screens.server_flags import FlagRow, FlagsScreen
+
+    from .test_settings_forms import fixed_specs
+
+    async def run(pilot: Pilot) -> None:
+        await settle(pilot)
+        screen = FlagsScreen(pilot.app.config, "qwen", fixed_specs())
+        pilot.app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.loaded, what="flags form")
+        row = screen.query_one("#flag__temp", FlagRow)
+        row.input.focus()
+        row.input.value = "hot"
+        await wait_for(pilot, lambda: "hot" in screen.invalid.get("--temp", ""), what="inline error")
+        await idle(pilot)
+
+    assert snap_compare(snap_app(), terminal_size=size, run_before=run)

@@ -113,3 +113,35 @@ def test_console_exits_when_its_terminal_goes_away(console_env: dict[str, str], 
         cpu = proc.cpu_percent(interval=1.0)
         proc.kill()
         pytest.fail(f"the console kept running after its terminal went away (cpu {cpu:.0f}%)")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_keys_typed_at_once_reach_the_command_line_and_the_log_keys_survive_a_screen(tmp_path: Path,
+                                                                                       size: tuple[int, int]) -> None:
+    """Issue 11, keys and input, as a person in tmux: `:sett` sent in one go is typed into the command line
+    (it used to open the settings screen); after `:messages⏎` and Esc the log's own keys work again."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[[backend]]\nname = "idle"\nkind = "mlx-lm"\nmodel = "/nonexistent/model"\nport = 1\n')
+    env = dict(os.environ, MLX_CONSOLE_CONFIG=str(cfg), TERM="xterm-256color")
+    env.pop("NO_COLOR", None)
+    log = Path(os.environ["MLX_CONSOLE_STATE_DIR"]) / "backends" / "idle" / "server.log"  # a previous run's log
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("".join(f"2026-11-25 10:00:{i:02d},000 - INFO - line {i}\n" for i in range(40)))
+    tmux = Tmux(env)
+    try:
+        tmux.start(f"{CONSOLE}; echo CONSOLE-EXITED $?; sleep 30", *size)
+        tmux.wait_for(lambda s: "idle" in s and "? Help" in s and "Err" in s, 15, "the dashboard, log focused")
+        tmux.run("send-keys", "-t", "c", ":sett")  # one write: the keys arrive together
+        screen = tmux.wait_for(lambda s: ": sett" in s or "flags of" in s, 5, "the typed keys")
+        assert ": sett" in screen and "flags of" not in screen, screen
+        tmux.keys("Escape")
+        tmux.run("send-keys", "-t", "c", ":messages", "Enter")
+        tmux.wait_for(lambda s: "messages (" in s, 5, "the messages screen")
+        tmux.keys("Escape")
+        tmux.wait_for(lambda s: "messages (" not in s, 5, "back on the dashboard")
+        tmux.keys("f")
+        tmux.wait_for(lambda s: "paused" in s, 5, "f to pause following (the log's keys work)")
+        tmux.keys("q")
+        tmux.wait_for(lambda s: "CONSOLE-EXITED 0" in s, 10, "the console to quit")
+    finally:
+        tmux.kill()

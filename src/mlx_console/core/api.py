@@ -41,18 +41,19 @@ if TYPE_CHECKING:
     from mlx_console.core.settings.apply import ApplyResult
     from mlx_console.core.settings.baseline import BaselineDiff
     from mlx_console.core.settings.remote import RemoteSettings
+    from mlx_console.core.settings.server_flags import FlagSpec
     from mlx_console.core.settings.store import SettingsStore
     from mlx_console.core.settings.validate import Issue
     from mlx_console.core.settings.watch import SettingsWatcher
 
 __all__ = [
     "METRICS_WINDOWS", "Activity", "RemoteSettings", "Trend", "ApplyResult", "BackendStatus", "BaselineDiff", "Catalog", "ComparedRun", "Config",
-    "ConfigError", "ConflictError", "ConsoleError", "FileWatch", "FleetRows", "Issue", "LogDocument", "RUN_START", "Triager", "IssueDraft", "LineIndex", "LiveTriage", "Marker",
+    "ConfigError", "ConflictError", "ConsoleError", "FileWatch", "FlagSpec", "FleetRows", "Issue", "LogDocument", "RUN_START", "Triager", "IssueDraft", "LineIndex", "LiveTriage", "Marker",
     "MemoryInfo", "ModelChoice", "Panel", "PlotData", "Profile", "ProgressEvent", "Report", "SettingsStore",
     "SettingsWatcher", "Supervisor", "Target", "TriagedEvent",
     "activities", "bench_trend", "remote_describe", "remote_model_choices", "remote_settings", "sparkline",
     "advice", "apply_settings", "bench_history", "bench_run", "bench_suites", "bench_target",
-    "check_raw_settings", "describe", "doctor", "draft_report", "file_watch", "is_run_start", "log_document", "triager", "fleet_rows", "fmt_bytes", "line_index", "live_triage",
+    "check_raw_settings", "describe", "check_server_flag", "config_with_args", "doctor", "draft_report", "join_server_args", "mlx_lm_flags", "save_server_args", "split_server_args", "file_watch", "is_run_start", "log_document", "triager", "fleet_rows", "fmt_bytes", "line_index", "live_triage",
     "load_catalog", "load_config", "load_settings", "mask_secrets", "memory", "save_report", "metrics_plot", "model_choices",
     "settings_baseline_diff", "settings_form_fields", "settings_path", "state_dir", "supervisor", "unified_diff",
     "visible_text", "watch_settings", "write_atomic",
@@ -364,3 +365,47 @@ def unified_diff(old: bytes | None, new: bytes | None, name: str) -> str:
     from mlx_console.core.settings.textdiff import unified
 
     return unified(old, new, name)
+
+
+# ---- mlx_lm.server flags (a [[backend]]'s `args` in config.toml) -------------------------------------------
+
+def mlx_lm_flags() -> list[FlagSpec]:
+    """Every long option the installed mlx_lm.server accepts, from its own parser (a subprocess; cached per
+    mlx-lm version): run it in a worker."""
+    from mlx_console.core.settings.server_flags import mlx_lm_flags as read
+
+    return read()
+
+
+def split_server_args(args: list[str], specs: list[FlagSpec]) -> tuple[dict[str, str], list[str]]:
+    """A profile's `args` → (flag → value as typed, problems with the rest)."""
+    from mlx_console.core.settings.server_flags import split_args
+
+    return split_args(args, specs)
+
+
+def join_server_args(values: dict[str, str], specs: list[FlagSpec]) -> list[str]:
+    from mlx_console.core.settings.server_flags import join_args
+
+    return join_args(values, specs)
+
+
+def check_server_flag(spec: FlagSpec, text: str) -> str | None:
+    """Why `text` is not a value the flag accepts, or None."""
+    from mlx_console.core.settings.server_flags import check_value
+
+    return check_value(spec, text)
+
+
+def config_with_args(text: str, path: Path, backend: str, args: list[str]) -> str:
+    """config.toml's text with that [[backend]]'s `args` replaced, comments and layout kept (checked)."""
+    from mlx_console.core.settings.server_flags import with_args
+
+    return with_args(text, path, backend, args)
+
+
+def save_server_args(path: Path, backend: str, args: list[str]) -> tuple[str, str]:
+    """Write `args` for `backend` into config.toml (atomic, mode kept): (old text, new text)."""
+    from mlx_console.core.settings.server_flags import save_args
+
+    return save_args(path, backend, args)

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from mlx_console.core.config import Config
     from mlx_console.core.lifecycle.control import Supervisor
 
-SECRET = re.compile(r"(key|token|secret|password|passwd|auth)", re.I)
+# The flag's name ends with it (--api-key, --hf-token, --auth): `--max-tokens 64` is not a secret.
+SECRET = re.compile(r"^--?[\w-]*(key|token|secret|password|passwd|auth)$", re.I)
 
 
 def mask_secrets(argv: list[str]) -> list[str]:
@@ -24,7 +25,7 @@ def mask_secrets(argv: list[str]) -> list[str]:
         if hide_next:
             out.append("****")
             hide_next = False
-        elif arg.startswith("-") and SECRET.search(arg):
+        elif arg.startswith("-") and SECRET.match(arg.split("=", 1)[0]):
             if "=" in arg:
                 out.append(arg.split("=", 1)[0] + "=****")
             else:

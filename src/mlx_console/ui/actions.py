@@ -41,6 +41,9 @@ class Action:
     footer: bool = True
     palette: bool = True
     command_action: str | None = None  # the action a `:` command runs when it differs from the key's
+    # Opens the command line (`:`, `/`, `&`): bound on the app with priority, so the keys typed or pasted right
+    # after it reach the line in order instead of the bindings of the widget that had focus (ui/app.py).
+    opens_line: str | None = None
 
     @property
     def scope(self) -> str:
@@ -64,7 +67,8 @@ def _keys(id: str, label: str, help: str, key: str, action: str, footer: bool = 
 ACTIONS: tuple[Action, ...] = (
     # console
     Action("console.help", "Help", "Show every key and command", "question_mark", "help"),
-    Action("console.command", "Cmd", "Open the : command line", "colon", "command_line", footer=False),
+    Action("console.command", "Cmd", "Open the : command line", "colon", "command_line", footer=False,
+           opens_line=":"),
     Action("console.palette", "Palette", "Open the command palette", "ctrl+p", "command_palette", footer=False,
            palette=False),
     Action("console.swap", "Swap", "Swap the backend's model", "m", "swap", "swap", "MODEL", "model"),
@@ -98,9 +102,9 @@ ACTIONS: tuple[Action, ...] = (
     _keys("table.describe", "Describe", "Describe the selected backend", "enter", "describe_row"),
     # log view
     Action("log.search", "Search", "Search: highlight matches, n/N jump (regex, smart case)", "slash", "search",
-           "search", "TEXT"),
+           "search", "TEXT", opens_line="/"),
     Action("log.filter", "Filter", "Filter: show only matching lines (!PATTERN hides them)", "ampersand",
-           "filter", "filter", "TEXT"),
+           "filter", "filter", "TEXT", opens_line="&"),
     Action("log.clear_filter", "Clear", "Clear the search and the filter", "escape", "clear_filter", footer=False),
     Action("log.next_match", "Next", "Next match", "n", "next_match", footer=False),
     Action("log.prev_match", "Prev", "Previous match", "N", "prev_match", footer=False),
@@ -161,8 +165,19 @@ def bindings(scope: str | Iterable[str], prefix: str = "") -> list[Binding]:
     return [
         Binding(a.key, prefix + a.action, a.label, show=a.footer, id=a.id, tooltip=a.help)
         for a in ACTIONS
-        if (a.scope in wanted or a.id in wanted) and a.key and a.action
+        if (a.scope in wanted or a.id in wanted) and a.key and a.action and not a.opens_line
     ]
+
+
+def line_openers() -> list[Binding]:
+    """The keys that open the command line, as the app's priority bindings (`command_line(MODE)`).
+
+    A key the focused widget bubbles up reaches the app after the keys typed behind it were already handed
+    to that widget: `:` then a quick `s` would open the settings. Handled first by the app, the line opens
+    and takes focus before the next key is dispatched, so `:start tiny` arrives in order."""
+    return [Binding(a.key, f"command_line({a.opens_line!r})", a.label, show=a.footer, id=a.id, tooltip=a.help,
+                    priority=True)
+            for a in ACTIONS if a.opens_line and a.key]
 
 
 def validate_keymap(keymap: dict[str, str]) -> list[str]:

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from mlx_console.core.api import Config, ConsoleError
 from mlx_console.ui import actions as registry
@@ -51,7 +51,7 @@ MEMORY_INTERVAL = 10.0   # s between memory pressure reads
 class ConsoleApp(BackendsController, App[int]):
     CSS_PATH = CSS_FILES
     TITLE = "mlx-console"
-    BINDINGS = registry.bindings(("console", "backend", "bench"))
+    BINDINGS = registry.bindings(("console", "backend", "bench")) + registry.line_openers()
 
     def __init__(self, config: Config, *, theme_dirs: list[Path] | None = None, autostart: bool | None = None,
                  backends: Backends | None = None, polls: bool = True,
@@ -73,6 +73,7 @@ class ConsoleApp(BackendsController, App[int]):
         self.hung_up = False
         self._memory_line = ""
         self._topbar_text: str | None = None
+        self.known_models: list[str] = []  # what `:swap`/`:settings` complete: discovered once at start
 
     # ---- layout ------------------------------------------------------------------------------------------
 
@@ -101,7 +102,8 @@ class ConsoleApp(BackendsController, App[int]):
         for theme in self.theme_set.themes.values():
             self.register_theme(theme)
         self.register_theme(FALLBACK)
-        self.set_theme(self.config.theme, at_start=True)
+        self.set_theme(remembered_theme(self.config.theme, _state_file("console.json")) or self.config.theme,
+                       at_start=True)
         if self.keymap_config:
             self.set_keymap(self.keymap_config)
         for notice in self.startup_notices:
@@ -121,6 +123,8 @@ class ConsoleApp(BackendsController, App[int]):
             self.call_after_refresh(self.start_polls)
         if self.autostart:
             self.call_after_refresh(self.autostart_demo)
+        if self.polls_enabled:
+            self.call_after_refresh(self.discover_models)
         if self.is_headless:
             return
         # SSH drop: SIGHUP when it arrives, and a watchdog for when it is ignored (nohup, some shells).
@@ -153,13 +157,25 @@ class ConsoleApp(BackendsController, App[int]):
         return len(self.screen_stack) <= 1 and not self.hung_up
 
     def on_descendant_focus(self, event: Any) -> None:
-        # Backend keys first (they stay at 80 columns, after the name of the backend they act on).
+        self.update_key_scopes()
+
+    def update_key_scopes(self) -> None:
+        """The footer's keys follow the dashboard's focus. Backend keys first (they stay at 80 columns, after
+        the name of the backend they act on)."""
+        if len(self.screen_stack) > 1:
+            return  # a modal's focus says nothing about the dashboard's footer
         scopes: tuple[str, ...] = ("backend", "console")
         if isinstance(self.focused, LogView):
             scopes = ("backend", "log", "console")
         elif isinstance(self.focused, BenchPane) or self.bench_pane.has_focus_within:
             scopes = ("backend", "bench", "console")
         self.key_bar.set_scopes(scopes)
+
+    def pop_screen(self) -> Any:
+        """Back on the dashboard the focus is restored without a focus event: the footer follows it here."""
+        done = super().pop_screen()
+        self.call_later(self.update_key_scopes)
+        return done
 
     # ---- top bar, memory -------------------------------------------------------------------------------
 
@@ -246,21 +262,47 @@ class ConsoleApp(BackendsController, App[int]):
             self.action_toggle_bench()
 
     def action_run_bench(self, suite: str | None = None) -> None:
+        """`B`/`:bench SUITE`. An oMLX backend serving several models asks which one first (a bench request
+        names one model), then a ready backend asks before the run."""
         name = self.selected_backend()
         if self.bench_pane.remote_note(name):  # nothing to confirm: the pane says where to run it
             self.run_bench_now(suite)
             return
-        self.confirm_then(name, f"Run the bench on {name}? It sends requests to a ready backend.",
-                          lambda: self.run_bench_now(suite))
+        row = next((r for r in self.backends_table.rows_data if r.get("name") == name), {})
+        loaded = [str(m) for m in row.get("loaded_models") or []]
+        if row.get("kind") == "omlx" and len(loaded) > 1:
+            from mlx_console.ui.screens.confirm import ChoiceScreen
+
+            self.push_screen(ChoiceScreen(f"{name} has {len(loaded)} models loaded: bench which one?", loaded),
+                             lambda model: self.confirm_bench(name, suite, model) if model
+                             else self.notify("cancelled", timeout=2))
+            return
+        self.confirm_bench(name, suite, None)
+
+    def confirm_bench(self, name: str | None, suite: str | None, model: str | None) -> None:
+        on = f"{name} ({model})" if model else name
+        self.confirm_then(name, f"Run the bench on {on}? It sends requests to a ready backend.",
+                          lambda: self.run_bench_now(suite, model))
 
     def action_bench_next_cell(self) -> None:
         self.bench_pane.action_next_cell()
 
-    def run_bench_now(self, suite: str | None = None) -> None:
+    def run_bench_now(self, suite: str | None = None, model: str | None = None) -> None:
         pane = self.bench_pane
         if not pane.display:
             self.action_toggle_bench()
-        pane.run(self.selected_backend(), suite)
+        pane.run(self.selected_backend(), suite, model)
+
+    @work(thread=True, exclusive=True, group="discover-models")
+    def discover_models(self) -> None:
+        """The models `:swap` completes, without opening the picker first (the picker refreshes them)."""
+        from mlx_console.ui.screens.swap import model_ids
+
+        try:
+            ids = model_ids(self.config)
+        except Exception:  # noqa: BLE001 - completion is a convenience: the picker reports discovery errors
+            return
+        self.call_from_thread(setattr, self, "known_models", ids)
 
     # ---- screens ---------------------------------------------------------------------------------------
 
@@ -284,9 +326,19 @@ class ConsoleApp(BackendsController, App[int]):
         self.push_screen(SwapScreen(self.config, self.backends, name, model))
 
     def action_settings(self, model: str | None = None) -> None:
+        """oMLX backend: its model settings. mlx-lm backend: its server flags (`args`); no oMLX form there."""
         from mlx_console.ui.screens.settings import SettingsScreen
 
         name = self.selected_backend()
+        profile = next((p for p in self.config.backends if p.name == name), None)
+        if profile is not None and profile.kind == "mlx-lm":
+            from mlx_console.ui.screens.server_flags import FlagsScreen
+
+            if model:
+                self.notify(f"{name} is an mlx-lm backend: its settings are server flags, not per model "
+                            f"({model!r} ignored)", severity="warning", timeout=6)
+            self.push_screen(FlagsScreen(self.config, profile.name))
+            return
         remote = self.backends.remote_settings(name) if name else None
         self.push_screen(SettingsScreen(self.config, name, model, remote=remote))
 
@@ -298,9 +350,31 @@ class ConsoleApp(BackendsController, App[int]):
 
     # ---- command line ----------------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The line openers (priority bindings) only act on the dashboard and never while an input is typed
+        into: there `:`, `/` and `&` are text."""
+        if action == "command_line":
+            return len(self.screen_stack) <= 1 and not isinstance(self.focused, Input)
+        return True
+
     def action_command_line(self, mode: str = ":") -> None:
         text = {"/": self.log_view.search_text, "&": self.log_view.filter_text}.get(mode, "")
         self.command_line.open(mode, text)
+
+    def on_paste(self, event: events.Paste) -> None:
+        """A paste outside an input on the dashboard (`:start tiny⏎`): each whole line runs as a command,
+        a last line without its newline waits on the command line."""
+        if len(self.screen_stack) > 1 or isinstance(self.focused, Input):
+            return
+        lines = event.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        for i, line in enumerate(lines):
+            whole = i < len(lines) - 1
+            mode = line[:1] if line[:1] in (":", "/", "&") else ":"
+            text = line[1:] if line[:1] in (":", "/", "&") else line
+            if whole and text.strip():
+                self.command_line.submit(mode, text)
+            elif not whole and line:
+                self.command_line.open(mode, text)
 
     def completion_candidates(self, kind: str) -> list[str]:
         if kind == "backend":
@@ -308,7 +382,7 @@ class ConsoleApp(BackendsController, App[int]):
         if kind == "theme":
             return sorted(self.theme_set.themes)
         if kind == "model":
-            return list(getattr(self, "known_models", []))
+            return list(self.known_models)
         if kind == "suite":
             return self.bench_pane.suite_names()
         return []
@@ -346,6 +420,8 @@ class ConsoleApp(BackendsController, App[int]):
         if notice:
             self.notify(notice, severity="warning", timeout=10)
         self.theme = theme.name
+        if not at_start:
+            remember_theme(theme.name, self.config.theme, _state_file("console.json"))
         if self.is_mounted:
             self.backends_table.show(self.backends_table.rows_data, force=True)
             self.key_bar.refresh()
@@ -405,6 +481,39 @@ def _state_file(name: str) -> Path | None:
         return paths.state_dir() / name
     except OSError:
         return None
+
+
+def remembered_theme(config_theme: str, path: Path | None) -> str | None:
+    """The theme last chosen with `:theme` (state/console.json), unless the config's `theme` changed since:
+    then the file the person edited wins."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path else {}
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("config_theme") != config_theme:
+        return None
+    theme = data.get("theme")
+    return theme if isinstance(theme, str) and theme else None
+
+
+def remember_theme(theme: str, config_theme: str, path: Path | None) -> None:
+    import json
+
+    from mlx_console.core.api import write_atomic
+
+    if path is None:
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    data = dict(old if isinstance(old, dict) else {}, theme=theme, config_theme=config_theme)
+    try:
+        write_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), mode=0o600)
+    except OSError:
+        pass  # a preference: never an error on screen
 
 
 def _home(path: Path) -> str:

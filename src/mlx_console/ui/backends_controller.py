@@ -26,13 +26,13 @@ class Message:
 
     at: float
     backend: str
-    kind: str       # crash | restart | gave-up | degraded | recovered | failed
+    kind: str       # crash | restart | gave-up | degraded | recovered | failed | warning
     text: str
 
     @property
     def severity(self) -> str:
         return {"crash": "error", "gave-up": "error", "failed": "error", "degraded": "warning",
-                "restart": "warning"}.get(self.kind, "information")
+                "restart": "warning", "warning": "warning"}.get(self.kind, "information")
 
 
 def transitions(before: dict[str, Any] | None, row: dict[str, Any], at: float) -> list[Message]:
@@ -166,6 +166,8 @@ class BackendsController:
             self.call_from_thread(self.backend_done, name, verb, status, None)
 
     def backend_progress(self: ConsoleApp, name: str, message: str) -> None:
+        if message.startswith("warning: "):  # a start's warnings (port moved, exposure, advice) stay
+            self.add_message(Message(time.time(), name, "warning", f"{name}: {message.removeprefix('warning: ')}"))
         self._progress[name] = message
         self.log_pane.update_status()
         if self.backend_poll:

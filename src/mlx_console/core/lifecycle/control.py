@@ -259,10 +259,13 @@ class Supervisor:
         if profile.demo and model:
             self._ensure_demo_model(Path(model), say)
         kind.check_model(profile, model)
+        warnings: list[str] = []
+        if profile.demo:  # no config: the built-in demo moves aside rather than fail on a taken 8080
+            warnings += self._demo_port(profile)
         if not profile.distributed or distributed.rank_hosts(profile)[0] == distributed.LOCAL:
             self._check_port(profile)  # (rank 0 on another host listens there, not here)
         warning = kind.exposure_warning(profile)
-        warnings = [warning] if warning else []
+        warnings += [warning] if warning else []
         if profile.kind == "omlx":
             from mlx_console.core.backends.omlx_settings import flag_mismatches
 
@@ -370,6 +373,16 @@ class Supervisor:
             tail = "\n".join((out.stderr or out.stdout).strip().splitlines()[-10:])
             raise ConsoleError(f"building the demo model failed (exit {out.returncode}):\n{tail}")
         say(f"demo model built in {model_dir}")
+
+    def _demo_port(self, profile: Profile) -> builtins.list[str]:
+        """The demo backend's port taken by something else: take a free one (the profile changes, so the
+        console and this run agree) and say so. A configured backend still fails: its port is a decision."""
+        owner = port_owner(profile.port, profile.api_key)
+        if not owner:
+            return []
+        taken, profile.port = profile.port, _free_loopback_port()
+        return [f"port {taken} is taken by {owner}: the demo backend uses port {profile.port} instead "
+                "(a config file with a [[backend]] sets a port for good)"]
 
     def _check_port(self, profile: Profile) -> None:
         owner = port_owner(profile.port, profile.api_key)

@@ -7,7 +7,8 @@ from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
 
 from mlx_console.ui.actions import BY_ID, bindings, display_key
 
@@ -44,3 +45,29 @@ class ConfirmScreen(ModalScreen[bool]):
         event.stop()
         event.prevent_default()
         self.answer(event.key in yes_keys)
+
+
+class ChoiceScreen(ModalScreen[str | None]):
+    """Pick one of a few values (which loaded model to bench): Enter picks, Esc cancels."""
+
+    BINDINGS = bindings("swap.close")  # Esc closes
+
+    def __init__(self, question: str, choices: list[str]) -> None:
+        super().__init__()
+        self.question, self.choices = question, choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as v:
+            v.border_title = "Choose"
+            yield Static(self.question, id="confirm-question")
+            yield OptionList(*(Option(c, id=c) for c in self.choices), id="choice-list")
+            yield Static("↑↓ choose · Enter picks · Esc cancels", id="confirm-keys")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(str(event.option.id))
+
+    def action_dismiss(self, result: object = None) -> None:  # type: ignore[override]
+        self.dismiss(None)

@@ -38,20 +38,21 @@ def shown_value(value: Any) -> str:
     return "" if value is None else json.dumps(value, ensure_ascii=False)
 
 
-class FieldRow(Vertical):
-    """One key: name, input, what is allowed and how it takes effect, and an inline error."""
+class FormRow(Vertical):
+    """One field of a form: name, input, help (what is allowed, how it takes effect) and an inline error."""
 
+    label = ""
+    placeholder = ""
+    input_id: str | None = None
 
-    def __init__(self, spec: dict[str, Any]) -> None:
-        super().__init__(id=f"field-{spec['key']}")
-        self.spec = spec
+    @property
+    def help_text(self) -> str:
+        return ""
 
     def compose(self) -> ComposeResult:
-        s = self.spec
         with Horizontal():
-            yield Static(s["key"], classes="key")
-            default = s["none_means"] or shown_value(s["default"]) or "unset"
-            field = Input(placeholder=f"default: {default}", compact=True, id=f"input-{s['key']}")
+            yield Static(self.label, classes="key")
+            field = Input(placeholder=self.placeholder, compact=True, id=self.input_id)
             field.cursor_blink = False  # a blinking cursor repaints twice a second
             yield field
         yield Static(self.help_text, classes="help")
@@ -61,18 +62,29 @@ class FieldRow(Vertical):
     def input(self) -> Input:
         return self.query_one(Input)
 
+    def set_error(self, message: str | None) -> None:
+        err = self.query_one(".error", Static)
+        err.update(message or "")
+        err.set_class(bool(message), "-shown")
+        self.input.set_class(bool(message), "-invalid")
+
+
+class FieldRow(FormRow):
+    """One oMLX model-settings key."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        super().__init__(id=f"field-{spec['key']}")
+        self.spec = spec
+        self.label = spec["key"]
+        self.placeholder = f"default: {spec['none_means'] or shown_value(spec['default']) or 'unset'}"
+        self.input_id = f"input-{spec['key']}"
+
     @property
     def help_text(self) -> str:
         s = self.spec
         note = f" · {s['note']}" if s.get("note") else ""
         newer = " · newer than oMLX 0.5.0" if s.get("newer") else ""
         return f"{s['meaning']} · {s['allowed']} · {s['effect_text']}{note}{newer}"
-
-    def set_error(self, message: str | None) -> None:
-        err = self.query_one(".error", Static)
-        err.update(message or "")
-        err.set_class(bool(message), "-shown")
-        self.input.set_class(bool(message), "-invalid")
 
 
 class SettingsScreen(ModalScreen[None]):
@@ -94,6 +106,7 @@ class SettingsScreen(ModalScreen[None]):
         self.last_result: Any = None
         self._close_armed = False
         self.raw_error: str | None = None
+        self.invalid: dict[str, str] = {}  # key → the error its field shows (the store keeps its last valid value)
 
     def compose(self) -> ComposeResult:
         with Vertical() as v:
@@ -178,6 +191,7 @@ class SettingsScreen(ModalScreen[None]):
                 row = self.query_one(f"#field-{spec['key']}", FieldRow)
                 row.input.value = shown_value(block.get(spec["key"])) if spec["key"] in block else ""
                 row.set_error(None)
+            self.invalid.clear()
         finally:
             self._filling = False
         self.refresh_status()
@@ -209,9 +223,12 @@ class SettingsScreen(ModalScreen[None]):
             else:
                 self.store.set_text(self.model, key, text)
         except Exception as e:  # BadValue: refused inline, the store is unchanged
-            row.set_error(str(e).split(": ", 2)[-1] if "key" in str(e) else str(e))
+            message = str(e).split(": ", 2)[-1] if "key" in str(e) else str(e)
+            row.set_error(message)
+            self.invalid[key] = message
         else:
             row.set_error(None)
+            self.invalid.pop(key, None)
         self.refresh_status()
 
     def refresh_status(self) -> None:
@@ -252,6 +269,13 @@ class SettingsScreen(ModalScreen[None]):
 
     def action_preview(self) -> None:
         if self.store is None:
+            return
+        if self.invalid:
+            # Never save a value the form does not show: the store still holds the last valid one.
+            key, error = next(iter(self.invalid.items()))
+            self.app.notify(f"not saved: {key}: {error} (fix the field or clear it)", severity="error",
+                            timeout=10)
+            self.query_one(f"#field-{key}", FieldRow).input.focus()
             return
         if not self.store.dirty:
             self.app.notify("nothing to save", timeout=3)

@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from mlx_console.core import api
 from mlx_console.core.api import Config, ConsoleError
 from mlx_console.ui.actions import bindings
 from mlx_console.ui.backends_source import Backends
@@ -32,6 +33,11 @@ def fuzzy_filter(query: str, models: list[dict[str, Any]]) -> list[dict[str, Any
     matcher = Matcher(query)
     scored = [(score, i, m) for i, m in enumerate(models) if (score := matcher.match(m["id"])) > 0]
     return [m for _, _, m in sorted(scored, key=lambda x: (-x[0], x[1]))]
+
+
+def model_ids(config: Config) -> list[str]:
+    """Worker side: the ids of the models discovery finds (what `:swap` completes and the picker lists)."""
+    return [c.id for c in api.model_choices(config)]
 
 
 class SwapScreen(ModalScreen[None]):
@@ -57,12 +63,16 @@ class SwapScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
-        if self.model:
-            self.start_swap(self.model)
         if self.fixed:
             self.show_models(self.models)
         else:
-            self.discover()
+            self.discover()  # a typed `:swap MODEL` waits for it: a ✗ model must ask with its reason
+
+    def take_pending(self) -> None:
+        """`:swap MODEL` swaps once the models (and their fit) are known, or discovery failed."""
+        model, self.model = self.model, None
+        if model:
+            self.start_swap(model)
 
     @work(thread=True, exclusive=True, group="swap-discover")
     def discover(self) -> None:
@@ -71,6 +81,7 @@ class SwapScreen(ModalScreen[None]):
             found = [c.to_json() for c in self.backends.swap_choices(self.backend)]
         except Exception as e:
             self.app.call_from_thread(self.set_status, f"model discovery failed: {type(e).__name__}: {e}")
+            self.app.call_from_thread(self.take_pending)
         else:
             self.app.call_from_thread(self.show_models, found)
 
@@ -83,6 +94,7 @@ class SwapScreen(ModalScreen[None]):
         if not self.swapping and not self.swap_error:
             self.set_status(f"{len(models)} models found · ✓ fits · ! tight · ✗ does not fit in free memory")
         self.refilter(self.query_one(Input).value)
+        self.take_pending()
 
     @on(Input.Changed, "#swap-filter")
     def _changed(self, event: Input.Changed) -> None:

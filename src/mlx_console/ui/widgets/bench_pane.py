@@ -143,7 +143,10 @@ class BenchPane(Vertical, can_focus=True):
     # ---- running ------------------------------------------------------------------------------------
 
     def _running_model(self, backend: str) -> str | None:
-        """The model the backend runs now (after a swap it differs from the profile's)."""
+        """The model the backend runs now (after a swap it differs from the profile's); on an oMLX backend with
+        several models loaded, the one the person chose for this run."""
+        if self.chosen_model:
+            return self.chosen_model
         rows = {str(r.get("name")): r for r in self.app.backends_table.rows_data}  # type: ignore[attr-defined]
         model = rows.get(backend, {}).get("model")
         return str(model) if model else None
@@ -153,7 +156,9 @@ class BenchPane(Vertical, can_focus=True):
         config = self.app.config  # type: ignore[attr-defined]
         return api.bench_target(config, backend, self._running_model(backend))
 
-    def run(self, backend: str | None, suite: str | None) -> None:
+    chosen_model: str | None = None
+
+    def run(self, backend: str | None, suite: str | None, model: str | None = None) -> None:
         if self.running:
             self.app.notify("a bench run is already going", severity="warning")
             return
@@ -166,6 +171,7 @@ class BenchPane(Vertical, can_focus=True):
             self.app.notify(note, severity="warning", timeout=10)
             return
         self.running = True
+        self.chosen_model = model
         self.cancel = threading.Event()
         self.events = []
         self.query_one(DataTable).clear()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input, Static
@@ -54,8 +55,8 @@ class CommandInput(Input):
         self.parent_line.close(refocus=False)
 
 
-class CommandLine(Horizontal):
-    """Hidden until opened; posts Submitted(mode, text) on Enter."""
+class CommandLine(Vertical):
+    """Hidden until opened; posts Submitted(mode, text) on Enter. Tab lists its candidates on a line above."""
 
 
     class Submitted(Message):
@@ -75,11 +76,13 @@ class CommandLine(Horizontal):
         self._return_focus: Callable[[], None] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(":", id="prompt")
-        field = CommandInput(suggester=_CommandSuggester(self), compact=True, select_on_focus=False)
-        field.cursor_blink = False  # a blinking cursor repaints twice a second
-        yield field
-        yield Static("", id="hint")
+        yield Static("", id="candidates")
+        with Horizontal(id="cmdrow"):
+            yield Static(":", id="prompt")
+            field = CommandInput(suggester=_CommandSuggester(self), compact=True, select_on_focus=False)
+            field.cursor_blink = False  # a blinking cursor repaints twice a second
+            yield field
+            yield Static("", id="hint")
 
     @property
     def input(self) -> CommandInput:
@@ -87,7 +90,9 @@ class CommandLine(Horizontal):
 
     def open(self, mode: str = ":", text: str = "") -> None:
         focused = self.app.focused
-        self._return_focus = (lambda: focused.focus()) if focused is not None else None
+        # Back at once (not after a refresh): a command that opens a screen must find the focus where it was,
+        # or the dashboard comes back with a stale binding chain (`f`, `e` dead after `:messages`).
+        self._return_focus = (lambda: self.screen.set_focus(focused)) if focused is not None else None
         self.mode = mode
         self.query_one("#prompt", Static).update(mode)
         self.query_one("#hint", Static).update({
@@ -98,7 +103,9 @@ class CommandLine(Horizontal):
         self.input.value = text
         self.input.cursor_position = len(text)
         self._cycle = []
-        self.input.focus()
+        self.show_candidates([], -1)
+        # Focus now, not after a refresh: the next key of a quick `:start` is dispatched to the focused widget.
+        self.screen.set_focus(self.input)
 
     def close(self, refocus: bool = True) -> None:
         if not self.has_class("-open"):
@@ -116,13 +123,34 @@ class CommandLine(Horizontal):
             self._cycle_pos = -1
         if not self._cycle:
             self.app.bell()
+            self.show_candidates([], -1, f"no completion for {value.strip() or 'an empty line'}")
             return
         self._cycle_pos = (self._cycle_pos + 1) % len(self._cycle)
         self.input.value = self._cycle[self._cycle_pos]
         self.input.cursor_position = len(self.input.value)
-        if len(self._cycle) > 1:
-            shown = "  ".join(self._cycle[:6]) + ("  …" if len(self._cycle) > 6 else "")
-            self.query_one("#hint", Static).update(shown)
+        self.show_candidates(self._cycle, self._cycle_pos)
+
+    def show_candidates(self, cycle: list[str], pos: int, note: str = "") -> None:
+        """The line above the prompt: every candidate Tab cycles through (the current one reversed), or why
+        there is none. Arguments are shown without the command they follow."""
+        line = self.query_one("#candidates", Static)
+        if not cycle and not note:
+            line.display = False
+            return
+        t = Text(no_wrap=True, overflow="ellipsis")
+        if note:
+            t.append(f" {note}", style="italic")
+        shown = [c.partition(" ")[2] or c if " " in c.strip() else c.strip() for c in cycle]
+        start = max(0, pos - 3)  # keep the current one on screen when the list is longer than the line
+        if start:
+            t.append(" …")
+        for i, c in enumerate(shown[start:], start):
+            t.append(" ")
+            t.append(f" {c} ", style="reverse bold" if i == pos else "")
+        if len(cycle) > 1:
+            t.append(f"   ({pos + 1}/{len(cycle)}, Tab for the next)", style="dim")
+        line.update(t)
+        line.display = True
 
     def walk_history(self, direction: int) -> None:
         hist = self.histories[self.mode]
@@ -135,10 +163,13 @@ class CommandLine(Horizontal):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        text = event.value
-        self.histories[self.mode].add(text)
-        if self.mode == ":" and self.history_path is not None:
-            self.histories[":"].save(self.history_path)
         mode = self.mode
         self.close()
+        self.submit(mode, event.value)
+
+    def submit(self, mode: str, text: str) -> None:
+        """Run `text` as if typed after `mode` and Enter (a pasted line does this too)."""
+        self.histories[mode].add(text)
+        if mode == ":" and self.history_path is not None:
+            self.histories[":"].save(self.history_path)
         self.post_message(self.Submitted(mode, text))
