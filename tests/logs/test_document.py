@@ -81,6 +81,7 @@ def test_run_start_lines() -> None:
     bind = "2026-11-25 13:22:31,030 - INFO - Starting httpd at 127.0.0.1 on port 8080..."
     assert is_run_start(warn, None)
     assert not is_run_start(bind, warn)           # the same run
+    assert not is_run_start(bind, f"{warn}\n  warnings.warn(")  # as Python prints a warning: the same run
     assert is_run_start(bind, "2026-11-25 - INFO - Prompt processing progress: 1/1")
     assert is_run_start("Starting server at http://127.0.0.1:8000", None)
     assert not is_run_start("POST /v1/chat/completions", None)

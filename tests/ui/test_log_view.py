@@ -285,12 +285,12 @@ async def test_the_whole_file_is_reachable_and_runs_are_marked(make_app, tmp_pat
     big = tmp_path / "big.log"
     warn = "/x/mlx_lm/server.py:1894: UserWarning: mlx_lm.server is not recommended for production"
     body = [f"2026-11-25 10:00:00,000 - INFO - request {i}" for i in range(50_000)]
-    big.write_text("\n".join(["first line", *body, warn, "2026-11-25 - INFO - Starting httpd at 127.0.0.1",
+    big.write_text("\n".join(["first line", *body, warn, "  warnings.warn(", "2026-11-25 - INFO - Starting httpd at 127.0.0.1",
                               "last line"]) + "\n")
     app = make_app(logs={"qwen": big})
     async with app.run_test(size=(100, 30)) as pilot:
         log = app.query_one(LogView)
-        await wait_for(pilot, lambda: log.line_count == 50_004, timeout=20, what="the whole file indexed")
+        await wait_for(pilot, lambda: log.line_count == 50_005, timeout=20, what="the whole file indexed")
         assert log.follow and log.text_of(log.line_count - 1) == "last line"
         rows = ["".join(seg.text for seg in log.render_line(y)) for y in range(log.size.height)]
         marked = [r for r in rows if "server start" in r]
@@ -304,7 +304,7 @@ async def test_the_whole_file_is_reachable_and_runs_are_marked(make_app, tmp_pat
         assert "first line" in "".join(seg.text for seg in log.render_line(0))
         assert not any("server start" in "".join(s.text for s in log.render_line(y)) for y in range(3))
         await pilot.press("G")
-        assert log.follow and log.cursor_line == 50_003
+        assert log.follow and log.cursor_line == 50_004
 
 
 async def test_search_and_filter_of_a_long_log_run_in_a_worker(make_app, tmp_path: Path, monkeypatch) -> None:

@@ -46,8 +46,9 @@ _RUN_FIRST = re.compile(r"mlx_lm\.server is not recommended for production")
 
 
 def is_run_start(line: str, previous: str | None) -> bool:
-    """Whether `line` starts a new server run (`previous`: the line before it, None at the start of the file).
-    mlx_lm.server's bind line right after its start-up warning belongs to the run the warning started."""
+    """Whether `line` starts a new server run (`previous`: the few lines before it, newline-joined; None at the
+    start of the file). mlx_lm.server's bind line just after its start-up warning (which Python prints with the
+    `warnings.warn(` source line under it) belongs to the run the warning started."""
     if not RUN_START.search(line):
         return False
     return not (previous is not None and "Starting httpd at " in line and _RUN_FIRST.search(previous))

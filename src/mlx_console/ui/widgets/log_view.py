@@ -586,7 +586,8 @@ class LogView(ScrollView, can_focus=True):
             body.highlight_regex(self._search, style=self._style("logview--match"))
         if self._doc is not None and self._gap and line_no == self._head_n:
             body.stylize("italic")
-        elif line_no > self._first and RUN_START.search(text) and is_run_start(text, self.text_of(line_no - 1)):
+        elif line_no > self._first and RUN_START.search(text) and is_run_start(
+                text, "\n".join(self.text_of(n) for n in range(max(self._first, line_no - 3), line_no))):
             # A new server run: a marker that reads without colour (bold reverse), the line after it.
             body = Text.assemble((f" {RUN_MARK} ", Style(bold=True, reverse=True)), " ", body, end="")
             mark = "▶"
