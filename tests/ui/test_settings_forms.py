@@ -154,3 +154,28 @@ async def test_s_on_an_mlx_lm_backend_edits_its_server_flags_and_offers_a_restar
         app.backends_table.select_name("omlx")
         await pilot.press("s")
         await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen), what="oMLX form")
+
+
+async def test_flags_of_the_demo_backend_without_a_config_file_are_refused_with_the_way_out(tmp_path: Path) -> None:
+    """No config file (the built-in demo): ctrl+s names the missing file and where flags are kept, and writes
+    nothing (it used to print a bare `[Errno 2]`)."""
+    from mlx_console.core.config import Config, demo_profile
+    from mlx_console.ui.app import ConsoleApp
+    from mlx_console.ui.screens.server_flags import FlagRow, FlagsScreen
+
+    from .conftest import THEMES
+
+    missing = tmp_path / "cfg" / "config.toml"
+    config = Config(path=missing, exists=False, backends=[demo_profile()])
+    app = ConsoleApp(config, theme_dirs=[THEMES], autostart=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.push_screen(FlagsScreen(config, "demo", specs=fixed_specs()))
+        await wait_for(pilot, lambda: isinstance(app.screen, FlagsScreen) and app.screen.loaded, what="editor")
+        temp = app.screen.query_one("#flag__temp", FlagRow)
+        temp.input.focus()
+        temp.input.value = "0.7"
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: said(app, f"not saved: {missing} does not exist"), what="refusal")
+        assert said(app, "[[backend]]") and not said(app, "Errno")
+        assert not isinstance(app.screen, DiffScreen) and not missing.exists()
