@@ -366,3 +366,33 @@ async def test_z_wraps_long_lines_and_the_last_line_stays_on_screen(make_app, tm
         await pilot.press("colon", *"wrap sideways", "enter")
         await wait_for(pilot, lambda: any("not on or off" in str(n.message) for n in app._notifications))
         assert "log.wrap" in {a.id for a in __import__("mlx_console.ui.actions", fromlist=["ACTIONS"]).ACTIONS}
+
+
+async def test_E_from_the_end_shows_the_whole_event_above_the_card(make_app, tmp_path: Path) -> None:
+    """Issue 11: the card never hides what it explains. From the newest line, E selects the last error, whose
+    lines (a traceback at the end of a long log) must all be on screen once the card has opened under the view."""
+    log_path = tmp_path / "long.log"
+    tb = ["2026-12-06 00:40:00,001 - ERROR - request failed",
+          "Traceback (most recent call last):",
+          '  File "/x/mlx_lm/models/cache.py", line 300, in merge',
+          "    self.keys[..., :n, :] = k",
+          "ValueError: [broadcast_shapes] Shapes (1,8,4,64) and (2,8,4,64) cannot be broadcast."]
+    body = [f"2026-12-06 00:3{i % 10}:00,000 - INFO - Prompt processing progress: {i}/60" for i in range(60)]
+    log_path.write_text("\n".join([*body, *tb, "2026-12-06 00:41:00,000 - INFO - after"]) + "\n")
+    app = make_app(logs={"qwen": log_path})
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == 66)
+        await wait_for(pilot, lambda: log.event_at(60) is not None, what="the traceback's event")
+        log.focus()
+        await pilot.press("E")
+        assert log.cursor_line == 60
+        card = app.query_one("#triage")
+        await wait_for(pilot, lambda: card.display and card.region.height > 0, what="the card")
+        await pilot.pause(0.05)
+
+        def on_screen() -> str:
+            return "\n".join("".join(seg.text for seg in log.render_line(y)) for y in range(log.size.height))
+
+        await wait_for(pilot, lambda: all(line.strip()[:40] in on_screen() for line in tb), what="whole event shown")
+        assert log.region.bottom <= card.region.y  # the view ends where the card begins: nothing under it

@@ -459,6 +459,31 @@ class LogView(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self._drawn_bars.clear()
+        if not self.follow and self.cursor_row >= 0:
+            self._reveal_event()  # the card opening under the view shrinks it: keep the selection in sight
+
+    def _reveal_event(self) -> None:
+        """Scroll so the cursor's event is on screen whole when it fits (its first line when it does not), the
+        cursor line always. Unwrapped view only (a wrapped view keeps the cursor row in sight by itself)."""
+        if self.wrap:
+            return
+        row = self.cursor_row
+        height = self.scrollable_content_region.height or 1
+        top = round(self.scroll_y)
+        ev = self.event_at(self.cursor_line)
+        last = row
+        if ev is not None:
+            last = self._row_of(min(ev.end, self.line_count - 1))
+            if self._visible is not None and (last >= len(self._visible) or self._visible[last] > ev.end):
+                last -= 1  # a filter hides the event's last line: its last shown line
+            last = max(row, last)
+        if row < top:
+            top = row
+        elif last >= top + height:
+            top = min(row, last - height + 1)
+        if top != round(self.scroll_y):
+            self.scroll_to(y=top, animate=False, immediate=True, force=True)
+            self.refresh()
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
@@ -797,6 +822,7 @@ class LogView(ScrollView, can_focus=True):
             return False
         self.follow = False
         self._move_to_row(self._row_of(target))
+        self._reveal_event()
         return True
 
     def action_cursor(self, delta: int) -> None:
