@@ -389,7 +389,6 @@ async def test_E_from_the_end_shows_the_whole_event_above_the_card(make_app, tmp
         assert log.cursor_line == 60
         card = app.query_one("#triage")
         await wait_for(pilot, lambda: card.display and card.region.height > 0, what="the card")
-        await pilot.pause(0.05)
 
         def on_screen() -> str:
             return "\n".join("".join(seg.text for seg in log.render_line(y)) for y in range(log.size.height))

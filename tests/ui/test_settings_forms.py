@@ -28,10 +28,9 @@ async def test_save_is_refused_while_a_field_is_invalid(make_app, tmp_path: Path
         row = screen.query_one("#field-temperature", FieldRow)
         row.input.focus()
         row.input.value = ""        # unset: a valid change the store takes
-        await pilot.pause(0.1)
-        assert screen.store.dirty
+        await wait_for(pilot, lambda: screen.store.dirty, what="the unset taken")
         row.input.value = "warm"    # invalid: the store keeps the unset, the field shows "warm"
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: "temperature" in screen.invalid, what="the field's error")
         assert row.query_one(".error").has_class("-shown")
         other = screen.query_one("#field-top_p", FieldRow)
         other.input.focus()
@@ -41,7 +40,7 @@ async def test_save_is_refused_while_a_field_is_invalid(make_app, tmp_path: Path
         await wait_for(pilot, lambda: row.input.has_focus, what="focus on the bad field")
         assert json.loads(path.read_text())["models"]["tiny-llama"]["temperature"] == 0.7
         row.input.value = "0.2"     # fixed: now the diff is offered, with what the field shows
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: not screen.invalid, what="the error cleared")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen), what="diff")
         assert '"temperature": 0.2' in app.screen.diff
@@ -132,12 +131,12 @@ async def test_s_on_an_mlx_lm_backend_edits_its_server_flags_and_offers_a_restar
         assert screen.query_one("#flag__max_tokens", FlagRow).input.value == "64"
         temp.input.focus()
         temp.input.value = "hot"
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: "--temp" in screen.invalid, what="the field's error")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: said(app, "not saved: --temp: 'hot' is not allowed: a number"), what="refusal")
         assert not isinstance(app.screen, DiffScreen)
         temp.input.value = "0.7"
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: not screen.invalid, what="the error cleared")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen), what="diff")
         assert '+args = ["--temp", "0.7", "--max-tokens", "64"]  # short answers' in app.screen.diff
@@ -174,7 +173,7 @@ async def test_flags_of_the_demo_backend_without_a_config_file_are_refused_with_
         temp = app.screen.query_one("#flag__temp", FlagRow)
         temp.input.focus()
         temp.input.value = "0.7"
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: "--temp" in str(app.screen.new_args()), what="the edit taken")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: said(app, f"not saved: {missing} does not exist"), what="refusal")
         assert said(app, "[[backend]]") and not said(app, "Errno")
