@@ -94,7 +94,7 @@ def main() -> int:
                 back_s.append(s.wait_for("the last line of the big log", 10, since=t0))
                 query = "first line of the big"
                 s.send("/")
-                s.wait_for(lambda text: any(x.strip() == "/" for x in text.splitlines()[-3:]), 10)  # prompt open
+                s.wait_for(lambda text: any(x.startswith("/") for x in text.splitlines()[-3:]), 10)  # prompt open
                 for i, ch in enumerate(query):  # typed as a person does: each key lands in the prompt
                     s.send(ch)
                     s.wait_for(lambda text, q=query[: i + 1]: any(q in x for x in text.splitlines()[-3:]), 5)
