@@ -35,6 +35,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "client_parse.py": ([], []),
     "metrics_sampling_cost.py": ([], []),
     "meter_overhead.py": ([], []),
+    "distributed_start.py": ([], ["--runs", "3"]),
 }
 
 
