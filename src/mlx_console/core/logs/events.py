@@ -34,7 +34,8 @@ _HEADS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("request_exc", re.compile(r"^(?P<msg>Exception occurred during processing of request from .*)$")),
 )
 _TRACEBACK = "Traceback (most recent call last):"
-_FRAME = re.compile(r'\s*File "[^"]+", line \d+')  # a traceback frame (pasted or prefixed ones lose their indent)
+# A traceback frame (pasted or prefixed ones lose their indent; a paste cut mid-line may lose `File "` too).
+_FRAME = re.compile(r'\s*(?:File "[^"]+|[^\s"]+\.py)", line \d+')
 # Lines that continue a traceback even after a blank line: a pybind11 `At:` frame list, a Go goroutine dump,
 # the body of a Rich traceback box; and Go function frames (`pkg.(*T).F(...)`), printed unindented.
 _CONTINUES = re.compile(r"^(?:At:$|goroutine \d+ \[[^\]]*\]:$|[│╰])")
@@ -43,7 +44,11 @@ _RICH_TB = re.compile(r"^╭─+ Traceback \(most recent call last\)")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
 _ERRORISH = re.compile(
     r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b(?::|$)|(?:Error|ERROR|FATAL|Fatal error)\b"
-    r"|libc\+\+abi: terminating|terminate called|panic: |fatal error: |Segmentation fault|Abort trap|zsh: (?:abort|killed))"
+    r"|libc\+\+abi: terminating|terminate called|panic: |fatal error: |Segmentation fault|Abort trap|zsh: (?:abort|killed)"
+    # an error response body as a client or a DEBUG dump shows it: `{"error": …}`, `data: {"error": …}`
+    r"|(?:data: ?)?\{\s*\"(?:error|detail)\"\s*:"
+    # a wrapper's own sentence carrying the exception (`Failed to load draft model. XError: …`)
+    r"|.{0,200}?[\s.:(\[\"'][A-Za-z_][\w.]*(?:Error|Exception): )"
 )
 _FIXED_LEVEL = {"thread_exc": "ERROR", "request_exc": "ERROR", "pywarning": "WARNING"}
 # Prefixes that servers embedding mlx-lm (vllm-mlx/vllm-metal, LM Studio, exo, vmlx, LocalAI) or a shortened
@@ -93,7 +98,7 @@ def parse_line(text: str) -> Parsed:
         return Parsed("indented", None, text)
     if text.startswith(_TRACEBACK):
         return Parsed("traceback", "ERROR", text)
-    if first == "F" and _FRAME.match(text):
+    if (first == "F" or '", line ' in text) and _FRAME.match(text):
         return Parsed("indented", None, text)
     if first in "╭│╰":
         if _RICH_TB.match(text):

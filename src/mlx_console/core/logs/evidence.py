@@ -16,7 +16,8 @@ from urllib.parse import quote_plus
 from mlx_console.core.logs.events import Event, parse_line
 
 # `File "path", line N, in func` anywhere in a line (other servers prefix it); C++/Go frames `at path:N`.
-_PY_FRAME = re.compile(r'File "(?P<path>[^"]+)", line \d+,? in (?P<func>[\w<>.]+)')  # (faulthandler: no comma)
+# (faulthandler: no comma; a frame cut mid-line keeps only `path.py", line N, in func`)
+_PY_FRAME = re.compile(r'(?:File "(?P<path>[^"]+)|^\s*(?P<cut>[^\s"]+\.py))", line \d+,? in (?P<func>[\w<>.]+)')
 _NATIVE_FRAME = re.compile(r"\bat (?P<path>/?[\w./+-]+\.(?:cpp|cc|h|hpp|mm|m|go|rs|metal)):\d+")
 # Frames printed by other tracebacks: pybind11's `At:` list (`  path.py(253): func`), Rich's boxes
 # (`│ path.py:253 in func │`), Go's goroutine dumps (`pkg.(*T).Func(...)` then `\tpath.go:12 +0x1d`).
@@ -114,7 +115,7 @@ def facts(event: Event, before: Sequence[tuple[int, str]] = (), backend: str | N
             continue
         m = _PY_FRAME.search(text)
         if m:
-            f.frames.append(Frame(n, m.group("path"), m.group("func")))
+            f.frames.append(Frame(n, m.group("path") or m.group("cut"), m.group("func")))
             continue
         if text[0] in " \t│" or text[-1] == ")":
             m = next((m for rx in _OTHER_FRAMES if (m := rx.match(text))), None)

@@ -35,12 +35,13 @@ PROBLEM_PATTERNS: tuple[str, ...] = (
     # Unanchored: servers that embed mlx-lm put their own prefix before the line (events._PREFIX).
     r"\b(?:WARNING|WARN|ERROR|CRITICAL|FATAL)\b",
     r"Traceback \(most recent call last\):",
-    r'File "[^"]+", line \d+',  # a frame opens a traceback even when its head is missing
+    r'(?:File "[^"]+|\.py)", line \d+',  # a frame opens a traceback even when its head (or `File "`) is missing
     r"Exception (?:in thread|occurred during processing)",
     r"Warning: ",
     r'" 5\d\d ',
     r"[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b",
     r"\b(?:Error|Fatal error)\b",
+    r'\{\s*"(?:error|detail)"\s*:',  # an error response body
     r"libc\+\+abi: terminating|terminate called|panic: |fatal error: |Segmentation fault|Abort trap|zsh: (?:abort|killed)",
 )
 
