@@ -50,6 +50,7 @@ _ERRORISH = re.compile(
     # a wrapper's own sentence carrying the exception (`Failed to load draft model. XError: …`)
     r"|.{0,200}?[\s.:(\[\"'][A-Za-z_][\w.]*(?:Error|Exception): )"
 )
+_INDENTED_EXC = re.compile(r"\s+[A-Za-z_][\w.]*(?:Error|Exception)(?::\s|$)")
 _FIXED_LEVEL = {"thread_exc": "ERROR", "request_exc": "ERROR", "pywarning": "WARNING"}
 # Prefixes that servers embedding mlx-lm (vllm-mlx/vllm-metal, LM Studio, exo, vmlx, LocalAI) or a shortened
 # console format put before the line Python printed. The rest of the line is parsed as if unprefixed; a level
@@ -94,8 +95,9 @@ def parse_line(text: str) -> Parsed:
     if not text.strip():
         return Parsed("blank", None, "")
     first = text[0]
-    if first in " \t":
-        return Parsed("indented", None, text)
+    if first in " \t":  # (an exception line pasted indented, e.g. in a list item, still says "error")
+        exc = ("Error" in text or "Exception" in text) and _INDENTED_EXC.match(text)
+        return Parsed("indented", "ERROR" if exc else None, text)
     if text.startswith(_TRACEBACK):
         return Parsed("traceback", "ERROR", text)
     if (first == "F" or '", line ' in text) and _FRAME.match(text):
@@ -258,6 +260,8 @@ class Grouper:
                 return None
         if p.fmt == "indented" and not self._blanks:
             self._append(text)
+            if cur.level is None and p.level is not None:
+                cur.level = p.level
             if self._tb == _NO_TB and _FRAME.match(p.message):
                 self._frames_start()
             return None
