@@ -15,6 +15,7 @@ the end of the input is closed and triaged (a dead backend's last words): `triag
 
 from __future__ import annotations
 
+import bisect
 import mmap
 import os
 import re
@@ -209,20 +210,43 @@ def _before(lines: Sequence[str], first_line: int, event: Event) -> list[tuple[i
     return [(n, t) for n, t in enumerate(lines[max(0, k - NEARBY) : k], max(0, k - NEARBY) + first_line) if t]
 
 
+def _command_lines(lines: Sequence[str], first_line: int) -> list[tuple[int, str]]:
+    """(line, text) of each command line that started a backend (`mlx_lm.server --model … --kv-bits 8`)."""
+    return [(n, t) for n, t in enumerate(lines, first_line) if "--" in t and _COMMAND.search(t)]
+
+
+def _with_command(before: list[tuple[int, str]], commands: Sequence[tuple[int, str]], event: Event
+                  ) -> list[tuple[int, str]]:
+    """The nearby lines, plus the last command line above the event when it is further up than they reach."""
+    k = bisect.bisect_left(commands, (event.first_line, "")) - 1
+    if k < 0 or before and commands[k][0] >= before[0][0]:
+        return before
+    return [commands[k], *before]
+
+
 def triage_lines(
     lines: Iterable[str], catalog: Catalog | None = None, *, include_all: bool = False, first_line: int = 1,
-    backend: str | None = None,
+    backend: str | None = None, commands: bool = False,
 ) -> list[TriagedEvent]:
+    """`commands=True` (a paste): the command line that started the backend counts as nearby evidence for
+    every event below it, however far down (its flags hold for the whole run)."""
     cat = _default(catalog)
     lines = lines if isinstance(lines, Sequence) else list(lines)
+    cmds = _command_lines(lines, first_line) if commands else []
     out = []
     for ev in group_lines(lines, first_line):
-        t = _judge(ev, cat, include_all, _before(lines, first_line, ev), backend)
+        before = _before(lines, first_line, ev)
+        t = _judge(ev, cat, include_all, _with_command(before, cmds, ev) if cmds else before, backend)
         if t is not None:
             out.append(t)
     return out
 
 
+# A shell command that started an MLX backend with flags (in a paste: an issue's reproduction, a terminal).
+_COMMAND = re.compile(
+    r"(?:^|[\s/$>#])(?:mlx_lm|mlx_vlm|mlx-lm|mlx-vlm|omlx|vllm-mlx|mlx-openai-server|rapid-mlx|mlx-serve|lms)"
+    r"(?:[.\s][\w.-]+)?\b.*\s--[a-z][\w-]+"
+)
 _QUOTE = re.compile(r"^(?:> ?)+")
 _FENCE = re.compile(r"^\s*(?:```|~~~)")
 
@@ -239,7 +263,8 @@ def triage_text(
     text: str, catalog: Catalog | None = None, *, include_all: bool = False, backend: str | None = None
 ) -> list[TriagedEvent]:
     """A pasted text (an issue, a chat, a terminal): Markdown quotes and code fences are read through."""
-    return triage_lines(unquote_paste(split_text(text)), catalog, include_all=include_all, backend=backend)
+    return triage_lines(unquote_paste(split_text(text)), catalog, include_all=include_all, backend=backend,
+                        commands=True)
 
 
 def triage_paste(buf: bytes, catalog: Catalog | None = None, *, include_all: bool = False,
@@ -251,7 +276,7 @@ def triage_paste(buf: bytes, catalog: Catalog | None = None, *, include_all: boo
     lines = [decode_line(b) for b in buf.split(b"\n")]
     if buf.endswith(b"\n"):
         lines.pop()
-    return triage_lines(unquote_paste(lines), catalog, include_all=include_all, backend=backend)
+    return triage_lines(unquote_paste(lines), catalog, include_all=include_all, backend=backend, commands=True)
 
 
 def _iter_lines(buf: Buf, start: int) -> Iterator[tuple[str, int]]:
