@@ -65,6 +65,8 @@ _PREFIX = re.compile(
     rf"|\[ ?\d\d:\d\d:\d\d(?:[.,]\d+)?(?:[AP]M)? \| {_PLV.replace('plevel', 'plevel6')} +\| [^\]]*\] ?"  # exo's short
     rf"|\d\d:\d\d:\d\d(?:[.,]\d+)? {_PLV.replace('plevel', 'plevel5')} +"  # short console format
     r"|\d{1,2}:\d\d[AP]M [A-Z]{3} .*?: (?:stderr|stdout) "  # LocalAI's backend relay
+    # ISO time then a level, any case (Rust/Go/Zig/Node servers: `2026-01-02T10:00:00.123Z ERROR …`, `[error]`)
+    rf"|{_TS}(?:Z|[+-]\d\d:?\d\d)? +\[?(?P<plevel7>{_LV}|error|warn|warning|info|debug|trace|critical|fatal)\]?:? +"
     r")(?P<rest>.*)$"
 )
 
@@ -138,7 +140,7 @@ def _parse_prefixed(text: str) -> Parsed | None:
     if not rest.strip():
         return None
     assert m is not None
-    plevel = _norm_level(next((v for k, v in m.groupdict().items() if k.startswith("plevel") and v), None))
+    plevel = _norm_level(next((v.upper() for k, v in m.groupdict().items() if k.startswith("plevel") and v), None))
     inner = parse_line(rest)
     fields = {**inner.fields, "prefix": text[: len(text) - len(rest)]}
     level = inner.level

@@ -213,6 +213,11 @@ def _find(key: str, rxs: tuple[re.Pattern[str], ...], f: Facts) -> Evidence | No
         for x in reversed(f.exceptions):
             if any(r.fullmatch(x.type) or r.fullmatch(short_type(x.type)) for r in rxs):
                 return Evidence("exception", x.line, f"{x.type}: {x.message}"[:300])
+        # A traceback cut before its exception line (a paste trimmed to the frames): its exception is unknown,
+        # so only an entry that accepts any exception (`\w*Error`, `Exception`) finds it here.
+        if not f.exceptions and f.frames and f.event.has_traceback and any(r.fullmatch("Exception") for r in rxs):
+            fr = f.frames[-1]
+            return Evidence("exception", fr.line, "(traceback cut before its exception line)")
     elif key == "messages":
         texts = [(x.line, x.message) for x in reversed(f.exceptions)] + f.records
         for n, t in texts:
