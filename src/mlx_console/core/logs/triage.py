@@ -212,7 +212,8 @@ def _before(lines: Sequence[str], first_line: int, event: Event) -> list[tuple[i
 
 def _command_lines(lines: Sequence[str], first_line: int) -> list[tuple[int, str]]:
     """(line, text) of each command line that started a backend (`mlx_lm.server --model … --kv-bits 8`)."""
-    return [(n, t) for n, t in enumerate(lines, first_line) if "--" in t and _COMMAND.search(t)]
+    return [(n, t) for n, t in enumerate(lines, first_line)
+            if "--" in t and _COMMAND.search(t) or "=" in t and _RUN_SETTING.search(t)]
 
 
 def _with_command(before: list[tuple[int, str]], commands: Sequence[tuple[int, str]], event: Event
@@ -247,6 +248,9 @@ _COMMAND = re.compile(
     r"(?:^|[\s/$>#])(?:mlx_lm|mlx_vlm|mlx-lm|mlx-vlm|omlx|vllm-mlx|mlx-openai-server|rapid-mlx|mlx-serve|lms)"
     r"(?:[.\s][\w.-]+)?\b.*\s--[a-z][\w-]+"
 )
+# The same run-wide settings passed through the Python API (`generate(..., draft_model=draft, kv_bits=8)`).
+_RUN_SETTING = re.compile(r"\b(?:draft_model|num_draft_tokens|kv_bits|kv_group_size|quantized_kv_start|kv_quant_scheme)"
+                          r"\s*=\s*[\w\"'(]")
 _QUOTE = re.compile(r"^(?:> ?)+")
 _FENCE = re.compile(r"^\s*(?:```|~~~)")
 
