@@ -147,3 +147,52 @@ def test_cli_reads_a_quoted_paste_on_stdin() -> None:
                          capture_output=True, check=True, timeout=60).stdout.decode()
     events = [json.loads(x) for x in out.splitlines()]
     assert [(e["line"], e["categories"]) for e in events] == [(2, ["port_in_use"])]
+
+
+def _cats(text: str) -> list[str]:
+    return sorted({c for t in triage_text(text) for c in t.categories})
+
+
+def test_frame_cut_before_file_still_a_frame() -> None:
+    # A paste cut mid-line keeps `path.py", line N, in func` without its `File "`.
+    ev = _one('lib/python3.12/site-packages/mlx_lm/models/cache.py", line 512, in to_quantized\n'
+              "    return QuantizedKVCache(bits)\nAttributeError: 'ArraysCache' object has no attribute 'bits'\n")
+    assert ev.has_traceback
+    assert facts(ev).frames[0].text.endswith("mlx_lm/models/cache.py in to_quantized")
+
+
+def test_json_error_body_and_wrapper_sentence_are_error_events() -> None:
+    assert parse_line('{"error": {"message": "boom", "type": "internal_error"}}').level == "ERROR"
+    assert parse_line("Failed to load draft model. FooError: no").level == "ERROR"
+    assert parse_line('{"choices": [{"message": {"content": "fine"}}]}').level is None
+    assert _cats('{"error": {"message": "AttributeError: \'MambaCache\' object has no attribute \'offset\'"}}') == [
+        "kv_cache_quant"]
+
+
+def test_indented_exception_line_makes_an_error_event() -> None:
+    ev = _one("  tool_call = json.loads(tool_text)\n  json.decoder.JSONDecodeError: Expecting value: line 1 column 1\n")
+    assert ev.level == "ERROR"
+    assert "tool_call_plaintext" in _cats("  tool_call = json.loads(tool_text)\n"
+                                          "  json.decoder.JSONDecodeError: Expecting value: line 1 column 1\n")
+
+
+def test_traceback_cut_before_its_exception_is_judged_by_frames_and_text() -> None:
+    cut = ('Traceback (most recent call last):\n'
+           '  File "/x/mlx_lm/generate.py", line 280, in maybe_quantize_kv_cache\n'
+           "    prompt_cache[e] = c.to_quantized(group_size=kv_group_size, bits=kv_bits)\n")
+    assert _cats(cut) == ["kv_cache_quant"]
+    # no frame or word says where: nothing is claimed
+    assert _cats('Traceback (most recent call last):\n  File "/x/app.py", line 3, in main\n    run()\n') == []
+
+
+def test_command_line_of_the_run_is_nearby_evidence_in_a_paste() -> None:
+    text = ("$ mlx_lm.server --model m --draft-model d\n" + "".join(f"INFO: line {i}\n" for i in range(8))
+            + "ValueError: [matmul] Last dimension of first input must match second dimension of the second input\n")
+    assert _cats(text) == ["speculative_decoding"]
+    assert _cats(text.replace(" --draft-model d", "")) == []
+
+
+def test_iso_time_and_lower_case_level_prefix() -> None:
+    p = parse_line("2026-01-02T10:00:00.123Z error ValueError: Model type foo not supported.")
+    assert p.level == "ERROR"
+    assert parse_line("2026-01-02T10:00:00.123Z INFO loaded").level is None

@@ -35,6 +35,7 @@ from mlx_console.core.logs.source import decode_line, split_text
 
 _MAX_BACK = 5000  # lines walked back from a candidate to find the record that opens its event
 NEARBY = 5  # lines before an event kept as its `nearby` evidence (the request or load that preceded it)
+_NEARBY_REACH = 3 * NEARBY  # how far up they are looked for (blank lines are skipped)
 
 
 @dataclass(frozen=True)
@@ -206,8 +207,11 @@ def default_catalog() -> Catalog:
 
 
 def _before(lines: Sequence[str], first_line: int, event: Event) -> list[tuple[int, str]]:
+    """The NEARBY non-blank lines before the event (blank lines, e.g. a paste's code fences, do not count;
+    at most _NEARBY_REACH lines up)."""
     k = event.first_line - first_line
-    return [(n, t) for n, t in enumerate(lines[max(0, k - NEARBY) : k], max(0, k - NEARBY) + first_line) if t]
+    lo = max(0, k - _NEARBY_REACH)
+    return [(n, t) for n, t in enumerate(lines[lo:k], lo + first_line) if t][-NEARBY:]
 
 
 def _command_lines(lines: Sequence[str], first_line: int) -> list[tuple[int, str]]:
@@ -363,8 +367,8 @@ def _buf_before(buf: Buf, start: int, first: int) -> list[tuple[int, str]]:
     """The NEARBY lines before the line at offset `start` (line number `first`)."""
     out: list[tuple[int, str]] = []
     n = first
-    for _ in range(NEARBY):
-        if start <= 0:
+    for _ in range(_NEARBY_REACH):
+        if start <= 0 or len(out) == NEARBY:
             break
         start = _prev_start(buf, start)
         n -= 1
