@@ -46,10 +46,11 @@ _ERRORISH = re.compile(
     r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b(?::|$)|(?:Error|ERROR|FATAL|Fatal error)\b"
     r"|libc\+\+abi: terminating|terminate called|panic: |fatal error: |Segmentation fault|Abort trap|zsh: (?:abort|killed)"
     # an error response body as a client or a DEBUG dump shows it: `{"error": …}`, `data: {"error": …}`
-    r"|(?:data: ?)?\{\s*\"(?:error|detail)\"\s*:"
-    # a wrapper's own sentence carrying the exception (`Failed to load draft model. XError: …`)
-    r"|.{0,200}?[\s.:(\[\"'][A-Za-z_][\w.]*(?:Error|Exception): )"
+    r"|(?:data: ?)?\{\s*\"(?:error|detail)\"\s*:)"
 )
+# A wrapper's own sentence carrying the exception (`Failed to load draft model. XError: …`); tried only on lines
+# that hold `Error: ` or `Exception: `.
+_EMBEDDED_EXC = re.compile(r"[\s.:(\[\"'][A-Za-z_][\w.]*(?:Error|Exception): ")
 _INDENTED_EXC = re.compile(r"\s+[A-Za-z_][\w.]*(?:Error|Exception)(?::\s|$)")
 _FIXED_LEVEL = {"thread_exc": "ERROR", "request_exc": "ERROR", "pywarning": "WARNING"}
 # Prefixes that servers embedding mlx-lm (vllm-mlx/vllm-metal, LM Studio, exo, vmlx, LocalAI) or a shortened
@@ -121,7 +122,13 @@ def parse_line(text: str) -> Parsed:
             elif name == "logfmt":
                 d["msg"] = _logfmt_msg(d["msg"])
             return Parsed(name, level, d.get("msg", text), d)
-    return _parse_prefixed(text) or Parsed("unknown", "ERROR" if _ERRORISH.match(text) else None, text)
+    return _parse_prefixed(text) or Parsed("unknown", "ERROR" if _errorish(text) else None, text)
+
+
+def _errorish(text: str) -> bool:
+    if _ERRORISH.match(text):
+        return True
+    return ("Error: " in text or "Exception: " in text) and _EMBEDDED_EXC.search(text, 0, 240) is not None
 
 
 def _logfmt_msg(rest: str) -> str:
