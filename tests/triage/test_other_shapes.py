@@ -196,3 +196,17 @@ def test_iso_time_and_lower_case_level_prefix() -> None:
     p = parse_line("2026-01-02T10:00:00.123Z error ValueError: Model type foo not supported.")
     assert p.level == "ERROR"
     assert parse_line("2026-01-02T10:00:00.123Z INFO loaded").level is None
+
+
+@pytest.mark.parametrize(("logger", "level", "msg", "want"), [
+    ("omlx.cache.prefix_cache", "ERROR", "Failed to restore block 12: 'NoneType' object is not subscriptable",
+     ["batch_cache_shape"]),
+    ("omlx.cache.paged_ssd_cache", "ERROR", "Failed to write block: [Errno 28] No space left on device", []),
+    ("omlx.cache.prefix_cache", "WARNING", "evicting 12 blocks", []),
+    ("omlx.engine.batched", "ERROR", "Engine loop error: 'NoneType' object is not subscriptable", ["batch_cache_shape"]),
+    ("omlx.api.tool_calling", "WARNING", "Could not parse tool call: unexpected token", ["tool_call_plaintext"]),
+    ("omlx.turboquant", "ERROR", "state shape mismatch", ["kv_cache_quant"]),
+    ("omlx.server", "INFO", "Chat completion: 10 tokens in 0.5s", []),
+])
+def test_omlx_logger_names_say_where(logger: str, level: str, msg: str, want: list[str]) -> None:
+    assert _cats(f"2026-01-01 10:00:00,000 - {logger} - {level} - [-] - {msg}") == want
