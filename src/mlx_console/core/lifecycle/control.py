@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 from mlx_console import paths
@@ -498,6 +497,8 @@ class Supervisor:
         return self.status(name)
 
     def _omlx_call(self, name: str, what: str, call: Callable[[Any], Any]) -> Any:
+        import httpx
+
         from mlx_console.core.backends.omlx import OmlxClient
 
         st = self.status(name)
