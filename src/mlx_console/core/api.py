@@ -187,6 +187,8 @@ def activities(backends: list[str]) -> dict[str, Activity]:
 
 def sparkline(values: list[float], width: int = 8) -> str:
     """The last `width` values as block characters (▁…█) scaled to their maximum."""
+    if not values:  # "" as draw() gives, without importing the metrics queries (the first frame's placeholder rows)
+        return ""
     from mlx_console.core.metrics.query import sparkline as draw
 
     return draw(values, width)
