@@ -32,7 +32,6 @@ from mlx_console.core.errors import ConsoleError
 from mlx_console.core.lifecycle import distributed
 from mlx_console.core.lifecycle.state import (
     ACTIVE,
-    SERVER_LOG,
     SUPERVISE_LOG,
     Spec,
     State,
@@ -120,7 +119,7 @@ class Supervisor:
 
     def log_path(self, name: str) -> Path:
         """The server's captured stdout+stderr (the file to tail)."""
-        return self.dir(name) / SERVER_LOG
+        return paths.server_log(name)
 
     def log_paths(self, name: str) -> list[Path]:
         """Every log of the backend: the captured one first, then the backend's own (oMLX server.log)."""
