@@ -52,6 +52,7 @@ def test_triage_with_a_configured_backend_imports_nothing_it_does_not_need(tmp_p
     mods = _modules_after("triage", str(FIXTURES / "mlx_lm_port_in_use.log"), "--json", env=_configured(tmp_path))
     assert _heavy(mods) == []
     assert "mlx_console.core.lifecycle.distributed" not in mods
+    assert "logging" not in mods  # core.logs.source imports it for a fallback's debug record only
 
 
 def test_backends_list_imports_no_http_client(tmp_path: Path) -> None:
@@ -60,6 +61,7 @@ def test_backends_list_imports_no_http_client(tmp_path: Path) -> None:
     mods = _modules_after("backends", "list", "--json", env=_configured(tmp_path))
     assert "mlx_console.core.lifecycle.control" in mods
     lazy = ("httpx", "concurrent.futures", "mlx_console.core.fleet", "mlx_console.core.backends.omlx_admin",
+            "uuid", "hashlib",  # a run id only for a start; hashes only for a write
             "textual", "mlx_console.ui", "mlx_console.core.bench", "mlx_console.core.settings")
     assert sorted(m for m in mods if any(m == h or m.startswith(h + ".") for h in lazy)) == []
 

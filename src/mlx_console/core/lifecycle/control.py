@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -281,6 +280,8 @@ class Supervisor:
             command = distributed.command(profile, command, d / "ranks")
         log = self.log_path(name)
         _rotate_if_large(log)
+        import uuid  # here, not at import (uuid imports platform): only a start needs a run id
+
         spec = Spec(
             run_id=uuid.uuid4().hex, name=name, kind=profile.kind, command=command,
             env=kind.env(profile), host=profile.host, port=profile.port, model=model,
