@@ -71,6 +71,14 @@ def backends_dir() -> Path:
     return private_dir(state_dir() / "backends")
 
 
+SERVER_LOG = "server.log"  # a backend's captured stdout+stderr, in its directory under backends_dir()
+
+
+def server_log(name: str) -> Path:
+    """The captured log of local backend `name` (Supervisor.log_path), known without importing the supervisor."""
+    return backends_dir() / name / SERVER_LOG
+
+
 def demo_model_dir() -> Path:
     """The tiny demo model is built here once (naming it creates nothing: loading a config must not)."""
     return _state_path() / "demo-model"

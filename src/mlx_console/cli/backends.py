@@ -10,7 +10,6 @@ import argparse
 import sys
 
 from mlx_console.cli._common import add_json_flag, load_config, print_json, say
-from mlx_console.core import fleet
 from mlx_console.core.config import Config
 from mlx_console.core.lifecycle.control import JSON_KEYS, BackendStatus, Supervisor
 from mlx_console.core.machine.system import fmt_bytes
@@ -119,6 +118,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def _list_all_hosts(args: argparse.Namespace, config: Config, rows: list[BackendStatus]) -> int:
+    from mlx_console.core import fleet
+
     listings = fleet.list_all(config, [r.to_json() for r in rows])
     if args.json:
         print_json([row for li in listings for row in fleet.tag_rows(li, JSON_KEYS)])

@@ -71,6 +71,14 @@ def load_config(path: str | Path | None = None) -> Config:
     return config_mod.load(path)
 
 
+def log_path(name: str) -> Path:
+    """A local backend's captured log (what Supervisor.log_path gives), without importing the supervisor: the
+    log pane opens it while the first poll is still importing it."""
+    from mlx_console import paths
+
+    return paths.server_log(name)
+
+
 def supervisor(config: Config) -> Supervisor:
     """The backend lifecycle (start/stop/restart/swap, status, logs). Its calls block: run them in workers."""
     from mlx_console.core.lifecycle.control import Supervisor
@@ -187,6 +195,8 @@ def activities(backends: list[str]) -> dict[str, Activity]:
 
 def sparkline(values: list[float], width: int = 8) -> str:
     """The last `width` values as block characters (▁…█) scaled to their maximum."""
+    if not values:  # "" as draw() gives, without importing the metrics queries (the first frame's placeholder rows)
+        return ""
     from mlx_console.core.metrics.query import sparkline as draw
 
     return draw(values, width)

@@ -22,6 +22,8 @@ Kind = Literal["mlx-lm", "omlx"]
 KINDS: tuple[str, ...] = ("mlx-lm", "omlx")
 RESTART_POLICIES: tuple[str, ...] = ("never", "on-failure", "always")
 DISTRIBUTED_BACKENDS: tuple[str, ...] = ("ring", "jaccl", "mpi")
+# The keys validate_profile_keys checks (core/lifecycle/distributed.py): a profile with none of them is not distributed.
+DISTRIBUTED_KEYS = frozenset({"hosts", "hostfile", "distributed_backend", "pipeline", "ring_port"})
 DEFAULT_PORTS = {"mlx-lm": 8080, "omlx": 8000}
 DEMO_NAME = "demo"
 
@@ -350,6 +352,8 @@ def parse(data: dict[str, Any], cfg_path: Path, text: str = "") -> Config:
 
 def _check_distributed(table: dict[str, Any], cfg_path: Path) -> tuple[str, str] | None:
     """(key, what is wrong) in hosts/hostfile/distributed_backend/pipeline/ring_port of an mlx-lm profile."""
+    if not DISTRIBUTED_KEYS.intersection(table):  # nothing to check: the validator (psutil …) stays unimported
+        return None
     from mlx_console.core.lifecycle.distributed import validate_profile_keys
 
     return validate_profile_keys(table, cfg_path.parent)

@@ -116,7 +116,7 @@ class Backends:
     def log_path(self, name: str) -> Path | None:
         if fleet := self.remote(name):  # a local mirror of the remote log (ssh tail -F), triaged like any other
             return fleet.log_path(name, api.state_dir())
-        return self.supervisor().log_path(name)
+        return api.log_path(name)  # as the supervisor's log_path, without waiting for it to be imported
 
     def advice(self, name: str, model: str | None) -> list[str]:
         """The advisor's warnings for `model` on backend `name`; none when it cannot tell."""

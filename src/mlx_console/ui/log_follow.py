@@ -47,14 +47,20 @@ def to_log_event(t: api.TriagedEvent, first_number: int) -> LogEvent:
     )
 
 
-def _open(path: Path, catalog: api.Catalog, deliver: Callable[[Batch], None]
+def _open(path: Path, catalog: Callable[[], api.Catalog], deliver: Callable[[Batch], None]
           ) -> tuple[api.LogDocument, api.Triager, bool]:
-    """Open the file as a document (its end indexed at once) and hand it to the view, then triage its last
-    lines (after: the first frame does not wait for triage). Also says whether the open event is closed."""
+    """Open the file as a document (its end indexed at once) and hand it to the view, then load the catalogue
+    (the first time) and triage its last lines: the log's end is on screen before either. Also says whether the
+    open event is closed."""
     doc = api.log_document(path)
     deliver(Batch([], [], reset=True, doc=doc))
+    try:
+        patterns = catalog()
+    except Exception:
+        deliver(Batch([], [], reset=True))  # a broken catalogue: the view is left empty, as before it was read
+        raise
     first = max(0, doc.tail_count - HISTORY_LINES)
-    triager = api.triager(catalog, first_line=first + 1)  # numbered as tail lines, from 1
+    triager = api.triager(patterns, first_line=first + 1)  # numbered as tail lines, from 1
     triaged = triager.feed_many(doc.tail_lines(first, doc.tail_count))
     # The event open at the end is a dead backend's last words when nobody writes the file: close it now;
     # else the quiet timer in follow() closes it once the log stays quiet.
@@ -77,7 +83,15 @@ def follow(path: Path, deliver: Callable[[Batch], None], stopped: Callable[[], b
            paused: Callable[[], bool], catalogs: list[Path] | None = None) -> None:
     """Deliver batches (the document, appended lines, events, head progress) until `stopped()`. Blocks: run
     it in a thread. Event line numbers are the document's tail lines (0-based); the view places them."""
-    catalog = api.load_catalog(catalogs or [])
+    loaded: list[api.Catalog] = []
+
+    def catalog() -> api.Catalog:  # loaded once, after the document is shown (_open)
+        if not loaded:
+            loaded.append(api.load_catalog(catalogs or []))
+        return loaded[0]
+
+    if not path.exists():
+        catalog()  # nothing to show yet: a broken catalogue is reported at once, not when the file appears
     while not path.exists():
         deliver(Batch([], [], note=f"waiting for {path} to appear"))
         time.sleep(0.5)

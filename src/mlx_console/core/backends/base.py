@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from mlx_console.core.common import net
 from mlx_console.core.common.net import is_loopback
 from mlx_console.core.config import Profile
@@ -124,6 +122,8 @@ def headers(api_key: str | None) -> dict[str, str]:
 
 def ping_completion(base_url: str, api_key: str | None, timeout: float, model: str | None = None) -> ProbeResult:
     """POST a 1-token chat completion. Ready/alive = 200 within the timeout."""
+    import httpx
+
     body = dict(PING_BODY)
     if model:
         body["model"] = model

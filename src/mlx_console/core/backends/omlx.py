@@ -15,8 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from mlx_console.core.backends.base import (
     BackendKind,
     LoadFailed,
@@ -26,7 +24,6 @@ from mlx_console.core.backends.base import (
     ping_completion,
     refuse_managed_args,
 )
-from mlx_console.core.backends.omlx_admin import _detail
 from mlx_console.core.common import net
 from mlx_console.core.config import Profile
 from mlx_console.core.errors import ConsoleError
@@ -85,6 +82,8 @@ class OmlxKind(BackendKind):
     def probe(self, base_url: str, api_key: str | None, timeout: float) -> ProbeResult:
         """The server process answers (`GET /health`). It never loads a model nor touches one's idle timer;
         a wedged engine still answers it (backends.md §2.5): models are probed one by one (probe_model)."""
+        import httpx
+
         client = OmlxClient(base_url, api_key, timeout=timeout)
         try:
             client.health()
@@ -108,6 +107,8 @@ class OmlxKind(BackendKind):
         oMLX cannot load (404 unknown id, 409 broken files) fails the start with oMLX's own message."""
         if not model:
             return "no model loaded (the profile names none)"
+        import httpx
+
         client = OmlxClient(base_url, api_key)
         try:
             client.load(model)
@@ -121,6 +122,8 @@ class OmlxKind(BackendKind):
         return f"loaded {model!r}; it answered a 1-token completion"
 
     def reload_model(self, base_url: str, api_key: str | None, model: str) -> str:
+        import httpx
+
         client = OmlxClient(base_url, api_key)
         try:
             client.unload(model)
@@ -137,6 +140,8 @@ class OmlxKind(BackendKind):
                     base_path: str | None = None) -> list[ModelSeen] | None:
         """Every model with its loaded state, pin, last access and idle TTL (from model_settings.json /
         settings.json under base_path, read from disk: asking the server would not change it either)."""
+        import httpx
+
         try:
             models = OmlxClient(base_url, api_key, timeout).models()
         except (httpx.HTTPError, ConsoleError):
@@ -200,6 +205,9 @@ class OmlxClient:
         r = net.request(method, self.base_url + path, headers=headers(self.api_key),
                         timeout=timeout or self.timeout)
         if r.status_code >= 400:
+            # the admin client imports httpx's timeouts at module level: only on an error
+            from mlx_console.core.backends.omlx_admin import _detail
+
             detail = _detail(r)  # /v1 errors are OpenAI bodies {"error": {"message"}}, others {"detail"}
             raise OmlxError(f"oMLX {method} {path} → HTTP {r.status_code}: {detail}", r.status_code, detail)
         return r.json() if r.content else {}

@@ -9,7 +9,6 @@ import contextlib
 import ctypes
 import errno
 import fcntl
-import hashlib
 import os
 import re
 import sys
@@ -26,6 +25,8 @@ _TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]+\.mlx-console-tmp
 
 def content_hash(data: bytes | None) -> str:
     """sha256 of the file's bytes; "absent" for a file that does not exist."""
+    import hashlib  # here and in _key_of: not at import (every `backends` command loads this module)
+
     return "absent" if data is None else hashlib.sha256(data).hexdigest()
 
 
@@ -45,6 +46,8 @@ def read_current(path: Path) -> bytes | None:
 
 
 def _key_of(path: Path) -> str:
+    import hashlib
+
     resolved = str(path.expanduser().resolve())
     return hashlib.sha1(resolved.encode()).hexdigest()[:12] + "-" + path.name
 

@@ -9,10 +9,11 @@ the environment (trust_env=False), for any other host it honours it.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 
 def is_loopback(host: str) -> bool:
@@ -36,11 +37,16 @@ def trust_env(url: str) -> bool:
 
 
 def client(url: str, **kw: Any) -> httpx.Client:
-    """A client for calls to the server at `url` (kw: httpx.Client's, e.g. base_url, timeout)."""
+    """A client for calls to the server at `url` (kw: httpx.Client's, e.g. base_url, timeout).
+    httpx is imported here, at the first call: start-up paths that never call (`backends list`) skip it."""
+    import httpx
+
     return httpx.Client(trust_env=trust_env(url), **kw)
 
 
 def async_client(url: str, **kw: Any) -> httpx.AsyncClient:
+    import httpx
+
     return httpx.AsyncClient(trust_env=trust_env(url), **kw)
 
 

@@ -16,13 +16,11 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 from mlx_console import paths
@@ -33,7 +31,6 @@ from mlx_console.core.errors import ConsoleError
 from mlx_console.core.lifecycle import distributed
 from mlx_console.core.lifecycle.state import (
     ACTIVE,
-    SERVER_LOG,
     SUPERVISE_LOG,
     Spec,
     State,
@@ -121,7 +118,7 @@ class Supervisor:
 
     def log_path(self, name: str) -> Path:
         """The server's captured stdout+stderr (the file to tail)."""
-        return self.dir(name) / SERVER_LOG
+        return paths.server_log(name)
 
     def log_paths(self, name: str) -> list[Path]:
         """Every log of the backend: the captured one first, then the backend's own (oMLX server.log)."""
@@ -283,6 +280,8 @@ class Supervisor:
             command = distributed.command(profile, command, d / "ranks")
         log = self.log_path(name)
         _rotate_if_large(log)
+        import uuid  # here, not at import (uuid imports platform): only a start needs a run id
+
         spec = Spec(
             run_id=uuid.uuid4().hex, name=name, kind=profile.kind, command=command,
             env=kind.env(profile), host=profile.host, port=profile.port, model=model,
@@ -498,6 +497,8 @@ class Supervisor:
         return self.status(name)
 
     def _omlx_call(self, name: str, what: str, call: Callable[[Any], Any]) -> Any:
+        import httpx
+
         from mlx_console.core.backends.omlx import OmlxClient
 
         st = self.status(name)

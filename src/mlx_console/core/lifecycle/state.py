@@ -22,7 +22,7 @@ from mlx_console.core.common.atomic import write_atomic
 ACTIVE = ("starting", "loading", "ready", "degraded")
 STATES = (*ACTIVE, "dead", "stopped")
 
-SPEC_FILE, STATE_FILE, SERVER_LOG, SUPERVISE_LOG = "spec.json", "state.json", "server.log", "supervise.log"
+SPEC_FILE, STATE_FILE, SUPERVISE_LOG = "spec.json", "state.json", "supervise.log"  # server.log: paths.SERVER_LOG
 
 
 @dataclass

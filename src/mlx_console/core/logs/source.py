@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import stat
 import threading
@@ -19,7 +18,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+
+def _debug(msg: str, *args: object) -> None:
+    """A debug record of a fallback (logging is imported here, not at start-up: `triage` never needs it)."""
+    import logging
+
+    logging.getLogger(__name__).debug(msg, *args)
+
 
 MAX_LINE_BYTES = 64 * 1024  # longer lines keep their first 64 KiB: bounded memory, patterns still see the head
 _READ_CHUNK = 1 << 20
@@ -158,7 +163,7 @@ class _Watcher:
                 if changes:
                     self.changed.set()
         except Exception as e:  # the directory vanished, inotify limits, …: fall back to polling
-            log.debug("watchfiles stopped for %s: %s", self.path, e)
+            _debug("watchfiles stopped for %s: %s", self.path, e)
         finally:
             self.alive = False
             self.changed.set()
@@ -312,7 +317,7 @@ class LogFollower:
         except FileNotFoundError:
             st = None
         except OSError as e:
-            log.debug("stat %s: %s", self.path, e)
+            _debug("stat %s: %s", self.path, e)
             return out
         if self._fd is not None:
             fst = os.fstat(self._fd)

@@ -13,17 +13,18 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import psutil
 
 from mlx_console.core.backends.base import headers as bearer
 from mlx_console.core.common import net
 from mlx_console.core.common.net import is_loopback
 from mlx_console.core.machine.parse import parse_lsof_listen
+
+if TYPE_CHECKING:
+    import httpx
 
 MLX_LM, OMLX, UNKNOWN = "mlx-lm", "omlx", "unknown"
 OPENAI = "openai"  # an unknown process that answers /v1/models in the OpenAI shape
@@ -241,6 +242,8 @@ def probe_models(listener: Listener, api_key: str | None = None, timeout: float 
     """Confirm the backend kind from `GET /v1/models`: oMLX entries say `owned_by: "omlx"`; mlx_lm.server's
     entries have no owned_by. A missing HF hub cache makes mlx_lm.server answer 200 with an empty body.
     When that cannot tell (no models, API key required), oMLX's open `/health` has an `engine_pool`."""
+    import httpx
+
     base = _base_url(listener)
     headers = bearer(api_key)
     try:
@@ -320,6 +323,8 @@ def listeners(ports: Iterable[int] | None = None, *, probe: bool = False, probe_
         targets = [lst for lst in found if lst.is_llm or lst.port in extra]
         keys = api_keys or {}
         if targets:
+            from concurrent.futures import ThreadPoolExecutor  # not at import: `backends list` needs none
+
             with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
                 list(pool.map(lambda lst: probe_models(lst, keys.get(lst.port), timeout), targets))
     return found

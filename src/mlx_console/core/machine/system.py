@@ -12,7 +12,6 @@ import os
 import platform
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,6 +169,8 @@ def memory(*, working_set: bool = False, timeout: float = 2.0) -> MemoryInfo:
     set (a subprocess, cached per wired limit)."""
     vm = psutil.virtual_memory()
     if IS_MAC:
+        from concurrent.futures import ThreadPoolExecutor  # not at import: `backends list` needs none
+
         with ThreadPoolExecutor(max_workers=2) as pool:
             s = pool.submit(run_text, ["sysctl", *MAC_MEMORY_SYSCTLS], timeout)
             p = pool.submit(run_text, ["memory_pressure", "-Q"], timeout)
@@ -299,6 +300,8 @@ def chip(timeout: float = 5.0) -> ChipInfo:
     """The chip (cached: it does not change while we run)."""
     if IS_MAC:
         os_name = f"macOS {platform.mac_ver()[0]} {platform.machine()}".strip()
+        from concurrent.futures import ThreadPoolExecutor  # not at import: `backends list` needs none
+
         with ThreadPoolExecutor(max_workers=2) as pool:
             sp = pool.submit(run_text, ["system_profiler", "SPHardwareDataType"], timeout)
             sc = pool.submit(run_text, ["sysctl", *MAC_CHIP_SYSCTLS], timeout)

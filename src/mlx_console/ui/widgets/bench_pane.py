@@ -9,16 +9,18 @@ Running, scoring, storing and comparing are core/bench's; the pane shows its pro
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
-from textual_plotext import PlotextPlot
 
 from mlx_console.core import api
+
+if TYPE_CHECKING:
+    from textual_plotext import PlotextPlot
 
 STATUS_STYLE = {"pass": "success", "ok": "success", "fail": "error", "error": "error"}
 VERDICT_STYLE = {"worse": "error", "regression": "error", "flip": "error", "error": "error",
@@ -44,7 +46,7 @@ class BenchPane(Vertical, can_focus=True):
         yield DataTable(id="bench-results", cursor_type="row", show_cursor=False)
         yield Static(id="bench-verdict")
         yield Static("decode tok/s history", id="bench-trend-label")
-        yield PlotextPlot(id="bench-trend")
+        # The history plot (#bench-trend) is mounted by _trend_plot when the pane is first shown.
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -74,6 +76,7 @@ class BenchPane(Vertical, can_focus=True):
                 f"with `mlx-console --host {host} bench run --backend {base}`; its history is kept on {host}.")
 
     def refresh_state(self, backend: str | None) -> None:
+        self._trend_plot()
         if self.running:
             return
         note = self.remote_note(backend)
@@ -112,9 +115,24 @@ class BenchPane(Vertical, can_focus=True):
         self.query_one("#bench-trend-label", Static).update(label)
         self.draw_trend(trend)
 
+    def on_show(self) -> None:
+        self._trend_plot()
+
+    def _trend_plot(self) -> PlotextPlot:
+        """The history plot, the pane's last child, mounted the first time the pane is shown or draws: the pane
+        starts hidden, and textual_plotext (plotext parses dates when imported) would delay the first frame."""
+        found = self.query("#bench-trend")
+        if found:
+            return found.first()  # type: ignore[return-value]
+        from textual_plotext import PlotextPlot
+
+        widget = PlotextPlot(id="bench-trend")
+        self.mount(widget)
+        return widget
+
     def draw_trend(self, trend: api.Trend) -> None:
         """Median (•) with p25 and p75 (·) per run; │ where the configuration changed; x ticks: run dates."""
-        widget = self.query_one("#bench-trend", PlotextPlot)
+        widget = self._trend_plot()
         plt = widget.plt
         plt.clear_data()
         plt.clear_figure()
