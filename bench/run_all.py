@@ -68,6 +68,10 @@ def main() -> int:
                     help="also put the table in README.md's performance section (not with --only)")
     args = ap.parse_args()
     names = [n for n in SCRIPTS if not args.only or n.removesuffix(".py") in args.only.split(",")]
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+        # Without .pyc files every start compiles part of the package again: not what a user's install does.
+        print("note: PYTHONDONTWRITEBYTECODE unset for the benchmarks (a user's install has its .pyc files)")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(BENCH.parent / "src")], capture_output=True)
     started = datetime.now(UTC)
     t0 = time.monotonic()
     rows: list[Row] = []
