@@ -53,11 +53,19 @@ async def test_an_appended_line_repaints_only_the_log_rows(make_app, log_file: P
         with log_file.open("a") as fh:  # enough lines that one more barely moves the scrollbar thumb
             fh.write("".join(f"filler {i}\n" for i in range(3000)))
         await wait_for(pilot, lambda: log.line_count == len(LOG_LINES) + 3000, what="filler")
+        # The layout pass that brings in the vertical scrollbar can land late on a loaded machine: wait for it.
+        await wait_for(pilot, lambda: log.show_vertical_scrollbar and log.vertical_scrollbar.region.width > 0
+                       and log.scrollable_content_region.width < log.size.width, what="the vertical scrollbar")
+        monkeypatch.setattr(_styles_cache.StylesCache, "render_widget", spy)
+        painted.clear()
         with log_file.open("a") as fh:  # the first append after scrollbars appeared repaints them once
             fh.write("warm-up\n")
         await wait_for(pilot, lambda: log.shown_lines()[-1] == "warm-up", what="warm-up line")
+        # Its frame painted (on a loaded machine it can come well after the data): else its scrollbar repaint
+        # would be counted below as the appends'.
+        await wait_for(pilot, lambda: "log" in painted, what="the warm-up's frame")
         await pilot.pause(0.3)
-        monkeypatch.setattr(_styles_cache.StylesCache, "render_widget", spy)
+        painted.clear()
         for i in range(3):
             with log_file.open("a") as fh:
                 fh.write(f"one more {i}\n")
