@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from tests.pilot_wait import wait_for as until
 
 REPO = Path(__file__).resolve().parent.parent
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -222,12 +223,6 @@ def test_console_groups_hosts_drives_and_tails_a_remote_backend(fleet: dict, tin
     def row(name: str) -> dict:
         return next((r for r in app.backends_table.rows_data if r.get("name") == name), {})
 
-    async def until(pilot: object, cond: object, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():  # type: ignore[operator]
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            await pilot.pause(0.1)  # type: ignore[attr-defined]
-
     async def run() -> None:
         async with app.run_test(size=(160, 40)) as pilot:
             await until(pilot, lambda: row("@dead").get("status") == "unreachable" and row("far@box"), 30, "hosts")
@@ -339,12 +334,6 @@ def test_console_edits_a_remote_omlx_backends_settings(fleet: dict) -> None:
         f.write(f'\n[[backend]]\nname = "om"\nkind = "omlx"\nport = {free_port()}\nbase_path = "{base}"\n')
     app = ConsoleApp(config_mod.load(os.environ["MLX_CONSOLE_CONFIG"]), theme_dirs=[REPO / "themes"],
                      autostart=False)
-
-    async def until(pilot: object, cond: object, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():  # type: ignore[operator]
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            await pilot.pause(0.1)  # type: ignore[attr-defined]
 
     def status_text(screen: SettingsScreen) -> str:
         return str(screen.query_one("#settings-status").render())

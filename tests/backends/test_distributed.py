@@ -20,6 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from backends_helpers import gone, wait_for  # noqa: E402
+from tests.pilot_wait import wait_for as until
 
 from mlx_console import paths  # noqa: E402
 from mlx_console.core import config as config_mod  # noqa: E402
@@ -193,7 +194,6 @@ def test_console_starts_describes_restarts_and_stops_a_two_rank_backend(write_co
     """The same group from the console: `u` starts it, `i` lists its ranks (host, pid, status, log each), a
     rank killed restarts the group (a message says so), `x` then `y` stops it and no rank is left."""
     import asyncio
-    import time
 
     from textual.widgets import Static
 
@@ -210,12 +210,6 @@ def test_console_starts_describes_restarts_and_stops_a_two_rank_backend(write_co
 
     def text() -> str:
         return " ".join(str(s.render()) for s in app.screen.query(Static))
-
-    async def until(pilot: object, cond: object, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():  # type: ignore[operator]
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            await pilot.pause(0.1)  # type: ignore[attr-defined]
 
     async def run() -> None:
         async with app.run_test(size=(160, 48)) as pilot:

@@ -6,13 +6,12 @@ deterministic; the log it points at is a real file the real follower reads.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
+from tests.pilot_wait import wait_for  # noqa: F401 - tests/ui import it from here
 
 from mlx_console.core.config import Config, Profile
 from mlx_console.ui.app import ConsoleApp
@@ -95,14 +94,6 @@ def make_app(tmp_path: Path, log_file: Path) -> Callable[..., ConsoleApp]:
                           autostart=kw.pop("autostart", False), **kw)
 
     return make
-
-
-async def wait_for(pilot: Pilot, cond: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await pilot.pause(0.05)
 
 
 @pytest.hookimpl(tryfirst=True)
