@@ -13,7 +13,14 @@ from mlx_console.core.logs import scan
 from mlx_console.core.logs.patterns import Catalog
 from mlx_console.core.logs.scan import Scanner
 from mlx_console.core.logs.source import decode_line
-from mlx_console.core.logs.triage import default_catalog, triage_buffer, triage_file, triage_lines
+from mlx_console.core.logs.triage import (
+    default_catalog,
+    explain,
+    triage_buffer,
+    triage_file,
+    triage_lines,
+    triage_text,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "logs"
 ENGINES = ["re"] + (["hyperscan"] if scan.hyperscan is not None else [])
@@ -109,3 +116,24 @@ def test_without_hyperscan_auto_falls_back_to_re(monkeypatch: pytest.MonkeyPatch
     assert [e.categories for e in triage_buffer(data, scanner=sc)] == [["port_in_use"]]
     with pytest.raises(RuntimeError, match="hyperscan is not installed"):
         Scanner(default_catalog(), engine="hyperscan")
+
+
+def _corpus_events() -> list:
+    import json
+
+    corpus = FIXTURES / "upstream_corpus.jsonl"
+    out = [t for line in corpus.read_text().splitlines() if line.strip()
+           for t in triage_text(json.loads(line)["excerpt"], include_all=True)]
+    return out + triage_buffer(BLOB, include_all=True)
+
+
+def test_evidence_literal_prefilter_only_skips_entries_that_would_be_rejected() -> None:
+    # `match` skips an evidence entry whose required literals are absent from the event; `explain` tries every
+    # entry with every regex: the entries it chooses must be exactly the ones `match` returned.
+    cat = default_catalog()
+    events = _corpus_events()
+    assert len(events) > 150
+    assert any(cat.entries[i].evidence_literals for i in range(len(cat.entries)))
+    for t in events:
+        chosen = {v.id for v in explain(t, cat) if v.chosen}
+        assert {m.id for m in t.matches} == chosen, t.event.lines[:3]

@@ -179,6 +179,22 @@ class Entry:
     def has_evidence_keys(self) -> bool:
         return any(getattr(self, k) for k in _EVIDENCE_KEYS)
 
+    @cached_property
+    def evidence_literals(self) -> tuple[frozenset[str], ...] | None:
+        """Per evidence key: literals one of which all its evidence holds (`required_literals` of each of its
+        regexes); None when some regex has none (ignore_case, `\\w+Error`…): that entry is always tried."""
+        out: list[frozenset[str]] = []
+        for k in _EVIDENCE_KEYS:
+            lits: set[str] = set()
+            for p in getattr(self, k):
+                got = None if self.ignore_case else required_literals(p)
+                if got is None:
+                    return None
+                lits.update(got)
+            if lits:
+                out.append(frozenset(lits))
+        return tuple(out)
+
     def evidence_for(self, f: Facts) -> dict[str, Evidence | None]:
         """For each evidence key of the entry: the first piece of evidence found, or None."""
         out: dict[str, Evidence | None] = {}
@@ -239,6 +255,17 @@ def _find(key: str, rxs: tuple[re.Pattern[str], ...], f: Facts) -> Evidence | No
             if any(r.search(t) for r in rxs):
                 return Evidence("nearby", n, t[:300])
     return None
+
+
+def _universe(f: Facts) -> str:
+    """Every string an evidence key searches (see `_find`), joined: the event's lines, the lines before it,
+    its records, frames, exceptions (qualified and short types, messages) and logger; plus "Exception",
+    which a traceback cut before its exception line offers to the `exceptions` key."""
+    parts = [*f.event.lines, *(t for _, t in f.before), *(t for _, t in f.records), f.logger or "", "Exception"]
+    parts += [fr.text for fr in f.frames]
+    for x in f.exceptions:
+        parts += (x.type, short_type(x.type), x.message)
+    return "\n".join(parts)
 
 
 class Verdict(NamedTuple):
@@ -404,6 +431,17 @@ class Catalog:
                         by_lit.setdefault(lit, set()).add(i)
         return always, list(by_lit.items())
 
+    @cached_property
+    def _all_evidence_literals(self) -> tuple[str, ...]:
+        lits: set[str] = set()
+        for i in self._evidence_idx:
+            for key in self.entries[i].evidence_literals or ():
+                lits |= key
+        return tuple(lits)
+
+    def _present_literals(self, universe: str) -> set[str]:
+        return {x for x in self._all_evidence_literals if x in universe}
+
     @classmethod
     def load(cls, extra_paths: Iterable[str | Path] = (), *, shipped: bool = True) -> Catalog:
         """The shipped catalogue extended/overridden by each file of `extra_paths`, in order."""
@@ -483,6 +521,7 @@ class Catalog:
         out: list[Match | Verdict] = []
         matches: list[Match] = []
         tried = sorted({*hit_lines, *(self._evidence_idx if f is not None and problem else ())})
+        present: set[str] | None = None  # the evidence literals found in the event (computed on first need)
         for i in tried:
             e = self.entries[i]
             if e.skips(event.level):
@@ -490,7 +529,17 @@ class Catalog:
                     out.append(Verdict(e.id, e.categories, False, (f"not tried on {event.level or 'level-less'} events (skip_levels)",)))
                 continue
             ns = hit_lines.get(i)
-            got = e.evidence_for(f) if f is not None and problem and e.has_evidence_keys else {}
+            got: dict[str, Evidence | None] = {}
+            if f is not None and problem and e.has_evidence_keys:
+                # Without a pattern hit, the entry needs evidence for every key: skip it (unless explaining)
+                # when some key's required literals are all absent from the event.
+                lits = e.evidence_literals
+                if lits is not None and not ns and not explain:
+                    if present is None:
+                        present = self._present_literals(_universe(f))
+                    if not all(present & key for key in lits):
+                        continue
+                got = e.evidence_for(f)
             found = [x for x in got.values() if x is not None]
             if not ns and not found:
                 continue
