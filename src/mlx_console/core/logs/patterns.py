@@ -432,15 +432,32 @@ class Catalog:
         return always, list(by_lit.items())
 
     @cached_property
-    def _all_evidence_literals(self) -> tuple[str, ...]:
-        lits: set[str] = set()
-        for i in self._evidence_idx:
-            for key in self.entries[i].evidence_literals or ():
-                lits |= key
-        return tuple(lits)
+    def _evidence_literals(self) -> list[tuple[int, tuple[frozenset[str], ...] | None]]:
+        return [(i, self.entries[i].evidence_literals) for i in self._evidence_idx]
 
-    def _present_literals(self, universe: str) -> set[str]:
-        return {x for x in self._all_evidence_literals if x in universe}
+    def _evidence_worth_trying(self, f: Facts) -> list[int]:
+        """The entries with evidence keys that may find evidence for every key in this event: those whose
+        keys each have a required literal in it (or that have no literals to check)."""
+        universe = _universe(f)
+        memo: dict[str, bool] = {}
+        out: list[int] = []
+        for i, keys in self._evidence_literals:
+            if keys is not None:
+                ok = True
+                for key in keys:
+                    for x in key:
+                        hit = memo.get(x)
+                        if hit is None:
+                            hit = memo[x] = x in universe
+                        if hit:
+                            break
+                    else:
+                        ok = False
+                        break
+                if not ok:
+                    continue
+            out.append(i)
+        return out
 
     @classmethod
     def load(cls, extra_paths: Iterable[str | Path] = (), *, shipped: bool = True) -> Catalog:
@@ -520,8 +537,10 @@ class Catalog:
             f = facts(event, before, backend)
         out: list[Match | Verdict] = []
         matches: list[Match] = []
-        tried = sorted({*hit_lines, *(self._evidence_idx if f is not None and problem else ())})
-        present: set[str] | None = None  # the evidence literals found in the event (computed on first need)
+        # Evidence entries: without a pattern hit an entry needs evidence for every key, so (unless explaining)
+        # those with a key whose required literals are all absent from the event are not tried.
+        by_evidence = (self._evidence_idx if explain else self._evidence_worth_trying(f)) if f is not None and problem else ()
+        tried = sorted({*hit_lines, *by_evidence})
         for i in tried:
             e = self.entries[i]
             if e.skips(event.level):
@@ -529,17 +548,7 @@ class Catalog:
                     out.append(Verdict(e.id, e.categories, False, (f"not tried on {event.level or 'level-less'} events (skip_levels)",)))
                 continue
             ns = hit_lines.get(i)
-            got: dict[str, Evidence | None] = {}
-            if f is not None and problem and e.has_evidence_keys:
-                # Without a pattern hit, the entry needs evidence for every key: skip it (unless explaining)
-                # when some key's required literals are all absent from the event.
-                lits = e.evidence_literals
-                if lits is not None and not ns and not explain:
-                    if present is None:
-                        present = self._present_literals(_universe(f))
-                    if not all(present & key for key in lits):
-                        continue
-                got = e.evidence_for(f)
+            got = e.evidence_for(f) if f is not None and problem and e.has_evidence_keys else {}
             found = [x for x in got.values() if x is not None]
             if not ns and not found:
                 continue
