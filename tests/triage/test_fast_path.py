@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlx_console.core.logs import scan
+from mlx_console.core.logs import forked, scan
 from mlx_console.core.logs.patterns import Catalog
 from mlx_console.core.logs.scan import Scanner
 from mlx_console.core.logs.source import decode_line
@@ -33,8 +34,10 @@ def _plain(data: bytes, include_all: bool) -> list[dict]:
     return [e.to_json() for e in triage_lines(lines, include_all=include_all)]
 
 
-def _fast(data: bytes, include_all: bool, engine: str) -> list[dict]:
-    return [e.to_json() for e in triage_buffer(data, include_all=include_all, engine=engine)]
+def _fast(data: bytes, include_all: bool, engine: str, workers: int = 1) -> list[dict]:
+    # workers > 1: shared by forked processes, in parts of any size (the CLI's thresholds are for big logs)
+    return [e.to_json() for e in triage_buffer(data, include_all=include_all, engine=engine, workers=workers,
+                                               min_part=1, min_candidates=1)]
 
 
 def _corpus_blob() -> bytes:
@@ -137,3 +140,48 @@ def test_evidence_literal_prefilter_only_skips_entries_that_would_be_rejected() 
     for t in events:
         chosen = {v.id for v in explain(t, cat) if v.chosen}
         assert {m.id for m in t.matches} == chosen, t.event.lines[:3]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("include_all", [False, True])
+@pytest.mark.parametrize("workers", [2, 5])
+def test_forked_equals_plain_on_all_fixtures(engine: str, include_all: bool, workers: int) -> None:
+    assert forked.can_fork() or not hasattr(os, "fork")  # the tests run in one thread: the forked path is taken
+    assert _fast(BLOB, include_all, engine, workers) == _plain(BLOB, include_all)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 120), include_all=st.booleans(), workers=st.integers(2, 7))
+def test_forked_equals_plain_on_shuffled_lines(engine: str, seed: int, n: int, include_all: bool, workers: int) -> None:
+    # Runs of candidates are cut anywhere, inside tracebacks too: the merge keeps one process's answer.
+    rng = random.Random(seed)
+    picked = [rng.choice(BLOB_LINES) for _ in range(n)]
+    data = b"\n".join(picked) + rng.choice([b"", b"\n"])
+    assert _fast(data, include_all, engine, workers) == _plain(data, include_all)
+
+
+def test_forked_scan_counts_lines_across_parts() -> None:
+    data = BLOB * 3
+    sc = Scanner(default_catalog())
+    assert sc.scan(data, workers=4, min_part=1) == sc.scan(data)
+    assert sc.scan(data, workers=4, min_part=1)[2] == data.count(b"\n")
+
+
+def _pid(k: int) -> tuple[int, int]:
+    return k, os.getpid()
+
+
+def _dies_in_child(parent: int, k: int) -> int:
+    if os.getpid() != parent:
+        os._exit(3)
+    return k * 10
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system")
+def test_map_forked_runs_jobs_in_children_and_makes_up_for_a_dead_one() -> None:
+    got = forked.map_forked(_pid, [(k,) for k in range(4)])
+    assert [k for k, _ in got] == [0, 1, 2, 3]
+    assert got[0][1] == os.getpid() and len({p for _, p in got}) == 4  # jobs 1-3 ran in 3 other processes
+    assert forked.map_forked(_dies_in_child, [(os.getpid(), k) for k in range(3)]) == [0, 10, 20]
+    assert forked.map_forked(_pid, []) == []

@@ -149,7 +149,9 @@ def _triage_path(path: str, catalog: Catalog, include_all: bool, printer: _Print
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a pipe or device: read it as a stream
                 printer.emit(triage_buffer(f.read(), catalog, include_all=include_all, backend=backend))
                 return 0
-        printer.emit(triage_file(path, catalog, include_all=include_all, backend=backend))
+        # A big file's scan is shared by the cores (forked processes; the CLI runs no other thread here).
+        printer.emit(triage_file(path, catalog, include_all=include_all, backend=backend,
+                                 workers=os.cpu_count() or 1))
     except BrokenPipeError:
         raise  # stdout closed by the reader (| head): not a read error
     except OSError as e:

@@ -6,6 +6,9 @@ result never depends on the engine. Engines: hyperscan (one database, block mode
 when its wheel is installed, else stdlib `re` over the buffer (slower, same answers). Patterns are matched as
 bytes: `\\w`, `\\s`, `\\b` are ASCII there, as in grep.
 
+`scan(buf, workers=N)`: a big buffer is cut at line ends into parts scanned and line-counted at the same time
+by forked processes (forked.py); the answer is the same.
+
 The compiled hyperscan database (~0.1 s to build, 7 % of a 100 MB triage) is cached in the state dir
 (`cache/hs-<hash>.db`), keyed by a hash of the patterns, their flags and the hyperscan version; the file
 carries a checksum of its payload, so a partial or corrupt cache is rebuilt, never used.
@@ -14,6 +17,7 @@ carries a checksum of its payload, so a partial or corrupt cache is rebuilt, nev
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import mmap
 import os
@@ -21,6 +25,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from mlx_console.core.logs.forked import can_fork, map_forked
 from mlx_console.core.logs.patterns import Catalog, required_literals
 
 try:  # optional: a compiled regex engine, ≈ 6× faster than the fallback (bench/triage_vs_grep.py)
@@ -46,15 +51,16 @@ PROBLEM_PATTERNS: tuple[str, ...] = (
     r"libc\+\+abi: terminating|terminate called|panic: |fatal error: |Segmentation fault|Abort trap|zsh: (?:abort|killed)",
 )
 
+PARALLEL_MIN = 32 << 20  # bytes per part of a scan shared by processes, at least (a fork costs ≈ 1–2 ms)
 _COUNT_CHUNK = 8 << 20  # count newlines in slices of at most this many bytes (bounded copies)
 
 
-def _line_numbers(buf: Buf, starts: Sequence[int]) -> tuple[list[int], int]:
-    """1-based line numbers of sorted line-start offsets, and the buffer's newline count, counting
-    newlines once through the buffer."""
+def _line_numbers(buf: Buf, starts: Sequence[int], lo: int = 0, hi: int | None = None) -> tuple[list[int], int]:
+    """1-based line numbers (counted from `lo`) of sorted line-start offsets in buf[lo:hi], and that range's
+    newline count, counting newlines once through it."""
     out: list[int] = []
-    n, pos = 1, 0
-    for s in [*starts, len(buf)]:
+    n, pos = 1, lo
+    for s in [*starts, len(buf) if hi is None else hi]:
         while pos < s:
             end = min(s, pos + _COUNT_CHUNK)
             n += buf[pos:end].count(b"\n")
@@ -197,21 +203,24 @@ class Scanner:
         )
         return db
 
-    def _hits(self, buf: Buf) -> list[tuple[int, int]]:
-        """(end offset, pattern index or -1 when unknown) of each match."""
+    def _hits(self, buf: Buf, lo: int = 0, hi: int | None = None) -> list[tuple[int, int]]:
+        """(end offset, pattern index or -1 when unknown) of each match in buf[lo:hi] (`lo` starts a line,
+        `hi` ends one or the buffer)."""
         hits: list[tuple[int, int]] = []
         add = hits.append
-        if self._db is not None and len(buf):
+        size = len(buf) if hi is None else hi
+        if self._db is not None and size > lo:
             ids = self._hs_ids
 
             def on_match(id_: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
-                add((to, ids[id_]))
+                add((to + lo, ids[id_]))
 
-            self._db.scan(buf, match_event_handler=on_match)  # type: ignore[type-var]  # any buffer, mmap too
+            with memoryview(buf) as whole, whole[lo:size] as part:  # no copy; released before the mmap closes
+                self._db.scan(part, match_event_handler=on_match)  # type: ignore[type-var]  # any buffer
         for k, rx in self._rest:
-            pos, size = 0, len(buf)
+            pos = lo
             while pos < size:
-                m = rx.search(buf, pos)
+                m = rx.search(buf, pos, size)
                 if m is None:
                     break
                 add((m.start() + 1 if m.end() == m.start() else m.end(), k))
@@ -221,10 +230,10 @@ class Scanner:
                 if m.start() < m.end():
                     add((m.start() + 1, k))
         for lit in self._literals:
-            pos = 0
-            while (i := buf.find(lit, pos)) >= 0:
+            pos = lo
+            while (i := buf.find(lit, pos, size)) >= 0:
                 add((i + len(lit), -1))
-                nl = buf.find(b"\n", i)
+                nl = buf.find(b"\n", i, size)
                 if nl < 0:
                     break
                 pos = nl + 1
@@ -239,19 +248,53 @@ class Scanner:
         cands, _, newlines = self.scan(buf)
         return cands, newlines
 
-    def scan(self, buf: Buf) -> tuple[list[tuple[int, int]], dict[int, set[int]] | None, int]:
+    def scan(self, buf: Buf, *, workers: int = 1, min_part: int = PARALLEL_MIN) -> tuple[list[tuple[int, int]], dict[int, set[int]] | None, int]:
         """Candidates, the catalogue entries whose patterns hit each candidate line (keyed by line number;
-        None with the `re` engine, which does not know), and the newline count, in one pass."""
+        None with the `re` engine, which does not know), and the newline count, in one pass.
+
+        `workers` > 1: a buffer of at least 2 × `min_part` bytes is cut at line ends into at most that many
+        parts of at least `min_part` bytes, scanned and line-counted at the same time (forked.map_forked; only
+        where a fork is safe). The answer is the same: every line is wholly inside one part."""
+        parts = _parts(buf, workers, min_part) if workers > 1 and can_fork() else [(0, len(buf))]
+        results = map_forked(self._scan_part, [(buf, lo, hi) for lo, hi in parts])
+        cands: list[tuple[int, int]] = []
+        hints: dict[int, set[int]] | None = {} if not self._literals else None
+        base = 0  # newlines before the part
+        for starts, numbers, entries, newlines in results:
+            cands += zip(starts, (base + 1 + n for n in numbers), strict=True)
+            if hints is not None:
+                hints.update(zip((base + 1 + n for n in numbers), entries, strict=True))
+            base += newlines
+        return cands, hints, base
+
+    def _scan_part(self, buf: Buf, lo: int, hi: int) -> _PartResult:
+        """Sorted line starts in buf[lo:hi] where a pattern may match, their line numbers counted from `lo`,
+        the entries hit on each, and the part's newline count."""
         by_start: dict[int, set[int]] = {}
-        exact = not self._literals
         entry_of = self._entry_of
-        for end, k in self._hits(buf):
+        for end, k in self._hits(buf, lo, hi):
             # `end` is exclusive; a match ending on a newline belongs to the line before it.
             start = buf.rfind(b"\n", 0, max(end - 1, 0)) + 1
             got = by_start.setdefault(start, set())
             if k >= 0 and entry_of[k] >= 0:
                 got.add(entry_of[k])
         ordered = sorted(by_start)
-        numbers, newlines = _line_numbers(buf, ordered)
-        hints = {n: by_start[o] for o, n in zip(ordered, numbers, strict=True)} if exact else None
-        return list(zip(ordered, numbers, strict=True)), hints, newlines
+        numbers, newlines = _line_numbers(buf, ordered, lo, hi)
+        return ordered, [n - 1 for n in numbers], [by_start[o] for o in ordered], newlines
+
+
+_PartResult = tuple[list[int], list[int], list[set[int]], int]  # starts, newlines before each, entries, newlines
+
+
+def _parts(buf: Buf, workers: int, min_part: int) -> list[tuple[int, int]]:
+    """Cut buf into at most `workers` ranges of at least `min_part` bytes, each ending at a line end."""
+    size = len(buf)
+    n = max(1, min(workers, size // max(min_part, 1)))
+    bounds = [0]
+    for k in range(1, n):
+        nl = buf.find(b"\n", max(bounds[-1], k * size // n))
+        if nl < 0 or nl + 1 >= size:
+            break
+        bounds.append(nl + 1)
+    bounds.append(size)
+    return list(itertools.pairwise(bounds))

@@ -3,6 +3,8 @@
 - `triage_lines(lines)` / `triage_text(text)`: the plain path (every line through `re`); fine for pastes and UIs.
 - `triage_buffer(buf)` / `triage_file(path)`: the fast path over a whole file (mmap): a `Scanner` finds
   candidate lines, events are rebuilt around them; the result equals the plain path's (a test checks it).
+  With `workers=N` (the CLI: the number of cores) a big file's scan and its events are shared by forked
+  processes; the result is the same (tests check it).
 - `Triager`: incremental, for a followed log: `feed(line) -> list[TriagedEvent]`, `flush()` when the log
   goes quiet. Call it from a worker thread; it holds no locks and does no I/O.
 Every function returns only catalogue matches, plus with `include_all=True` the other warning/error events
@@ -29,10 +31,12 @@ from typing import Any
 from mlx_console.core.logs.events import Event, Grouper, group_lines, parse_line
 from mlx_console.core.logs.evidence import TRACKERS, Evidence, Facts, search_query, search_urls
 from mlx_console.core.logs.evidence import facts as event_facts
+from mlx_console.core.logs.forked import can_fork, map_forked
 from mlx_console.core.logs.patterns import Catalog, Match, Verdict
-from mlx_console.core.logs.scan import Buf, Scanner
+from mlx_console.core.logs.scan import PARALLEL_MIN, Buf, Scanner
 from mlx_console.core.logs.source import decode_line, split_text
 
+CANDIDATES_PER_WORKER = 32  # at least, when the events around the candidates are shared by processes
 _MAX_BACK = 5000  # lines walked back from a candidate to find the record that opens its event
 NEARBY = 5  # lines before an event kept as its `nearby` evidence (the request or load that preceded it)
 _NEARBY_REACH = 3 * NEARBY  # how far up they are looked for (blank lines are skipped)
@@ -321,17 +325,56 @@ def triage_buffer_counted(
     scanner: Scanner | None = None,
     engine: str = "auto",
     backend: str | None = None,
+    workers: int = 1,
+    min_part: int = PARALLEL_MIN,
+    min_candidates: int = CANDIDATES_PER_WORKER,
 ) -> tuple[list[TriagedEvent], int]:
-    """`triage_buffer` and the number of newlines in `buf`, counted in the same pass (for a follower's start)."""
+    """`triage_buffer` and the number of newlines in `buf`, counted in the same pass (for a follower's start).
+
+    `workers` > 1: the work is shared by that many processes where a fork is safe (forked.py): the scan of
+    a buffer of at least 2 × `min_part` bytes (Scanner.scan), then the events around the candidates, in
+    runs of at least `min_candidates` (`_merge_runs` keeps the answer that of one process)."""
     cat = _default(catalog)
     scan = scanner or _scanner(cat, engine)
-    out: list[TriagedEvent] = []
-    covered = 0  # last line number already inside a returned (or rejected) event
-    resume = 0  # offset of the line after it: a fresh Grouper started there behaves as the full run does
-    candidates, hints, newlines = scan.scan(buf)
-    for off, n in candidates:
+    candidates, hints, newlines = scan.scan(buf, workers=workers, min_part=min_part)
+    job = _Job(buf, cat, include_all, backend, hints)
+    n_runs = min(workers, len(candidates) // max(min_candidates, 1)) if workers > 1 and can_fork() else 1
+    if n_runs < 2:
+        return [t for _, _, t in job.steps(candidates) if t is not None], newlines
+    runs = [candidates[k * len(candidates) // n_runs : (k + 1) * len(candidates) // n_runs] for k in range(n_runs)]
+    return job.merge(runs, map_forked(job.steps, [(r,) for r in runs])), newlines
+
+
+_State = tuple[int, int]  # (covered, resume): see _Job.step
+_Step = tuple[int, int, "TriagedEvent | None"]  # the state after a candidate, and the event it closed
+
+
+@dataclass
+class _Job:
+    """The fast path's walk over the candidates of one buffer."""
+
+    buf: Buf
+    cat: Catalog
+    include_all: bool
+    backend: str | None
+    hints: dict[int, set[int]] | None
+
+    def steps(self, candidates: Sequence[tuple[int, int]], state: _State = (0, 0)) -> list[_Step]:
+        """`step` over each candidate in turn, starting from `state`."""
+        out: list[_Step] = []
+        for off, n in candidates:
+            covered, resume, t = self.step(off, n, *state)
+            state = (covered, resume)
+            out.append((covered, resume, t))
+        return out
+
+    def step(self, off: int, n: int, covered: int, resume: int) -> _Step:
+        """The candidate line `n` at offset `off`: the event around it, judged. `covered` is the last line
+        already inside a returned (or rejected) event, `resume` the offset of the line after it (a fresh
+        Grouper started there behaves as the full run does). Returns the new (covered, resume) and the event."""
+        buf = self.buf
         if n <= covered:
-            continue
+            return covered, resume, None
         start, first = off, n
         for _ in range(_MAX_BACK):
             if start <= resume or parse_line(_line_at(buf, start)).is_head:
@@ -352,15 +395,32 @@ def triage_buffer_counted(
         else:
             found = g.flush()
         if found is None or found.last_line < n:
-            continue
+            return covered, resume, None
         covered = found.last_line
         k = covered + 1 - first
         resume = offsets[k] if k < len(offsets) else len(buf)
         before = _buf_before(buf, offsets[found.first_line - first], found.first_line)
-        t = _judge(found, cat, include_all, before, backend, hints)
-        if t is not None:
-            out.append(t)
-    return out, newlines
+        return covered, resume, _judge(found, self.cat, self.include_all, before, self.backend, self.hints)
+
+    def merge(self, runs: Sequence[Sequence[tuple[int, int]]], results: Sequence[list[_Step]]) -> list[TriagedEvent]:
+        """The events one process would have found, from runs of candidates walked separately (each from the
+        state (0, 0)). A run's steps are taken from the point where its state equals the one the walk over
+        all earlier candidates reached (from then on both walks decide alike); the candidates before that
+        point (usually one: the walk back to the event's head) are stepped here, from the true state."""
+        out: list[TriagedEvent] = []
+        state: _State = (0, 0)
+        for run, steps in zip(runs, results, strict=True):
+            synced = False
+            theirs: _State = (0, 0)  # the run's state before the candidate
+            for (off, n), (covered, resume, t) in zip(run, steps, strict=True):
+                synced = synced or theirs == state
+                theirs = (covered, resume)
+                if not synced:
+                    covered, resume, t = self.step(off, n, *state)
+                state = (covered, resume)
+                if t is not None:
+                    out.append(t)
+        return out
 
 
 def _buf_before(buf: Buf, start: int, first: int) -> list[tuple[int, str]]:
@@ -380,16 +440,19 @@ def _buf_before(buf: Buf, start: int, first: int) -> list[tuple[int, str]]:
 
 def triage_file(
     path: str | os.PathLike[str], catalog: Catalog | None = None, *, include_all: bool = False,
-    engine: str = "auto", backend: str | None = None,
+    engine: str = "auto", backend: str | None = None, workers: int = 1, min_part: int = PARALLEL_MIN,
+    min_candidates: int = CANDIDATES_PER_WORKER,
 ) -> list[TriagedEvent]:
-    """Triage a whole file through mmap (OSError if it cannot be read)."""
+    """Triage a whole file through mmap (OSError if it cannot be read). `workers` > 1: the work on a big file
+    is shared by that many processes (see triage_buffer_counted)."""
     p = Path(path)
     with p.open("rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             return []
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            return triage_buffer(mm, catalog, include_all=include_all, engine=engine, backend=backend)
+            return triage_buffer(mm, catalog, include_all=include_all, engine=engine, backend=backend,
+                                 workers=workers, min_part=min_part, min_candidates=min_candidates)
 
 
 class Triager:
