@@ -167,7 +167,7 @@ def _follow(path: str, catalog: Catalog, include_all: bool, printer: _Printer) -
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if not os.path.exists(path) and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         return _fail(f"{path}: no such file (and no such directory to wait in)")
-    with LiveTriage(path, catalog, include_all=include_all, quiet=_QUIET_FLUSH) as live:
+    with LiveTriage(path, catalog, include_all=include_all, quiet=_QUIET_FLUSH, workers=os.cpu_count() or 1) as live:
         try:
             printer.emit(live.initial())
         except OSError as e:

@@ -52,8 +52,10 @@ class LiveTriage:
         use_watchfiles: bool = True,
         poll_interval: float = 0.1,
         continuous: bool = False,
+        workers: int = 1,
     ):
         self.path = Path(path)
+        self.workers = workers  # initial(): a big file's triage shared by forked processes (triage_buffer_counted)
         self.catalog = catalog if catalog is not None else default_catalog()
         self.include_all = include_all
         self.quiet = quiet
@@ -87,7 +89,8 @@ class LiveTriage:
                         offset = st.st_size  # nobody is writing it (a dead backend): its last line is complete
                     if offset:  # one pass: the scan counts the lines as it goes
                         with mmap.mmap(f.fileno(), offset, access=mmap.ACCESS_READ) as mm:
-                            events, lines = triage_buffer_counted(mm, self.catalog, include_all=self.include_all)
+                            events, lines = triage_buffer_counted(mm, self.catalog, include_all=self.include_all,
+                                                                  workers=self.workers)
                             lines += mm[offset - 1] != 0x0A  # the unfinished last line read as complete
             start: dict[str, int | str] = {"start_offset": offset, "start_line": lines}
         else:
