@@ -432,30 +432,22 @@ class Catalog:
         return always, list(by_lit.items())
 
     @cached_property
-    def _evidence_literals(self) -> list[tuple[int, tuple[frozenset[str], ...] | None]]:
-        return [(i, self.entries[i].evidence_literals) for i in self._evidence_idx]
+    def _evidence_literals(self) -> list[tuple[int, tuple[tuple[str, ...], ...] | None]]:
+        """(entry index, its keys' literals, the keys with fewest first: a key that fails costs fewest checks)."""
+        out: list[tuple[int, tuple[tuple[str, ...], ...] | None]] = []
+        for i in self._evidence_idx:
+            keys = self.entries[i].evidence_literals
+            out.append((i, None if keys is None else tuple(tuple(k) for k in sorted(keys, key=len))))
+        return out
 
     def _evidence_worth_trying(self, f: Facts) -> list[int]:
         """The entries with evidence keys that may find evidence for every key in this event: those whose
         keys each have a required literal in it (or that have no literals to check)."""
-        universe = _universe(f)
-        memo: dict[str, bool] = {}
+        has = _universe(f).__contains__
         out: list[int] = []
         for i, keys in self._evidence_literals:
-            if keys is not None:
-                ok = True
-                for key in keys:
-                    for x in key:
-                        hit = memo.get(x)
-                        if hit is None:
-                            hit = memo[x] = x in universe
-                        if hit:
-                            break
-                    else:
-                        ok = False
-                        break
-                if not ok:
-                    continue
+            if keys is not None and not all(any(map(has, key)) for key in keys):
+                continue
             out.append(i)
         return out
 
