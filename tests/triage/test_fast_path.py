@@ -185,3 +185,24 @@ def test_map_forked_runs_jobs_in_children_and_makes_up_for_a_dead_one() -> None:
     assert got[0][1] == os.getpid() and len({p for _, p in got}) == 4  # jobs 1-3 ran in 3 other processes
     assert forked.map_forked(_dies_in_child, [(os.getpid(), k) for k in range(3)]) == [0, 10, 20]
     assert forked.map_forked(_pid, []) == []
+
+
+def test_backend_hint_literals_never_hide_a_hint() -> None:
+    # detect_backend tests each hint's literals before its regex: the answer is the regexes' alone.
+    from mlx_console.core.logs.evidence import _BACKEND_HINTS, detect_backend
+
+    def by_regex(f) -> tuple[str | None, str]:
+        probes = ([f.logger] if f.logger else []) + [fr.path for fr in reversed(f.frames)] + f.event.lines[:50]
+        for text in probes:
+            for name, rx in _BACKEND_HINTS:
+                if rx.search(text):
+                    return name, text.strip()[:160]
+        return None, ""
+
+    facts = [t.facts for t in _corpus_events() if t.facts is not None]
+    assert sum(detect_backend(f)[0] is not None for f in facts) > 50
+    assert all(detect_backend(f) == by_regex(f) for f in facts)
+    for text in ("LM STUDIO crashed", "LM Studio", "ᴌM Studio", "the lmſtudio engine", "OMLX"):  # caseless hints
+        f = facts[0]
+        probe = type(f)(type(f.event)(1, [text], "unknown", "ERROR"))
+        assert detect_backend(probe) == by_regex(probe)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote_plus
 
 from mlx_console.core.logs.events import Event, parse_line
+from mlx_console.core.logs.literals import required_literals
 
 # `File "path", line N, in func` anywhere in a line (other servers prefix it); C++/Go frames `at path:N`.
 # (faulthandler: no comma; a frame cut mid-line keeps only `path.py", line N, in func`)
@@ -57,6 +58,29 @@ _BACKEND_HINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("mlx-lm", re.compile(r"\bmlx_lm\b|\bmlx-lm\b")),
     ("mlx", re.compile(r"\bmlx/(?:backend|core|c)/|\[METAL\]|\[metal::|\bmlx\.core\b|/mlx/")),
 )
+
+
+
+def _hint_literals(rx: re.Pattern[str]) -> tuple[tuple[str, ...] | None, bool]:
+    """Literals one of which each match of a hint holds (lower-cased for a caseless hint), and if it is caseless."""
+    caseless = bool(rx.flags & re.IGNORECASE)
+    lits = required_literals(rx.pattern)
+    if lits is None or caseless and not all(x.isascii() for x in lits):
+        return None, False
+    return tuple(x.lower() for x in lits) if caseless else tuple(lits), caseless
+
+
+def _may_hold(text: str, low: str | None, lits: tuple[str, ...] | None, caseless: bool) -> bool:
+    """The cheap `in` test before a hint's regex; `low`: the text lower-cased if ASCII (a caseless match of ASCII
+    literals in ASCII text is a plain match there; other text goes to the regex)."""
+    if lits is None:
+        return True
+    if not caseless:
+        return any(map(text.__contains__, lits))
+    return low is None or any(map(low.__contains__, lits))
+
+
+_HINT_LITERALS = tuple(_hint_literals(rx) for _, rx in _BACKEND_HINTS)
 
 
 @dataclass(frozen=True)
@@ -154,8 +178,9 @@ def detect_backend(f: Facts) -> tuple[str | None, str]:
     probes += [fr.path for fr in reversed(f.frames)]
     probes += f.event.lines[:50]
     for text in probes:
-        for name, rx in _BACKEND_HINTS:
-            if rx.search(text):
+        low = text.lower() if text.isascii() else None
+        for (name, rx), (lits, caseless) in zip(_BACKEND_HINTS, _HINT_LITERALS, strict=True):
+            if _may_hold(text, low, lits, caseless) and rx.search(text):
                 return name, text.strip()[:160]
     return None, ""
 

@@ -19,12 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from re import _constants as _c  # type: ignore[attr-defined]  # the stdlib regex parser: finds literals a pattern requires
-from re import _parser  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlx_console.core.errors import ConsoleError
 from mlx_console.core.logs.evidence import Evidence, Facts, facts, short_type
+from mlx_console.core.logs.literals import required_literals
 
 if TYPE_CHECKING:
     from mlx_console.core.logs.events import Event
@@ -51,7 +50,6 @@ SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 ACTIONS: tuple[str, ...] = ("degraded", "stop")
 BACKENDS: tuple[str, ...] = ("mlx-lm", "omlx", "mlx")
 _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
-_MIN_LITERAL = 3
 
 _REQUIRED = ("id", "category", "severity", "title", "cause", "first_move")
 _EVIDENCE_KEYS = ("exceptions", "messages", "frames", "loggers", "nearby", "text")
@@ -60,44 +58,6 @@ _OPTIONAL = ("patterns", "backends", "references", "ignore_case", "context", "no
 _SKIPPABLE = ("TRACE", "DEBUG", "INFO", "WARNING", "none")  # `none`: a record without a level (a paste, a print)
 # Syntax the fast engines (hyperscan, RE2) do not accept: refuse it up front so both paths agree.
 _UNSUPPORTED = re.compile(r"\(\?(?:[=!]|<[=!])|\\[1-9]|\(\?P=")
-
-
-def _seq_literals(seq: Any) -> list[str] | None:
-    """The best 'one of these literals occurs in every match' for a parsed sequence (None if none)."""
-    best: list[str] | None = None
-    run: list[str] = []
-
-    def consider(lits: list[str] | None) -> None:
-        nonlocal best
-        if lits and min(map(len, lits)) >= _MIN_LITERAL and (best is None or min(map(len, lits)) > min(map(len, best))):
-            best = lits
-
-    for op, av in seq:
-        if op is _c.LITERAL:
-            run.append(chr(av))
-            continue
-        consider(["".join(run)] if run else None)
-        run = []
-        if op is _c.SUBPATTERN and not av[1] & re.IGNORECASE:
-            consider(_seq_literals(av[3]))
-        elif op is _c.BRANCH:
-            alts = [_seq_literals(alt) for alt in av[1]]
-            consider(None if any(a is None for a in alts) else [x for a in alts for x in a])  # type: ignore[union-attr]
-        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and av[0] >= 1:
-            consider(_seq_literals(av[2]))
-    consider(["".join(run)] if run else None)
-    return best
-
-
-def required_literals(pattern: str) -> list[str] | None:
-    """Literals one of which every match of `pattern` contains, for a bytes.find prefilter; None if none."""
-    try:
-        parsed = _parser.parse(pattern)
-    except re.error:
-        return None
-    if parsed.state.flags & re.IGNORECASE:
-        return None
-    return _seq_literals(parsed)
 
 
 class CatalogError(ConsoleError):
