@@ -206,3 +206,22 @@ def test_backend_hint_literals_never_hide_a_hint() -> None:
         f = facts[0]
         probe = type(f)(type(f.event)(1, [text], "unknown", "ERROR"))
         assert detect_backend(probe) == by_regex(probe)
+
+
+def test_literal_finder_equals_in_on_the_corpus_and_odd_text() -> None:
+    from mlx_console.core.logs.literals import LiteralFinder
+    from mlx_console.core.logs.patterns import _universe
+
+    cat = default_catalog()
+    finder, _ = cat._evidence_finder
+    lits = finder.literals
+    assert len(lits) > 50
+    texts = [_universe(t.facts) for t in _corpus_events() if t.facts is not None]
+    texts += ["", "Exception", "ünïcödé Error: \udcff surrogate", "\\x41 [METAL] (?:x) .*", "a\nb"]
+    for text in texts:
+        want = {i for i, x in enumerate(lits) if x in text}
+        assert finder.present(text) in (want, None if scan.hyperscan is None else want)
+    odd = LiteralFinder(["a.c", "\\d", "(?:", "ß", "[x]"])
+    if scan.hyperscan is not None:
+        assert odd.present("abc \\d ß [x]") == {1, 3, 4}  # regex syntax in a literal is only text
+    assert LiteralFinder([]).present("anything") == set()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlx_console.core.errors import ConsoleError
 from mlx_console.core.logs.evidence import Evidence, Facts, facts, short_type
-from mlx_console.core.logs.literals import required_literals
+from mlx_console.core.logs.literals import LiteralFinder, required_literals
 
 if TYPE_CHECKING:
     from mlx_console.core.logs.events import Event
@@ -50,6 +50,7 @@ SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 ACTIONS: tuple[str, ...] = ("degraded", "stop")
 BACKENDS: tuple[str, ...] = ("mlx-lm", "omlx", "mlx")
 _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+_FINDER_AFTER = 32  # events: then the evidence literals are looked for in one pass (its compile pays off)
 
 _REQUIRED = ("id", "category", "severity", "title", "cause", "first_move")
 _EVIDENCE_KEYS = ("exceptions", "messages", "frames", "loggers", "nearby", "text")
@@ -374,6 +375,7 @@ class Catalog:
     def __init__(self, entries: Sequence[Entry]):
         self.entries: list[Entry] = list(entries)
         self._evidence_idx = [i for i, e in enumerate(self.entries) if e.has_evidence_keys]
+        self._worth_calls = 0  # events whose evidence literals were looked for (see _evidence_worth_trying)
 
     @cached_property
     def _prefilter(self) -> tuple[set[int], list[tuple[str, set[int]]]]:
@@ -400,10 +402,26 @@ class Catalog:
             out.append((i, None if keys is None else tuple(tuple(k) for k in sorted(keys, key=len))))
         return out
 
+    @cached_property
+    def _evidence_finder(self) -> tuple[LiteralFinder, list[tuple[int, tuple[frozenset[int], ...] | None]]]:
+        """All the evidence literals in one LiteralFinder, and each entry's keys as sets of their indexes."""
+        lits = sorted({x for _, keys in self._evidence_literals for k in keys or () for x in k})
+        at = {x: n for n, x in enumerate(lits)}
+        return LiteralFinder(lits), [(i, None if keys is None else tuple(frozenset(at[x] for x in k) for k in keys))
+                                     for i, keys in self._evidence_literals]
+
     def _evidence_worth_trying(self, f: Facts) -> list[int]:
         """The entries with evidence keys that may find evidence for every key in this event: those whose
-        keys each have a required literal in it (or that have no literals to check)."""
-        has = _universe(f).__contains__
+        keys each have a required literal in it (or that have no literals to check). After the first
+        _FINDER_AFTER events, all literals are looked for in one pass (LiteralFinder), else one by one."""
+        universe = _universe(f)
+        self._worth_calls += 1
+        if self._worth_calls > _FINDER_AFTER:
+            finder, by_index = self._evidence_finder
+            present = finder.present(universe)
+            if present is not None:
+                return [i for i, keys in by_index if keys is None or all(not present.isdisjoint(k) for k in keys)]
+        has = universe.__contains__
         out: list[int] = []
         for i, keys in self._evidence_literals:
             if keys is not None and not all(any(map(has, key)) for key in keys):
