@@ -9,7 +9,9 @@ Used for big logs only (triage.py, scan.py): a fork costs ≈ 1–2 ms.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -22,39 +24,62 @@ def can_fork() -> bool:
 
 
 def map_forked(fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]]) -> list[T]:
-    import pickle  # (only here: a small triage never shares its work)
-
-    children: list[tuple[int, int]] = []  # (pid, read end of its pipe), for jobs[1:]
+    children: dict[int, tuple[int, int]] = {}  # job index → (pid, read end of its pipe)
     try:
-        for job in jobs[1:]:
-            r, w = os.pipe()
-            pid = os.fork()
+        for k, job in enumerate(jobs[1:], 1):
+            try:
+                r, w = os.pipe()
+            except OSError:
+                break  # no more pipes: the jobs without a child are run here
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(r)
+                os.close(w)
+                break
             if pid == 0:  # pragma: no cover - the child (coverage does not follow forks)
-                code = 1
-                try:
-                    os.close(r)
-                    data = pickle.dumps(fn(*job), protocol=pickle.HIGHEST_PROTOCOL)
-                    with os.fdopen(w, "wb") as out:
-                        out.write(data)
-                    code = 0
-                finally:
-                    os._exit(code)  # no atexit handlers, no flush of the parent's buffered output
+                _child(fn, job, r, w)
             os.close(w)
-            children.append((pid, r))
-    except OSError:
-        pass  # no more processes or pipes: the jobs without a child are run here
-    results = [fn(*jobs[0])] if jobs else []
-    for k, job in enumerate(jobs[1:]):
-        got: list[T] = []
-        if k < len(children):
-            pid, r = children[k]
-            with os.fdopen(r, "rb") as f:
-                data = f.read()
-            _, status = os.waitpid(pid, 0)
-            if status == 0:
-                try:
-                    got = [pickle.loads(data)]
-                except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
-                    got = []
-        results.append(got[0] if got else fn(*job))
-    return results
+            children[k] = (pid, r)
+        results = [fn(*jobs[0])] if jobs else []
+        for k, job in enumerate(jobs[1:], 1):
+            got = _collect(*children.pop(k)) if k in children else []
+            results.append(got[0] if got else fn(*job))
+        return results
+    finally:  # (an exception here, e.g. Ctrl-C: the children left are stopped and reaped)
+        for pid, r in children.values():
+            with contextlib.suppress(OSError):
+                os.close(r)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+
+
+def _child(fn: Callable[..., Any], job: tuple[Any, ...], r: int, w: int) -> None:  # pragma: no cover - in the child
+    import pickle
+
+    code = 1
+    try:
+        os.close(r)
+        data = pickle.dumps(fn(*job), protocol=pickle.HIGHEST_PROTOCOL)
+        with os.fdopen(w, "wb") as out:
+            out.write(data)
+        code = 0
+    finally:
+        os._exit(code)  # no atexit handlers, no flush of the parent's buffered output
+
+
+def _collect(pid: int, r: int) -> list[Any]:
+    """[the child's answer], or [] if it failed."""
+    import pickle
+
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        return []
+    try:
+        return [pickle.loads(data)]
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
+        return []
