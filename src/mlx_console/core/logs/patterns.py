@@ -99,8 +99,19 @@ class Entry:
         return tuple(_compile(p, self.ignore_case, self.source) for p in pats)
 
     @cached_property
+    def _pattern_rx(self) -> list[re.Pattern[str] | None]:
+        return [None] * len(self.patterns)
+
+    def _pattern(self, j: int) -> re.Pattern[str]:
+        """The j-th pattern compiled (each on its first use: the fast path re-checks only those it saw hit)."""
+        rx = self._pattern_rx[j]
+        if rx is None:
+            rx = self._pattern_rx[j] = _compile(self.patterns[j], self.ignore_case, self.source)
+        return rx
+
+    @cached_property
     def _compiled(self) -> tuple[re.Pattern[str], ...]:
-        return self._rx(self.patterns)
+        return tuple(self._pattern(j) for j in range(len(self.patterns)))
 
     @cached_property
     def _context(self) -> tuple[re.Pattern[str], ...]:
@@ -119,7 +130,13 @@ class Entry:
         for name in ("_compiled", "_context", "_not_context", "_evidence"):
             getattr(self, name)
 
-    def hits_line(self, text: str) -> bool:
+    def hits_line(self, text: str, first: Sequence[int] = ()) -> bool:
+        """Whether a pattern matches the line; those numbered in `first` (the scanner saw them hit) are tried
+        first, the others only if none of those does."""
+        if first:
+            if any(self._pattern(j).search(text) for j in first):
+                return True
+            return any(self._pattern(j).search(text) for j in range(len(self.patterns)) if j not in first)
         return any(p.search(text) for p in self._compiled)
 
     def accepts(self, lines: Sequence[str]) -> bool:
@@ -447,6 +464,11 @@ class Catalog:
                 entries[entry.id] = entry  # dict keeps the first insertion position: an override stays in place
         return cls(list(entries.values()))
 
+    @cached_property
+    def _pattern_at(self) -> list[tuple[int, int]]:
+        """(entry index, index among its patterns) of each pattern in `patterns()` order."""
+        return [(i, j) for i, e in enumerate(self.entries) for j in range(len(e.patterns))]
+
     def patterns(self) -> list[tuple[int, str, bool]]:
         """(entry index, regex, ignore_case) for every pattern, for the fast engines."""
         return [(i, p, e.ignore_case) for i, e in enumerate(self.entries) for p in e.patterns]
@@ -462,14 +484,20 @@ class Catalog:
 
     def _hits(self, lines: Sequence[str], first_line: int, hints: dict[int, set[int]] | None = None
               ) -> dict[int, list[int]]:
-        """Entry index → the lines its patterns hit. `hints` (from the scanner): the entries that may hit
-        each line (a line absent from it hits none); they are re-checked with `re`."""
+        """Entry index → the lines its patterns hit. `hints` (from the scanner): the patterns (indexes in
+        `patterns()`) that may hit each line (a line absent from it hits none); their entries are re-checked
+        with `re`, those patterns first."""
         hit_lines: dict[int, list[int]] = {}
+        at = self._pattern_at
         for n, text in enumerate(lines, first_line):
             if hints is None:
                 found = self.line_hits(text)
             else:
-                found = [i for i in sorted(hints.get(n, ())) if self.entries[i].hits_line(text)]
+                by_entry: dict[int, list[int]] = {}
+                for k in sorted(hints.get(n, ())):
+                    i, j = at[k]
+                    by_entry.setdefault(i, []).append(j)
+                found = [i for i, js in sorted(by_entry.items()) if self.entries[i].hits_line(text, js)]
             for i in found:
                 hit_lines.setdefault(i, []).append(n)
         return hit_lines

@@ -119,7 +119,7 @@ class Scanner:
         cat_pats = catalog.patterns()
         pats = [(p, ic) for _, p, ic in cat_pats]
         # Which entry each pattern belongs to (-1: a problem pattern, no entry): the hyperscan path tells
-        # triage which entries hit a line, so only those are re-checked with `re`.
+        # triage which patterns hit a line, so only their entries are re-checked with `re` (those first).
         self._entry_of = [i for i, _, _ in cat_pats]
         if include_problems:
             pats += [(p, False) for p in PROBLEM_PATTERNS]
@@ -249,8 +249,9 @@ class Scanner:
         return cands, newlines
 
     def scan(self, buf: Buf, *, workers: int = 1, min_part: int = PARALLEL_MIN) -> tuple[list[tuple[int, int]], dict[int, set[int]] | None, int]:
-        """Candidates, the catalogue entries whose patterns hit each candidate line (keyed by line number;
-        None with the `re` engine, which does not know), and the newline count, in one pass.
+        """Candidates, the catalogue patterns (indexes in `catalog.patterns()`) that hit each candidate line
+        (keyed by line number; None with the `re` engine, which does not know), and the newline count, in
+        one pass.
 
         `workers` > 1: a buffer of at least 2 × `min_part` bytes is cut at line ends into at most that many
         parts of at least `min_part` bytes, scanned and line-counted at the same time (forked.map_forked; only
@@ -269,7 +270,7 @@ class Scanner:
 
     def _scan_part(self, buf: Buf, lo: int, hi: int) -> _PartResult:
         """Sorted line starts in buf[lo:hi] where a pattern may match, their line numbers counted from `lo`,
-        the entries hit on each, and the part's newline count."""
+        the catalogue patterns hit on each, and the part's newline count."""
         by_start: dict[int, set[int]] = {}
         entry_of = self._entry_of
         for end, k in self._hits(buf, lo, hi):
@@ -277,13 +278,13 @@ class Scanner:
             start = buf.rfind(b"\n", 0, max(end - 1, 0)) + 1
             got = by_start.setdefault(start, set())
             if k >= 0 and entry_of[k] >= 0:
-                got.add(entry_of[k])
+                got.add(k)  # (the catalogue's patterns come first: k is the index in catalog.patterns())
         ordered = sorted(by_start)
         numbers, newlines = _line_numbers(buf, ordered, lo, hi)
         return ordered, [n - 1 for n in numbers], [by_start[o] for o in ordered], newlines
 
 
-_PartResult = tuple[list[int], list[int], list[set[int]], int]  # starts, newlines before each, entries, newlines
+_PartResult = tuple[list[int], list[int], list[set[int]], int]  # starts, newlines before each, patterns, newlines
 
 
 def _parts(buf: Buf, workers: int, min_part: int) -> list[tuple[int, int]]:
