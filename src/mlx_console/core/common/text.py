@@ -52,4 +52,6 @@ _JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 def json_safe(json_text: str) -> str:
     """JSON text (ensure_ascii=False) with the characters a terminal may obey that JSON leaves raw (DEL, C1
     controls, line separators, bidi overrides) written as \\uXXXX escapes: the same JSON value."""
+    if json_text.isascii() and "\x7f" not in json_text:  # (isascii is O(1) on a str): nothing to escape
+        return json_text
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text)
