@@ -18,6 +18,7 @@ from typing import TextIO
 from mlx_console.cli._common import add_json_flag, load_config, say
 from mlx_console.core.common.text import json_safe, visible
 from mlx_console.core.logs.evidence import TRACKERS
+from mlx_console.core.logs.forked import default_workers
 from mlx_console.core.logs.patterns import Catalog
 from mlx_console.core.logs.source import stream_lines
 from mlx_console.core.logs.triage import (
@@ -151,7 +152,7 @@ def _triage_path(path: str, catalog: Catalog, include_all: bool, printer: _Print
                 return 0
         # A big file's scan is shared by the cores (forked processes; the CLI runs no other thread here).
         printer.emit(triage_file(path, catalog, include_all=include_all, backend=backend,
-                                 workers=os.cpu_count() or 1))
+                                 workers=default_workers()))
     except BrokenPipeError:
         raise  # stdout closed by the reader (| head): not a read error
     except OSError as e:
@@ -167,7 +168,7 @@ def _follow(path: str, catalog: Catalog, include_all: bool, printer: _Printer) -
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if not os.path.exists(path) and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         return _fail(f"{path}: no such file (and no such directory to wait in)")
-    with LiveTriage(path, catalog, include_all=include_all, quiet=_QUIET_FLUSH, workers=os.cpu_count() or 1) as live:
+    with LiveTriage(path, catalog, include_all=include_all, quiet=_QUIET_FLUSH, workers=default_workers()) as live:
         try:
             printer.emit(live.initial())
         except OSError as e:

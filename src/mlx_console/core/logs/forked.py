@@ -19,6 +19,14 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+MAX_WORKERS = 8  # more processes than this cost more forks than they save on one log
+
+
+def default_workers() -> int:
+    """The processes a big log's triage is shared by: one per core, at most MAX_WORKERS."""
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+
 def can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
 

@@ -36,7 +36,7 @@ from mlx_console.core.logs.patterns import Catalog, Match, Verdict
 from mlx_console.core.logs.scan import PARALLEL_MIN, Buf, Scanner
 from mlx_console.core.logs.source import decode_line, split_text
 
-CANDIDATES_PER_WORKER = 32  # at least, when the events around the candidates are shared by processes
+CANDIDATES_PER_WORKER = 100  # at least (≈ 20 ms of work), when the events around them are shared by processes
 _MAX_BACK = 5000  # lines walked back from a candidate to find the record that opens its event
 NEARBY = 5  # lines before an event kept as its `nearby` evidence (the request or load that preceded it)
 _NEARBY_REACH = 3 * NEARBY  # how far up they are looked for (blank lines are skipped)
