@@ -63,7 +63,7 @@ class Observation:
 
 
 @dataclass
-class Target:
+class SampledBackend:
     """What the sampler watches; the pid and status events are read live from the supervising process."""
 
     name: str
@@ -79,7 +79,7 @@ class Target:
 
 
 class Sampler:
-    def __init__(self, target: Target, db_path: Path | None = None, report: Callable[[str], None] | None = None):
+    def __init__(self, target: SampledBackend, db_path: Path | None = None, report: Callable[[str], None] | None = None):
         self.t = target
         self.db_path = db_path
         self.report = report or (lambda msg: None)
@@ -335,7 +335,7 @@ def start_sampler(sup: Any) -> Sampler | None:
         hit = reactions.react(line)
         return (hit.action, hit.reason) if hit is not None else None
 
-    target = Target(
+    target = SampledBackend(
         name=spec.name, kind=spec.kind, log=Path(spec.log), base_url=spec.base_url, api_key=spec.api_key,
         pid=lambda: sup.state.pid if sup.child is not None else None,
         events=lambda: list(sup.state.events), classify=classify, metered=metered,
