@@ -52,7 +52,7 @@ __all__ = [
     "SettingsWatcher", "Supervisor", "Target", "TriagedEvent",
     "activities", "bench_trend", "remote_describe", "remote_model_choices", "remote_settings", "sparkline",
     "advice", "apply_settings", "bench_history", "bench_run", "bench_suites", "bench_target",
-    "check_raw_settings", "describe", "check_server_flag", "config_with_args", "doctor", "draft_report", "join_server_args", "mlx_lm_flags", "save_server_args", "split_server_args", "is_run_start", "fleet_rows", "fmt_bytes", "live_triage",
+    "check_raw_settings", "describe", "check_server_flag", "server_args_change", "doctor", "draft_report", "join_server_args", "mlx_lm_flags", "save_server_args", "split_server_args", "is_run_start", "fleet_rows", "fmt_bytes", "live_triage",
     "load_catalog", "load_config", "load_settings", "mask_secrets", "memory", "save_report", "metrics_plot", "model_choices",
     "settings_baseline_diff", "settings_form_fields", "settings_path", "state_dir", "supervisor", "unified_diff",
     "visible_text", "watch_settings", "write_atomic",
@@ -384,11 +384,12 @@ def check_server_flag(spec: FlagSpec, text: str) -> str | None:
     return check_value(spec, text)
 
 
-def config_with_args(text: str, path: Path, backend: str, args: list[str]) -> str:
-    """config.toml's text with that [[backend]]'s `args` replaced, comments and layout kept (checked)."""
-    from mlx_console.core.settings.server_flags import with_args
+def server_args_change(path: Path, backend: str, args: list[str]) -> tuple[str, str]:
+    """config.toml's text now and with that [[backend]]'s `args` replaced, comments and layout kept (checked,
+    not written); ConsoleError names a missing file, a missing [[backend]] or a value the loader refuses."""
+    from mlx_console.core.settings.server_flags import args_change
 
-    return with_args(text, path, backend, args)
+    return args_change(path, backend, args)
 
 
 def save_server_args(path: Path, backend: str, args: list[str]) -> tuple[str, str]:
