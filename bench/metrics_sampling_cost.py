@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from mlx_console.core.metrics.sampler import Sampler, Target
+from mlx_console.core.metrics.sampler import SampledBackend, Sampler
 from mlx_console.core.metrics.store import DEFAULTS, MetricsDB
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url)
         db_file = tmp / "metrics.sqlite3"
-        sampler = Sampler(Target(name="bench", kind="mlx-lm", log=log, base_url=url, pid=lambda: proc.pid),
+        sampler = Sampler(SampledBackend(name="bench", kind="mlx-lm", log=log, base_url=url, pid=lambda: proc.pid),
                           db_file)
         sampler.sample()  # opens the database, primes the CPU counter
         idle = measure(sampler, n)

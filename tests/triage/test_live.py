@@ -1,4 +1,5 @@
-"""LiveTriage: the file as it is, then as it grows, across a rotation; a file that appears later."""
+"""LiveTriage: the file as it is, then as it grows, across a rotation; a file that appears later; the console's
+history mode (the document first, then its last lines triaged)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from pathlib import Path
 
 from mlx_console.core.logs.live import LiveTriage
+from mlx_console.core.logs.triage import TriagedEvent
 
 HANG = (
     "2026-11-25 14:36:08,771 - ERROR - mlx_lm.server generation thread died: [broadcast_shapes] Shapes (1,8,3,64) "
@@ -15,11 +17,12 @@ HANG = (
 )
 
 
-def _drain(live: LiveTriage, seconds: float) -> list:
-    out: list = []
+def _drain(live: LiveTriage, until: int, seconds: float = 10) -> list[TriagedEvent]:
+    """Steps until `until` events came (or `seconds` passed)."""
+    out: list[TriagedEvent] = []
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        out += live.step(0.05)
+    while len(out) < until and time.monotonic() < end:
+        out += live.step(0.05).events
     return out
 
 
@@ -31,13 +34,13 @@ def test_initial_then_growth_then_rotation(tmp_path: Path) -> None:
         assert (first.first_line, first.categories) == (1, ["port_in_use"])
         with f.open("a") as w:
             w.write(" a line\n" + HANG)
-        evs = _drain(live, 0.6)
+        evs = _drain(live, 1)
         assert [(e.first_line, e.last_line, e.categories) for e in evs] == [
             (3, 6, ["batch_cache_shape", "server_hang"])
         ]
         os.rename(f, tmp_path / "server.log.2026-11-25")
         f.write_text("INFO:     Started\n" + HANG)
-        evs = _drain(live, 0.6)
+        evs = _drain(live, 1)
         assert live.generation == 1
         assert [(e.first_line, e.last_line) for e in evs] == [(2, 5)]
 
@@ -46,6 +49,51 @@ def test_missing_file_is_followed_from_its_creation(tmp_path: Path) -> None:
     f = tmp_path / "later.log"
     with LiveTriage(f, quiet=0.1) as live:
         assert live.initial() == []
+        assert live.step(0.05).note == f"waiting for {f} to appear"
         f.write_text(HANG)
-        evs = _drain(live, 0.5)
+        evs = _drain(live, 1)
         assert [(e.first_line, e.categories) for e in evs] == [(1, ["batch_cache_shape", "server_hang"])]
+
+
+def test_a_dead_backends_log_yields_its_last_event_at_once(tmp_path: Path) -> None:
+    f = tmp_path / "server.log"
+    f.write_text("INFO: ok\n" + HANG.rstrip("\n"))  # the traceback's last line never got its newline
+    old = time.time() - 60
+    os.utime(f, (old, old))
+    with LiveTriage(f, quiet=30) as live:
+        [ev] = live.initial()
+        assert (ev.first_line, ev.last_line, ev.categories) == (2, 5, ["batch_cache_shape", "server_hang"])
+
+
+def test_history_mode_shows_the_document_before_loading_the_catalogue(tmp_path: Path) -> None:
+    f = tmp_path / "server.log"
+    f.write_text("".join(f"INFO line {i}\n" for i in range(5000)) + HANG)
+    loaded: list[int] = []
+
+    def load():  # type: ignore[no-untyped-def]
+        from mlx_console.core.logs.triage import default_catalog
+
+        loaded.append(1)
+        return default_catalog()
+
+    with LiveTriage(f, load, history=100, quiet=0.2, hand_over=True) as live:
+        opened = live.step(0.05)
+        assert opened.opened is not None and not loaded
+        doc = opened.opened
+        assert doc.tail_line(doc.tail_count - 1).startswith("ValueError")
+        evs = live.step(0.05).events + _drain(live, 1)
+        assert loaded == [1]
+        # Numbered by line of the document's tail, from 1.
+        n = doc.tail_count
+        assert [(e.first_line, e.last_line) for e in evs] == [(n - 3, n)]
+        while not doc.head_done:  # the start of the file is indexed in steps
+            live.step(0.05)
+        assert doc.total == 5004
+        with f.open("a") as w:
+            w.write("new line\n")
+        lines: list[str] = []
+        end = time.monotonic() + 5
+        while not lines and time.monotonic() < end:
+            lines = live.step(0.5).lines
+        assert lines == ["new line"]
+    doc.close()  # handed over: the caller closes it

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlx_console.core.logs.source import LogFollower
-from mlx_console.core.logs.triage import Triager, triage_file
+from mlx_console.core.logs.live import LiveTriage
+from mlx_console.core.logs.triage import triage_file
 
 pytestmark = pytest.mark.slow
 
@@ -40,13 +40,12 @@ def test_working_server_log_has_no_bug_events(mlx_server) -> None:
 
 def test_second_server_on_same_port_is_seen_live(mlx_server, start_mlx_server, tiny_model: Path) -> None:
     second = start_mlx_server(tiny_model, "--port", str(mlx_server.port), wait=False)
-    triager = Triager()
     found = []
-    with LogFollower(second.log, start="begin") as fol:
+    with LiveTriage(second.log, quiet=0.5) as live:  # the log as `triage --follow` and the console follow it
+        found = live.initial()
         deadline = time.monotonic() + 60
         while not found and time.monotonic() < deadline:
-            fol.wait(0.5)
-            found = triager.feed_many(ln.text for ln in fol.poll()) or triager.flush()
+            found = live.step(0.5).events
     assert found and found[0].categories == ["port_in_use"]
     assert second.proc.poll() is None  # mlx_lm.server stays alive after failing to bind: the console must kill it
     second.stop()

@@ -76,7 +76,11 @@ async def test_start_logs_bench_restart_stop(tiny_model: Path, tmp_path: Path, p
             assert pane.last_record is not None, str(pane.query_one("#bench-status").render())
             assert {e.event for e in pane.events} >= {"run_started", "cell_finished", "run_finished"}
             cells = pane.last_record["cells"]
-            assert cells["throughput.tiny"]["decode_tps"]["median"] > 0
+            perf = cells["throughput.tiny"]
+            assert perf["n"] == 2 and perf["e2e_s"]["median"] > 0
+            # Decode speed is measured, or said why not: on a loaded machine the tokens can reach the client in
+            # one burst or chunk, and then no honest decode rate exists (the run says so instead of a made-up figure).
+            assert (perf["decode_tps"]["median"] or 0) > 0 or perf["decode_missing"]["reason"], perf
             assert cells["chat.capital"]["status"] == "fail"  # a random model: fails, with a reason
             assert cells["chat.capital"]["reason"]
             assert pane.query_one("#bench-results").row_count == 2

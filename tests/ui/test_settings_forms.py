@@ -100,6 +100,10 @@ def test_flags_round_trip_and_the_file_keeps_its_comments(tmp_path: Path) -> Non
     assert text.replace('"--temp", "0.7", ', "") == CONFIG  # nothing else moved
     with pytest.raises(ConsoleError, match="no \\[\\[backend\\]\\] named 'nope'"):
         save_args(path, "nope", [])
+    missing = tmp_path / "none.toml"   # the demo backend's case: named, with where flags are kept, nothing made
+    with pytest.raises(ConsoleError, match="none.toml does not exist .* `args` of a \\[\\[backend\\]\\]"):
+        save_args(missing, "qwen", ["--temp", "0.7"])
+    assert not missing.exists()
 
 
 @pytest.mark.slow  # reads the flags from the installed mlx_lm.server (a subprocess)

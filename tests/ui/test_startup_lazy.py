@@ -87,7 +87,7 @@ def test_log_document_is_shown_before_the_catalogue_loads(tmp_path: Path, monkey
         order.append("document" if b.doc is not None else "batch")
         batches.append(b)
 
-    log_follow.follow(log, deliver, lambda: bool(batches), lambda: False)
+    log_follow.follow(log, deliver, lambda: "catalog" in order, lambda: False)
     assert order[:2] == ["document", "catalog"]
 
     # A broken catalogue: the view is emptied again (a reset without a document) and the error reported.

@@ -161,7 +161,7 @@ def _triage_path(path: str, catalog: Catalog, include_all: bool, printer: _Print
 
 
 def _follow(path: str, catalog: Catalog, include_all: bool, printer: _Printer) -> int:
-    from mlx_console.core.logs.live import LiveTriage  # the follower (watchfiles, threads): only for --follow
+    from mlx_console.core.logs.live import LiveTriage  # the follower: only for --follow
 
 
     stop = threading.Event()
@@ -179,7 +179,7 @@ def _follow(path: str, catalog: Catalog, include_all: bool, printer: _Printer) -
         generation, error = 0, None
         try:
             while not stop.is_set():
-                printer.emit(live.step(0.25))
+                printer.emit(live.step(0.25).events)
                 if live.error != error:
                     error = live.error
                     if error:

@@ -29,11 +29,10 @@ if TYPE_CHECKING:
     from mlx_console.core.doctor import Report
     from mlx_console.core.fleet import FleetRows
     from mlx_console.core.lifecycle.control import BackendStatus, Supervisor
-    from mlx_console.core.logs.index import LineIndex
     from mlx_console.core.logs.live import LiveTriage
+    from mlx_console.core.logs.live import Step as LiveStep
     from mlx_console.core.logs.patterns import Catalog
-    from mlx_console.core.logs.triage import TriagedEvent, Triager
-    from mlx_console.core.logs.watch import FileWatch
+    from mlx_console.core.logs.triage import TriagedEvent
     from mlx_console.core.machine.models import SwapChoice as ModelChoice
     from mlx_console.core.machine.system import MemoryInfo
     from mlx_console.core.metrics.query import Activity, Marker, Panel, PlotData
@@ -48,12 +47,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METRICS_WINDOWS", "Activity", "RemoteSettings", "Trend", "ApplyResult", "BackendStatus", "BaselineDiff", "Catalog", "ComparedRun", "Config",
-    "ConfigError", "ConflictError", "ConsoleError", "FileWatch", "FlagSpec", "FleetRows", "Issue", "LogDocument", "RUN_START", "Triager", "IssueDraft", "LineIndex", "LiveTriage", "Marker",
+    "ConfigError", "ConflictError", "ConsoleError", "FlagSpec", "FleetRows", "Issue", "LogDocument", "RUN_START", "IssueDraft", "LiveStep", "LiveTriage", "Marker",
     "MemoryInfo", "ModelChoice", "Panel", "PlotData", "Profile", "ProgressEvent", "Report", "SettingsStore",
     "SettingsWatcher", "Supervisor", "Target", "TriagedEvent",
     "activities", "bench_trend", "remote_describe", "remote_model_choices", "remote_settings", "sparkline",
     "advice", "apply_settings", "bench_history", "bench_run", "bench_suites", "bench_target",
-    "check_raw_settings", "describe", "check_server_flag", "config_with_args", "doctor", "draft_report", "join_server_args", "mlx_lm_flags", "save_server_args", "split_server_args", "file_watch", "is_run_start", "log_document", "triager", "fleet_rows", "fmt_bytes", "line_index", "live_triage",
+    "check_raw_settings", "describe", "check_server_flag", "server_args_change", "doctor", "draft_report", "join_server_args", "mlx_lm_flags", "save_server_args", "split_server_args", "is_run_start", "fleet_rows", "fmt_bytes", "live_triage",
     "load_catalog", "load_config", "load_settings", "mask_secrets", "memory", "save_report", "metrics_plot", "model_choices",
     "settings_baseline_diff", "settings_form_fields", "settings_path", "state_dir", "supervisor", "unified_diff",
     "visible_text", "watch_settings", "write_atomic",
@@ -213,11 +212,15 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
 
 # ---- logs ---------------------------------------------------------------------------------------------------
 
-def live_triage(path: Path, **kw: Any) -> LiveTriage:
-    """The one log pipeline (core/logs/live.py): follow and triage this log."""
+def live_triage(path: Path, catalog: Callable[[], Catalog], *, history: int, quiet: float, frame: float,
+                hand_over: bool = True) -> LiveTriage:
+    """The one log pipeline (core/logs/live.py) as a view follows a log: the document first (its end indexed
+    at once; `step.opened`), then its last `history` lines triaged over all levels (info lines too, the view
+    shows every event), then appends. The view closes the documents it is handed."""
     from mlx_console.core.logs.live import LiveTriage
 
-    return LiveTriage(path, **kw)
+    return LiveTriage(path, catalog, include_all=True, history=history, quiet=quiet, frame=frame,
+                      hand_over=hand_over)
 
 
 def load_catalog(extra: list[Path]) -> Catalog:
@@ -241,32 +244,6 @@ def save_report(draft: IssueDraft) -> Path:
     from mlx_console.core.report import save
 
     return save(draft, state_dir() / "reports")
-
-
-def log_document(path: Path) -> LogDocument:
-    """The log as the viewer pages it (core/logs/document.py): its end indexed at once, its start on request."""
-
-    return LogDocument(path)
-
-
-def triager(catalog: Catalog, *, first_line: int = 1) -> Triager:
-    """An event triager over all levels (info lines too), numbering lines from `first_line`."""
-    from mlx_console.core.logs.triage import Triager
-
-    return Triager(catalog, include_all=True, first_line=first_line)
-
-
-def file_watch(path: Path) -> FileWatch:
-    """Wait for writes to one file (inotify/kqueue, else a timeout): core/logs/watch.py."""
-    from mlx_console.core.logs.watch import FileWatch
-
-    return FileWatch(path)
-
-
-def line_index(path: Path) -> LineIndex:
-    from mlx_console.core.logs.index import LineIndex
-
-    return LineIndex(path)
 
 
 # ---- bench --------------------------------------------------------------------------------------------------
@@ -407,11 +384,12 @@ def check_server_flag(spec: FlagSpec, text: str) -> str | None:
     return check_value(spec, text)
 
 
-def config_with_args(text: str, path: Path, backend: str, args: list[str]) -> str:
-    """config.toml's text with that [[backend]]'s `args` replaced, comments and layout kept (checked)."""
-    from mlx_console.core.settings.server_flags import with_args
+def server_args_change(path: Path, backend: str, args: list[str]) -> tuple[str, str]:
+    """config.toml's text now and with that [[backend]]'s `args` replaced, comments and layout kept (checked,
+    not written); ConsoleError names a missing file, a missing [[backend]] or a value the loader refuses."""
+    from mlx_console.core.settings.server_flags import args_change
 
-    return with_args(text, path, backend, args)
+    return args_change(path, backend, args)
 
 
 def save_server_args(path: Path, backend: str, args: list[str]) -> tuple[str, str]:

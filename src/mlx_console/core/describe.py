@@ -38,18 +38,18 @@ def mask_secrets(argv: list[str]) -> list[str]:
 
 def last_events(path: Path, lines: int = 2000, keep: int = 5) -> list[dict[str, Any]]:
     """The last triage events (errors and warnings) in the last `lines` lines of a log, newest last."""
-    from mlx_console.core.logs.index import LineIndex
+    from mlx_console.core.logs.document import LogDocument
     from mlx_console.core.logs.patterns import Catalog
     from mlx_console.core.logs.triage import Triager
 
     try:
-        with LineIndex(path) as idx:
-            tail = idx.tail(lines) if idx.size else []
-            total = len(idx) if idx.complete else None
+        with LogDocument(path) as doc:  # its end indexed (1 MiB): the whole file when it is smaller
+            skip = max(0, doc.tail_count - lines)
+            tail = doc.tail_lines(skip, doc.tail_count)
+            exact = doc.head_done  # the tail is the whole file: its line numbers are the file's
     except OSError:
         return []
-    exact = total is not None
-    first = (total - len(tail) + 1) if total is not None else 1
+    first = skip + 1 if exact else 1
     triager = Triager(Catalog.load([]), include_all=True, first_line=first)
     out = [{"severity": t.severity, "title": t.title, "first_line": t.first_line, "last_line": t.last_line,
             "exact": exact}

@@ -25,6 +25,7 @@ SCOPES = {
     "doctor": "Doctor screen",
     "swap": "Model swap screen",
     "describe": "Describe / messages screens",
+    "metrics": "Metrics screen",
 }
 
 
@@ -153,6 +154,12 @@ ACTIONS: tuple[Action, ...] = (
     _keys("doctor.rerun", "Re-run", "Run the checks again", "r", "rerun"),
     _keys("swap.close", "Close", "Close the swap screen", "escape", "dismiss"),
     _keys("describe.close", "Close", "Close", "escape,q,i", "dismiss"),
+    _keys("metrics.close", "Close", "Close the metrics screen", "escape,q", "close", footer=True),
+    _keys("metrics.5m", "5m", "Show the last 5 minutes", "1", "window('5m')", footer=True),
+    _keys("metrics.1h", "1h", "Show the last hour", "2", "window('1h')", footer=True),
+    _keys("metrics.24h", "24h", "Show the last 24 hours", "3", "window('24h')", footer=True),
+    _keys("metrics.next", "Next backend", "Show the next backend", "tab,right", "backend(1)", footer=True),
+    _keys("metrics.prev", "Prev", "Show the previous backend", "shift+tab,left", "backend(-1)"),
 )
 
 BY_ID = {a.id: a for a in ACTIONS}

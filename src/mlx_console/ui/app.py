@@ -29,7 +29,7 @@ from mlx_console.ui import actions as registry
 from mlx_console.ui import textual_private as compositor
 from mlx_console.ui.backends_controller import BackendsController
 from mlx_console.ui.backends_source import Backends
-from mlx_console.ui.commands import CommandError, Parsed, parse
+from mlx_console.ui.commands import CommandCall, CommandError, parse
 from mlx_console.ui.polling import Poller
 from mlx_console.ui.themes import FALLBACK, ThemeSet, load_themes
 from mlx_console.ui.widgets.backends_table import BackendsTable
@@ -401,7 +401,7 @@ class ConsoleApp(BackendsController, App[int]):
             return
         self.run_command(parsed)
 
-    def run_command(self, p: Parsed) -> None:
+    def run_command(self, p: CommandCall) -> None:
         """Run a `:` command: the registry names the action and its target (log commands act on the log)."""
         target = self.log_view if p.action.scope == "log" else self
         self.call_later(target.run_action, p.action.call(p.arg))

@@ -14,7 +14,7 @@ class CommandError(ValueError):
 
 
 @dataclass(frozen=True)
-class Parsed:
+class CommandCall:
     action: Action
     arg: str
 
@@ -27,7 +27,7 @@ def usage(a: Action) -> str:
     return f":{a.command} {a.args}".rstrip()
 
 
-def parse(line: str) -> Parsed:
+def parse(line: str) -> CommandCall:
     text = line.strip().removeprefix(":").strip()
     if not text:
         raise CommandError("empty command; press ? for the list of commands")
@@ -45,7 +45,7 @@ def parse(line: str) -> Parsed:
         raise CommandError(f"{usage(action)}: missing {action.args}")
     if not action.args and arg:
         raise CommandError(f"{usage(action)} takes no argument")
-    return Parsed(action, arg)
+    return CommandCall(action, arg)
 
 
 Candidates = Callable[[str], list[str]]  # completion kind → values (backend names, models, suites, themes)

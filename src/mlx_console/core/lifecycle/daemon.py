@@ -37,7 +37,7 @@ from mlx_console.core.lifecycle.state import (
     write_state,
 )
 from mlx_console.core.logs.live import Reactions
-from mlx_console.core.logs.source import LogFollower
+from mlx_console.core.logs.tail import LogTail
 from mlx_console.core.machine.ports import redact
 from mlx_console.paths import open_private
 
@@ -105,14 +105,14 @@ class LogScanner:
     rotation, partial and over-long lines handled there); `reactions` says what a line means."""
 
     def __init__(self, path: Path, offset: int, kind: str):
-        self.follower = LogFollower(path, start_offset=offset, use_watchfiles=False)
+        self.tail = LogTail(path, start=offset)
         self.reactions = Reactions(kind)
 
     def new_lines(self) -> list[str]:
-        return [ln.text for ln in self.follower.poll()]
+        return self.tail.poll().lines
 
     def close(self) -> None:
-        self.follower.close()
+        self.tail.close()
 
 
 def owns_port(pid: int, port: int) -> bool | None:

@@ -8,7 +8,6 @@ stdout+stderr, appended) and supervise.log (the supervising process's own output
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -201,17 +200,9 @@ def live_process(pid: int | None, created: float | None) -> psutil.Process | Non
 
 def tail_lines(path: Path, offset: int = 0, n: int = 15) -> list[str]:
     """The last n lines of a log from offset on (the current run's output), read from the end."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            start = max(offset if offset <= size else 0, size - 64 * 1024)
-            f.seek(start)
-            data = f.read()
-    except OSError:
-        return []
-    lines = data.decode("utf-8", "replace").split("\n")  # newlines only, like the log follower: a CR or
-    return [ln.removesuffix("\r") for ln in lines if ln.strip()][-n:]  # \x1c inside a line stays in it
+    from mlx_console.core.logs.document import last_lines
+
+    return last_lines(path, n, offset)
 
 
 def port_open(host: str, port: int) -> bool:

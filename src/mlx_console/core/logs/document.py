@@ -6,7 +6,9 @@
     while not doc.head_done:           # in a worker: index the rest, from the start of the file
         doc.index_head()               # one chunk; doc.head_count lines of the head are reachable
     doc.head_line(i)                   # line i of the file (0-based), i < doc.head_count
-    new = doc.poll()                   # the complete lines appended since (None: rotated or truncated)
+    new = doc.poll()                   # the complete lines appended since; when the file was replaced or
+                                       # truncated, the old file's last lines and doc.replaced (open anew)
+    doc = LogDocument(path, start=off) # or: the lines from a byte offset on (a reader resuming where it was)
 
 The file is cut in two segments at a line start T near its end: the head [0, T) and the tail [T, end). Once
 the head is indexed, line n of the file is head line n (n < head_count) or tail line n - head_count.
@@ -16,6 +18,10 @@ The index is sparse: per block of BLOCK bytes, its offset and the newlines befor
 small LRU cache. Reads go through pread into a reused buffer, never mmap: the file's pages do not count in
 the process's RSS. Writers (index_head, poll) run in one thread, readers in another: the index only grows
 (array appends) and reads use pread, so they need no lock.
+
+This is the one reader of a log in the project (the console's view, `triage --follow`, the supervising daemon
+and the metrics sampler all read through it): where complete lines end (`complete_end`), rotation, copytruncate
+and a dead backend's unfinished last line are decided here only.
 """
 
 from __future__ import annotations
@@ -37,12 +43,40 @@ CHUNK = 8 << 20             # bytes read per index step
 TAIL_BYTES = 1 << 20        # the tail segment indexed when the file is opened
 CACHE_BLOCKS = 64           # decoded blocks kept (≈ 64 × 64 KiB of text)
 DEAD_AFTER_S = 5.0          # an unfinished last line unwritten this long is complete (a dead backend's last words)
+MAX_POLL_BYTES = 16 << 20   # one poll() reads at most about this much; the rest comes on the next call
+_FP_BYTES = 64              # the bytes before the end read so far: a copytruncate refilled past it changes them
 
 # The first line a server writes when it starts: where one run of a backend ends and the next begins in a log
 # appended across runs. mlx_lm.server warns first (its UserWarning), then binds; oMLX prints where it listens.
 RUN_START = re.compile(r"mlx_lm\.server is not recommended for production|Starting httpd at |"
                        r"Starting server at https?://")
 _RUN_FIRST = re.compile(r"mlx_lm\.server is not recommended for production")
+
+
+def complete_end(fd: int, start: int, stop: int) -> int:
+    """The offset just after the last newline of [start, stop) of the file: where its complete lines end
+    (`start` when none is complete). Read backwards in 1 MiB steps."""
+    pos = stop
+    while pos > start:
+        n = min(1 << 20, pos - start)
+        nl = os.pread(fd, n, pos - n).rfind(b"\n")
+        if nl >= 0:
+            return pos - n + nl + 1
+        pos -= n
+    return start
+
+
+def last_lines(path: str | os.PathLike[str], n: int, since: int = 0, window: int = 64 << 10) -> list[str]:
+    """The last n non-blank lines of a log among its last `window` bytes, from byte offset `since` on (a
+    server run's output; ignored when the file is now shorter); [] when it cannot be read."""
+    try:
+        size = os.stat(path).st_size
+        start = since if since <= size and size - since <= window else None
+        with LogDocument(path, start=start, tail_bytes=window) as doc:
+            lines = doc.tail_lines(max(0, doc.tail_count - 4 * n), doc.tail_count)
+    except OSError:
+        return []
+    return [ln for ln in lines if ln.strip()][-n:]
 
 
 def is_run_start(line: str, previous: str | None) -> bool:
@@ -105,7 +139,10 @@ class _Segment:
 
 
 class LogDocument:
-    def __init__(self, path: str | os.PathLike[str], *, tail_bytes: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, tail_bytes: int | None = None,
+                 start: int | None = None) -> None:
+        """Open the file at `path`, its last `tail_bytes` indexed (the tail). `start`: the tail begins at this
+        byte offset instead (a line start, ≤ the file's size: a reader resuming where it stopped; no head)."""
         tail_bytes = TAIL_BYTES if tail_bytes is None else tail_bytes
         self.path = Path(path)
         self._fd = os.open(self.path, os.O_RDONLY)
@@ -114,17 +151,24 @@ class LogDocument:
             os.close(self._fd)
             raise IsADirectoryError(f"{self.path}: not a regular file")
         self.ident = (st.st_dev, st.st_ino)
-        self._buf = bytearray(CHUNK)
+        self.replaced = False       # poll() saw the file replaced or truncated: open a new document
+        self.behind = False         # poll() stopped at MAX_POLL_BYTES: more is waiting
+        self._buf = bytearray()
         self._cache: OrderedDict[tuple[int, int, int], list[str]] = OrderedDict()
+        self._fp = b""
         size = st.st_size
-        end = self._complete_end(size, st.st_mtime)
-        cut = self._line_start_at_or_after(max(0, size - tail_bytes), size)
-        if cut >= end and end and self._last_byte(end) != 0x0A:  # the unfinished last line belongs to the tail
-            probe = os.pread(self._fd, min(end, 1 << 20), max(0, end - (1 << 20)))
-            cut = end - len(probe) + probe.rfind(b"\n") + 1 if b"\n" in probe else 0
+        end = self._open_end(size, st.st_mtime)
+        if start is not None:
+            cut = min(start, end)
+        else:
+            cut = min(self._line_start_at_or_after(max(0, size - tail_bytes), size), end)
+            if cut >= end and end and self._last_byte(end) != 0x0A:  # the unfinished last line is the tail
+                cut = complete_end(self._fd, 0, end)
         self.head = _Segment(0)
         self.tail = _Segment(cut)
         self._index(self.tail, end)
+        self._no_newline_to = self.tail.end  # [tail.end, this) is known to hold no newline (a long line)
+        self._fp = os.pread(self._fd, min(end, _FP_BYTES), end - min(end, _FP_BYTES))
 
     # ---- indexing (one writer thread) ----------------------------------------------------------------
 
@@ -143,27 +187,31 @@ class LogDocument:
             q += len(data)
         return size
 
-    def _complete_end(self, size: int, mtime: float) -> int:
-        """Offset just after the last newline; the whole file when its unfinished last line is old."""
-        if size == 0:
-            return 0
-        probe = os.pread(self._fd, min(size, 1 << 20), max(0, size - (1 << 20)))
-        if probe.endswith(b"\n"):
-            return size
-        if time.time() - mtime > DEAD_AFTER_S:
-            return size   # nobody writes it any more: its last line is complete (counted by _finish_partial)
-        nl = probe.rfind(b"\n")
-        return size - len(probe) + nl + 1 if nl >= 0 else (size if size > len(probe) else 0)
+    def _open_end(self, size: int, mtime: float) -> int:
+        """Where the complete lines end at open; the whole file when its unfinished last line is old."""
+        if size == 0 or self._last_byte(size) == 0x0A or time.time() - mtime > DEAD_AFTER_S:
+            return size   # (an old unfinished last line is counted by _index: nobody writes it any more)
+        return complete_end(self._fd, 0, size)
+
+    def _buffer(self, n: int) -> memoryview:
+        """A reused read buffer of at least min(n, CHUNK) bytes (grown on demand: a follower of a quiet log
+        never holds CHUNK)."""
+        n = min(n, CHUNK)
+        if len(self._buf) < n:
+            self._buf = bytearray(max(n, min(CHUNK, 2 * len(self._buf)), 1 << 16))
+        return memoryview(self._buf)
 
     def _index(self, seg: _Segment, end: int) -> None:
         """Index [seg.end, end) of the file into seg, in chunks (no newline is left unmatched: a final
         unfinished line, when end says it is complete, counts as a line)."""
-        mv = memoryview(self._buf)
+        mv = self._buffer(end - seg.end)
         while seg.end < end:
-            n = os.preadv(self._fd, [mv[: min(CHUNK, end - seg.end)]], seg.end)
+            n = os.preadv(self._fd, [mv[: min(len(mv), end - seg.end)]], seg.end)
             if n <= 0:
                 break
             seg.add(seg.end, self._buf, n)
+            if seg is self.tail:
+                self._fp = (self._fp + bytes(mv[max(0, n - _FP_BYTES):n]))[-_FP_BYTES:]
         if seg.end > seg.start and seg is self.tail and self._last_byte(seg.end) != 0x0A:
             seg.lines += 1  # the dead backend's unfinished last line
             self._partial_at = seg.end
@@ -188,6 +236,11 @@ class LogDocument:
         return self.tail.lines
 
     @property
+    def offset(self) -> int:
+        """The byte offset after the last line read: where a reader resumes (LogDocument(start=offset))."""
+        return self.tail.end
+
+    @property
     def progress(self) -> float:
         return 1.0 if self.tail.start == 0 else min(1.0, self.head.end / self.tail.start)
 
@@ -203,28 +256,56 @@ class LogDocument:
         """Lines in the file, once the head is indexed."""
         return self.head.lines + self.tail.lines if self.head_done else None
 
-    def poll(self) -> list[str] | None:
-        """The complete lines appended since the last look, indexed into the tail; None when the file was
-        replaced or truncated (open a new document)."""
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
+    def poll(self, max_bytes: int = MAX_POLL_BYTES) -> list[str]:
+        """The complete lines appended since the last look (at most about `max_bytes` of them: `behind` says
+        more is waiting), indexed into the tail. When the file at `path` was replaced (rotated, deleted) or
+        truncated, the old file's last lines (its unterminated last line is a line: the file is finished) and
+        `replaced` is set: open a new document for what comes next."""
+        if self.replaced:
             return []
-        if (st.st_dev, st.st_ino) != self.ident or st.st_size < self.tail.end:
-            return None
-        if st.st_size == self.tail.end or self._partial_at >= 0:
-            return [] if self._partial_at < 0 or st.st_size == self._partial_at else None
-        start, lines = self.tail.end, self.tail.lines
-        end = self._complete_end_live(st.st_size)
-        self._index(self.tail, end)
-        return self._read_lines(self.tail, lines, self.tail.lines, start, end)
+        try:
+            st: os.stat_result | None = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        if st is None or (st.st_dev, st.st_ino) != self.ident:   # rotated or deleted: finish the old file
+            self.replaced = True
+            if self._partial_at >= 0:
+                return []
+            return self._read_on(os.fstat(self._fd).st_size, finish=True)
+        if st.st_size == self.tail.end:
+            return []
+        if st.st_size < self.tail.end or self._partial_at >= 0 or self._refilled():
+            # Truncated (copytruncate: maybe already written again past where we were), or the line that was
+            # taken for a dead backend's last one goes on: the lines counted so far are not the file's.
+            self.replaced = True
+            return []
+        return self._read_on(st.st_size, limit=max_bytes)
 
-    def _complete_end_live(self, size: int) -> int:
-        probe = os.pread(self._fd, min(size - self.tail.end, 1 << 20), max(self.tail.end, size - (1 << 20)))
-        if probe.endswith(b"\n"):
-            return size
-        nl = probe.rfind(b"\n")
-        return size - len(probe) + nl + 1 if nl >= 0 else self.tail.end
+    def _refilled(self) -> bool:
+        """The bytes before the end read so far are not the ones read: truncated and written again past it."""
+        n = len(self._fp)
+        return bool(n) and os.pread(self._fd, n, self.tail.end - n) != self._fp
+
+    def _read_on(self, size: int, *, limit: int | None = None, finish: bool = False) -> list[str]:
+        """Index and return the complete lines in [tail.end, size) (up to about `limit` bytes); `finish`: the
+        file is done, an unterminated last line counts."""
+        start, lines = self.tail.end, self.tail.lines
+        stop = size if limit is None else min(size, start + limit)
+        known = max(start, self._no_newline_to)  # [start, known) holds no newline (seen before)
+        end = complete_end(self._fd, known, stop)
+        if end == known and stop < size:  # one line longer than the limit: read it whole
+            end = complete_end(self._fd, stop, size)
+            end = known if end == stop else end
+        if end == known:  # no complete line yet
+            self._no_newline_to, end = size, start
+        if finish:
+            end = size
+        self.behind = not finish and stop < size
+        if end == start:
+            return []
+        self._index(self.tail, end)
+        self._no_newline_to = self.tail.end
+        return self._read_lines(self.tail, lines, self.tail.lines, start, end)
 
     # ---- reading (any thread) --------------------------------------------------------------------------
 
@@ -388,6 +469,10 @@ class LogDocument:
                 return pos + nl
             pos += len(data)
         return end
+
+    def fileno(self) -> int:
+        """The open file (the one indexed, even after `path` names another)."""
+        return self._fd
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -1,6 +1,6 @@
 """Parse server log lines per format and group them into events (a record plus its traceback).
 
-API: `parse_line(text) -> Parsed`; `Grouper` (incremental: `feed(text) -> Event|None`, `flush()`);
+API: `parse_line(text) -> ParsedLine`; `Grouper` (incremental: `feed(text) -> Event|None`, `flush()`);
 `group_lines(lines, first_line=1) -> list[Event]`. Formats: mlx_lm.server (`asctime - LEVEL - msg`, access
 lines, Python warnings, print lines), oMLX file/console (`asctime - logger - LEVEL - [rid] - msg`), uvicorn and
 stdlib `LEVEL:name:msg`; anything else is `unknown`. A traceback, `Exception in thread …:` or
@@ -74,7 +74,7 @@ _PREFIX = re.compile(
 
 
 @dataclass(frozen=True)
-class Parsed:
+class ParsedLine:
     fmt: str  # one of the _HEADS names, "traceback", "blank", "indented" or "unknown"
     level: str | None
     message: str
@@ -94,34 +94,34 @@ def _norm_level(level: str | None) -> str | None:
     return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
 
 
-def parse_line(text: str) -> Parsed:
+def parse_line(text: str) -> ParsedLine:
     """Recognise one line's format, level and message (no state: grouping is the Grouper's job). The answer
     for a short line is remembered (the fast path parses a line up to three times: walking back to its
-    record's head, grouping, then reading its facts); a Parsed is never changed by its users."""
+    record's head, grouping, then reading its facts); a ParsedLine is never changed by its users."""
     return _parse_short(text) if len(text) <= _CACHED_LEN else _parse_line(text)
 
 
 _CACHED_LEN = 1000  # longer lines are parsed anew each time (the cache holds at most 4096 lines)
 
 
-def _parse_line(text: str) -> Parsed:
+def _parse_line(text: str) -> ParsedLine:
     if not text.strip():
-        return Parsed("blank", None, "")
+        return ParsedLine("blank", None, "")
     first = text[0]
     if first in " \t":  # (an exception line pasted indented, e.g. in a list item, still says "error")
         exc = ("Error" in text or "Exception" in text) and _INDENTED_EXC.match(text)
-        return Parsed("indented", "ERROR" if exc else None, text)
+        return ParsedLine("indented", "ERROR" if exc else None, text)
     if text.startswith(_TRACEBACK):
-        return Parsed("traceback", "ERROR", text)
+        return ParsedLine("traceback", "ERROR", text)
     if (first == "F" or '", line ' in text) and _FRAME.match(text):
-        return Parsed("indented", None, text)
+        return ParsedLine("indented", None, text)
     if first in "╭│╰":
         if _RICH_TB.match(text):
-            return Parsed("traceback", "ERROR", text)
+            return ParsedLine("traceback", "ERROR", text)
         if first != "╭":
-            return Parsed("indented", None, text)
+            return ParsedLine("indented", None, text)
     if first in "Ag" and _CONTINUES.match(text) or text[-1] == ")" and _GO_FUNC.match(text):
-        return Parsed("indented", None, text)
+        return ParsedLine("indented", None, text)
     for name, rx in _HEADS:
         m = rx.match(text)
         if m:
@@ -131,8 +131,8 @@ def _parse_line(text: str) -> Parsed:
                 level = "ERROR"
             elif name == "logfmt":
                 d["msg"] = _logfmt_msg(d["msg"])
-            return Parsed(name, level, d.get("msg", text), d)
-    return _parse_prefixed(text) or Parsed("unknown", "ERROR" if _errorish(text) else None, text)
+            return ParsedLine(name, level, d.get("msg", text), d)
+    return _parse_prefixed(text) or ParsedLine("unknown", "ERROR" if _errorish(text) else None, text)
 
 
 _parse_short = functools.lru_cache(maxsize=4096)(_parse_line)
@@ -154,7 +154,7 @@ def _logfmt_msg(rest: str) -> str:
     return (m.group(1).replace('\\"', '"') + re.sub(r'(\w+)="((?:[^"\\]|\\.)*)"', r"\1=\2", m.group(2))).strip()
 
 
-def _parse_prefixed(text: str) -> Parsed | None:
+def _parse_prefixed(text: str) -> ParsedLine | None:
     m = _PREFIX.match(text)
     rest = m.group("rest") if m else ""
     if not rest.strip():
@@ -166,7 +166,7 @@ def _parse_prefixed(text: str) -> Parsed | None:
     level = inner.level
     if level is None and inner.fmt == "unknown" and plevel in PROBLEM_LEVELS:
         level = plevel
-    return Parsed(inner.fmt, level, inner.message, fields)
+    return ParsedLine(inner.fmt, level, inner.message, fields)
 
 
 @dataclass
@@ -212,7 +212,7 @@ class Grouper:
         self._blanks = 0  # blank lines seen after the open event's last line (kept only if it goes on)
         self._tb = _NO_TB
 
-    def _start(self, n: int, text: str, p: Parsed) -> Event | None:
+    def _start(self, n: int, text: str, p: ParsedLine) -> Event | None:
         done = self.flush()
         self._cur = Event(n, [text], p.fmt, p.level)
         self._tb = _NO_TB

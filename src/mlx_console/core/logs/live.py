@@ -1,159 +1,226 @@
-"""The one log pipeline: follow a log as it grows, index it, triage it. Used by `triage --follow`, the
-console's log pane and the supervising daemon (through `Reactions`).
+"""The one log pipeline: follow a log as it grows, read through `LogDocument`, triage it. Used by `triage
+--follow` and the console's log pane; the supervising daemon and the metrics sampler read the same way
+(`tail.LogTail`) and react through the same catalogue (`Reactions`, below).
 
-    live = LiveTriage(path, catalog, include_all=False)
-    events = live.initial()          # the file as it is now (fast path); OSError if it cannot be read
-    while running:                   # in a worker thread
-        events = live.step(0.25)     # waits for changes (≤ timeout), returns events completed since
-    live.close()
+    live = LiveTriage(path, catalog)          # the CLI: the whole file is triaged (the fast scan), then appends
+    events = live.initial()                   # what the file holds now; OSError if it cannot be read
+    while running:
+        step = live.step(0.25)                # waits (≤ timeout) for the file to change: step.events, .lines
 
-Line numbers are those of the current file; after a rotation or truncation they restart at 1 and
-`live.generation` goes up. The last event of a burst is reported after `quiet` seconds without new lines.
+    live = LiveTriage(path, loader, history=2000, hand_over=True)   # the console: its view pages the document
+    step = live.step()                        # step.opened: the document, before the catalogue is even loaded;
+                                              # then the last `history` lines triaged, then appends and events
 
-The console starts from the last lines instead (`initial(tail=N)`, kept in `live.history`) and numbers lines
-as its view does: from 1 at the first line shown, on across rotations (`continuous=True`); `step_lines()`
-returns the new lines with the events.
+Events are numbered by line of the current file (history mode: by line of the document's tail, from 1). After
+a rotation or truncation the new file is opened (`step.opened`, `step.rotated`, `live.generation` goes up) and
+numbering starts again. The event open at the end is reported once the log stays quiet for `quiet` seconds, at
+once when nobody writes the file (a dead backend's last words).
 """
 
 from __future__ import annotations
 
 import mmap
-import os
-import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlx_console.core.logs.index import LineIndex
+from mlx_console.core.logs.document import TAIL_BYTES, LogDocument
 from mlx_console.core.logs.patterns import Catalog, Entry
-from mlx_console.core.logs.source import Line, LogFollower, complete_end
+from mlx_console.core.logs.tail import LogTail
 from mlx_console.core.logs.triage import TriagedEvent, Triager, default_catalog, triage_buffer_counted
+from mlx_console.core.logs.watch import FileWatch
 
-DEAD_AFTER_S = 5.0  # a file unwritten this long with an unfinished last line: that line is its last words
+# Waiting costs nothing with inotify/kqueue (FileWatch); without them the file is looked at every POLL_S
+# (80 ms: ~0.2 % of a core, append → visible well under 100 ms).
+POLL_S = 0.08
+WATCH_S = 1.0          # with them: a look at the file at least this often (rotation, missed events)
+MISSING_S = 0.5        # a missing file is looked for this often
+HEAD_EVERY_S = 0.1     # how often a step reports how far the start of the file is indexed (history mode)
 
 
 @dataclass
 class Step:
-    """What one step of following found: the new complete lines and the events completed since."""
+    """What one step of following found."""
 
-    lines: list[Line] = field(default_factory=list)
-    events: list[TriagedEvent] = field(default_factory=list)
-    rotated: bool = False  # the file was replaced or truncated during this step
+    lines: list[str] = field(default_factory=list)          # new complete lines
+    events: list[TriagedEvent] = field(default_factory=list)  # events completed since the last step
+    opened: LogDocument | None = None  # a document was opened (the first, or the new file after a rotation)
+    rotated: bool = False              # the file was replaced or truncated
+    head: tuple[int, bool] | None = None  # history mode: the head is indexed up to this many lines (done?)
+    note: str = ""                     # e.g. "waiting for … to appear"
 
 
 class LiveTriage:
     def __init__(
         self,
-        path: str | os.PathLike[str],
-        catalog: Catalog | None = None,
+        path: str | Path,
+        catalog: Catalog | Callable[[], Catalog] | None = None,
         *,
         include_all: bool = False,
+        backend: str | None = None,
         quiet: float = 1.0,
-        use_watchfiles: bool = True,
-        poll_interval: float = 0.1,
-        continuous: bool = False,
+        history: int | None = None,
+        hand_over: bool = False,
+        frame: float = 0.0,
         workers: int = 1,
     ):
+        """`catalog`: the catalogue, or a function that loads it (called once, after the document is shown).
+        `history`: triage only the last N lines of the file (numbered from 1) and index the rest of it in
+        steps, for a view that pages it; else the whole file is triaged at open. `hand_over`: documents are
+        the caller's to close. `frame`: appends closer together than this are returned together. `workers`:
+        the whole file's triage is shared by that many forked processes when it is big (triage_buffer_counted)."""
         self.path = Path(path)
-        self.workers = workers  # initial(): a big file's triage shared by forked processes (triage_buffer_counted)
-        self.catalog = catalog if catalog is not None else default_catalog()
         self.include_all = include_all
+        self.backend = backend
         self.quiet = quiet
-        self.continuous = continuous
-        self._use_watchfiles = use_watchfiles
-        self._poll_interval = poll_interval
-        self._follower: LogFollower | None = None
+        self.history = history
+        self.frame = frame
+        self.workers = workers
+        self._catalog_source = catalog
+        self._catalog: Catalog | None = catalog if isinstance(catalog, Catalog) else None
+        self._tail = LogTail(self.path, tail_bytes=TAIL_BYTES if history is not None else 0, read_opened=False,
+                             hand_over=hand_over)
         self._triager: Triager | None = None
+        self._watch: FileWatch | None = None
+        self._to_triage: LogDocument | None = None  # opened, not yet triaged
         self._last_line_at = time.monotonic()
+        self._last_step_at = 0.0
+        self._last_head = 0.0
         self._flushed = True
-        self.generation = 0
-        self.history: list[str] = []  # initial(tail=N): the lines it started from
-        self.count = 0  # continuous numbering: lines numbered so far
 
-    def initial(self, tail: int | None = None) -> list[TriagedEvent]:
-        """Triage what the file holds now (up to its last complete line) and get ready to follow it.
-        tail=N: only its last N lines (kept in `history`), numbered from 1. A missing file is followed
-        from its creation; other read errors raise OSError."""
-        offset = lines = 0
-        events: list[TriagedEvent] = []
-        if self.path.exists():
-            with self.path.open("rb") as f:
-                st = os.fstat(f.fileno())
-                if not stat.S_ISREG(st.st_mode):
-                    raise IsADirectoryError(f"{self.path}: not a regular file")
-                if tail is not None:
-                    offset, self.history = _tail(self.path, f.fileno(), tail)
-                else:
-                    offset = complete_end(f.fileno(), st.st_size)
-                    if offset < st.st_size and time.time() - st.st_mtime > DEAD_AFTER_S:
-                        offset = st.st_size  # nobody is writing it (a dead backend): its last line is complete
-                    if offset:  # one pass: the scan counts the lines as it goes
-                        with mmap.mmap(f.fileno(), offset, access=mmap.ACCESS_READ) as mm:
-                            events, lines = triage_buffer_counted(mm, self.catalog, include_all=self.include_all,
-                                                                  workers=self.workers)
-                            lines += mm[offset - 1] != 0x0A  # the unfinished last line read as complete
-            start: dict[str, int | str] = {"start_offset": offset, "start_line": lines}
-        else:
-            start = {"start": "begin"}
-        self._follower = LogFollower(self.path, use_watchfiles=self._use_watchfiles,
-                                     poll_interval=self._poll_interval, **start)  # type: ignore[arg-type]
-        self.generation = self._follower.generation
-        self._triager = Triager(self.catalog, include_all=self.include_all,
-                                first_line=1 if tail is not None else lines + 1)
-        if tail is not None:
-            events = self._triager.feed_many(self.history)
-            self.count = len(self.history)
-        if self.history or lines:
-            # The event open at the end is a dead backend's last words when nobody writes the file: close it
-            # now; else step() closes it once the log stays quiet for `quiet` seconds.
-            mtime = self.path.stat().st_mtime if self.path.exists() else time.time()
-            if time.time() - mtime > self.quiet:
-                events += self._triager.flush()
-            else:
-                self._flushed = False
-        return events
+    # ---- state -----------------------------------------------------------------------------------------
 
-    def step_lines(self, timeout: float = 0.25) -> Step:
-        """Wait up to `timeout` for the file to change; the lines and events completed since the last call."""
-        if self._follower is None or self._triager is None:
-            raise RuntimeError("call initial() first")
-        self._follower.wait(timeout)
-        out = Step()
-        batch = self._follower.poll()
-        for ln in batch:
-            if ln.generation != self.generation:
-                self.generation, out.rotated = ln.generation, True
-                out.events += self._triager.reset(self.count + 1 if self.continuous else ln.number)
-            out.events += self._triager.feed(ln.text)
-            self.count += 1
-        if self._follower.generation != self.generation:  # truncated, nothing new yet
-            self.generation, out.rotated = self._follower.generation, True
-            out.events += self._triager.reset(self.count + 1 if self.continuous else 1)
-        out.lines = batch
-        now = time.monotonic()
-        if batch:
-            self._last_line_at, self._flushed = now, False
-        elif not self._flushed and now - self._last_line_at >= self.quiet:
-            out.events += self._triager.flush()
-            self._flushed = True
-        return out
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            source = self._catalog_source
+            self._catalog = source() if callable(source) else default_catalog()
+        return self._catalog
 
-    def step(self, timeout: float = 0.25) -> list[TriagedEvent]:
-        """Wait up to `timeout` for the file to change; return the events completed since the last call."""
-        return self.step_lines(timeout).events
+    @property
+    def document(self) -> LogDocument | None:
+        return self._tail.document
+
+    @property
+    def generation(self) -> int:
+        return self._tail.generation
 
     @property
     def error(self) -> str | None:
         """Why the file cannot be read right now (it is retried), or None."""
-        return self._follower.error if self._follower is not None else None
+        return self._tail.error
+
+    # ---- following -------------------------------------------------------------------------------------
+
+    def initial(self) -> list[TriagedEvent]:
+        """Open the file and triage what it holds now. A missing file is followed from its creation; other
+        read errors raise OSError."""
+        if not self.path.exists():
+            return []
+        doc = self._tail.open()
+        if doc is None:
+            raise self._tail.failure or OSError(f"{self.path}: cannot read")
+        self._to_triage = doc
+        return self._triage_opened()
+
+    def step(self, timeout: float = 0.25) -> Step:
+        """Wait up to `timeout` for the file to change (not when there is work at hand); what changed."""
+        out = Step()
+        if self._to_triage is not None:  # opened in the last step: triage what it held
+            out.events = self._triage_opened()
+            return out
+        doc = self._tail.document
+        if doc is None:
+            if self._open(out):
+                return out
+            self.catalog  # noqa: B018 — nothing to show yet: a broken catalogue is reported at once
+            out.note = f"waiting for {self.path} to appear"
+            time.sleep(min(timeout, MISSING_S))
+            return out
+        if self.history is not None and not doc.head_done:  # the rest of the file, a chunk per step
+            doc.index_head()
+            now = time.monotonic()
+            if doc.head_done or now - self._last_head > HEAD_EVERY_S:
+                out.head, self._last_head = (doc.head_count, doc.head_done), now
+        elif not self._tail.behind:
+            self._wait(timeout)
+        self._poll(out)
+        return out
+
+    def _wait(self, timeout: float) -> None:
+        if self._watch is None:
+            self._watch = FileWatch(self.path)
+        if self._watch.wait(min(timeout, WATCH_S if self._watch.kind != "timeout" else POLL_S)) and self.frame:
+            # A burst of writes: gather what comes within a frame, one step (one repaint) for it.
+            wait = self.frame - (time.monotonic() - self._last_step_at)
+            if wait > 0:
+                time.sleep(wait)
+
+    def _poll(self, out: Step) -> None:
+        assert self._triager is not None
+        polled = self._tail.poll()
+        if polled.lines:
+            out.lines = polled.lines
+            out.events += self._triager.feed_many(polled.lines)
+            self._last_line_at = self._last_step_at = time.monotonic()
+            self._flushed = False
+        if polled.rotated:
+            out.rotated = True
+            out.events += self._triager.flush()
+            self._flushed = True
+            if self._watch is not None:
+                self._watch.rewatch()
+        if polled.opened is not None:
+            out.opened, self._to_triage = polled.opened, polled.opened
+        elif not polled.lines and not self._flushed and time.monotonic() - self._last_line_at > self.quiet:
+            out.events += self._triager.flush()
+            self._flushed = True
+
+    def _open(self, out: Step) -> bool:
+        doc = self._tail.open()
+        if doc is None:
+            return False
+        out.opened, self._to_triage = doc, doc
+        return True
+
+    def _triage_opened(self) -> list[TriagedEvent]:
+        """Triage the document just opened: its last `history` lines, or all of it (the fast scan)."""
+        doc, self._to_triage = self._to_triage, None
+        assert doc is not None
+        catalog = self.catalog
+        options = {"include_all": self.include_all, "backend": self.backend}
+        if self.history is not None:
+            first = max(0, doc.tail_count - self.history)
+            self._triager = Triager(catalog, first_line=first + 1, **options)  # type: ignore[arg-type]
+            events = self._triager.feed_many(doc.tail_lines(first, doc.tail_count))
+            lines = doc.tail_count
+        else:
+            events, lines = [], 0
+            if doc.offset:  # one pass over what the file holds: the scan counts the lines as it goes
+                with mmap.mmap(doc.fileno(), doc.offset, access=mmap.ACCESS_READ) as mm:
+                    events, lines = triage_buffer_counted(mm, catalog, workers=self.workers,
+                                                          **options)  # type: ignore[arg-type]
+                    lines += mm[doc.offset - 1] != 0x0A  # a dead backend's unfinished last line
+            self._triager = Triager(catalog, first_line=lines + 1, **options)  # type: ignore[arg-type]
+        self._last_line_at = time.monotonic()
+        self._flushed = not lines
+        if lines and time.time() - _mtime(doc.path) > self.quiet:
+            # The event open at the end is a dead backend's last words when nobody writes the file: close it
+            # now; else a step closes it once the log stays quiet for `quiet` seconds.
+            events += self._triager.flush()
+            self._flushed = True
+        return events
 
     def finish(self) -> list[TriagedEvent]:
         """Report the event still open (call before close when stopping)."""
         return self._triager.flush() if self._triager is not None else []
 
     def close(self) -> None:
-        if self._follower is not None:
-            self._follower.close()
+        self._tail.close()
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
 
     def __enter__(self) -> LiveTriage:
         return self
@@ -162,19 +229,11 @@ class LiveTriage:
         self.close()
 
 
-def _tail(path: Path, fd: int, n: int) -> tuple[int, list[str]]:
-    """The last n complete lines (through the mmap index: a 1 GB log opens at once) and the offset after
-    them; a line still being written is left to the follower."""
-    idx = LineIndex(path)
+def _mtime(path: Path) -> float:
     try:
-        size = idx.size
-        lines = idx.tail(n) if size else []
-    finally:
-        idx.close()
-    end = complete_end(fd, size)
-    if end < size and lines:
-        lines = lines[:-1]
-    return end, lines
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
 
 
 # ---- what a supervisor does on a line ---------------------------------------------------------------------

@@ -36,6 +36,7 @@ from typing import Any
 import psutil
 
 from mlx_console.core.logs.live import Reactions
+from mlx_console.core.logs.tail import LogTail
 from mlx_console.core.machine import system
 from mlx_console.core.metrics.sources import LogTally, read_omlx, tally_lines
 from mlx_console.core.metrics.store import MetricsDB, db_path
@@ -62,7 +63,7 @@ class Observation:
 
 
 @dataclass
-class Target:
+class SampledBackend:
     """What the sampler watches; the pid and status events are read live from the supervising process."""
 
     name: str
@@ -78,7 +79,7 @@ class Target:
 
 
 class Sampler:
-    def __init__(self, target: Target, db_path: Path | None = None, report: Callable[[str], None] | None = None):
+    def __init__(self, target: SampledBackend, db_path: Path | None = None, report: Callable[[str], None] | None = None):
         self.t = target
         self.db_path = db_path
         self.report = report or (lambda msg: None)
@@ -86,8 +87,8 @@ class Sampler:
         self.error = ""
         self.interval = 5.0
         self.totals: dict[str, float] = dict.fromkeys(COUNTERS, 0.0)
-        self.offset: int | None = None
-        self.partial = b""
+        self.offset: int | None = None  # where reading resumes (set from the database at the first sample)
+        self.tail: LogTail | None = None
         self.last_request_ts: float | None = None
         self.seen_event_t = 0.0
         self.pressure: str | None = None
@@ -140,20 +141,14 @@ class Sampler:
 
     # -- one sample --------------------------------------------------------------------------------
     def _new_lines(self) -> list[str]:
-        try:
-            with self.t.log.open("rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if self.offset is None or self.offset > size:  # truncated or replaced
-                    self.offset, self.partial = 0, b""
-                f.seek(self.offset)
-                data = f.read(4 << 20)
-        except OSError:
-            return []
-        if not data:
-            return []
-        self.offset = (self.offset or 0) + len(data)
-        *lines, self.partial = (self.partial + data).split(b"\n")
-        return [ln.decode("utf-8", "replace").rstrip("\r") for ln in lines]
+        """The server log's complete lines since the last sample, read as every log reader does (core/logs:
+        rotation, truncation and partial lines handled there); at most about 4 MiB per sample."""
+        if self.tail is None:
+            self.tail = LogTail(self.t.log, start=self.offset or 0)
+        lines = self.tail.poll(4 << 20).lines
+        if self.tail.document is not None:
+            self.offset = self.tail.offset
+        return lines
 
     def _process(self, now: float) -> list[tuple[str, str, float]]:
         pid = self.t.pid()
@@ -288,11 +283,10 @@ class Sampler:
         return rows
 
     def _offset_meta(self) -> dict[str, str]:
-        try:
-            ino = self.t.log.stat().st_ino
-        except OSError:
+        doc = self.tail.document if self.tail is not None else None
+        if doc is None:
             return {}
-        return {f"offset:{self.t.name}": f"{ino}:{self.offset or 0}"}
+        return {f"offset:{self.t.name}": f"{doc.ident[1]}:{doc.offset}"}
 
     def last_sample(self) -> None:
         """At the supervising process's exit: the final status (stopped, dead) and counts are kept."""
@@ -341,7 +335,7 @@ def start_sampler(sup: Any) -> Sampler | None:
         hit = reactions.react(line)
         return (hit.action, hit.reason) if hit is not None else None
 
-    target = Target(
+    target = SampledBackend(
         name=spec.name, kind=spec.kind, log=Path(spec.log), base_url=spec.base_url, api_key=spec.api_key,
         pid=lambda: sup.state.pid if sup.child is not None else None,
         events=lambda: list(sup.state.events), classify=classify, metered=metered,

@@ -221,6 +221,58 @@ def _put_settings(admin: OmlxAdmin, puts: list[Step], result: ApplyResult, say: 
     result.wrote_file = True  # oMLX rewrote the file from memory
 
 
+def _write_rest(store: SettingsStore, files: list[Step], put_done: bool, result: ApplyResult,
+                keep_backup: Callable[[], None]) -> None:
+    """Phase after the PUTs: write what the admin API cannot carry (file-only keys, and keys oMLX's own save
+    dropped) onto the file as oMLX left it."""
+    path, version = store.path, store.omlx_version
+    writes = [(s.change.model, s.change.key, s.change.new) for s in files]
+    if put_done:
+        # oMLX's save drops keys it does not know; the file keeps them (oMLX ignores them anyway).
+        now = SettingsStore.load(path, version).models()
+        for model, block in store.models().items():
+            if not isinstance(block, dict):
+                continue
+            for key, value in block.items():
+                spec = KEYS.get(key)
+                if (spec is None or not known_to(spec, version)) and key not in (now.get(model) or {}):
+                    writes.append((model, key, value))
+                    result.messages.append(f"{model}: oMLX's save dropped {key} (unknown to oMLX {version}); "
+                                           "put back in the file, its next save drops it again")
+    if not writes:
+        return
+    keep_backup()
+    fresh = SettingsStore.load(path, version)
+    for model, key, value in writes:
+        if value is MISSING:
+            fresh.unset(model, key)
+        else:
+            fresh.set(model, key, value, force=True)
+    saved = fresh.save(backup=False)
+    result.wrote_file = result.wrote_file or saved.wrote
+
+
+def _reload_or_pending(admin: OmlxAdmin, files: list[Step], stale: dict[str, list[str]], reload: bool,
+                       version: str, result: ApplyResult, say: Callable[[str], None]) -> None:
+    """Last phase: keys the installed oMLX knows but only reads from the file (unknown ones it ignores anyway)
+    take effect with a reload (--reload) or are said to be pending."""
+    unread = [s for s in files if s.effect != "unknown" or stale]
+    if not unread:
+        return
+    if reload:
+        say("POST /admin/api/reload (unloads all models)")
+        reply = admin.reload()
+        result.reloaded = True
+        result.messages.append(f"reloaded: oMLX re-read the file ({reply.get('message', 'ok')}); all models "
+                               "were unloaded (pinned ones load again)")
+    else:
+        keys = ", ".join(f"{s.change.model}:{s.change.key}" for s in unread)
+        result.pending_reload = True
+        result.messages.append(
+            f"written to the file only: {keys}. oMLX {version} uses them after POST /admin/api/reload "
+            "(unloads all models; `--reload`) or a restart; until then its next in-app save overwrites them")
+
+
 def apply(store: SettingsStore, config: Config | None = None, *, url: str | None = None,
           api_key: str | None = None, reload: bool = False, dry_run: bool = False, offline: bool = False,
           if_hash: str | None = None, progress: Callable[[str], None] | None = None) -> ApplyResult:
@@ -288,45 +340,8 @@ def apply(store: SettingsStore, config: Config | None = None, *, url: str | None
 
         if use_put:
             _put_settings(admin, puts, result, say, keep_backup)
-        writes = [(s.change.model, s.change.key, s.change.new) for s in files]
-        if use_put:
-            # oMLX's save drops keys it does not know; the file keeps them (oMLX ignores them anyway).
-            now = SettingsStore.load(path, version).models()
-            for model, block in store.models().items():
-                if not isinstance(block, dict):
-                    continue
-                for key, value in block.items():
-                    spec = KEYS.get(key)
-                    if (spec is None or not known_to(spec, version)) and key not in (now.get(model) or {}):
-                        writes.append((model, key, value))
-                        result.messages.append(f"{model}: oMLX's save dropped {key} (unknown to oMLX {version}); "
-                                               "put back in the file, its next save drops it again")
-        if writes:
-            # Write what the PUT cannot carry onto the file as oMLX left it.
-            keep_backup()
-            fresh = SettingsStore.load(path, version)
-            for model, key, value in writes:
-                if value is MISSING:
-                    fresh.unset(model, key)
-                else:
-                    fresh.set(model, key, value, force=True)
-            saved = fresh.save(backup=False)
-            result.wrote_file = result.wrote_file or saved.wrote
-        # Keys the installed oMLX knows but only reads from the file (unknown ones it ignores anyway).
-        unread = [s for s in files if s.effect != "unknown" or stale]
-        if unread:
-            keys = ", ".join(f"{s.change.model}:{s.change.key}" for s in unread)
-            if reload:
-                say("POST /admin/api/reload (unloads all models)")
-                reply = admin.reload()
-                result.reloaded = True
-                result.messages.append(f"reloaded: oMLX re-read the file ({reply.get('message', 'ok')}); all models "
-                                       "were unloaded (pinned ones load again)")
-            else:
-                result.pending_reload = True
-                result.messages.append(
-                    f"written to the file only: {keys}. oMLX {version} uses them after POST /admin/api/reload "
-                    "(unloads all models; `--reload`) or a restart; until then its next in-app save overwrites them")
+        _write_rest(store, files, use_put, result, keep_backup)
+        _reload_or_pending(admin, files, stale, reload, version, result, say)
     final = atomic.read_current(path)
     result.hash = atomic.content_hash(final)
     result.diff = unified(store.base, final, str(path))

@@ -216,15 +216,24 @@ def with_args(text: str, path: Path, backend: str, args: list[str]) -> str:
     return new
 
 
+def args_change(path: Path, backend: str, args: list[str]) -> tuple[str, str]:
+    """The config file's text now and with `args` for `backend` (checked, not written): what a save would do.
+    A missing file is named with where flags are kept (the built-in demo backend runs without one)."""
+    try:
+        old = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConsoleError(f"{path} does not exist (the built-in demo backend runs without one). Flags are kept "
+                           "as `args` of a [[backend]] there: see the README, Configuration") from None
+    except OSError as e:
+        raise ConsoleError(f"{path}: cannot read: {e.strerror or e}") from e
+    return old, with_args(old, path, backend, args)
+
+
 def save_args(path: Path, backend: str, args: list[str]) -> tuple[str, str]:
     """Write `args` for `backend` into the config file (atomic, mode kept). Returns (old text, new text)."""
     from mlx_console.core.common.atomic import write_atomic
 
-    if not path.exists():
-        raise ConsoleError(f"{path}: no config file; the built-in demo backend has no file to save flags in "
-                           "(create it with a [[backend]] table first)")
-    old = path.read_text(encoding="utf-8")
-    new = with_args(old, path, backend, args)
+    old, new = args_change(path, backend, args)
     if new != old:
         write_atomic(path, new.encode("utf-8"))
     return old, new

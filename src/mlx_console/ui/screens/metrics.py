@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Grid
 from textual.screen import Screen
 from textual.widgets import Static
@@ -22,6 +21,7 @@ from textual_plotext import PlotextPlot
 
 from mlx_console.core import api
 from mlx_console.core.api import METRICS_WINDOWS as WINDOWS
+from mlx_console.ui.actions import bindings
 
 if TYPE_CHECKING:
     from mlx_console.core.api import Marker, Panel, PlotData
@@ -38,21 +38,7 @@ def axis(window: int) -> tuple[float, str]:
 
 
 class MetricsScreen(Screen[None]):
-    BINDINGS = [
-        Binding("escape,q", "close", "Close", id="metrics.close"),
-        Binding("1", "window('5m')", "5m", id="metrics.5m"),
-        Binding("2", "window('1h')", "1h", id="metrics.1h"),
-        Binding("3", "window('24h')", "24h", id="metrics.24h"),
-        Binding("tab,right", "backend(1)", "Next backend", id="metrics.next"),
-        Binding("shift+tab,left", "backend(-1)", "Prev", id="metrics.prev", show=False),
-    ]
-    DEFAULT_CSS = """
-    MetricsScreen { layout: vertical; }
-    MetricsScreen #metrics-head { height: 1; padding: 0 1; }
-    MetricsScreen Grid { grid-size: 2 2; height: 1fr; }
-    MetricsScreen PlotextPlot { height: 1fr; min-height: 6; }
-    MetricsScreen #metrics-markers { height: auto; max-height: 4; padding: 0 1; }
-    """
+    BINDINGS = bindings("metrics")
 
     def __init__(self, backends: list[str], backend: str | None = None, window: str = "1h",
                  loader: Callable[[str, str], PlotData] | None = None) -> None:

@@ -168,13 +168,7 @@ class FlagsScreen(ModalScreen[None]):
             return
         path = self.config.path
         try:
-            old = path.read_text(encoding="utf-8")
-            new = api.config_with_args(old, path, self.backend, args)
-        except FileNotFoundError:
-            self.app.notify(f"not saved: {path} does not exist (the built-in demo backend runs without one). "
-                            "Flags are kept as `args` of a [[backend]] there: see the README, Configuration",
-                            severity="error", timeout=12)
-            return
+            old, new = api.server_args_change(path, self.backend, args)
         except Exception as e:  # no file, no such [[backend]], a config the loader refuses: named
             self.app.notify(f"not saved: {e}", severity="error", timeout=12)
             return

@@ -278,7 +278,7 @@ def _model_checks(cfg: Config | None, mem: MemoryInfo | None) -> list[Check]:
                 out.append(_omlx_model_check(p))
             out += _advice_checks(cfg, p, mem)  # type: ignore[arg-type]
             continue
-        if not p.model or p.distributed:  # doctor_distributed checks it per rank host
+        if not p.model or p.distributed:  # doctor.distributed checks it per rank host
             continue
         m = models_mod.resolve_profile(p)
         cid = f"model:{p.name}"
@@ -307,7 +307,7 @@ def _model_checks(cfg: Config | None, mem: MemoryInfo | None) -> list[Check]:
 
 
 def _distributed_checks(config: Config | None) -> list[Check]:
-    from mlx_console.core.doctor_distributed import checks  # it imports this module
+    from mlx_console.core.doctor.distributed import checks  # it imports this module
 
     return checks(config)
 def _advice_checks(cfg: Config, p: Profile, mem: MemoryInfo | None) -> list[Check]:
