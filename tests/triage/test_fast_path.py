@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlx_console.core.logs import forked, scan
+from mlx_console.core.logs import triage as triage_mod
 from mlx_console.core.logs.patterns import Catalog
 from mlx_console.core.logs.scan import Scanner
 from mlx_console.core.logs.source import decode_line
@@ -142,18 +143,39 @@ def test_evidence_literal_prefilter_only_skips_entries_that_would_be_rejected() 
         assert {m.id for m in t.matches} == chosen, t.event.lines[:3]
 
 
+@pytest.fixture
+def forking(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The forked path taken even when an earlier test of the session left an idle thread behind (in a user's
+    process `can_fork` refuses any second thread); returns the job counts of each map_forked call."""
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform: the plain path is the only one")
+    calls: list[int] = []
+    real = forked.map_forked
+
+    def spy(fn, jobs):  # type: ignore[no-untyped-def]
+        calls.append(len(jobs))
+        return real(fn, jobs)
+
+    for mod in (triage_mod, scan):
+        monkeypatch.setattr(mod, "can_fork", lambda: True)
+        monkeypatch.setattr(mod, "map_forked", spy)
+    return calls
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("include_all", [False, True])
 @pytest.mark.parametrize("workers", [2, 5])
-def test_forked_equals_plain_on_all_fixtures(engine: str, include_all: bool, workers: int) -> None:
-    assert forked.can_fork() or not hasattr(os, "fork")  # the tests run in one thread: the forked path is taken
+def test_forked_equals_plain_on_all_fixtures(engine: str, include_all: bool, workers: int,
+                                             forking: list[int]) -> None:
     assert _fast(BLOB, include_all, engine, workers) == _plain(BLOB, include_all)
+    assert forking and max(forking) > 1  # the scan and the events were really shared by forked processes
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 120), include_all=st.booleans(), workers=st.integers(2, 7))
-def test_forked_equals_plain_on_shuffled_lines(engine: str, seed: int, n: int, include_all: bool, workers: int) -> None:
+def test_forked_equals_plain_on_shuffled_lines(engine: str, seed: int, n: int, include_all: bool, workers: int,
+                                               forking: list[int]) -> None:
     # Runs of candidates are cut anywhere, inside tracebacks too: the merge keeps one process's answer.
     rng = random.Random(seed)
     picked = [rng.choice(BLOB_LINES) for _ in range(n)]
@@ -161,7 +183,7 @@ def test_forked_equals_plain_on_shuffled_lines(engine: str, seed: int, n: int, i
     assert _fast(data, include_all, engine, workers) == _plain(data, include_all)
 
 
-def test_forked_scan_counts_lines_across_parts() -> None:
+def test_forked_scan_counts_lines_across_parts(forking: list[int]) -> None:
     data = BLOB * 3
     sc = Scanner(default_catalog())
     assert sc.scan(data, workers=4, min_part=1) == sc.scan(data)
