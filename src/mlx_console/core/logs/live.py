@@ -24,12 +24,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlx_console.core.logs.document import TAIL_BYTES, LogDocument
-from mlx_console.core.logs.patterns import Catalog, Entry
 from mlx_console.core.logs.tail import LogTail
-from mlx_console.core.logs.triage import TriagedEvent, Triager, default_catalog, triage_buffer_counted
 from mlx_console.core.logs.watch import FileWatch
+
+if TYPE_CHECKING:  # the triage engine is imported when a document is first triaged: a view shows it before
+    from mlx_console.core.logs.patterns import Catalog, Entry
+    from mlx_console.core.logs.triage import TriagedEvent, Triager
 
 # Waiting costs nothing with inotify/kqueue (FileWatch); without them the file is looked at every POLL_S
 # (80 ms: ~0.2 % of a core, append → visible well under 100 ms).
@@ -78,7 +81,7 @@ class LiveTriage:
         self.frame = frame
         self.workers = workers
         self._catalog_source = catalog
-        self._catalog: Catalog | None = catalog if isinstance(catalog, Catalog) else None
+        self._catalog: Catalog | None = None if catalog is None or callable(catalog) else catalog
         self._tail = LogTail(self.path, tail_bytes=TAIL_BYTES if history is not None else 0, read_opened=False,
                              hand_over=hand_over)
         self._triager: Triager | None = None
@@ -94,6 +97,8 @@ class LiveTriage:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
+            from mlx_console.core.logs.triage import default_catalog
+
             source = self._catalog_source
             self._catalog = source() if callable(source) else default_catalog()
         return self._catalog
@@ -186,6 +191,8 @@ class LiveTriage:
 
     def _triage_opened(self) -> list[TriagedEvent]:
         """Triage the document just opened: its last `history` lines, or all of it (the fast scan)."""
+        from mlx_console.core.logs.triage import Triager, triage_buffer_counted
+
         doc, self._to_triage = self._to_triage, None
         assert doc is not None
         catalog = self.catalog
@@ -251,6 +258,9 @@ class Reactions:
     the server cannot work, stop it as dead)."""
 
     def __init__(self, kind: str, catalog: Catalog | None = None) -> None:
+        from mlx_console.core.logs.patterns import Catalog
+        from mlx_console.core.logs.triage import default_catalog
+
         source = catalog if catalog is not None else default_catalog()
         self.catalog = Catalog([e for e in source.entries if e.action and (not e.backends or kind in e.backends)])
 
