@@ -255,3 +255,23 @@ def test_a_step_wakes_within_100ms_of_an_append(tmp_path: Path) -> None:
             delays.append(time.monotonic() - t0 - 0.05)
             assert got == [f"line {i}"]
     assert sorted(delays)[2] < 0.1, delays
+
+
+def test_a_dead_last_line_that_goes_on_is_not_a_new_file(tmp_path: Path) -> None:
+    """An unfinished last line older than a few seconds is taken for a dead backend's last words; when the
+    backend was only quiet (a download's progress bar) and writes on, a reader of appends (the supervising
+    daemon, the metrics sampler) resumes at that line: nothing earlier is read again."""
+    f = tmp_path / "server.log"
+    f.write_text("OSError: [Errno 98] Address already in use\nFetching 9 files:   0%|")
+    old = time.time() - 60
+    os.utime(f, (old, old))
+    with LogTail(f, start=0) as tail:
+        assert _texts(tail) == ["OSError: [Errno 98] Address already in use", "Fetching 9 files:   0%|"]
+        with f.open("a") as w:
+            w.write(" 100%|\nready\n")
+        polled = tail.poll()
+        assert polled.lines == ["Fetching 9 files:   0%| 100%|", "ready"]
+        assert polled.resumed and not polled.rotated and tail.generation == 0
+        with f.open("a") as w:
+            w.write("more\n")
+        assert _texts(tail) == ["more"]

@@ -97,3 +97,21 @@ def test_history_mode_shows_the_document_before_loading_the_catalogue(tmp_path: 
             lines = live.step(0.5).lines
         assert lines == ["new line"]
     doc.close()  # handed over: the caller closes it
+
+
+def test_a_dead_last_line_that_goes_on_is_triaged_on_not_again(tmp_path: Path) -> None:
+    f = tmp_path / "server.log"
+    f.write_text("OSError: [Errno 48] Address already in use\nINFO: loading")
+    old = time.time() - 60
+    os.utime(f, (old, old))
+    with LiveTriage(f, quiet=0.2) as live:
+        [first] = live.initial()
+        assert first.categories == ["port_in_use"]
+        with f.open("a") as w:
+            w.write(" done\n" + HANG)
+        evs = _drain(live, 1)
+        # The earlier event is not reported again; the new one keeps the file's line numbers.
+        assert [(e.first_line, e.last_line, e.categories) for e in evs] == [
+            (3, 6, ["batch_cache_shape", "server_hang"])
+        ]
+        assert live.generation == 0

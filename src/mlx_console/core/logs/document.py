@@ -152,6 +152,8 @@ class LogDocument:
             raise IsADirectoryError(f"{self.path}: not a regular file")
         self.ident = (st.st_dev, st.st_ino)
         self.replaced = False       # poll() saw the file replaced or truncated: open a new document
+        self.resume_at: int | None = None  # replaced because the line taken for a dead backend's last one goes
+        #                                    on: the same file, its lines from this offset (that line's start) on
         self.behind = False         # poll() stopped at MAX_POLL_BYTES: more is waiting
         self._buf = bytearray()
         self._cache: OrderedDict[tuple[int, int, int], list[str]] = OrderedDict()
@@ -215,9 +217,11 @@ class LogDocument:
         if seg.end > seg.start and seg is self.tail and self._last_byte(seg.end) != 0x0A:
             seg.lines += 1  # the dead backend's unfinished last line
             self._partial_at = seg.end
+            self._partial_start = complete_end(self._fd, seg.start, seg.end)
         mv.release()
 
     _partial_at = -1
+    _partial_start = 0
 
     def _last_byte(self, end: int) -> int:
         return os.pread(self._fd, 1, end - 1)[0]
@@ -274,10 +278,14 @@ class LogDocument:
             return self._read_on(os.fstat(self._fd).st_size, finish=True)
         if st.st_size == self.tail.end:
             return []
-        if st.st_size < self.tail.end or self._partial_at >= 0 or self._refilled():
-            # Truncated (copytruncate: maybe already written again past where we were), or the line that was
-            # taken for a dead backend's last one goes on: the lines counted so far are not the file's.
+        if st.st_size < self.tail.end or self._refilled():
+            # Truncated (copytruncate: maybe already written again past where we were): a new file to us.
             self.replaced = True
+            return []
+        if self._partial_at >= 0:
+            # The line taken for a dead backend's last one goes on: the lines counted so far are not the file's
+            # (a view opens it anew); a reader of appends resumes at that line's start (`resume_at`).
+            self.replaced, self.resume_at = True, self._partial_start
             return []
         return self._read_on(st.st_size, limit=max_bytes)
 

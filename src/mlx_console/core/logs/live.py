@@ -176,7 +176,14 @@ class LiveTriage:
             self._flushed = True
             if self._watch is not None:
                 self._watch.rewatch()
-        if polled.opened is not None:
+        if polled.resumed and polled.opened is not None:
+            # The dead backend's "last line" went on: it is read again whole, numbered as it was.
+            doc = polled.opened
+            out.events += self._triager.reset(self._triager.next_line - 1)
+            out.lines = doc.tail_lines(0, doc.tail_count)
+            out.events += self._triager.feed_many(out.lines)
+            self._last_line_at, self._flushed = time.monotonic(), not out.lines
+        elif polled.opened is not None:
             out.opened, self._to_triage = polled.opened, polled.opened
         elif not polled.lines and not self._flushed and time.monotonic() - self._last_line_at > self.quiet:
             out.events += self._triager.flush()

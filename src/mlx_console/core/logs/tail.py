@@ -24,6 +24,8 @@ class Polled:
     lines: list[str] = field(default_factory=list)  # complete lines read (of the old file, then the new one)
     opened: LogDocument | None = None  # the document opened in this poll (the first, or after a rotation)
     rotated: bool = False              # the file was replaced or truncated during this poll
+    resumed: bool = False              # the same file opened again at the start of a line that was taken for
+    #                                    a dead backend's last one and went on (its whole text is read again)
 
 
 class LogTail:
@@ -81,16 +83,29 @@ class LogTail:
             out.lines = doc.poll(max_bytes)
             if not doc.replaced:
                 return out
-            out.rotated = True
-            self.generation += 1
             if not self._hand_over:
                 doc.close()
             self.document = None
+            if doc.resume_at is not None and not self._hand_over:  # a view (hand_over) shows the file anew
+                return self._resume(out, doc.resume_at)
+            out.rotated = True
+            self.generation += 1
         doc = self.open()
         if doc is not None:
             out.opened = doc
             if self._read_opened:
                 out.lines += doc.tail_lines(0, doc.tail_count)
+        return out
+
+    def _resume(self, out: Polled, offset: int) -> Polled:
+        try:
+            self.document = LogDocument(self.path, start=offset)
+        except OSError as e:  # gone meanwhile: the next poll looks for the file again
+            self.error = f"{self.path}: {e.strerror}" if e.strerror else str(e)
+            return out
+        out.opened, out.resumed = self.document, True
+        if self._read_opened:
+            out.lines += self.document.tail_lines(0, self.document.tail_count)
         return out
 
     @property
