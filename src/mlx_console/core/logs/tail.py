@@ -51,21 +51,19 @@ class LogTail:
         """Where the lines read so far end in the current file (0 before it is open)."""
         return self.document.offset if self.document is not None else 0
 
-    def open(self) -> LogDocument | None:
-        """The document of the file at `path`, opened now if it is not yet; None while the file is missing or
-        unreadable (`error` says why)."""
+    def open(self, at: int | None = None) -> LogDocument | None:
+        """The document of the file at `path`, opened now if it is not yet (`at`: its lines from this byte
+        offset, a line start, on); None while the file is missing or unreadable (`error` says why)."""
         if self.document is not None:
             return self.document
+        if at is None and self._start is not None:
+            at = self._start if not self._opened_once else 0  # a new file after a rotation: all of it is new
         try:
-            if self._start is not None:
-                start = self._start if not self._opened_once else 0
-                doc = LogDocument(self.path, start=min(start, os.stat(self.path).st_size))
-            else:
-                doc = LogDocument(self.path, tail_bytes=self._tail_bytes)
+            doc = LogDocument(self.path, start=at, tail_bytes=self._tail_bytes)
         except FileNotFoundError:
             self.error = self.failure = None
-            if not self._opened_once:
-                self._start = 0 if self._start is not None else None  # created later: all of it is new
+            if not self._opened_once and self._start is not None:
+                self._start = 0  # created later: all of it is new
             return None
         except OSError as e:  # permission, a directory, …: retried, said why
             self.error = f"{self.path}: {e.strerror}" if e.strerror else str(e)
@@ -79,6 +77,7 @@ class LogTail:
     def poll(self, max_bytes: int = MAX_POLL_BYTES) -> Polled:
         out = Polled()
         doc = self.document
+        resume_at = None
         if doc is not None:
             out.lines = doc.poll(max_bytes)
             if not doc.replaced:
@@ -86,26 +85,15 @@ class LogTail:
             if not self._hand_over:
                 doc.close()
             self.document = None
-            if doc.resume_at is not None and not self._hand_over:  # a view (hand_over) shows the file anew
-                return self._resume(out, doc.resume_at)
-            out.rotated = True
-            self.generation += 1
-        doc = self.open()
+            resume_at = doc.resume_at if not self._hand_over else None  # a view shows the file anew
+            if resume_at is None:
+                out.rotated = True
+                self.generation += 1
+        doc = self.open(resume_at)
         if doc is not None:
-            out.opened = doc
+            out.opened, out.resumed = doc, resume_at is not None
             if self._read_opened:
                 out.lines += doc.tail_lines(0, doc.tail_count)
-        return out
-
-    def _resume(self, out: Polled, offset: int) -> Polled:
-        try:
-            self.document = LogDocument(self.path, start=offset)
-        except OSError as e:  # gone meanwhile: the next poll looks for the file again
-            self.error = f"{self.path}: {e.strerror}" if e.strerror else str(e)
-            return out
-        out.opened, out.resumed = self.document, True
-        if self._read_opened:
-            out.lines += self.document.tail_lines(0, self.document.tail_count)
         return out
 
     @property
