@@ -275,3 +275,25 @@ def test_a_dead_last_line_that_goes_on_is_not_a_new_file(tmp_path: Path) -> None
         with f.open("a") as w:
             w.write("more\n")
         assert _texts(tail) == ["more"]
+
+
+def test_an_unfinished_last_line_left_unwritten_becomes_a_line_while_followed(tmp_path: Path) -> None:
+    """A backend that dies in the middle of a line while it is followed: once the file has stayed unwritten
+    for a while, that line is its last words (as when the file is opened), and if it goes on after all the
+    reader resumes at it."""
+    f = tmp_path / "server.log"
+    f.write_text("INFO: serving\n")
+    with LogTail(f, start=0) as tail:
+        assert _texts(tail) == ["INFO: serving"]
+        with f.open("a") as w:
+            w.write("libc++abi: terminating due to uncaught exception")
+        assert _texts(tail) == []  # just written: maybe still being written
+        old = time.time() - 60
+        os.utime(f, (old, old))
+        assert _texts(tail) == ["libc++abi: terminating due to uncaught exception"]
+        assert _texts(tail) == []
+        with f.open("a") as w:
+            w.write(" of type std::runtime_error\nnext\n")
+        polled = tail.poll()
+        assert polled.resumed and polled.lines == [
+            "libc++abi: terminating due to uncaught exception of type std::runtime_error", "next"]

@@ -115,3 +115,25 @@ def test_a_dead_last_line_that_goes_on_is_triaged_on_not_again(tmp_path: Path) -
             (3, 6, ["batch_cache_shape", "server_hang"])
         ]
         assert live.generation == 0
+
+
+def test_a_traceback_whose_last_line_stops_unfinished_is_one_event(tmp_path: Path) -> None:
+    """A backend dies while its last line is being written: the quiet timer does not cut the traceback
+    before that line; once the file stays unwritten the line ends the event."""
+    f = tmp_path / "server.log"
+    f.write_text("INFO: serving\n")
+    with LiveTriage(f, quiet=0.1) as live:
+        assert live.initial() == []
+        with f.open("a") as w:
+            w.write(HANG.rstrip("\n"))
+        end = time.monotonic() + 0.6
+        early: list[TriagedEvent] = []
+        while time.monotonic() < end:  # quiet for longer than `quiet`: the event stays open
+            early += live.step(0.05).events
+        assert early == []
+        old = time.time() - 60
+        os.utime(f, (old, old))
+        evs = _drain(live, 1)
+        assert [(e.first_line, e.last_line, e.categories) for e in evs] == [
+            (2, 5, ["batch_cache_shape", "server_hang"])
+        ]

@@ -155,6 +155,7 @@ class LogDocument:
         self.resume_at: int | None = None  # replaced because the line taken for a dead backend's last one goes
         #                                    on: the same file, its lines from this offset (that line's start) on
         self.behind = False         # poll() stopped at MAX_POLL_BYTES: more is waiting
+        self.pending = False        # at the last poll the file ended in an unfinished line (still being written)
         self._buf = bytearray()
         self._cache: OrderedDict[tuple[int, int, int], list[str]] = OrderedDict()
         self._fp = b""
@@ -276,6 +277,7 @@ class LogDocument:
             if self._partial_at >= 0:
                 return []
             return self._read_on(os.fstat(self._fd).st_size, finish=True)
+        self.pending = st.st_size > self.tail.end
         if st.st_size == self.tail.end:
             return []
         if st.st_size < self.tail.end or self._refilled():
@@ -287,7 +289,14 @@ class LogDocument:
             # (a view opens it anew); a reader of appends resumes at that line's start (`resume_at`).
             self.replaced, self.resume_at = True, self._partial_start
             return []
-        return self._read_on(st.st_size, limit=max_bytes)
+        lines = self._read_on(st.st_size, limit=max_bytes)
+        self.pending = self.tail.end < st.st_size
+        if self.pending and not self.behind and time.time() - st.st_mtime > DEAD_AFTER_S:
+            # An unfinished last line nobody has written to for a while: the dead backend's last words, as at
+            # open (if it goes on after all, `resume_at` says where).
+            lines += self._read_on(st.st_size, finish=True)
+            self.pending = False
+        return lines
 
     def _refilled(self) -> bool:
         """The bytes before the end read so far are not the ones read: truncated and written again past it."""

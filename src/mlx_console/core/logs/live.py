@@ -185,7 +185,10 @@ class LiveTriage:
             self._last_line_at, self._flushed = time.monotonic(), not out.lines
         elif polled.opened is not None:
             out.opened, self._to_triage = polled.opened, polled.opened
-        elif not polled.lines and not self._flushed and time.monotonic() - self._last_line_at > self.quiet:
+        elif (not polled.lines and not self._flushed and time.monotonic() - self._last_line_at > self.quiet
+              and not (self._tail.document is not None and self._tail.document.pending)):
+            # Quiet: the open event is closed, unless a line is still being written (it may be the event's
+            # last words: the document makes it a line once it stays unwritten, DEAD_AFTER_S).
             out.events += self._triager.flush()
             self._flushed = True
 
