@@ -315,3 +315,22 @@ def test_nearby_load_makes_an_oom_a_load_failure() -> None:
     assert "oom_load" in ev.categories
     assert any(e.kind == "nearby" and e.line == 1 for e in ev.evidence)
     assert _cats(during_prefill) == {"oom_inference"}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # An HTTP error body (JSON) holding the server's traceback, as a client logs it.
+        '{"error": "Traceback (most recent call last):\\n  File \\"' + SITE + '/mlx_lm/tokenizer_utils.py\\", '
+        'line 3, in add_token\\n    x\\nTypeError: unhashable type: \'list\'"}',
+        # The same in a Python client's exception (a dict's repr).
+        "openai.InternalServerError: Error code: 500 - {'error': {'message': 'Traceback (most recent call last):\\n"
+        '  File "' + SITE + '/mlx_lm/tokenizer_utils.py", line 3, in add_token\\n    x\\n'
+        "TypeError: unhashable type: \\'list\\''}}",
+    ],
+)
+def test_a_traceback_escaped_in_one_line_is_read_as_its_lines(line: str) -> None:
+    [ev] = triage_text(line)
+    assert "tokenizer" in ev.categories
+    assert any(e.kind == "frame" and "tokenizer_utils.py" in e.text for e in ev.evidence)
+

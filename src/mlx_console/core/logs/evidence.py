@@ -9,7 +9,7 @@ nearby); each piece of evidence is an `Evidence(kind, line, text)`.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus
 
@@ -34,6 +34,20 @@ _EXC = re.compile(
     r"(?::\s*(?P<msg>.*)|\s*$|\()"
 )
 _CXX = re.compile(r"exception of type (?P<type>std::\w+|[\w:]+): (?P<msg>.*)")
+# A traceback carried inside one line, as a JSON or Python string (an HTTP error body, a client's exception):
+# its newlines are `\n` escapes. Such a line is read as the lines it holds.
+_ESCAPED_TB = re.compile(r'Traceback \(most recent call last\):\\n|\\n\s*File \\?"')
+_UNESCAPE = re.compile(r'\\(["\'\\nt])')
+
+
+def _physical(event: Event) -> Iterator[tuple[int, str]]:
+    """(line number, text) of an event's lines, a line holding an escaped traceback split into its lines."""
+    for n, text in enumerate(event.lines, event.first_line):
+        if "\\n" in text and _ESCAPED_TB.search(text):
+            for part in text.split("\\n"):
+                yield n, _UNESCAPE.sub(lambda m: "\t" if m[1] == "t" else m[1], part)
+        else:
+            yield n, text
 _GENERIC = frozenset({"Exception", "Error", "RuntimeError", "ValueError", "TypeError"})
 
 # Backends (and the servers that embed mlx-lm) recognised from logger names, module paths and wording,
@@ -134,7 +148,7 @@ def facts(event: Event, before: Sequence[tuple[int, str]] = (), backend: str | N
     f = Facts(event, level=event.level, before=list(before))
     first = parse_line(event.lines[0])
     f.logger = first.fields.get("logger")
-    for n, text in enumerate(event.lines, event.first_line):
+    for n, text in _physical(event):
         if not text:
             continue
         m = _PY_FRAME.search(text)
