@@ -212,3 +212,30 @@ def test_iso_time_and_lower_case_level_prefix() -> None:
 ])
 def test_omlx_logger_names_say_where(logger: str, level: str, msg: str, want: list[str]) -> None:
     assert _cats(f"2026-01-01 10:00:00,000 - {logger} - {level} - [-] - {msg}") == want
+
+
+COLOURED = (
+    "\x1b[32mINFO\x1b[0m:     127.0.0.1:50514 - \"POST /v1/chat/completions HTTP/1.1\" 200 OK\n"
+    "\x1b[31mERROR\x1b[0m:    Exception in ASGI application\n"
+    "Traceback (most recent call last):\n"
+    '  File "\x1b[36m/x/site-packages/mlx_lm/tokenizer_utils.py\x1b[0m", line 237, in \x1b[35madd_token\x1b[0m\n'
+    "    self._unflushed += token\n"
+    "\x1b[1;31mTypeError\x1b[0m: unhashable type: 'list'\n"
+    "\x1b[32mINFO\x1b[0m:     127.0.0.1:50515 - \"GET /health HTTP/1.1\" 200 OK\n"
+)
+
+
+def test_a_coloured_log_is_triaged_through_its_colours(tmp_path: Path) -> None:
+    # uvicorn, loguru and rich colour their lines on a terminal (a `script` capture, FORCE_COLOR): the same
+    # event in every reader, on the same lines, with its frame and exception as evidence.
+    from mlx_console.core.logs.triage import Triager, triage_buffer, triage_file
+
+    log = tmp_path / "coloured.log"
+    log.write_text(COLOURED)
+    feeder = Triager()
+    fed = feeder.feed_many(COLOURED.splitlines()) + feeder.flush()
+    for evs in (triage_text(COLOURED), triage_buffer(COLOURED.encode()), triage_file(log), fed):
+        [ev] = evs
+        assert (ev.first_line, ev.last_line, ev.categories[0]) == (2, 6, "tokenizer")
+        assert any(e.kind == "frame" and e.text.endswith("tokenizer_utils.py in add_token") for e in ev.evidence)
+        assert all("\x1b" not in e.text for e in ev.evidence)

@@ -34,7 +34,7 @@ from mlx_console.core.logs.evidence import facts as event_facts
 from mlx_console.core.logs.forked import can_fork, map_forked
 from mlx_console.core.logs.patterns import Catalog, Match, Verdict
 from mlx_console.core.logs.scan import PARALLEL_MIN, Buf, Scanner
-from mlx_console.core.logs.source import decode_line, split_text
+from mlx_console.core.logs.source import decode_line, split_text, strip_ansi, strip_ansi_bytes
 
 CANDIDATES_PER_WORKER = 100  # at least (≈ 20 ms of work), when the events around them are shared by processes
 _MAX_BACK = 5000  # lines walked back from a candidate to find the record that opens its event
@@ -240,7 +240,7 @@ def triage_lines(
     """`commands=True` (a paste): the command line that started the backend counts as nearby evidence for
     every event below it, however far down (its flags hold for the whole run)."""
     cat = _default(catalog)
-    lines = lines if isinstance(lines, Sequence) else list(lines)
+    lines = [strip_ansi(x) for x in lines]
     cmds = _command_lines(lines, first_line) if commands else []
     out = []
     for ev in group_lines(lines, first_line):
@@ -335,6 +335,8 @@ def triage_buffer_counted(
     a buffer of at least 2 × `min_part` bytes (Scanner.scan), then the events around the candidates, in
     runs of at least `min_candidates` (`_merge_runs` keeps the answer that of one process)."""
     cat = _default(catalog)
+    if buf.find(b"\x1b") >= 0:  # a coloured log: scanned without its escapes (line numbers are unchanged)
+        buf = strip_ansi_bytes(bytes(buf))
     scan = scanner or _scanner(cat, engine)
     candidates, hints, newlines = scan.scan(buf, workers=workers, min_part=min_part)
     job = _Job(buf, cat, include_all, backend, hints)
@@ -479,6 +481,7 @@ class Triager:
         return [t] if t is not None else []
 
     def feed(self, line: str) -> list[TriagedEvent]:
+        line = strip_ansi(line)
         n = self._g.next_line
         ev = self._g.feed(line)
         out = self._judge(ev)
