@@ -99,6 +99,15 @@ CASES = [
     ("mlx_vlm/models/x/vision.py", "unsupported_arch", _tb("mlx_vlm/models/qwen3_vl/vision.py", "__init__", "ValueError: Unsupported model type: qwen3_vl_vision_v2")),
     ("omlx/patches/deepseek_v4 rope", "unsupported_arch", _tb("omlx/patches/deepseek_v4/deepseek_v4_model.py", "__init__", "ValueError: Unsupported DeepSeek-V4 RoPE type: yarn2")),
     ("mlx_vlm/prompt_utils.py", "unsupported_arch", _tb("mlx_vlm/prompt_utils.py", "__init__", "ValueError: Unsupported model: glm5v")),
+    ("vllm_mlx/mllm_batch_generator.py merge", "batch_cache_shape", "2026-07-11 10:00:00,123 - vllm_mlx.mllm_batch_generator - ERROR - Failed to merge per-request caches (RotatingKVCache): ValueError: boom"),
+    ("vllm_mlx/engine/simple.py worker busy", "server_hang", "2026-07-11 10:00:00,123 - vllm_mlx.engine.simple - WARNING - SimpleEngine.stop: generation worker still busy after 30.0s; detaching it to finish in the background"),
+    ("vllm_mlx/mllm_scheduler.py failing", "server_hang", "2026-07-11 10:00:00,123 - vllm_mlx.mllm_scheduler - ERROR - Failing 4 MLLM requests after an unrecoverable scheduler step: boom"),
+    ("vllm_mlx/engine/batched.py env", "settings_invalid", "2026-07-11 10:00:00,123 - vllm_mlx.engine.batched - WARNING - Ignoring invalid MLX_BUFFER_CACHE_LIMIT='lots'; using device-scaled cap"),
+    ("mlx_vlm/apc.py env", "settings_invalid", "WARNING:mlx_vlm.apc:APC disk: unknown APC_DISK_READ_MODE='fast'; using direct"),
+    ("vllm_mlx/utils/download.py", "model_not_found", _tb("vllm_mlx/utils/download.py", "ensure_model_downloaded", "RuntimeError: Failed to download 'mlx-community/Qwen3-8B-4bit' after 3 attempts. Last error: boom")),
+    ("mlx_engine/utils/disable_hf_download.py", "model_not_found", _tb("mlx_engine/utils/disable_hf_download.py", "snapshot_download", "RuntimeError: Internal error: Cannot proceed without downloading from huggingface. Please report this error to the LM Studio team.")),
+    ("mlx_vlm/server/reranking.py template", "chat_template", _tb("mlx_vlm/server/reranking.py", "ensure_chat_template", "ValueError: The reranker model does not include a chat template.")),
+    ("mlx_lm/chat_templates/deepseek_v32.py role", "chat_template", _tb("mlx_lm/chat_templates/deepseek_v32.py", "render_message", "NotImplementedError: Unknown role: developer")),
 ]
 
 
@@ -123,6 +132,9 @@ NEAR_MISSES = [
     "usage: mlx_lm.server [-h] [--model MODEL] [--port PORT]",
     _tb("mlx_lm/server.py", "_validate", "ValueError: max_tokens must be at least 1"),
     _tb("mlx_lm/sample_utils.py", "apply_min_p", "ValueError: `min_p` has to be a float in the [0, 1] interval, but is 1.5"),
+    "2026-07-11 10:00:00,123 - vllm_mlx.server - WARNING - SECURITY WARNING: Server running without API key authentication.",
+    _omlx("omlx.custom_kernels.qwen35_prefill.fast", "WARNING", "qwen35_prefill: native kernels disabled — the extension was built with a nanobind ABI that does not match this mlx wheel; rebuild it"),
+    _omlx("omlx.engine_pool", "WARNING", "Unloading pending model 'Qwen3-8B-4bit' after activity drained (idle)"),
 ]
 
 
