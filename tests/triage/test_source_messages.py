@@ -108,6 +108,10 @@ CASES = [
     ("mlx_engine/utils/disable_hf_download.py", "model_not_found", _tb("mlx_engine/utils/disable_hf_download.py", "snapshot_download", "RuntimeError: Internal error: Cannot proceed without downloading from huggingface. Please report this error to the LM Studio team.")),
     ("mlx_vlm/server/reranking.py template", "chat_template", _tb("mlx_vlm/server/reranking.py", "ensure_chat_template", "ValueError: The reranker model does not include a chat template.")),
     ("mlx_lm/chat_templates/deepseek_v32.py role", "chat_template", _tb("mlx_lm/chat_templates/deepseek_v32.py", "render_message", "NotImplementedError: Unknown role: developer")),
+    ("mlx fast.cpp sdpa batch", "batch_cache_shape", _tb("mlx_lm/models/base.py", "scaled_dot_product_attention", "ValueError: [scaled_dot_product_attention] mismatching batch dimension for input with shape (3, 8, 1, 128).")),
+    ("mlx fast.cpp rope offset", "batch_cache_shape", _tb("mlx_lm/models/llama.py", "__call__", "ValueError: [rope] offset must be a scalar or vector with 4 elements but has shape (3).")),
+    ("omlx/engine_pool.py dflash fallback failed", "speculative_decoding", _omlx("omlx.engine_pool", "WARNING", "DFlash load failed: boom; batched fallback also failed: boom")),
+    ("mlx_engine model_kit fatal", "server_hang", "[mlx-engine] ERROR Encountered fatal exception in the backend scheduler: Traceback (most recent call last):"),
 ]
 
 
@@ -135,6 +139,12 @@ NEAR_MISSES = [
     "2026-07-11 10:00:00,123 - vllm_mlx.server - WARNING - SECURITY WARNING: Server running without API key authentication.",
     _omlx("omlx.custom_kernels.qwen35_prefill.fast", "WARNING", "qwen35_prefill: native kernels disabled — the extension was built with a nanobind ABI that does not match this mlx wheel; rebuild it"),
     _omlx("omlx.engine_pool", "WARNING", "Unloading pending model 'Qwen3-8B-4bit' after activity drained (idle)"),
+    # speculative routing oMLX (engine/dflash.py, scheduler.py) and mlx-engine do by design, logged at INFO
+    _omlx("omlx.engine.dflash", "INFO", "DFlashEngine loaded: target=Qwen3-8B-4bit, draft=/Users/me/models/Qwen3-DFlash, max_ctx=8192, fallback=batched, verify=exact"),
+    _omlx("omlx.engine.dflash", "INFO", "DFlash context fallback: 9120 >= 8192, evicting dflash models and switching to batched engine"),
+    _omlx("omlx.engine.dflash", "INFO", "DFlash multimodal fallback: image content detected, switching to VLM engine"),
+    _omlx("omlx.scheduler", "INFO", "vlm_mtp routing skipped for chatcmpl-3: drafter is busy with 1 request(s); falling back to BatchGenerator"),
+    "[mlx-engine] INFO Draft model is loaded but speculative decoding is disabled for this generation",
 ]
 
 
