@@ -145,6 +145,7 @@ NEAR_MISSES = [
     _omlx("omlx.engine.dflash", "INFO", "DFlash multimodal fallback: image content detected, switching to VLM engine"),
     _omlx("omlx.scheduler", "INFO", "vlm_mtp routing skipped for chatcmpl-3: drafter is busy with 1 request(s); falling back to BatchGenerator"),
     "[mlx-engine] INFO Draft model is loaded but speculative decoding is disabled for this generation",
+    _omlx("omlx.patches.index_cache", "DEBUG", "IndexCache: model_type 'qwen3' not supported, skipping"),
 ]
 
 
