@@ -111,6 +111,9 @@ CASES = [
     ("mlx fast.cpp sdpa batch", "batch_cache_shape", _tb("mlx_lm/models/base.py", "scaled_dot_product_attention", "ValueError: [scaled_dot_product_attention] mismatching batch dimension for input with shape (3, 8, 1, 128).")),
     ("mlx fast.cpp rope offset", "batch_cache_shape", _tb("mlx_lm/models/llama.py", "__call__", "ValueError: [rope] offset must be a scalar or vector with 4 elements but has shape (3).")),
     ("omlx/engine_pool.py dflash fallback failed", "speculative_decoding", _omlx("omlx.engine_pool", "WARNING", "DFlash load failed: boom; batched fallback also failed: boom")),
+    ("mlx_vlm/utils.py nvfp4", "model_load_missing_weights", _tb("mlx_vlm/utils.py", "_transform_modelopt_nvfp4", "ValueError: Missing ModelOpt NVFP4 tensors for language_model.model.layers.3.mlp.down_proj.")),
+    ("mlx_vlm/utils.py model_file", "model_load_missing_weights", _tb("mlx_vlm/utils.py", "get_model_and_args", "FileNotFoundError: config.json declares model_file=modeling_x.py but /Users/me/models/X/modeling_x.py does not exist")),
+    ("vllm_mlx/server.py unknown model", "model_not_found", "2026-07-11 10:00:00,123 - vllm_mlx.server - WARNING - HTTP 404: The model `gpt-4o` does not exist. Available models: ['qwen3-8b']"),
     ("mlx_engine model_kit fatal", "server_hang", "[mlx-engine] ERROR Encountered fatal exception in the backend scheduler: Traceback (most recent call last):"),
 ]
 
