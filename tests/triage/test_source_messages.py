@@ -149,6 +149,7 @@ NEAR_MISSES = [
     _omlx("omlx.scheduler", "INFO", "vlm_mtp routing skipped for chatcmpl-3: drafter is busy with 1 request(s); falling back to BatchGenerator"),
     "[mlx-engine] INFO Draft model is loaded but speculative decoding is disabled for this generation",
     _omlx("omlx.patches.index_cache", "DEBUG", "IndexCache: model_type 'qwen3' not supported, skipping"),
+    "2026-07-11 10:00:00,123 - uvicorn.error - WARNING - Timeout waiting for request body",
 ]
 
 
