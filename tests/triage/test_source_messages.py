@@ -150,6 +150,7 @@ NEAR_MISSES = [
     "[mlx-engine] INFO Draft model is loaded but speculative decoding is disabled for this generation",
     _omlx("omlx.patches.index_cache", "DEBUG", "IndexCache: model_type 'qwen3' not supported, skipping"),
     "2026-07-11 10:00:00,123 - uvicorn.error - WARNING - Timeout waiting for request body",
+    "2026-07-11 10:00:00,123 - WARNING - Config not found at /Users/me/.config/app.toml, using defaults",
 ]
 
 
