@@ -311,15 +311,29 @@ def test_a_busy_server_is_not_taken_for_a_hung_one(write_config, tiny_llama4_mod
                      timings=replace(FAST, probe_interval=1.0, probe_timeout=1.0, probe_failures=2,
                                      busy_timeouts=100))
     st = sup.start("a", wait=60)
-    body = {"messages": [{"role": "user", "content": "go"}], "max_tokens": 1000, "temperature": 0}
-    long = threading.Thread(target=lambda: httpx.post(f"{st.base_url}/v1/chat/completions", json=body, timeout=120))
+    # A generation long enough for any machine's speed: it streams until the probe has timed out behind it
+    # (the condition this test waits for), then the client hangs up.
+    body = {"messages": [{"role": "user", "content": "go"}], "max_tokens": 100_000, "temperature": 0, "stream": True}
+    done = threading.Event()
+
+    def generate() -> None:
+        with httpx.stream("POST", f"{st.base_url}/v1/chat/completions", json=body, timeout=120) as r:
+            for _ in r.iter_lines():
+                if done.is_set():
+                    return
+
+    long = threading.Thread(target=generate)
     long.start()
     seen = set()
-    while long.is_alive():
+    log_path = sup.dir("a") / "supervise.log"
+    deadline = time.monotonic() + 90
+    while long.is_alive() and time.monotonic() < deadline and "timed out while busy" not in log_path.read_text():
         seen.add(sup.status("a").status)
         time.sleep(0.1)
-    long.join()
-    log = (sup.dir("a") / "supervise.log").read_text()
+    seen.add(sup.status("a").status)
+    done.set()
+    long.join(timeout=30)
+    log = log_path.read_text()
     assert "timed out while busy" in log, log
     assert seen == {"ready"}, f"{seen}\n{log}"
     sup.stop("a")
