@@ -58,6 +58,11 @@ def _cats(text: str) -> set[str]:
          """'type': 'invalid_request_error', 'code': 'model_not_found'}}""", "model_not_found"),
         ("RuntimeError: Failed to download config.json from https://huggingface.co/someone/gone-model/resolve/main/"
          "config.json: 404", "model_not_found"),
+        # a stop token repeated to max_tokens; a character split over byte tokens decoded one token at a time
+        ("Sure! The answer is 42.<|im_end|><|im_end|><|im_end|><|im_end|>", "tokenizer"),
+        ("Flags of Japan and France: \ufffd\ufffd\ufffd\ufffd and \ufffd\ufffd", "tokenizer"),
+        # a speculative option handed to a generate function that does not take it
+        ("TypeError: stream_generate() got an unexpected keyword argument 'draft_model'", "speculative_decoding"),
         # a worker of a distributed instance died while the API stays up
         ("Runner 1f2e3d4c: RunnerFailed — \"Terminated (signal=9 (Killed: 9))\"", "server_hang"),
     ],
@@ -77,6 +82,9 @@ def test_round3_shapes(text: str, cat: str) -> None:
         + OMLX.format(logger="omlx.utils.hardware", level="WARNING", msg="Using default memory size: 8 GB"),
         # a tool definition is not a call
         """tools: '{\\n "name": "read_file",\\n "parameters": {"type": "object", "properties": {}}}'""",
+        # a rendered prompt in one line of a record, and binary noise decoded with replacement characters
+        OMLX.format(logger="omlx.server", level="DEBUG", msg="Rendered: <|im_start|>user Hello.<|im_end|>"),
+        "\ufffd\ufffd\ufffd\ufffd\x07\ufffd",
         # a Harmony token in a template, no call
         "chat template renders <|channel|>analysis for reasoning",
     ],
