@@ -224,6 +224,20 @@ async def test_control_characters_in_the_log_are_shown_not_obeyed(make_app, log_
         assert not any(c in "".join(rows) for c in "\x1b\x07\r\x9b")
 
 
+async def test_a_coloured_line_is_shown_as_its_text(make_app, log_file: Path) -> None:
+    # uvicorn and loguru colour their records on a terminal: the colours are dropped, the text is shown as is.
+    app = make_app()
+    async with app.run_test(size=(100, 24)) as pilot:
+        log = app.query_one(LogView)
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES), what="initial lines")
+        append(log_file, ["\x1b[31mERROR\x1b[0m:    Exception in \x1b[1;33mASGI\x1b[0m application"])
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES) + 1, what="coloured line")
+        await pilot.pause()
+        rows = ["".join(seg.text for seg in log.render_line(y)) for y in range(log.size.height)]
+        assert any("ERROR:    Exception in ASGI application" in r for r in rows), rows
+        assert "^[" not in "".join(rows)
+
+
 DEAD_LOG = [
     "2026-11-25 10:00:00,001 - INFO - Starting httpd at 127.0.0.1 on port 8080...",
     '127.0.0.1 - - [25/Nov/2026 10:00:01] "POST /v1/chat/completions HTTP/1.1" 200 -',

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 from mlx_console.core.common.text import (
     visible as visible_text,  # text safe to draw: controls shown, not obeyed
 )
+from mlx_console.core.common.text import (
+    without_formatting,  # a log line without its colours (CSI sequences)
+)
 from mlx_console.core.config import Config, Profile
 from mlx_console.core.errors import ConfigError, ConsoleError
 from mlx_console.core.logs.document import RUN_START, LogDocument, is_run_start
@@ -55,7 +58,7 @@ __all__ = [
     "check_raw_settings", "describe", "check_server_flag", "server_args_change", "doctor", "draft_report", "join_server_args", "mlx_lm_flags", "save_server_args", "split_server_args", "is_run_start", "fleet_rows", "fmt_bytes", "live_triage",
     "load_catalog", "load_config", "load_settings", "mask_secrets", "memory", "save_report", "metrics_plot", "model_choices",
     "settings_baseline_diff", "settings_form_fields", "settings_path", "state_dir", "supervisor", "unified_diff",
-    "visible_text", "watch_settings", "write_atomic",
+    "visible_text", "watch_settings", "without_formatting", "write_atomic",
 ]
 
 # The metrics screen's windows: name → seconds (core/metrics/query.py).

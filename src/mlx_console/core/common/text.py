@@ -27,6 +27,17 @@ _ONE_LINE = _table("\t")
 _UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
+# Terminal formatting: SGR sequences (the colours of uvicorn, loguru and rich) and erase-in-line. A line's colours
+# are not what it says: readers of logs drop them (`without_formatting`). Every other escape (a screen clear, a
+# cursor move, OSC: a clipboard or title write) stays, for `visible` to show it as text.
+CSI = r"\x1b\[[0-9;:]*[mK]"
+_CSI = re.compile(CSI)
+
+
+def without_formatting(text: str) -> str:
+    return _CSI.sub("", text) if "\x1b" in text else text
+
+
 def visible(text: str, *, newlines: bool = True) -> str:
     """`text` with control characters shown like `cat -v` (tab kept; newline kept unless newlines=False)."""
     if not _UNSAFE.search(text):

@@ -9,18 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
+from mlx_console.core.common.text import CSI, without_formatting
+
 MAX_LINE_BYTES = 64 * 1024  # longer lines keep their first 64 KiB: bounded memory, patterns still see the head
 _READ_CHUNK = 1 << 20
-# Terminal formatting (CSI sequences: the colours of uvicorn, loguru and rich, a `script` capture's cursor moves):
-# triage reads through them, what a line says is its text, not its colours. Other escapes (OSC: a clipboard or
-# title write) are left in, to be shown as the visible text they are.
-_ANSI = r"\x1b\[[0-?]*[ -/]*[@-~]"
-_ANSI_STR = re.compile(_ANSI)
-_ANSI_BYTES = re.compile(_ANSI.encode())
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI_STR.sub("", text) if "\x1b" in text else text
+_ANSI_BYTES = re.compile(CSI.encode())
+strip_ansi = without_formatting  # a log line's colours are not what it says (core.common.text)
 
 
 def strip_ansi_bytes(buf: bytes) -> bytes:

@@ -26,7 +26,7 @@ from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
-from mlx_console.core.api import RUN_START, LogDocument, is_run_start
+from mlx_console.core.api import RUN_START, LogDocument, is_run_start, without_formatting
 from mlx_console.core.api import visible_text as visible
 from mlx_console.ui.actions import bindings
 from mlx_console.ui.textual_private import RowStylesCache
@@ -521,7 +521,7 @@ class LogView(ScrollView, can_focus=True):
     def _segments(self, row: int, width: int) -> int:
         """Screen rows a shown row takes when wrapped at `width` (gutter excluded)."""
         text = self.text_of(self._line_at(row))
-        n = cell_len(visible(text[:MAX_RENDER], newlines=False).expandtabs(4))
+        n = cell_len(visible(without_formatting(text[:MAX_RENDER]), newlines=False).expandtabs(4))
         return max(1, -(-n // max(1, width)))
 
     def _wrap_rows(self) -> list[tuple[int, int]]:
@@ -606,7 +606,7 @@ class LogView(ScrollView, can_focus=True):
             if self.app.no_color and sev in ("error", "warning"):  # no colour: severity by weight, never dimmer
                 base = base + Style(bold=True, dim=False)
         mark = GUTTER.get(sev or "", " ")
-        body = Text(visible(text[:MAX_RENDER], newlines=False).expandtabs(4), style=base, no_wrap=True, end="")
+        body = Text(visible(without_formatting(text[:MAX_RENDER]), newlines=False).expandtabs(4), style=base, no_wrap=True, end="")
         if self._search is not None:
             body.highlight_regex(self._search, style=self._style("logview--match"))
         if self._doc is not None and self._gap and line_no == self._head_n:
