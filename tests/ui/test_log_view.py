@@ -210,32 +210,30 @@ async def test_L_switches_an_omlx_backend_to_its_own_server_log_and_back(make_ap
         assert app.log_path == log_file
 
 
-async def test_control_characters_in_the_log_are_shown_not_obeyed(make_app, log_file: Path) -> None:
+async def _rows_after(make_app, log_file: Path, line: str) -> list[str]:
+    """The log view's rows once `line` is appended to the followed log and shown."""
     app = make_app()
     async with app.run_test(size=(100, 24)) as pilot:
         log = app.query_one(LogView)
         await wait_for(pilot, lambda: log.line_count == len(LOG_LINES), what="initial lines")
-        append(log_file, ["evil \x1b]52;c;aGk=\x07 \x1b[2J done\r\x9bX"])
-        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES) + 1, what="hostile line")
+        append(log_file, [line])
+        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES) + 1, what="appended line")
         await pilot.pause()
-        rows = ["".join(seg.text for seg in log.render_line(y)) for y in range(log.size.height)]
-        shown = next(r for r in rows if "evil" in r)
-        assert "evil ^[]52;c;aGk=^G ^[[2J done^MM-^[X" in shown
-        assert not any(c in "".join(rows) for c in "\x1b\x07\r\x9b")
+        return ["".join(seg.text for seg in log.render_line(y)) for y in range(log.size.height)]
+
+
+async def test_control_characters_in_the_log_are_shown_not_obeyed(make_app, log_file: Path) -> None:
+    rows = await _rows_after(make_app, log_file, "evil \x1b]52;c;aGk=\x07 \x1b[2J done\r\x9bX")
+    shown = next(r for r in rows if "evil" in r)
+    assert "evil ^[]52;c;aGk=^G ^[[2J done^MM-^[X" in shown
+    assert not any(c in "".join(rows) for c in "\x1b\x07\r\x9b")
 
 
 async def test_a_coloured_line_is_shown_as_its_text(make_app, log_file: Path) -> None:
     # uvicorn and loguru colour their records on a terminal: the colours are dropped, the text is shown as is.
-    app = make_app()
-    async with app.run_test(size=(100, 24)) as pilot:
-        log = app.query_one(LogView)
-        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES), what="initial lines")
-        append(log_file, ["\x1b[31mERROR\x1b[0m:    Exception in \x1b[1;33mASGI\x1b[0m application"])
-        await wait_for(pilot, lambda: log.line_count == len(LOG_LINES) + 1, what="coloured line")
-        await pilot.pause()
-        rows = ["".join(seg.text for seg in log.render_line(y)) for y in range(log.size.height)]
-        assert any("ERROR:    Exception in ASGI application" in r for r in rows), rows
-        assert "^[" not in "".join(rows)
+    rows = await _rows_after(make_app, log_file, "\x1b[31mERROR\x1b[0m:    Exception in \x1b[1;33mASGI\x1b[0m application")
+    assert any("ERROR:    Exception in ASGI application" in r for r in rows), rows
+    assert "^[" not in "".join(rows)
 
 
 DEAD_LOG = [
