@@ -21,6 +21,9 @@ def _cats(text: str) -> set[str]:
         ("Fatal error: [concatenate] All the input array dimensions must match exactly except for the\n"
          "concatenation axis. However, the provided shapes are\n(4,16,100,128), (1,16,100,64), and the "
          "concatenation axis is 3.", "batch_cache_shape"),
+        # mlx's broadcast error as other versions print it, on two 4-D (KV cache) shapes
+        ("mlx.core.ValueError: broadcast_shapes: shapes (2,4,0,64) and (2,4,17,64) cannot be broadcast",
+         "batch_cache_shape"),
         # two settings that cannot go together
         ("pydantic_core.ValidationError: 1 validation error for LoadConfig\n  Value error, draft model and "
          "kv quantization are mutually exclusive", "settings_invalid"),
