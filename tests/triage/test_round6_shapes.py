@@ -24,6 +24,11 @@ def _cats(text: str) -> set[str]:
         # UTF-8 decoded byte by byte as Latin-1: CJK text and accented Latin text
         ("你好ï¼\x81æ\x88\x91æ\x98¯ä¸\x80个助手", "tokenizer"),
         ("data: {\"content\": \"Le cafÃ© est prÃ¨s de la gare\"}", "tokenizer"),
+        # Metal kernels this macOS cannot build, or a metallib for a Metal language it does not have
+        ("Error: Unable to build the Metal library for custom kernel fused_moe_gate", "metal_error"),
+        ("xcrun: error: invalid value 'metal3.2' in '-std=metal3.2'", "metal_error"),
+        ("RuntimeError: Failed loading libmlx.metallib: this library is using language version 3.2 which is not "
+         "supported on this OS", "metal_error"),
     ],
 )
 def test_round6_shapes(text: str, cat: str) -> None:
