@@ -29,6 +29,18 @@ def _cats(text: str) -> set[str]:
         ("xcrun: error: invalid value 'metal3.2' in '-std=metal3.2'", "metal_error"),
         ("RuntimeError: Failed loading libmlx.metallib: this library is using language version 3.2 which is not "
          "supported on this OS", "metal_error"),
+        # a server refusing KV quantization in its own words; a wrapper of a quantized cache; a quantized layer
+        ("RuntimeError: This model does not yet support KV cache quantization (sliding-window layers)",
+         "kv_cache_quant"),
+        ("ERROR: kv-cache quantization is not supported with --max-kv-size", "kv_cache_quant"),
+        ("AttributeError: '_TurboQuantKVCacheProxy' object has no attribute 'offset'", "kv_cache_quant"),
+        ("2026-07-01 09:00:00,000 - omlx.cache.prefix_cache - ERROR - [-] - TQ layer 7: rebuild failed: bad shape",
+         "kv_cache_quant"),
+        # the Hub refusing a repo that does not exist (an anonymous client gets 401), as requests and httpx say it
+        ("requests.exceptions.HTTPError: 401 Client Error: Unauthorized for url: "
+         "https://huggingface.co/someorg/no-such-model/resolve/main/config.json", "model_not_found"),
+        ("httpx.HTTPStatusError: Client error '404 Not Found' for url "
+         "'https://huggingface.co/api/models/someorg/no-such-model/revision/main'", "model_not_found"),
     ],
 )
 def test_round6_shapes(text: str, cat: str) -> None:
@@ -44,6 +56,8 @@ def test_round6_shapes(text: str, cat: str) -> None:
         # a mention of a thread being active, and one lone Latin-1 pair in real text
         "Thread pool (active): 4 workers",
         "Model card © 2025 — see Â§3 of the licence; déjà vu à côté",
+        # a 401 from the server's own API (a missing API key) is not a missing model
+        "requests.exceptions.HTTPError: 401 Client Error: Unauthorized for url: http://127.0.0.1:8000/v1/models",
     ],
 )
 def test_round6_near_misses(text: str) -> None:
