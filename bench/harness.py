@@ -81,6 +81,8 @@ def emit(row: Row) -> None:
     """Print the figure for a person and append it to MLX_BENCH_OUT for `make bench`'s table. Each peer's
     figure in the same unit gets the ratio ours/peer beside it."""
     row.peers = {k: ratio_to(row.measured, row.unit, v) for k, v in row.peers.items()}
+    if row.peers:  # a row compared with peers names the ones that could not be had
+        row.peers.update({k: f"not installed ({how})" for k, how in _MISSING.items() if k not in row.peers})
     goal = f"  goal {row.goal}: {'met' if row.met else 'NOT met'}" if row.goal and row.met is not None else ""
     peers = "  |  " + ", ".join(f"{k} {v}" for k, v in row.peers.items()) if row.peers else ""
     note = f"  ({row.note})" if row.note else ""
@@ -118,9 +120,14 @@ def find_tool(name: str) -> str | None:
     return None
 
 
+_MISSING: dict[str, str] = {}  # peer → how to get it, for the peers this run could not measure
+
+
 def missing(name: str, how: str) -> str:
+    """Say that peer `name` is not here; the rows emitted afterwards that compare with peers name it as such."""
     msg = f"{name} is not installed ({how}); its figures are left out of this run"
     print(f"  note: {msg}", flush=True)
+    _MISSING[name] = how
     return msg
 
 
