@@ -32,6 +32,7 @@ from mlx_console.core.logs.events import Event, Grouper, group_lines, parse_line
 from mlx_console.core.logs.evidence import TRACKERS, Evidence, Facts, search_query, search_urls
 from mlx_console.core.logs.evidence import facts as event_facts
 from mlx_console.core.logs.forked import can_fork, map_forked
+from mlx_console.core.logs.paste import collector_prefixed, is_wrapped, unquote_paste
 from mlx_console.core.logs.patterns import Catalog, Match, Verdict
 from mlx_console.core.logs.scan import PARALLEL_MIN, Buf, Scanner
 from mlx_console.core.logs.source import decode_line, split_text, strip_ansi, strip_ansi_bytes
@@ -259,31 +260,23 @@ _COMMAND = re.compile(
 # The same run-wide settings passed through the Python API (`generate(..., draft_model=draft, kv_bits=8)`).
 _RUN_SETTING = re.compile(r"\b(?:draft_model|num_draft_tokens|kv_bits|kv_group_size|quantized_kv_start|kv_quant_scheme)"
                           r"\s*=\s*[\w\"'(]")
-_QUOTE = re.compile(r"^(?:> ?)+")
-_FENCE = re.compile(r"^\s*(?:```|~~~)")
-
-
-def unquote_paste(lines: Sequence[str]) -> list[str]:
-    """A paste from an issue or a chat: lines inside Markdown quotes lose their `> `, code-fence lines become
-    blank (line numbers are kept). A log file is never changed: only the text that quotes lines."""
-    if not any(ln.startswith(">") or _FENCE.match(ln) for ln in lines):
-        return list(lines)
-    return ["" if _FENCE.match(ln) else _QUOTE.sub("", ln) if ln.startswith(">") else ln for ln in lines]
 
 
 def triage_text(
     text: str, catalog: Catalog | None = None, *, include_all: bool = False, backend: str | None = None
 ) -> list[TriagedEvent]:
-    """A pasted text (an issue, a chat, a terminal): Markdown quotes and code fences are read through."""
+    """A pasted text (an issue, a chat, a terminal): its wrapping (Markdown quotes and fences, a collector's
+    prefix on every line, a common indentation, HTML entities: core.logs.paste) is read through."""
     return triage_lines(unquote_paste(split_text(text)), catalog, include_all=include_all, backend=backend,
                         commands=True)
 
 
 def triage_paste(buf: bytes, catalog: Catalog | None = None, *, include_all: bool = False,
                  backend: str | None = None) -> list[TriagedEvent]:
-    """Standard input: a log (the fast path) or a paste whose lines sit in Markdown quotes or code fences
-    (read through them, as `triage_text`)."""
-    if not re.search(rb"(?m)^(?:>|\s*```|\s*~~~)", buf[:1 << 20]):
+    """Standard input: a log (the fast path) or a paste whose lines are wrapped (Markdown quotes or fences, a
+    collector's prefix, a common indentation, HTML entities): read through them, as `triage_text`."""
+    head = [decode_line(b) for b in buf[: 1 << 16].split(b"\n")[:400]]
+    if not re.search(rb"(?m)^(?:>|\s*```|\s*~~~)", buf[:1 << 20]) and not is_wrapped(head):
         return triage_buffer(buf, catalog, include_all=include_all, backend=backend)
     lines = [decode_line(b) for b in buf.split(b"\n")]
     if buf.endswith(b"\n"):
@@ -453,6 +446,13 @@ def triage_file(
         if size == 0:
             return []
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            if collector_prefixed([decode_line(b) for b in mm[: 1 << 16].split(b"\n")[:200]]):
+                # a saved `docker compose logs` / `journalctl`: each line read without the collector's prefix
+                # (the line-by-line path, slower than the scan)
+                lines = [decode_line(b) for b in mm[:].split(b"\n")]
+                if lines and lines[-1] == "":
+                    lines.pop()
+                return triage_lines(unquote_paste(lines), catalog, include_all=include_all, backend=backend)
             return triage_buffer(mm, catalog, include_all=include_all, engine=engine, backend=backend,
                                  workers=workers, min_part=min_part, min_candidates=min_candidates)
 

@@ -1,0 +1,85 @@
+"""Text pasted from somewhere else than the server's own log file, read as the log it holds.
+
+An issue, a chat or a terminal wraps the lines it carries: Markdown quotes and code fences, the prefix a log
+collector puts on every line (`docker compose logs`, `journalctl`, `docker logs -t` / `kubectl logs
+--timestamps`, an app that stamps its child's output), the indentation of a list item or a `<details>` block, and
+HTML entities where a page was copied. Each line keeps its number (a fence becomes a blank line); only the
+wrapping goes, and only when the text is wrapped that way throughout: a server's own log is never changed.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+_QUOTE = re.compile(r"^(?:> ?)+")
+_FENCE = re.compile(r"^\s*(?:```|~~~)")
+# What a collector writes before every line it forwards. Each is told apart by its shape, not by a name.
+_COLLECTOR = (
+    # docker compose (v2 `svc-1  | `, v1 `svc_1  | `)
+    re.compile(r"^[A-Za-z0-9][\w.-]*\s*\| ?"),
+    # journalctl's short format (`Dec 06 10:00:00 host unit[123]: `)
+    re.compile(r"^[A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d [\w.-]+ [^\s:\[]+(?:\[\d+\])?: "),
+    # an RFC 3339 stamp (`docker logs -t`, `kubectl logs --timestamps`)
+    re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d) "),
+    # a bracketed date or time an app stamps on its child's output (`[15:59:49.692] `, `[2026-12-06 10:00:00] `)
+    re.compile(r"^\[(?:\d{4}-\d\d-\d\d[ T])?\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\] "),
+)
+_ENTITY = re.compile(r"&(?:quot|#39|#x27|gt|lt|amp|nbsp);")
+_SHARE = 0.8  # a wrapping is read through when at least this share of the non-blank lines carries it
+
+
+def _mostly(lines: Sequence[str], rx: re.Pattern[str], least: int) -> bool:
+    filled = [ln for ln in lines if ln.strip()]
+    return len(filled) >= least and sum(1 for ln in filled if rx.match(ln)) >= _SHARE * len(filled)
+
+
+# A line that starts a record in a log: a date or time, a traceback's head, an exception, a level, a bracket.
+_HEAD = re.compile(r"(?:\d{4}-\d\d-\d\d|\d\d:\d\d:\d\d|Traceback \(most recent call last\)|[\w.]*(?:Error|Exception)\b"
+                   r"|(?:INFO|WARNING|ERROR|DEBUG|CRITICAL)\b|\[)")
+
+
+def _common_indent(lines: Sequence[str]) -> int:
+    """The indentation every non-blank line has, when it pushed the lines that start records (a time, a
+    traceback's head, an exception) off the margin: indentation inside a log is structure, kept. A traceback's
+    frames (`  File "…"`) keep their own two spaces."""
+    filled = [ln for ln in lines if ln.strip()]
+    if len(filled) < 2:
+        return 0
+    cut = min(len(ln) - len(ln.lstrip(" \t")) for ln in filled)
+    if cut < 3:  # one or two spaces: a log's own continuation lines as often as a paste's margin
+        return 0
+    if not any(_HEAD.match(ln, cut) for ln in filled if len(ln) - len(ln.lstrip(" \t")) == cut):
+        return 0
+    if any(ln[cut:].startswith('File "') for ln in filled):
+        cut -= 2
+    return max(cut, 0)
+
+
+def unquote_paste(lines: Sequence[str]) -> list[str]:
+    """The lines of a paste with their wrapping taken off (see the module's doc); the same count of lines."""
+    out = list(lines)
+    if any(_ENTITY.search(ln) for ln in out) and not any('"' in ln or "<" in ln for ln in out):
+        out = [html.unescape(ln) for ln in out]
+    if any(ln.startswith(">") or _FENCE.match(ln) for ln in out):
+        out = ["" if _FENCE.match(ln) else _QUOTE.sub("", ln) if ln.startswith(">") else ln for ln in out]
+    for i, rx in enumerate(_COLLECTOR):
+        if _mostly(out, rx, 2 if i == 0 else 1):  # `name | ` alone on one line could be a log's own text
+            out = [rx.sub("", ln, count=1) for ln in out]
+            break
+    cut = _common_indent(out)
+    if cut:
+        out = [ln[cut:] for ln in out]
+    return out
+
+
+def is_wrapped(lines: Sequence[str]) -> bool:
+    """Whether `unquote_paste` would change these lines (a sample of a big input is enough to tell)."""
+    return list(lines) != unquote_paste(lines)
+
+
+def collector_prefixed(lines: Sequence[str]) -> bool:
+    """Whether these lines (the head of a file) carry a log collector's prefix: a saved `docker compose logs`,
+    `journalctl` or `kubectl logs --timestamps`, not a server's own log."""
+    return any(_mostly(lines, rx, 2) for rx in _COLLECTOR)

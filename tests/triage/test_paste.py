@@ -1,0 +1,84 @@
+"""A paste wrapped by where it came from (a log collector's prefix, a list item's indentation, HTML entities) is
+triaged as the log it holds, through the API and through `mlx-console triage -`; a server's own log, and a line
+that only looks wrapped, are read as they are."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlx_console.core.logs.paste import unquote_paste
+from mlx_console.core.logs.triage import triage_text
+
+# A generic exception whose frames say where it broke: only a reader of the frames names the tokenizer.
+TRACEBACK = [
+    "Traceback (most recent call last):",
+    '  File "/opt/venv/lib/python3.12/site-packages/mlx_lm/tokenizer_utils.py", line 463, in load',
+    "    tokenizer = AutoTokenizer.from_pretrained(model_path)",
+    '  File "/opt/venv/lib/python3.12/site-packages/transformers/tokenization_utils_base.py", line 2061, in '
+    "from_pretrained",
+    "    return cls._from_pretrained(",
+    "TypeError: expected str, bytes or os.PathLike object, not NoneType",
+]
+
+
+def _cats(text: str) -> set[str]:
+    return {c for ev in triage_text(text) for c in ev.categories}
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "mlx-1  | ",  # docker compose v2
+        "Dec 06 10:00:00 studio mlx_lm.server[4242]: ",  # journalctl
+        "2026-12-06T10:00:00.123456789Z ",  # docker logs -t, kubectl logs --timestamps
+        "[15:59:49.692] ",  # an app stamping its child's output
+    ],
+)
+def test_a_collectors_prefix_is_read_through(prefix: str) -> None:
+    wrapped = "\n".join(prefix + ln for ln in TRACEBACK)
+    assert "tokenizer" in _cats(wrapped)
+    assert unquote_paste(wrapped.split("\n")) == TRACEBACK
+
+
+def test_an_indented_paste_and_html_entities_are_read_through() -> None:
+    indented = "\n".join("    " + ln for ln in TRACEBACK)
+    assert unquote_paste(indented.split("\n")) == TRACEBACK
+    assert "tokenizer" in _cats(indented)
+    escaped = "AttributeError: &#39;QuantizedKVCache&#39; object has no attribute &#39;offsets&#39;"
+    assert "kv_cache_quant" in _cats(escaped)
+
+
+def test_a_servers_own_lines_are_left_as_they_are() -> None:
+    own = [
+        "2026-12-06 10:00:00,000 - INFO - Starting httpd at 127.0.0.1 on port 8080...",
+        "  continuation of a message, indented by the server",
+        "  and another",
+    ]
+    assert unquote_paste(own) == own
+    # one `name | text` line is a log's own text, not a compose prefix; two spaces of indentation are structure
+    assert unquote_paste(["INFO | engine ready"]) == ["INFO | engine ready"]
+    two = ["  File \"a.py\", line 1, in f", "    g()", "  ValueError: x"]
+    assert unquote_paste(two) == two
+
+
+def test_stdin_reads_a_wrapped_paste_through() -> None:
+    wrapped = "".join("mlx-1  | " + ln + "\n" for ln in TRACEBACK)
+    out = subprocess.run([sys.executable, "-m", "mlx_console", "triage", "--json", "-"], input=wrapped.encode(),
+                         capture_output=True, timeout=60, check=False)
+    assert out.returncode in (0, 1), out.stderr.decode()
+    events = [json.loads(line) for line in out.stdout.decode().splitlines() if line.startswith("{")]
+    assert any("tokenizer" in (e.get("categories") or [e.get("category")]) for e in events), out.stdout
+
+
+def test_a_saved_compose_log_file_is_read_through(tmp_path: Path) -> None:
+    log = tmp_path / "compose.log"
+    log.write_text("".join("mlx-1  | " + ln + "\n" for ln in TRACEBACK))
+    out = subprocess.run([sys.executable, "-m", "mlx_console", "triage", "--json", str(log)], capture_output=True,
+                         timeout=60, check=False)
+    events = [json.loads(line) for line in out.stdout.decode().splitlines() if line.startswith("{")]
+    assert [e["line"] for e in events if "tokenizer" in (e.get("categories") or [])] == [1], out.stdout
