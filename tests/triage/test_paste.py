@@ -51,6 +51,10 @@ def test_an_indented_paste_and_html_entities_are_read_through() -> None:
     assert "tokenizer" in _cats(indented)
     escaped = "AttributeError: &#39;QuantizedKVCache&#39; object has no attribute &#39;offsets&#39;"
     assert "kv_cache_quant" in _cats(escaped)
+    # copied from a rendered page: no-break spaces for the indentation, a zero-width space in a word
+    copied = "\n".join(ln.replace(" ", "\u00a0") for ln in TRACEBACK).replace("Traceback", "Trace\u200bback")
+    assert unquote_paste(copied.split("\n")) == TRACEBACK
+    assert "tokenizer" in _cats(copied)
 
 
 def test_a_servers_own_lines_are_left_as_they_are() -> None:

@@ -2,9 +2,10 @@
 
 An issue, a chat or a terminal wraps the lines it carries: Markdown quotes and code fences, the prefix a log
 collector puts on every line (`docker compose logs`, `journalctl`, `docker logs -t` / `kubectl logs
---timestamps`, an app that stamps its child's output), the indentation of a list item or a `<details>` block, and
-HTML entities where a page was copied. Each line keeps its number (a fence becomes a blank line); only the
-wrapping goes, and only when the text is wrapped that way throughout: a server's own log is never changed.
+--timestamps`, an app that stamps its child's output), the indentation of a list item or a `<details>` block,
+HTML entities and no-break or zero-width spaces where a rendered page was copied. Each line keeps its number (a
+fence becomes a blank line); only the wrapping goes, and only when the text is wrapped that way throughout: a
+server's own log is never changed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ _COLLECTOR = (
     re.compile(r"^\[(?:\d{4}-\d\d-\d\d[ T])?\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\] "),
 )
 _ENTITY = re.compile(r"&(?:quot|#39|#x27|gt|lt|amp|nbsp);")
+# Spaces a web page or a chat puts where the log had plain ones (no-break, thin, narrow no-break, ideographic
+# spaces) and zero-width characters: a copy from a rendered page.
+_ODD_SPACE = re.compile("[\u00a0\u2000-\u200a\u202f\u205f\u3000]")
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 _SHARE = 0.8  # a wrapping is read through when at least this share of the non-blank lines carries it
 
 
@@ -60,6 +65,8 @@ def _common_indent(lines: Sequence[str]) -> int:
 def unquote_paste(lines: Sequence[str]) -> list[str]:
     """The lines of a paste with their wrapping taken off (see the module's doc); the same count of lines."""
     out = list(lines)
+    if any(_ODD_SPACE.search(ln) or _ZERO_WIDTH.search(ln) for ln in out):
+        out = [_ZERO_WIDTH.sub("", _ODD_SPACE.sub(" ", ln)) for ln in out]
     if any(_ENTITY.search(ln) for ln in out) and not any('"' in ln or "<" in ln for ln in out):
         out = [html.unescape(ln) for ln in out]
     if any(ln.startswith(">") or _FENCE.match(ln) for ln in out):
