@@ -49,3 +49,12 @@ def test_a_user_catalogue_can_add_a_reaction_and_a_bad_action_is_named() -> None
     assert hit is not None and hit.action == "degraded" and hit.entry == "x"
     with pytest.raises(CatalogError, match=r"user.toml, line 1, entry 'x': action 'restart' must be one of degraded, stop"):
         parse_catalog_text(entry.format("restart"), "user.toml")
+
+
+def test_a_reaction_whose_line_names_the_cause_says_the_cause_first() -> None:
+    line = "2026-11-25 13:22:47,639 - ERROR - mlx_lm.server generation thread died: No safetensors found in /m"
+    hit = Reactions("mlx-lm").react(line)
+    assert hit is not None and hit.entry == "mlx-lm-generation-thread-died"
+    assert hit.reason.startswith("model weights missing or not matching the architecture: the generation thread died")
+    bare = Reactions("mlx-lm").react("Exception in thread Thread-1 (_generate):")
+    assert bare is not None and bare.reason.startswith("the generation thread died")

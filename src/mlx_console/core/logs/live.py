@@ -273,6 +273,7 @@ class Reactions:
 
         source = catalog if catalog is not None else default_catalog()
         self.catalog = Catalog([e for e in source.entries if e.action and (not e.backends or kind in e.backends)])
+        self.cause = source  # a reaction's line may also name the cause (`generation thread died: <why>`)
 
     def react(self, line: str) -> Reaction | None:
         hits = self.catalog.line_hits(line)
@@ -281,4 +282,11 @@ class Reactions:
         # `stop` outranks `degraded`; catalogue order breaks ties.
         e: Entry = min((self.catalog.entries[i] for i in hits), key=lambda e: e.action != "stop")
         said = " ".join(line.split())[:200]
-        return Reaction(str(e.action), f"{e.title[0].lower()}{e.title[1:]} (the log says: {said})", e.id)
+        what = f"{e.title[0].lower()}{e.title[1:]}"
+        # The same line naming the cause in another category's words (mlx-lm 0.32: `generation thread died: No
+        # safetensors found in …`): that title first, it says what to fix.
+        why = next((c for c in (self.cause.entries[i] for i in self.cause.line_hits(line))
+                    if not c.action and not set(c.categories) & set(e.categories)), None)
+        if why is not None:
+            what = f"{why.title[0].lower()}{why.title[1:]}: {what}"
+        return Reaction(str(e.action), f"{what} (the log says: {said})", e.id)
