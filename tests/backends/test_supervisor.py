@@ -69,6 +69,7 @@ def test_kill9_is_seen_within_a_second_and_restarted(make_sup, tiny_model: Path,
     events = read_state(sup.dir("a")).events
     dead = next(e for e in events if e["status"] == "dead")
     assert "SIGKILL" in dead["reason"] and "restarting in" in dead["reason"]
+    assert "not by mlx-console" in dead["reason"] and "out of memory" in dead["reason"]  # the usual sender
     assert dead["t"] - killed_at < 1.0, f"crash seen after {dead['t'] - killed_at:.2f}s"
     sup.stop("a")
 

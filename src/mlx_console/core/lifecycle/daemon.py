@@ -49,6 +49,9 @@ BUSY_CPU_SHARE = 0.10
 def describe_exit(code: int | None) -> str:
     if code is None:
         return "server process exited (exit code unknown: adopted, not our child)"
+    if code == -signal.SIGKILL:  # mlx-console's own stop never gets here: someone else sent it
+        return (f"server process killed by SIGKILL (exit {code}), not by mlx-console: most often the system "
+                "out of memory (macOS memory pressure / jetsam, Linux's OOM killer)")
     if code < 0:
         try:
             return f"server process killed by {signal.Signals(-code).name} (exit {code})"
