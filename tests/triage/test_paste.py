@@ -86,3 +86,18 @@ def test_a_saved_compose_log_file_is_read_through(tmp_path: Path) -> None:
                          timeout=60, check=False)
     events = [json.loads(line) for line in out.stdout.decode().splitlines() if line.startswith("{")]
     assert [e["line"] for e in events if "tokenizer" in (e.get("categories") or [])] == [1], out.stdout
+
+
+def test_a_paste_cut_at_a_fixed_width_gets_its_lines_back() -> None:
+    long = [
+        "2026-12-06 10:00:00,000 - omlx.engine_core - ERROR - [-] - Engine loop error: [broadcast_shapes] Shapes "
+        "(1,16,1024,64) and (1,1,549,64) cannot be broadcast.",
+        "2026-12-06 10:00:01,000 - omlx.scheduler - ERROR - [-] - Cache corruption not recoverable after 2 attempts",
+    ]
+    cut = [ln[i:i + 80] for ln in long for i in range(0, len(ln), 80)]
+    assert unquote_paste(cut) == [long[0], "", long[1], ""]
+    assert "batch_cache_shape" in _cats("\n".join(cut))
+    # lines that happen to be as long as each other, each followed by a record of its own, stay as they are
+    natural = ["2026-12-06 10:00:00,000 - INFO - " + "a" * 60, "2026-12-06 10:00:01,000 - INFO - " + "b" * 60,
+               "2026-12-06 10:00:02,000 - INFO - done"]
+    assert unquote_paste(natural) == natural

@@ -62,6 +62,26 @@ def _common_indent(lines: Sequence[str]) -> int:
     return max(cut, 0)
 
 
+def _unwrap(lines: list[str]) -> list[str]:
+    """A paste cut at a fixed width (a terminal or a page that hard-wraps): several lines are exactly as
+    long as the longest, each followed by its rest. Each such line gets its continuation back; the continuation's
+    line is left blank (line numbers are kept). A continuation that starts a record of its own is not one."""
+    width = max((len(ln) for ln in lines), default=0)
+    if width < 60 or sum(1 for ln in lines if len(ln) == width) < 2:
+        return lines
+    out = list(lines)
+    i = 0
+    while i < len(out):
+        j = i
+        while len(lines[j]) == width and j + 1 < len(lines) and lines[j + 1] and not _HEAD.match(lines[j + 1]):
+            j += 1
+        if j > i:
+            out[i] = "".join(lines[i:j + 1])
+            out[i + 1:j + 1] = [""] * (j - i)
+        i = j + 1
+    return out
+
+
 def unquote_paste(lines: Sequence[str]) -> list[str]:
     """The lines of a paste with their wrapping taken off (see the module's doc); the same count of lines."""
     out = list(lines)
@@ -78,7 +98,7 @@ def unquote_paste(lines: Sequence[str]) -> list[str]:
     cut = _common_indent(out)
     if cut:
         out = [ln[cut:] for ln in out]
-    return out
+    return _unwrap(out)
 
 
 def is_wrapped(lines: Sequence[str]) -> bool:
