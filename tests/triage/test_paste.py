@@ -66,6 +66,8 @@ def test_a_servers_own_lines_are_left_as_they_are() -> None:
     assert unquote_paste(own) == own
     # one `name | text` line is a log's own text, not a compose prefix; two spaces of indentation are structure
     assert unquote_paste(["INFO | engine ready"]) == ["INFO | engine ready"]
+    loguru = ["INFO     | app.server:lifespan:224 | ready", "ERROR    | app.server:chat:88 | Model 'x' not found"]
+    assert unquote_paste(loguru) == loguru
     two = ["  File \"a.py\", line 1, in f", "    g()", "  ValueError: x"]
     assert unquote_paste(two) == two
 

@@ -18,8 +18,8 @@ _QUOTE = re.compile(r"^(?:> ?)+")
 _FENCE = re.compile(r"^\s*(?:```|~~~)")
 # What a collector writes before every line it forwards. Each is told apart by its shape, not by a name.
 _COLLECTOR = (
-    # docker compose (v2 `svc-1  | `, v1 `svc_1  | `)
-    re.compile(r"^[A-Za-z0-9][\w.-]*\s*\| ?"),
+    # docker compose (v2 `svc-1  | `, v1 `svc_1  | `: the replica's number tells it from a `LEVEL | ` record)
+    re.compile(r"^[A-Za-z0-9][\w.-]*[-_]\d+\s+\| ?"),
     # journalctl's short format (`Dec 06 10:00:00 host unit[123]: `)
     re.compile(r"^[A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d [\w.-]+ [^\s:\[]+(?:\[\d+\])?: "),
     # an RFC 3339 stamp (`docker logs -t`, `kubectl logs --timestamps`)
