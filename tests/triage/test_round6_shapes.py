@@ -41,6 +41,18 @@ def _cats(text: str) -> set[str]:
          "https://huggingface.co/someorg/no-such-model/resolve/main/config.json", "model_not_found"),
         ("httpx.HTTPStatusError: Client error '404 Not Found' for url "
          "'https://huggingface.co/api/models/someorg/no-such-model/revision/main'", "model_not_found"),
+        # a tokenizer that cannot decode or parse what it is given
+        ('  File "tokenizers/implementations/base_tokenizer.py", line 33, in decode\n'
+         "OverflowError: out of range integral type conversion attempted", "tokenizer"),
+        ("RuntimeError: Internal: could not parse ModelProto from /models/x/tokenizer.model "
+         "src/sentencepiece_processor.cc(1102) [model_proto->ParseFromArray(serialized.data(), serialized.size())]",
+         "tokenizer"),
+        ("ValueError: Encountered text corresponding to disallowed special token '<|endoftext|>'.", "tokenizer"),
+        # servers that do not have the model a request or a load names
+        ("Error: pull model manifest: file does not exist", "model_not_found"),
+        ('HTTPException: 404: {"detail": "No instance found for model mlx-community/Qwen3-8B-4bit"}',
+         "model_not_found"),
+        ("Error: No model found that matches model key qwen3-99b", "model_not_found"),
     ],
 )
 def test_round6_shapes(text: str, cat: str) -> None:
