@@ -53,6 +53,13 @@ def _cats(text: str) -> set[str]:
         ('HTTPException: 404: {"detail": "No instance found for model mlx-community/Qwen3-8B-4bit"}',
          "model_not_found"),
         ("Error: No model found that matches model key qwen3-99b", "model_not_found"),
+        ("ValueError: Invalid repository ID: 'qwen3-8b'. Expected format: 'owner/model'", "model_not_found"),
+        # oMLX's memory guard stopping a prefill, holding requests back, failing to reclaim
+        ("2026-07-01 09:00:00,000 - omlx.scheduler - WARNING - [-] - Prefill force-stopped at 61440 tokens: memory "
+         "47.1GB exceeds physical cap 45.0GB (after reclaim)", "oom_inference"),
+        ("2026-07-01 09:00:00,000 - omlx.scheduler - WARNING - [-] - Memory admission stalled for req-7: 3 waiting",
+         "oom_inference"),
+        ("ValueError: uniform KV quantization requires integer bits, got 3.5", "kv_cache_quant"),
     ],
 )
 def test_round6_shapes(text: str, cat: str) -> None:
