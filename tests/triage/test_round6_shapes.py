@@ -60,6 +60,11 @@ def _cats(text: str) -> set[str]:
         ("2026-07-01 09:00:00,000 - omlx.scheduler - WARNING - [-] - Memory admission stalled for req-7: 3 waiting",
          "oom_inference"),
         ("ValueError: uniform KV quantization requires integer bits, got 3.5", "kv_cache_quant"),
+        # a reply whose byte tokens were never decoded (SentencePiece byte fallback, byte-level BPE symbols)
+        ('{"content": "Sure!<0x0A><0x0A>Here is the list:<0x0A>1. Apples"}', "tokenizer"),
+        ("data: {\"delta\": {\"content\": \"Hello!ĊĊHow can I help? ItâĢĻs a pleasure.\"}}", "tokenizer"),
+        ("TypeError: TokenizersBackend.__init__() got an unexpected keyword argument 'fix_mistral_regex'",
+         "tokenizer"),
     ],
 )
 def test_round6_shapes(text: str, cat: str) -> None:
@@ -77,6 +82,8 @@ def test_round6_shapes(text: str, cat: str) -> None:
         "Model card © 2025 — see Â§3 of the licence; déjà vu à côté",
         # a 401 from the server's own API (a missing API key) is not a missing model
         "requests.exceptions.HTTPError: 401 Client Error: Unauthorized for url: http://127.0.0.1:8000/v1/models",
+        # a pointer printed in a crash report is not a byte token
+        "Thread 3 crashed at <0x1a2b3c>",
     ],
 )
 def test_round6_near_misses(text: str) -> None:
