@@ -25,6 +25,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from mlx_console.core.logs.bytepattern import utf8_pattern
 from mlx_console.core.logs.forked import can_fork, map_forked
 from mlx_console.core.logs.patterns import Catalog, required_literals
 
@@ -150,7 +151,7 @@ class Scanner:
 
     @staticmethod
     def _bytes_re(p: str, ignore_case: bool) -> re.Pattern[bytes]:
-        return re.compile(p.encode(), re.MULTILINE | (re.IGNORECASE if ignore_case else 0))
+        return re.compile(utf8_pattern(p).encode(), re.MULTILINE | (re.IGNORECASE if ignore_case else 0))
 
     def _cache_path(self, items: list[tuple[bytes, int, str, bool]]) -> Path | None:
         if self._cache_dir is None:
@@ -159,8 +160,8 @@ class Scanner:
         return Path(self._cache_dir) / f"hs-{hashlib.sha256(key).hexdigest()[:32]}.db"
 
     def _build_hyperscan(self) -> None:
-        items = [(p.encode(), hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_CASELESS if ic else 0), p, ic)
-                 for p, ic in self._pats]
+        items = [(utf8_pattern(p).encode(), hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_CASELESS if ic else 0),
+                  p, ic) for p, ic in self._pats]
         cache = self._cache_path(items)
         cached = _read_cache(cache) if cache is not None else None
         if cached is not None:
