@@ -60,6 +60,10 @@ def _cats(text: str) -> set[str]:
         ("2026-07-01 09:00:00,000 - omlx.scheduler - WARNING - [-] - Memory admission stalled for req-7: 3 waiting",
          "oom_inference"),
         ("ValueError: uniform KV quantization requires integer bits, got 3.5", "kv_cache_quant"),
+        # ENOMEM while the weights load, and during a request
+        ('  File "/opt/venv/lib/python3.12/site-packages/mlx_lm/utils.py", line 188, in load_model\n'
+         "    weights.update(mx.load(wf))\nOSError: [Errno 12] Cannot allocate memory", "oom_load"),
+        ("RuntimeError: [Errno 12] Cannot allocate memory (while generating 32768 tokens)", "oom_inference"),
         # a reply whose byte tokens were never decoded (SentencePiece byte fallback, byte-level BPE symbols)
         ('{"content": "Sure!<0x0A><0x0A>Here is the list:<0x0A>1. Apples"}', "tokenizer"),
         ("data: {\"delta\": {\"content\": \"Hello!ĊĊHow can I help? ItâĢĻs a pleasure.\"}}", "tokenizer"),
