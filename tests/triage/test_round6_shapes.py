@@ -60,6 +60,11 @@ def _cats(text: str) -> set[str]:
         ("2026-07-01 09:00:00,000 - omlx.scheduler - WARNING - [-] - Memory admission stalled for req-7: 3 waiting",
          "oom_inference"),
         ("ValueError: uniform KV quantization requires integer bits, got 3.5", "kv_cache_quant"),
+        # tool calls left in the text in other models' formats
+        ("<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather", "tool_call_plaintext"),
+        ('{"content": "functools[{\\"name\\": \\"get_weather\\", \\"arguments\\": {}}]"}', "tool_call_plaintext"),
+        ("""{"role": "assistant", "content": "```tool_code\\nprint(get_weather(city='Paris'))\\n```"}""",
+         "tool_call_plaintext"),
         # ENOMEM while the weights load, and during a request
         ('  File "/opt/venv/lib/python3.12/site-packages/mlx_lm/utils.py", line 188, in load_model\n'
          "    weights.update(mx.load(wf))\nOSError: [Errno 12] Cannot allocate memory", "oom_load"),
