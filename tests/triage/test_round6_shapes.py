@@ -74,6 +74,9 @@ def _cats(text: str) -> set[str]:
         ("data: {\"delta\": {\"content\": \"Hello!ĊĊHow can I help? ItâĢĻs a pleasure.\"}}", "tokenizer"),
         ("TypeError: TokenizersBackend.__init__() got an unexpected keyword argument 'fix_mistral_regex'",
          "tokenizer"),
+        # a loader that shouts the weight it cannot find
+        ("Loading weights...\nMISSING WEIGHT: model.layers.12.block_sparse_moe.gate.biases\nAbort trap: 6",
+         "model_load_missing_weights"),
     ],
 )
 def test_round6_shapes(text: str, cat: str) -> None:
@@ -93,6 +96,9 @@ def test_round6_shapes(text: str, cat: str) -> None:
         "requests.exceptions.HTTPError: 401 Client Error: Unauthorized for url: http://127.0.0.1:8000/v1/models",
         # a pointer printed in a crash report is not a byte token
         "Thread 3 crashed at <0x1a2b3c>",
+        # mlx built without Metal (a CPU-only install) refusing a Metal call: an install problem, not the GPU
+        "RuntimeError: [metal::synchronize] Cannot synchronize GPU without metal backend",
+        "RuntimeError: [metal_kernel] No Metal back-end.",
     ],
 )
 def test_round6_near_misses(text: str) -> None:
