@@ -74,6 +74,12 @@ def _cats(text: str) -> set[str]:
         ("data: {\"delta\": {\"content\": \"Hello!ĊĊHow can I help? ItâĢĻs a pleasure.\"}}", "tokenizer"),
         ("TypeError: TokenizersBackend.__init__() got an unexpected keyword argument 'fix_mistral_regex'",
          "tokenizer"),
+        # gpt-oss's Harmony vocabulary that cannot be fetched (offline), as openai_harmony and oMLX's adapter say it
+        ("openai_harmony.HarmonyError: error downloading or loading vocab file: failed to download or load vocab "
+         "file", "tokenizer"),
+        ("2026-07-01 09:00:00,000 - omlx.adapter.harmony - WARNING - [-] - Failed to load HarmonyGptOss encoding "
+         "(attempt 2/3): timed out; retrying in 1.0s", "tokenizer"),
+        ("ValueError: Unknown encoding o200k_base.\nPlugins found: []", "tokenizer"),
         # a loader that shouts the weight it cannot find
         ("Loading weights...\nMISSING WEIGHT: model.layers.12.block_sparse_moe.gate.biases\nAbort trap: 6",
          "model_load_missing_weights"),
