@@ -80,6 +80,11 @@ def _cats(text: str) -> set[str]:
         ("2026-07-01 09:00:00,000 - omlx.adapter.harmony - WARNING - [-] - Failed to load HarmonyGptOss encoding "
          "(attempt 2/3): timed out; retrying in 1.0s", "tokenizer"),
         ("ValueError: Unknown encoding o200k_base.\nPlugins found: []", "tokenizer"),
+        # a reply that runs past its end of turn into the next one, or carries gpt-oss's Harmony channels
+        ('data: {"choices": [{"delta": {"content": "Bonjour !<|im_end|>\\n<|im_start|>user\\nMerci"}}]}',
+         "tokenizer"),
+        ('{"message": {"content": "42<|eot_id|><|start_header_id|>assistant<|end_header_id|>"}}', "tokenizer"),
+        ('{"content": "<|channel|>final<|message|>The sum is 9."}', "tokenizer"),
         # a loader that shouts the weight it cannot find
         ("Loading weights...\nMISSING WEIGHT: model.layers.12.block_sparse_moe.gate.biases\nAbort trap: 6",
          "model_load_missing_weights"),
@@ -102,6 +107,8 @@ def test_round6_shapes(text: str, cat: str) -> None:
         "requests.exceptions.HTTPError: 401 Client Error: Unauthorized for url: http://127.0.0.1:8000/v1/models",
         # a pointer printed in a crash report is not a byte token
         "Thread 3 crashed at <0x1a2b3c>",
+        # a rendered prompt has the turn tokens legitimately; a Harmony tool call is a tool call
+        '{"prompt": "<|im_start|>user\\nHi<|im_end|>\\n<|im_start|>assistant\\n"}',
         # mlx built without Metal (a CPU-only install) refusing a Metal call: an install problem, not the GPU
         "RuntimeError: [metal::synchronize] Cannot synchronize GPU without metal backend",
         "RuntimeError: [metal_kernel] No Metal back-end.",
