@@ -85,6 +85,10 @@ def _cats(text: str) -> set[str]:
          "tokenizer"),
         ('{"message": {"content": "42<|eot_id|><|start_header_id|>assistant<|end_header_id|>"}}', "tokenizer"),
         ('{"content": "<|channel|>final<|message|>The sum is 9."}', "tokenizer"),
+        # tool calls left in the text: the pythonic list, MiniMax's and Kimi's markers
+        ('{"content": "[search_web(query=\\"mlx\\"), get_time()]", "tool_calls": null}', "tool_call_plaintext"),
+        ('"content": "<minimax:tool_call>\\n<invoke name=\\"read_file\\">"', "tool_call_plaintext"),
+        ('"content": "<|tool_calls_section_begin|><|tool_call_begin|>functions.ls:0"', "tool_call_plaintext"),
         # a loader that shouts the weight it cannot find
         ("Loading weights...\nMISSING WEIGHT: model.layers.12.block_sparse_moe.gate.biases\nAbort trap: 6",
          "model_load_missing_weights"),
@@ -109,6 +113,8 @@ def test_round6_shapes(text: str, cat: str) -> None:
         "Thread 3 crashed at <0x1a2b3c>",
         # a rendered prompt has the turn tokens legitimately; a Harmony tool call is a tool call
         '{"prompt": "<|im_start|>user\\nHi<|im_end|>\\n<|im_start|>assistant\\n"}',
+        # a reply that starts with a bracketed note is not a pythonic call
+        '{"content": "[Note: the file is empty] Nothing to summarise."}',
         # mlx built without Metal (a CPU-only install) refusing a Metal call: an install problem, not the GPU
         "RuntimeError: [metal::synchronize] Cannot synchronize GPU without metal backend",
         "RuntimeError: [metal_kernel] No Metal back-end.",
