@@ -89,6 +89,12 @@ def _cats(text: str) -> set[str]:
         ('{"content": "[search_web(query=\\"mlx\\"), get_time()]", "tool_calls": null}', "tool_call_plaintext"),
         ('"content": "<minimax:tool_call>\\n<invoke name=\\"read_file\\">"', "tool_call_plaintext"),
         ('"content": "<|tool_calls_section_begin|><|tool_call_begin|>functions.ls:0"', "tool_call_plaintext"),
+        # other drafter families and a rejected draft the cache cannot roll back
+        ("WARNING: EAGLE-3 draft head failed to load (missing fc.weight); continuing without it",
+         "speculative_decoding"),
+        ("ValueError: assistant model is not compatible with the target: vocab 262144 vs 262208",
+         "speculative_decoding"),
+        ("RuntimeError: rollback of 4 tokens exceeds the cache offset 2", "speculative_decoding"),
         # a loader that shouts the weight it cannot find
         ("Loading weights...\nMISSING WEIGHT: model.layers.12.block_sparse_moe.gate.biases\nAbort trap: 6",
          "model_load_missing_weights"),
