@@ -95,6 +95,12 @@ def _cats(text: str) -> set[str]:
         ("ValueError: assistant model is not compatible with the target: vocab 262144 vs 262208",
          "speculative_decoding"),
         ("RuntimeError: rollback of 4 tokens exceeds the cache offset 2", "speculative_decoding"),
+        # tool parsers refusing what the model wrote, in their own words
+        ("ValueError: MiniMax M2 tool invocation is missing a name.", "tool_call_plaintext"),
+        ("WARNING:vllm_mlx.tool_parsers:Gemma 4 tool parser: failed to parse args for call:search: bad escape",
+         "tool_call_plaintext"),
+        ("2026-07-01 09:00:00,000 - omlx.api.tool_calling - WARNING - [-] - Tool parser returned non-dict arguments "
+         "(type=str, repr='x'); coercing to empty object", "tool_call_plaintext"),
         # a loader that shouts the weight it cannot find
         ("Loading weights...\nMISSING WEIGHT: model.layers.12.block_sparse_moe.gate.biases\nAbort trap: 6",
          "model_load_missing_weights"),
