@@ -103,3 +103,16 @@ def test_a_paste_cut_at_a_fixed_width_gets_its_lines_back() -> None:
     natural = ["2026-12-06 10:00:00,000 - INFO - " + "a" * 60, "2026-12-06 10:00:01,000 - INFO - " + "b" * 60,
                "2026-12-06 10:00:02,000 - INFO - done"]
     assert unquote_paste(natural) == natural
+
+
+def test_one_line_cut_at_a_terminals_width_gets_its_rest_back() -> None:
+    line = ("ValueError: [broadcast_shapes] Shapes (4,16,1,2213) and (4,1,1,1962) cannot be broadcast while merging "
+            "the batch caches")
+    head = ['  File "/opt/venv/lib/python3.12/site-packages/mlx_lm/models/cache.py", line 912, in merge']
+    cut = [*head, line[:100], line[100:]]
+    assert unquote_paste(cut) == [*head, line, ""]
+    # one line of another width, or a rest that is indented (a frame, a detail), is left as it is
+    odd = [*head, line[:97], line[97:]]
+    assert unquote_paste(odd) == odd
+    indented = [*head, "x" * 100, "    raise ValueError(msg)"]
+    assert unquote_paste(indented) == indented

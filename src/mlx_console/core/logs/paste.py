@@ -62,18 +62,24 @@ def _common_indent(lines: Sequence[str]) -> int:
     return max(cut, 0)
 
 
+_TERMINAL_WIDTHS = frozenset({80, 100, 120, 132, 160, 200})
+
+
 def _unwrap(lines: list[str]) -> list[str]:
     """A paste cut at a fixed width (a terminal or a page that hard-wraps): several lines are exactly as
-    long as the longest, each followed by its rest. Each such line gets its continuation back; the continuation's
+    long as the longest (or one is as long as a terminal is wide), each followed by its rest. Each such line gets its continuation back; the continuation's
     line is left blank (line numbers are kept). A continuation that starts a record of its own is not one."""
     width = max((len(ln) for ln in lines), default=0)
-    if width < 60 or sum(1 for ln in lines if len(ln) == width) < 2:
+    at_width = sum(1 for ln in lines if len(ln) == width)
+    # one line cut is enough when the width is a terminal's (its rest must not be indented: a frame, a detail)
+    if width < 60 or (at_width < 2 and width not in _TERMINAL_WIDTHS):
         return lines
     out = list(lines)
     i = 0
     while i < len(out):
         j = i
-        while len(lines[j]) == width and j + 1 < len(lines) and lines[j + 1] and not _HEAD.match(lines[j + 1]):
+        while (len(lines[j]) == width and j + 1 < len(lines) and lines[j + 1] and not _HEAD.match(lines[j + 1])
+               and (at_width >= 2 or not lines[j + 1][:1].isspace())):
             j += 1
         if j > i:
             out[i] = "".join(lines[i:j + 1])
