@@ -58,3 +58,15 @@ def test_a_reaction_whose_line_names_the_cause_says_the_cause_first() -> None:
     assert hit.reason.startswith("model weights missing or not matching the architecture: the generation thread died")
     bare = Reactions("mlx-lm").react("Exception in thread Thread-1 (_generate):")
     assert bare is not None and bare.reason.startswith("the generation thread died")
+
+
+def test_a_thread_killed_by_a_stream_mismatch_is_unknown_to_triage_but_still_degrades_the_backend() -> None:
+    from mlx_console.core.logs.triage import triage_text
+
+    dump = ("Exception in thread Thread-2 (_generate):\n"
+            '  File "mlx_lm/generate.py", line 1161, in prompt\n'
+            "    mx.eval([c.state for c in self.prompt_cache])\n"
+            "RuntimeError: There is no Stream(gpu, 0) in current thread.")
+    assert [ev.categories for ev in triage_text(dump)] == []
+    hit = Reactions("mlx-lm").react(dump.splitlines()[0])
+    assert hit is not None and hit.action == "degraded"
