@@ -101,6 +101,9 @@ def _cats(text: str) -> set[str]:
          "tool_call_plaintext"),
         ("2026-07-01 09:00:00,000 - omlx.api.tool_calling - WARNING - [-] - Tool parser returned non-dict arguments "
          "(type=str, repr='x'); coercing to empty object", "tool_call_plaintext"),
+        # a flag that needs another one, in a server's own validation
+        ("ValueError: --draft-kv-bits requires --kv-bits", "settings_invalid"),
+        ("Error: --adapter-scale can only be used with --adapter-path", "settings_invalid"),
         # a loader that shouts the weight it cannot find
         ("Loading weights...\nMISSING WEIGHT: model.layers.12.block_sparse_moe.gate.biases\nAbort trap: 6",
          "model_load_missing_weights"),
