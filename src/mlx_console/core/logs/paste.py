@@ -67,8 +67,9 @@ _TERMINAL_WIDTHS = frozenset({80, 100, 120, 132, 160, 200})
 
 def _unwrap(lines: list[str]) -> list[str]:
     """A paste cut at a fixed width (a terminal or a page that hard-wraps): several lines are exactly as
-    long as the longest (or one is as long as a terminal is wide), each followed by its rest. Each such line gets its continuation back; the continuation's
-    line is left blank (line numbers are kept). A continuation that starts a record of its own is not one."""
+    long as the longest (or one is as long as a terminal is wide), each followed by its rest. Each such line
+    gets its continuation back; the continuation's line is left blank (line numbers are kept). A continuation
+    that starts a record of its own is not one."""
     width = max((len(ln) for ln in lines), default=0)
     at_width = sum(1 for ln in lines if len(ln) == width)
     # one line cut is enough when the width is a terminal's (its rest must not be indented: a frame, a detail)
