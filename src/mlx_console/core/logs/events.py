@@ -44,15 +44,15 @@ _GO_FUNC = re.compile(r"^(?:[\w.-]+/)*[\w-]+\.(?:\(\*?\w+\)\.)?[\w.]+\((?:[^()]*
 _RICH_TB = re.compile(r"^╭─+ Traceback \(most recent call last\)")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
 _ERRORISH = re.compile(
-    r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b(?::|$)|(?:Error|ERROR|FATAL|Fatal error)\b"
+    r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b(?::|$)|(?:Error|ERROR|FATAL|Fatal error)\b|Exception:"
     r"|libc\+\+abi: terminating|terminate called|panic: |fatal error: |Segmentation fault|Abort trap|zsh: (?:abort|killed)"
     # an error response body as a client or a DEBUG dump shows it: `{"error": …}`, `data: {"error": …}`
     r"|(?:data: ?)?\{\s*\"(?:error|detail)\"\s*:)"
 )
 # A wrapper's own sentence carrying the exception (`Failed to load draft model. XError: …`); tried only on lines
 # that hold `Error: ` or `Exception: `.
-_EMBEDDED_EXC = re.compile(r"[\s.:(\[\"'][A-Za-z_][\w.]*(?:Error|Exception): ")
-_INDENTED_EXC = re.compile(r"\s+[A-Za-z_][\w.]*(?:Error|Exception)(?::\s|$)")
+_EMBEDDED_EXC = re.compile(r"[\s.:(\[\"'](?:[A-Za-z_][\w.]*(?:Error|Exception)|Exception): ")
+_INDENTED_EXC = re.compile(r"\s+(?:[A-Za-z_][\w.]*(?:Error|Exception)|Exception)(?::\s|$)")
 _FIXED_LEVEL = {"thread_exc": "ERROR", "request_exc": "ERROR", "pywarning": "WARNING"}
 # Prefixes that servers embedding mlx-lm (vllm-mlx/vllm-metal, LM Studio, exo, vmlx, LocalAI) or a shortened
 # console format put before the line Python printed. The rest of the line is parsed as if unprefixed; a level

@@ -28,9 +28,10 @@ _OTHER_FRAMES = (
     re.compile(r"^(?P<func>(?:[\w.-]+/)*[\w-]+\.(?:\(\*?\w+\)\.)?[\w.]+)\((?:[^()]*)\)$"),
     re.compile(r"^\s+(?P<path>/?[\w./@+-]+\.go):\d+(?: \+0x[0-9a-f]+)?$"),
 )
-# An exception as printed: `pkg.mod.TypeError: msg`, `Error: ValueError: msg`, `exception of type std::x: msg`.
+# An exception as printed: `pkg.mod.TypeError: msg`, `Error: ValueError: msg`, `exception of type std::x: msg`,
+# a bare `Exception: msg` (Python's own base class, what tokenizers' Rust errors and many servers raise).
 _EXC = re.compile(
-    r"(?:^|[\s:(\[=\"'])(?P<type>(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Interrupt|Exit|NYI|Warning))"
+    r"(?:^|[\s:(\[=\"'])(?P<type>(?:[A-Za-z_]\w*\.)*(?:[A-Z]\w*(?:Error|Exception|Interrupt|Exit|NYI|Warning)|Exception))"
     r"(?::\s*(?P<msg>.*)|\s*$|\()"
 )
 _CXX = re.compile(r"exception of type (?P<type>std::\w+|[\w:]+): (?P<msg>.*)")

@@ -47,6 +47,7 @@ PROBLEM_PATTERNS: tuple[str, ...] = (
     r"Warning: ",
     r'" 5\d\d ',
     r"[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b",
+    r"\bException: ",  # Python's base class raised as is (`Exception: msg`)
     r"\b(?:Error|Fatal error)\b",
     r'\{\s*"(?:error|detail)"\s*:',  # an error response body
     r"libc\+\+abi: terminating|terminate called|panic: |fatal error: |Segmentation fault|Abort trap|zsh: (?:abort|killed)",

@@ -1,0 +1,80 @@
+"""Bug shapes added in the seventh recall round of issue 10. They were written from the libraries' own wording
+(tokenizers, mlx's shape errors, tool-call formats of model families), not from a corpus row. Each comes with
+the near misses that must stay quiet."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlx_console.core.logs.triage import triage_text
+
+
+def _cats(text: str) -> set[str]:
+    return {c for ev in triage_text(text) for c in ev.categories}
+
+
+@pytest.mark.parametrize(
+    ("text", "cat"),
+    [
+        # Python's base class raised as is: an event of its own, read like any other exception
+        ("Exception: MTP head not found in the checkpoint's weights", "speculative_decoding"),
+        ("Traceback (most recent call last):\n  File \"/srv/app.py\", line 9, in <module>\n"
+         "    main()\nException: Tokenizer for this model could not be built", "tokenizer"),
+        # the tokenizers library refusing a vocabulary, an added-token table, an id, an argument
+        ("Exception: Error while initializing WordPiece: Token `[UNK]` out of vocabulary", "tokenizer"),
+        ("ValueError: Non-consecutive added token '<|fim_pad|>' found. Should have index 32010 but has index 32014 "
+         "in saved vocabulary.", "tokenizer"),
+        ("ValueError: cannot decode: out-of-vocabulary id 200019 in the generated tokens", "tokenizer"),
+        ("TypeError: argument 'ids': 'list' object cannot be interpreted as an integer", "tokenizer"),
+        ("AttributeError: 'NoneType' object has no attribute 'eos_token_ids'", "tokenizer"),
+        ("KeyError: 'added_tokens_decoder'", "tokenizer"),
+        # byte-level BPE's space marker between two words of a reply
+        ('data: {"choices": [{"delta": {"content": "theĠanswer"}}]}', "tokenizer"),
+        # a call printed as text in a fence, in the OpenAI wire shape, in Cohere's Action list
+        ('"content": "```json\\n{\\"name\\": \\"search_docs\\", \\"arguments\\": {\\"q\\": \\"mlx\\"}}\\n```"',
+         "tool_call_plaintext"),
+        ('{"content": "[{\\"type\\": \\"function\\", \\"function\\": {\\"name\\": \\"ls\\", \\"arguments\\": \\"{}\\"}}]"}',
+         "tool_call_plaintext"),
+        ('"content": "Action: ```json\\n[{\\"tool_name\\": \\"web_search\\", \\"parameters\\": {\\"query\\": '
+         '\\"x\\"}}]\\n```"', "tool_call_plaintext"),
+        # attention ops refusing two KV-layout shapes; the batch cache classes refusing a call
+        ("ValueError: [where] Shapes (3,1,1,51) and (3,8,1,64) cannot be broadcast.", "batch_cache_shape"),
+        ("ValueError: [scaled_dot_product_attention] Mask with shape (4,1,1,9) cannot be broadcast to (4,32,1,17).",
+         "batch_cache_shape"),
+        ("ValueError: [slice_update] Shapes (1,4,256,64) and (3,4,256,64) do not match.", "batch_cache_shape"),
+        ("TypeError: BatchKVCache.__init__() got an unexpected keyword argument 'padding'", "batch_cache_shape"),
+        ("NotImplementedError: BatchRotatingKVCache does not support trim", "batch_cache_shape"),
+        ("RuntimeError: cannot merge KV caches of requests 3 and 7", "batch_cache_shape"),
+        # prompt-lookup and lookahead drafting; a drafter nothing of which is accepted
+        ("ValueError: prompt_lookup_num_tokens must be positive", "speculative_decoding"),
+        ("RuntimeError: Lookahead decoding failed: empty n-gram pool", "speculative_decoding"),
+        ("[spec] draft acceptance rate: 0.0% over 40 rounds", "speculative_decoding"),
+        ("INFO: 0/384 draft tokens accepted", "speculative_decoding"),
+    ],
+)
+def test_round7_shapes(text: str, cat: str) -> None:
+    assert cat in _cats(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # JSON with a `name` key in a fence is an answer, not a call
+        '"content": "```json\\n{\\"name\\": \\"Alice\\", \\"age\\": 3}\\n```"',
+        # a healthy drafter
+        "[spec] draft acceptance rate: 71.5% over 40 rounds",
+        # Maltese, where Ġ is a capital letter
+        "Il-belt ta' Ġgantija hija antika",
+        # shapes that are not the KV layout, and a bare word Exception in prose
+        "ValueError: [where] Shapes (3) and (4) cannot be broadcast.",
+        "No Exception: the request finished in 3.1 s",
+    ],
+)
+def test_round7_near_misses(text: str) -> None:
+    assert _cats(text) == set()
+
+
+def test_deepseek_markers_are_a_tool_call_not_a_detokenizer_leak() -> None:
+    text = ('"content": "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\\n'
+            '```json\\n{\\"city\\": \\"Paris\\"}\\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"')
+    assert _cats(text) == {"tool_call_plaintext"}
