@@ -98,7 +98,7 @@ def test_user_pattern_hyperscan_cannot_compile_falls_back_to_re(tmp_path: Path) 
     )
     cat = Catalog.load([f])
     sc = Scanner(cat)
-    data = b"ok\nthe engine got stuck 3 times\n"
+    data = b"ok\nthe widget got stuck 3 times\n"
     assert [e.main.id for e in triage_buffer(data, cat, scanner=sc)] == ["x"]
 
 

@@ -50,6 +50,33 @@ def _cats(text: str) -> set[str]:
         ("RuntimeError: Lookahead decoding failed: empty n-gram pool", "speculative_decoding"),
         ("[spec] draft acceptance rate: 0.0% over 40 rounds", "speculative_decoding"),
         ("INFO: 0/384 draft tokens accepted", "speculative_decoding"),
+        # a server's watchdog words for work that stopped moving
+        ("WARNING: Scheduler appears stuck: 3 requests waiting, none running", "server_hang"),
+        ("2026-07-01 09:00:00,000 - omlx.engine_core - WARNING - [-] - no tokens for 45.0s on req-17", "server_hang"),
+        ("TimeoutError: Generation timed out after 600.0 seconds", "server_hang"),
+        ("ERROR: decode worker still alive after join(timeout=5)", "server_hang"),
+        ("WARNING: runner 2 did not respond to heartbeat within 20s", "server_hang"),
+        ("WARNING: Request chatcmpl-8f1e has been running for 1204.7s", "server_hang"),
+        # the rest of this round's bug shapes, from other servers' wording
+        ('data: {"error": {"message": "<|tool_call_begin|>functions.read_file:0<|tool_call_argument_begin|>{}"}}',
+         "tool_call_plaintext"),
+        ('{"choices": [{"text": "<tool_call>\\n{\\"name\\": \\"ls\\"}"}]}', "tool_call_plaintext"),
+        ('data: {"choices": [{"delta": {"content": "\\ufffd\\ufffd"}}]}', "tokenizer"),
+        ("答案是：�京", "tokenizer"),
+        ("Error: Model mlx-community/Qwen3-235B-A22B-8bit does not fit in the available unified memory", "oom_load"),
+        ("rank 0 (studio-1) needs 212.4 GiB but only has 180.0 GiB", "oom_load"),
+        ("Prefill rejected: the prompt would exceed the memory budget of this node", "oom_inference"),
+        ("Please reduce the context length or free memory and retry.", "oom_inference"),
+        ('msg="failed to load weight model.layers.3.mlp.up_proj: tensor \\"model.layers.3.mlp.up_proj.scales\\" '
+         'not found"', "model_load_missing_weights"),
+        ('{"error": {"message": "The model \'qwen3-coder\' does not exist", "type": "invalid_request_error"}}',
+         "model_not_found"),
+        ("Error downloading shard: Failed to fetch file list: 404", "model_not_found"),
+        # a macOS crash report: the crashed thread's frames belong to its header line
+        ("Exception Type:    EXC_CRASH (SIGABRT)\n\nThread 7 Crashed::  Dispatch queue: com.apple.main-thread\n"
+         "0   libsystem_kernel.dylib        \t       0x18a1e25e8 __pthread_kill + 8\n"
+         "1   Metal                         \t       0x1930a1db8 MTLReportFailure + 576\n"
+         "2   Metal                         \t       0x192f16034 -[_MTLCommandBuffer commit] + 104", "metal_error"),
     ],
 )
 def test_round7_shapes(text: str, cat: str) -> None:
@@ -68,6 +95,18 @@ def test_round7_shapes(text: str, cat: str) -> None:
         # shapes that are not the KV layout, and a bare word Exception in prose
         "ValueError: [where] Shapes (3) and (4) cannot be broadcast.",
         "No Exception: the request finished in 3.1 s",
+        # a client's own timeout, a client that hung up, a short request
+        "openai.APITimeoutError: Request timed out.",
+        "httpx.ReadTimeout: timed out",
+        "ERROR: client hung up before the reply was sent",
+        "WARNING: Request chatcmpl-8f1e has been running for 12.5s",
+        # a crash report whose frames are not in Metal or MLX
+        "Exception Type:    EXC_BAD_ACCESS (SIGSEGV)\n\nThread 0 Crashed::  Dispatch queue: com.apple.main-thread\n"
+        "0   libsystem_platform.dylib      \t       0x18a2a1c44 _platform_memmove + 52\n"
+        "1   Python                        \t       0x1021b5a10 PyUnicode_Concat + 96",
+        # a model that fits, a download that worked
+        "INFO: Model mlx-community/Qwen3-8B-4bit fits in memory (5.1 GB of 48 GB)",
+        "Downloaded 4 files: 200",
     ],
 )
 def test_round7_near_misses(text: str) -> None:

@@ -40,12 +40,16 @@ _FRAME = re.compile(r'\s*(?:File "[^"]+|[^\s"]+\.py)", line \d+')
 # Lines that continue a traceback even after a blank line: a pybind11 `At:` frame list, a Go goroutine dump,
 # the body of a Rich traceback box; and Go function frames (`pkg.(*T).F(...)`), printed unindented.
 _CONTINUES = re.compile(r"^(?:At:$|goroutine \d+ \[[^\]]*\]:$|[│╰])")
+# A frame of a macOS crash report (`4   Metal   0x192f7eb20 MTLReportFailure + 576`, also without the address as
+# some reports are pasted): it continues the `Thread N Crashed::` line above it.
+_MAC_FRAME = re.compile(r"^\d+\s+[\w.+-]+(?: [\w.+-]+)*\s+(?:0x[0-9a-fA-F]+ |\S*(?:\.dylib|Metal|AGX\w*)\s)")
 _GO_FUNC = re.compile(r"^(?:[\w.-]+/)*[\w-]+\.(?:\(\*?\w+\)\.)?[\w.]+\((?:[^()]*)\)$")
 _RICH_TB = re.compile(r"^╭─+ Traceback \(most recent call last\)")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
 _ERRORISH = re.compile(
     r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b(?::|$)|(?:Error|ERROR|FATAL|Fatal error)\b|Exception:"
     r"|libc\+\+abi: terminating|terminate called|panic: |fatal error: |Segmentation fault|Abort trap|zsh: (?:abort|killed)"
+    r"|Thread \d+ Crashed\b|Exception Type:\s+EXC_|Crashed Thread:"  # a macOS crash report
     # an error response body as a client or a DEBUG dump shows it: `{"error": …}`, `data: {"error": …}`
     r"|(?:data: ?)?\{\s*\"(?:error|detail)\"\s*:)"
 )
@@ -121,6 +125,8 @@ def _parse_line(text: str) -> ParsedLine:
         if first != "╭":
             return ParsedLine("indented", None, text)
     if first in "Ag" and _CONTINUES.match(text) or text[-1] == ")" and _GO_FUNC.match(text):
+        return ParsedLine("indented", None, text)
+    if first.isdigit() and _MAC_FRAME.match(text):
         return ParsedLine("indented", None, text)
     for name, rx in _HEADS:
         m = rx.match(text)

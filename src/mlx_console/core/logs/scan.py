@@ -51,6 +51,7 @@ PROBLEM_PATTERNS: tuple[str, ...] = (
     r"\b(?:Error|Fatal error)\b",
     r'\{\s*"(?:error|detail)"\s*:',  # an error response body
     r"libc\+\+abi: terminating|terminate called|panic: |fatal error: |Segmentation fault|Abort trap|zsh: (?:abort|killed)",
+    r"Thread \d+ Crashed\b|Exception Type:\s+EXC_|Crashed Thread:",  # a macOS crash report
 )
 
 PARALLEL_MIN = 32 << 20  # bytes per part of a scan shared by processes, at least (a fork costs ≈ 1–2 ms)
