@@ -72,6 +72,25 @@ def _cats(text: str) -> set[str]:
         ('{"error": {"message": "The model \'qwen3-coder\' does not exist", "type": "invalid_request_error"}}',
          "model_not_found"),
         ("Error downloading shard: Failed to fetch file list: 404", "model_not_found"),
+        # other servers' words: exo's placement and runner, its DeepSeek encoder, LM Studio's prompt cache and
+        # tokenizer fix, vllm-mlx's prefix cache
+        ("ValueError: Node 12D3Koo (mac-studio) has insufficient memory: requires 88.2 GB for 61 layers, but only "
+         "has 70.0 GB available", "oom_load"),
+        ("ERROR: Prefill request 5c1e not picked up within 45s — runner busy", "server_hang"),
+        ("ValueError: Tool name format error: 'get weather'", "tool_call_plaintext"),
+        ("ValueError: No audio weights found with prefixes ['audio_tower'] in /models/x", "model_load_missing_weights"),
+        ("ERROR: Failed to parse tokenizer: unexpected pre_tokenizer type", "tokenizer"),
+        ("PromptCacheRecordCoverageError: rotating cache snapshot covers [128, 4224), not [0, 4224)",
+         "batch_cache_shape"),
+        ("RuntimeError: Cannot merge inconsistent sliding-window cache state", "batch_cache_shape"),
+        ("WARNING: Prefix cache hit for req-9 has unsupported or inconsistent cache state — full prefill",
+         "batch_cache_shape"),
+        ("IndexError: BatchKVCache row index 5 out of range for batch size 4", "batch_cache_shape"),
+        ("ValueError: Pooling cache metadata must match the input batch size", "batch_cache_shape"),
+        # a paged KV cache whose block pool is used up
+        ("2026-07-01 09:00:00,000 - omlx.cache.paged_cache - ERROR - [-] - Out of cache blocks (max reached)",
+         "oom_inference"),
+        ("ValueError: Cannot allocate 128 blocks, only 7 available (max=8192)", "oom_inference"),
         # a macOS crash report: the crashed thread's frames belong to its header line
         ("Exception Type:    EXC_CRASH (SIGABRT)\n\nThread 7 Crashed::  Dispatch queue: com.apple.main-thread\n"
          "0   libsystem_kernel.dylib        \t       0x18a1e25e8 __pthread_kill + 8\n"
