@@ -91,6 +91,23 @@ def _cats(text: str) -> set[str]:
         ("2026-07-01 09:00:00,000 - omlx.cache.paged_cache - ERROR - [-] - Out of cache blocks (max reached)",
          "oom_inference"),
         ("ValueError: Cannot allocate 128 blocks, only 7 available (max=8192)", "oom_inference"),
+        # plain words a server may use for each bug, with no library's wording to go by
+        ("RuntimeError: Not enough unified memory for this request; try a shorter prompt", "oom_inference"),
+        ("ERROR: memory budget exceeded while decoding request 4", "oom_inference"),
+        ("ERROR: insufficient memory while loading model mlx-community/Llama-3.3-70B-8bit", "oom_load"),
+        ("ERROR: failed to decode generated tokens for request 3", "tokenizer"),
+        ("ERROR: architecture 'minimax_m3' is not supported by this build", "unsupported_arch"),
+        ("ERROR: model 'acme/llama-9b' could not be found locally or on the hub", "model_not_found"),
+        ("ERROR: failed to load model: weights do not match the architecture in config.json", "model_load_missing_weights"),
+        ("RuntimeError: shape mismatch for model.layers.3.mlp.gate_proj.weight: (512, 64) vs (256, 64)",
+         "model_load_missing_weights"),
+        ("ERROR: invalid value for max_context_window in model_settings.json: must be a positive integer",
+         "settings_invalid"),
+        ("error: unrecognized arguments: --max-batch 4", "settings_invalid"),
+        ("ERROR: Metal device lost during generation", "metal_error"),
+        ("ERROR: GPU command buffer timed out after 5 s", "metal_error"),
+        ("ERROR: failed to quantize KV cache: group size 64 does not divide head dim 80", "kv_cache_quant"),
+        ("WARNING: the server stopped responding after 3 requests", "server_hang"),
         # a macOS crash report: the crashed thread's frames belong to its header line
         ("Exception Type:    EXC_CRASH (SIGABRT)\n\nThread 7 Crashed::  Dispatch queue: com.apple.main-thread\n"
          "0   libsystem_kernel.dylib        \t       0x18a1e25e8 __pthread_kill + 8\n"
@@ -123,6 +140,9 @@ def test_round7_shapes(text: str, cat: str) -> None:
         "Exception Type:    EXC_BAD_ACCESS (SIGSEGV)\n\nThread 0 Crashed::  Dispatch queue: com.apple.main-thread\n"
         "0   libsystem_platform.dylib      \t       0x18a2a1c44 _platform_memmove + 52\n"
         "1   Python                        \t       0x1021b5a10 PyUnicode_Concat + 96",
+        # a CPU architecture is an install problem, not a model architecture
+        "RuntimeError: This build of mlx requires arm64; architecture x86_64 is not supported",
+        "INFO: Metal device: Apple M2 Max (GPU family apple8)",
         # a model that fits, a download that worked
         "INFO: Model mlx-community/Qwen3-8B-4bit fits in memory (5.1 GB of 48 GB)",
         "Downloaded 4 files: 200",
