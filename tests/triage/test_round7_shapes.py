@@ -108,6 +108,14 @@ def _cats(text: str) -> set[str]:
         ("ERROR: GPU command buffer timed out after 5 s", "metal_error"),
         ("ERROR: failed to quantize KV cache: group size 64 does not divide head dim 80", "kv_cache_quant"),
         ("WARNING: the server stopped responding after 3 requests", "server_hang"),
+        # Jinja's Undefined as a server prints only the message; a prefill guard's sentences, wrapped
+        ("2026-07-01 09:00:00,000 - omlx.server - ERROR - [-] - POST /v1/chat/completions → 500 (unhandled): "
+         "'list object' has no attribute 'content'", "chat_template"),
+        ("Prefill context too large\nfor available memory (kv_len=90000)", "oom_inference"),
+        ("WARNING: memory guard rejected request 12: predicted peak would require ~61.2 GB", "oom_inference"),
+        # a KV budget that the weights alone have used up at start-up; a Hub repo an offline loader does not have
+        ("ValueError: not enough memory for KV cache: model_memory=40.1GB, kv_budget=-3.5GB", "oom_load"),
+        ("ModelRunner: Offline mode error: No files available locally for this repository", "model_not_found"),
         # a macOS crash report: the crashed thread's frames belong to its header line
         ("Exception Type:    EXC_CRASH (SIGABRT)\n\nThread 7 Crashed::  Dispatch queue: com.apple.main-thread\n"
          "0   libsystem_kernel.dylib        \t       0x18a1e25e8 __pthread_kill + 8\n"
@@ -143,6 +151,10 @@ def test_round7_shapes(text: str, cat: str) -> None:
         # a CPU architecture is an install problem, not a model architecture
         "RuntimeError: This build of mlx requires arm64; architecture x86_64 is not supported",
         "INFO: Metal device: Apple M2 Max (GPU family apple8)",
+        # Python's own wording for a missing attribute is not Jinja's
+        "AttributeError: 'dict' object has no attribute 'type'",
+        # a positive KV budget
+        "INFO: kv_budget=12.0GB, model_memory=19.7GB",
         # a model that fits, a download that worked
         "INFO: Model mlx-community/Qwen3-8B-4bit fits in memory (5.1 GB of 48 GB)",
         "Downloaded 4 files: 200",
