@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlx_console.core.logs.paste import unquote_paste
-from mlx_console.core.logs.triage import triage_text
+from mlx_console.core.logs.triage import triage_file, triage_text
 
 # A generic exception whose frames say where it broke: only a reader of the frames names the tokenizer.
 TRACEBACK = [
@@ -116,3 +116,32 @@ def test_one_line_cut_at_a_terminals_width_gets_its_rest_back() -> None:
     assert unquote_paste(odd) == odd
     indented = [*head, "x" * 100, "    raise ValueError(msg)"]
     assert unquote_paste(indented) == indented
+
+
+def test_a_paste_indented_as_a_whole_is_read_at_the_margin() -> None:
+    # a single line of a list item or a code block, and a thread dump whose first line is at the margin
+    one = ["    Error in iterating prediction stream: AttributeError: 'MambaCache' object has no attribute 'offset'"]
+    assert unquote_paste(one) == [one[0].lstrip()]
+    dump = ['    Thread "mlx-engine_0" (active):', "        step (omlx/scheduler.py:10546)"]
+    assert unquote_paste(dump) == ['Thread "mlx-engine_0" (active):', "    step (omlx/scheduler.py:10546)"]
+    assert "server_hang" in _cats("\n".join(dump))
+    # a log's own continuation lines, indented two or three spaces, keep their indentation
+    cont = ["   at libs/mlx-swift/Source/Cmlx/mlx-c/mlx/c/ops.cpp:677", "   at main.swift:12"]
+    assert unquote_paste(cont) == cont
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2026-12-06 10:00:00,000 - omlx.engine_core - error - [-] - Engine loop error: boom",
+        "2026-12-06 10:00:00,000 - error - Engine loop error: boom",
+        'time=2026-12-06T10:00:00Z level=error msg="Engine loop error: boom"',
+        "[error] Engine loop error: boom",
+    ],
+)
+def test_a_level_in_lower_case_is_a_level(line: str, tmp_path: Path) -> None:
+    # the same record from a file (the fast scan selects it) and from a paste
+    log = tmp_path / "x.log"
+    log.write_text("ok\n" + line + "\n")
+    assert [e.event.level for e in triage_file(log)] == ["ERROR"]
+    assert "server_hang" in _cats(line)

@@ -17,19 +17,21 @@ from dataclasses import dataclass, field
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PROBLEM_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
 _LV = "TRACE|DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL"
+# (the same in any case, for heads whose shape leaves no doubt: ` - error - `, `level=error`, `[warning]`)
+_LVI = f"(?i:{_LV})"
 _TS = r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?"
 
 # Order matters: the first that matches wins. Each is a "head": it always starts a new event.
 _HEADS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("mlx_lm", re.compile(rf"^(?P<ts>{_TS}) - (?P<level>{_LV}) - (?P<msg>.*)$")),
-    ("omlx", re.compile(rf"^(?:(?P<ts>{_TS}) - )?(?P<logger>[A-Za-z_][\w.]*) +- (?P<level>{_LV}) +- "
+    ("mlx_lm", re.compile(rf"^(?P<ts>{_TS}) - (?P<level>{_LVI}) - (?P<msg>.*)$")),
+    ("omlx", re.compile(rf"^(?:(?P<ts>{_TS}) - )?(?P<logger>[A-Za-z_][\w.]*) +- (?P<level>{_LVI}) +- "
                         rf"(?:\[(?P<rid>[^\]]*)\] - )?(?P<msg>.*)$")),
     ("access", re.compile(r'^(?P<client>\S+) - - \[(?P<ts>[^\]]+)\] "(?P<msg>(?P<method>[A-Z]+) (?P<path>\S+) '
                           r'HTTP/[\d.]+)" (?P<status>\d{3}) (?P<size>\S+)$')),
     ("stdlib", re.compile(rf"^(?P<level>{_LV}):(?:(?P<logger>[\w.]+):|\s+)(?P<msg>.*)$")),
-    ("bracket", re.compile(rf"^\[(?P<level>{_LV})\] (?P<msg>.*)$")),
+    ("bracket", re.compile(rf"^\[(?P<level>{_LVI})\] (?P<msg>.*)$")),
     # logfmt (Go servers: ollama's mlx runner): `time=… level=ERROR source=f.go:12 msg="…" err="…"`
-    ("logfmt", re.compile(rf"^time=\S+ level=(?P<level>{_LV}) (?:source=\S+ )?msg=(?P<msg>.*)$")),
+    ("logfmt", re.compile(rf"^time=\S+ level=(?P<level>{_LVI}) (?:source=\S+ )?msg=(?P<msg>.*)$")),
     ("pywarning", re.compile(r"^(?P<path>\S.*?):(?P<lineno>\d+): (?P<cat>\w*Warning): (?P<msg>.*)$")),
     ("thread_exc", re.compile(r"^(?P<msg>Exception in thread .*)$")),
     ("request_exc", re.compile(r"^(?P<msg>Exception occurred during processing of request from .*)$")),
@@ -95,6 +97,7 @@ _HEAD_NAMES = frozenset(name for name, _ in _HEADS)
 def _norm_level(level: str | None) -> str | None:
     if level is None:
         return None
+    level = level.upper()
     return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
 
 

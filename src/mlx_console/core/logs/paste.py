@@ -47,15 +47,19 @@ _HEAD = re.compile(r"(?:\d{4}-\d\d-\d\d|\d\d:\d\d:\d\d|Traceback \(most recent c
 
 def _common_indent(lines: Sequence[str]) -> int:
     """The indentation every non-blank line has, when it pushed the lines that start records (a time, a
-    traceback's head, an exception) off the margin: indentation inside a log is structure, kept. A traceback's
-    frames (`  File "…"`) keep their own two spaces."""
+    traceback's head, an exception) or the paste's first line off the margin: indentation inside a log is
+    structure, kept. A traceback's frames (`  File "…"`) keep their own two spaces."""
     filled = [ln for ln in lines if ln.strip()]
-    if len(filled) < 2:
+    if not filled:
         return 0
     cut = min(len(ln) - len(ln.lstrip(" \t")) for ln in filled)
     if cut < 3:  # one or two spaces: a log's own continuation lines as often as a paste's margin
         return 0
-    if not any(_HEAD.match(ln, cut) for ln in filled if len(ln) - len(ln.lstrip(" \t")) == cut):
+    # A paste whose first line is at the margin of four or more (a list item's, a code block's) is indented as a
+    # whole, whatever that line says; so is a single line.
+    first_at_margin = cut >= 4 and len(filled[0]) - len(filled[0].lstrip(" \t")) == cut
+    if not first_at_margin and (len(filled) < 2 or not any(
+            _HEAD.match(ln, cut) for ln in filled if len(ln) - len(ln.lstrip(" \t")) == cut)):
         return 0
     if any(ln[cut:].startswith('File "') for ln in filled):
         cut -= 2
