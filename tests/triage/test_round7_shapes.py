@@ -116,6 +116,13 @@ def _cats(text: str) -> set[str]:
         # a KV budget that the weights alone have used up at start-up; a Hub repo an offline loader does not have
         ("ValueError: not enough memory for KV cache: model_memory=40.1GB, kv_budget=-3.5GB", "oom_load"),
         ("ModelRunner: Offline mode error: No files available locally for this repository", "model_not_found"),
+        # a call whose arguments the server's own response model refuses
+        ("2026-07-01 09:00:00,000 - omlx.server - ERROR - [-] - SSE generator error: 2 validation errors for "
+         "ToolCallFunction", "tool_call_plaintext"),
+        ("ValueError: arguments must be valid JSON, got parse error: Expecting value: line 1 column 1 (char 0)",
+         "tool_call_plaintext"),
+        # the header of a crash report whose crashed thread is Metal's completion queue
+        ("Triggered by Thread: 12, Dispatch Queue: com.Metal.CompletionQueueDispatch", "metal_error"),
         # a macOS crash report: the crashed thread's frames belong to its header line
         ("Exception Type:    EXC_CRASH (SIGABRT)\n\nThread 7 Crashed::  Dispatch queue: com.apple.main-thread\n"
          "0   libsystem_kernel.dylib        \t       0x18a1e25e8 __pthread_kill + 8\n"
@@ -155,6 +162,11 @@ def test_round7_shapes(text: str, cat: str) -> None:
         "AttributeError: 'dict' object has no attribute 'type'",
         # a positive KV budget
         "INFO: kv_budget=12.0GB, model_memory=19.7GB",
+        # a server calling the tokenizer object as a function, or passing mlx-lm's batch generator a keyword it
+        # no longer takes: the server's code and mlx-lm's do not fit, neither the tokenizer nor a stalled loop
+        "ERROR:engine.scheduler:batch generation error: <mlx_lm.tokenizer_utils.TokenizerWrapper object at "
+        "0x12e6b24e0> is not a callable object",
+        "Engine loop error: BatchGenerator.__init__() got an unexpected keyword argument 'prompt_progress_callback'",
         # a model that fits, a download that worked
         "INFO: Model mlx-community/Qwen3-8B-4bit fits in memory (5.1 GB of 48 GB)",
         "Downloaded 4 files: 200",
