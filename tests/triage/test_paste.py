@@ -145,3 +145,34 @@ def test_a_level_in_lower_case_is_a_level(line: str, tmp_path: Path) -> None:
     log.write_text("ok\n" + line + "\n")
     assert [e.event.level for e in triage_file(log)] == ["ERROR"]
     assert "server_hang" in _cats(line)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "2026-12-06 10:00:00.123 swama[1234:5678] ",  # NSLog from a Swift app
+        "2026-12-06 10:00:00.123456+0100 0x1a2b     Error       0x0                  1234   0    python3: ",  # log show
+        "0|omlx     | ",  # pm2
+    ],
+)
+def test_macos_and_pm2_prefixes_are_read_through(prefix: str) -> None:
+    tb = ["Traceback (most recent call last):",
+          '  File "/opt/venv/lib/python3.12/site-packages/mlx_lm/tokenizer_utils.py", line 412, in load',
+          "    tokenizer = AutoTokenizer.from_pretrained(model_path)",
+          "ValueError: something went wrong"]
+    assert unquote_paste([prefix + ln for ln in tb]) == tb
+    assert "tokenizer" in _cats("\n".join(prefix + ln for ln in tb))
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "[ 10:00:00.1234AM | ERROR   ] ",  # exo, short
+        "[ 2026-12-06 10:00:00.123 | ERROR    | exo.worker.runner:main:12 ] ",  # exo, long
+        "(APIServer pid=83023) ERROR 02-23 18:49:03 [serving_chat.py:1343] ",  # vllm-metal
+        "[2025-03-07 01:45:37.078][ERROR][mlx-engine] ",  # LM Studio
+    ],
+)
+def test_a_pattern_anchored_at_the_start_also_sees_the_line_after_a_servers_prefix(prefix: str) -> None:
+    assert "tool_call_plaintext" in _cats(prefix + '<tool_call>{"name": "ls", "arguments": {}}</tool_call>')
+    assert "tool_call_plaintext" in _cats(prefix + '{"name": "get_weather", "arguments": {"city": "Paris"}}')

@@ -70,7 +70,8 @@ _PREFIX = re.compile(
     rf"|{_PLV.replace('plevel', 'plevel2')} \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \[[\w.-]+:\d+\] ?"  # vllm
     rf"|\[(?:{_TS}|\d\d:\d\d:\d\d(?:[.,]\d+)?)\](?:\[{_PLV.replace('plevel', 'plevel3')}\])?(?:\[[\w .-]+\])? ?"
     rf"|{_TS} \| {_PLV.replace('plevel', 'plevel4')} +\| [^ ]+ [-|] "  # loguru (exo, mlx-openai-server)
-    rf"|\[ ?\d\d:\d\d:\d\d(?:[.,]\d+)?(?:[AP]M)? \| {_PLV.replace('plevel', 'plevel6')} +\| [^\]]*\] ?"  # exo's short
+    # exo's loguru formats: `[ 10:00:00.1234AM | ERROR   ] `, `[ 2026-01-01 10:00:00.123 | ERROR    | m:f:12 ] `
+    rf"|\[ ?(?:\d{{4}}-\d\d-\d\d )?\d\d:\d\d:\d\d(?:[.,]\d+)?(?:[AP]M)? \| {_PLV.replace('plevel', 'plevel6')} *(?:\| [^\]]*)?\] ?"
     rf"|\d\d:\d\d:\d\d(?:[.,]\d+)? {_PLV.replace('plevel', 'plevel5')} +"  # short console format
     r"|\d{1,2}:\d\d[AP]M [A-Z]{3} .*?: (?:stderr|stdout) "  # LocalAI's backend relay
     # ISO time then a level, any case (Rust/Go/Zig/Node servers: `2026-01-02T10:00:00.123Z ERROR …`, `[error]`)

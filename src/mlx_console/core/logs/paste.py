@@ -2,7 +2,7 @@
 
 An issue, a chat or a terminal wraps the lines it carries: Markdown quotes and code fences, the prefix a log
 collector puts on every line (`docker compose logs`, `journalctl`, `docker logs -t` / `kubectl logs
---timestamps`, an app that stamps its child's output), the indentation of a list item or a `<details>` block,
+--timestamps`, an app that stamps its child's output, macOS's NSLog and `log show`, pm2), the indentation of a list item or a `<details>` block,
 HTML entities and no-break or zero-width spaces where a rendered page was copied. Each line keeps its number (a
 fence becomes a blank line); only the wrapping goes, and only when the text is wrapped that way throughout: a
 server's own log is never changed.
@@ -26,6 +26,12 @@ _COLLECTOR = (
     re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d) "),
     # a bracketed date or time an app stamps on its child's output (`[15:59:49.692] `, `[2026-12-06 10:00:00] `)
     re.compile(r"^\[(?:\d{4}-\d\d-\d\d[ T])?\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\] "),
+    # macOS: NSLog / os_log from a Swift app (`2026-12-06 10:00:00.123 swama[1234:5678] `), `log show` / `log
+    # stream` (`2026-12-06 10:00:00.123456+0100 0x1a2b  Error  0x0  1234  0  python3: `)
+    re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ [\w. -]+\[\d+:[0-9a-fA-Fx]+\] "),
+    re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+[+-]\d{4}\s+0x[0-9a-f]+\s+\w+\s+0x[0-9a-f]+\s+\d+\s+\d+\s+[^:]+: "),
+    # pm2 (`0|omlx     | `)
+    re.compile(r"^\d+\|[\w.-]+\s*\| ?"),
 )
 _ENTITY = re.compile(r"&(?:quot|#39|#x27|gt|lt|amp|nbsp);")
 # Spaces a web page or a chat puts where the log had plain ones (no-break, thin, narrow no-break, ideographic
@@ -103,7 +109,7 @@ def unquote_paste(lines: Sequence[str]) -> list[str]:
     if any(ln.startswith(">") or _FENCE.match(ln) for ln in out):
         out = ["" if _FENCE.match(ln) else _QUOTE.sub("", ln) if ln.startswith(">") else ln for ln in out]
     for i, rx in enumerate(_COLLECTOR):
-        if _mostly(out, rx, 2 if i == 0 else 1):  # `name | ` alone on one line could be a log's own text
+        if _mostly(out, rx, 2 if i in (0, 6) else 1):  # `name | ` alone on one line could be a log's own text
             out = [rx.sub("", ln, count=1) for ln in out]
             break
     cut = _common_indent(out)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlx_console.core.errors import ConsoleError
+from mlx_console.core.logs.events import parse_line
 from mlx_console.core.logs.evidence import Evidence, Facts, facts, short_type
 from mlx_console.core.logs.literals import LiteralFinder, required_literals
 
@@ -60,6 +61,13 @@ _SKIPPABLE = ("TRACE", "DEBUG", "INFO", "WARNING", "none")  # `none`: a record w
 # Syntax the fast engines (hyperscan, RE2) do not accept: refuse it up front so both paths agree.
 _UNSUPPORTED = re.compile(r"\(\?(?:[=!]|<[=!])|\\[1-9]|\(\?P=")
 
+
+
+def _after_prefix(text: str) -> str | None:
+    """The line without the prefix another server or a shortened console format put before what Python printed
+    (events._PREFIX: vllm-metal, loguru, exo, LM Studio...), when it has one."""
+    prefix = parse_line(text).fields.get("prefix")
+    return text[len(prefix):] if prefix else None
 
 class CatalogError(ConsoleError):
     """A catalogue file is unreadable or an entry in it is invalid."""
@@ -498,6 +506,9 @@ class Catalog:
                     i, j = at[k]
                     by_entry.setdefault(i, []).append(j)
                 found = [i for i, js in sorted(by_entry.items()) if self.entries[i].hits_line(text, js)]
+            rest = _after_prefix(text)
+            if rest is not None:  # (a pattern anchored at the start of a line also sees it after the prefix)
+                found = sorted({*found, *self.line_hits(rest)})
             for i in found:
                 hit_lines.setdefault(i, []).append(n)
         return hit_lines
