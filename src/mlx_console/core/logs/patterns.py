@@ -19,15 +19,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from mlx_console.core.errors import ConsoleError
-from mlx_console.core.logs.events import parse_line
+from mlx_console.core.logs.events import Event, parse_line
 from mlx_console.core.logs.evidence import Evidence, Facts, facts, short_type
 from mlx_console.core.logs.literals import LiteralFinder, required_literals
-
-if TYPE_CHECKING:
-    from mlx_console.core.logs.events import Event
 
 CATEGORIES: tuple[str, ...] = (
     "oom_load",
