@@ -4,9 +4,11 @@ the near misses that must stay quiet."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from mlx_console.core.logs.triage import triage_text
+from mlx_console.core.logs.triage import triage_file, triage_text
 
 
 def _cats(text: str) -> set[str]:
@@ -183,3 +185,14 @@ def test_deepseek_markers_are_a_tool_call_not_a_detokenizer_leak() -> None:
     text = ('"content": "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\\n'
             '```json\\n{\\"city\\": \\"Paris\\"}\\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"')
     assert _cats(text) == {"tool_call_plaintext"}
+
+
+@pytest.mark.parametrize("text", ["Drafter could not be attached to target model qwen3-32b",
+                                  "mlx runner failed: TurboQuant KV cache cannot be built for this model"])
+def test_a_line_without_a_level_that_says_it_failed_is_an_error_event(text: str, tmp_path: Path) -> None:
+    # (the evidence of an entry is weighed on warning and error events only: a failure in words is one)
+    assert _cats(text) - {"server_hang"}
+    log = tmp_path / "x.log"
+    log.write_text("INFO: ok\n" + text + "\n")
+    assert [ev.event.level for ev in triage_file(log)] == ["ERROR"]
+

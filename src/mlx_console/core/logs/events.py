@@ -58,6 +58,9 @@ _ERRORISH = re.compile(
 # A wrapper's own sentence carrying the exception (`Failed to load draft model. XError: …`); tried only on lines
 # that hold `Error: ` or `Exception: `.
 _EMBEDDED_EXC = re.compile(r"[\s.:(\[\"'](?:[A-Za-z_][\w.]*(?:Error|Exception)|Exception): ")
+# A line with no level that still says something failed, in a server's or a wrapper's own words (`Failed to load
+# model: …`, `Runner 3: RunnerFailed`, `mlx runner failed: …`, `Error when loading model: …`).
+_FAILURE_WORDS = re.compile(r"\b(?:[Ff]ailed|FAILED|[Ff]ailure|[Ee]rror|[Uu]nable to|[Cc]ould not|[Cc]annot|[Ff]atal|[Aa]borted|[Cc]rashed)\b")
 _INDENTED_EXC = re.compile(r"\s+(?:[A-Za-z_][\w.]*(?:Error|Exception)|Exception)(?::\s|$)")
 _FIXED_LEVEL = {"thread_exc": "ERROR", "request_exc": "ERROR", "pywarning": "WARNING"}
 # Prefixes that servers embedding mlx-lm (vllm-mlx/vllm-metal, LM Studio, exo, vmlx, LocalAI) or a shortened
@@ -151,7 +154,9 @@ _parse_short = functools.lru_cache(maxsize=4096)(_parse_line)
 def _errorish(text: str) -> bool:
     if _ERRORISH.match(text):
         return True
-    return ("Error: " in text or "Exception: " in text) and _EMBEDDED_EXC.search(text, 0, 240) is not None
+    if ("Error: " in text or "Exception: " in text) and _EMBEDDED_EXC.search(text, 0, 240) is not None:
+        return True
+    return _FAILURE_WORDS.search(text, 0, 240) is not None
 
 
 def _logfmt_msg(rest: str) -> str:
