@@ -247,3 +247,19 @@ def test_literal_finder_equals_in_on_the_corpus_and_odd_text() -> None:
     if scan.hyperscan is not None:
         assert odd.present("abc \\d ß [x]") == {1, 3, 4}  # regex syntax in a literal is only text
     assert LiteralFinder([]).present("anything") == set()
+
+
+def test_re_engine_finds_a_literal_for_every_pattern_that_has_a_selective_one() -> None:
+    # The `re` engine (no hyperscan) runs a regex pass over the whole log for each pattern without a required
+    # literal, and a bytes.find for the others: a rare character above ASCII is a literal, and no literal may be
+    # on every line of a clean log (each hit of a literal is a line to check).
+    from mlx_console.core.logs.literals import required_literals
+
+    assert required_literals("[a-z,]Ġ[a-z]") == ["Ġ"]
+    assert required_literals("[A-Za-z:] ?��") == ["��"]
+    sc = Scanner(Catalog.load([]), engine="re", cache_dir=None)
+    assert len(sc._rest) <= 3, [sc._pats[k][0] for k, _ in sc._rest]
+    clean = (FIXTURES / "mlx_lm_clean.log").read_bytes()
+    lines = clean.count(b"\n")
+    common = {lit for lit in sc._literals if clean.count(lit) > lines // 4}
+    assert not common, common

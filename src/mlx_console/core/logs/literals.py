@@ -14,6 +14,12 @@ from typing import Any
 _MIN_LITERAL = 3
 
 
+def _strength(lit: str) -> int:
+    """How selective a literal is: its length, a character above ASCII counting as three (`Ġ`, `▁`, `�` are rare
+    in a log, and two or more bytes long)."""
+    return sum(1 if ord(c) < 0x80 else 3 for c in lit)
+
+
 def _seq_literals(seq: Any) -> list[str] | None:
     """The best 'one of these literals occurs in every match' for a parsed sequence (None if none)."""
     best: list[str] | None = None
@@ -21,7 +27,8 @@ def _seq_literals(seq: Any) -> list[str] | None:
 
     def consider(lits: list[str] | None) -> None:
         nonlocal best
-        if lits and min(map(len, lits)) >= _MIN_LITERAL and (best is None or min(map(len, lits)) > min(map(len, best))):
+        if lits and min(map(_strength, lits)) >= _MIN_LITERAL and (
+                best is None or min(map(_strength, lits)) > min(map(_strength, best))):
             best = lits
 
     for op, av in seq:

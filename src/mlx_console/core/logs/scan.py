@@ -41,7 +41,9 @@ PROBLEM_PATTERNS: tuple[str, ...] = (
     # Unanchored: servers that embed mlx-lm put their own prefix before the line (events._PREFIX).
     r"\b(?:WARNING|WARN|ERROR|CRITICAL|FATAL)\b",
     r"\d\d:\d\d(?:[,.]\d+)?(?:Z|[+-]\d\d:?\d\d)? +\[?(?:error|warn|warning|critical|fatal)\b",  # lower-case levels
-    r" - (?:[Ee]rror|[Ww]arn(?:ing)?|[Cc]ritical|[Ff]atal) - |level=(?:error|warn|warning|fatal)\b|\[(?:error|warn|warning|critical|fatal)\] ",
+    # (spelt out: each branch then has a literal of its own for the `re` engine's bytes.find, not ` - `)
+    r" - error - | - Error - | - warning - | - Warning - | - warn - | - critical - | - fatal - "
+    r"|level=error\b|level=warn|level=fatal\b|\[error\] |\[warn(?:ing)?\] |\[critical\] |\[fatal\] ",
     r"Traceback \(most recent call last\):",
     r'(?:File "[^"]+|\.py)", line \d+',  # a frame opens a traceback even when its head (or `File "`) is missing
     r"Exception (?:in thread|occurred during processing)",
