@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
@@ -180,17 +179,19 @@ def _free_port() -> int:
 def _fill(directory: Path) -> Path:
     """Fill the filesystem of `directory` to the last byte (a real ENOSPC, not a simulated one)."""
     filler = directory / "filler"
-    with filler.open("wb") as f:
-        try:
+    # Unbuffered writes: a buffered file would hold back what the last write could not place and raise ENOSPC
+    # again when closed, outside the loop that expects it.
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for chunk in (b"\0" * 65536, b"\0"):  # then the last bytes a partial chunk left
             while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError as e:
-            assert e.errno == errno.ENOSPC
-    with contextlib.suppress(OSError), filler.open("ab") as f:  # the last bytes a partial chunk left
-        while True:
-            f.write(b"\0")
-            f.flush()
+                try:
+                    os.write(fd, chunk)
+                except OSError as e:
+                    assert e.errno == errno.ENOSPC
+                    break
+    finally:
+        os.close(fd)
     return filler
 
 

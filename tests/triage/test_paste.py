@@ -14,6 +14,8 @@ import pytest
 from mlx_console.core.logs.paste import unquote_paste
 from mlx_console.core.logs.triage import triage_file, triage_text
 
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "logs"
+
 # A generic exception whose frames say where it broke: only a reader of the frames names the tokenizer.
 TRACEBACK = [
     "Traceback (most recent call last):",
@@ -111,9 +113,10 @@ def test_one_line_cut_at_a_terminals_width_gets_its_rest_back() -> None:
     head = ['  File "/opt/venv/lib/python3.12/site-packages/mlx_lm/models/cache.py", line 912, in merge']
     cut = [*head, line[:100], line[100:]]
     assert unquote_paste(cut) == [*head, line, ""]
-    # one line of another width, or a rest that is indented (a frame, a detail), is left as it is
+    # one line of another width is not glued to its rest as a cut (it is read as a word-wrapped line: a space
+    # between, each part's words intact); a rest that is indented (a frame, a detail) is left as it is
     odd = [*head, line[:97], line[97:]]
-    assert unquote_paste(odd) == odd
+    assert unquote_paste(odd) == [*head, line[:97] + " " + line[97:], ""]
     indented = [*head, "x" * 100, "    raise ValueError(msg)"]
     assert unquote_paste(indented) == indented
 
@@ -176,3 +179,32 @@ def test_macos_and_pm2_prefixes_are_read_through(prefix: str) -> None:
 def test_a_pattern_anchored_at_the_start_also_sees_the_line_after_a_servers_prefix(prefix: str) -> None:
     assert "tool_call_plaintext" in _cats(prefix + '<tool_call>{"name": "ls", "arguments": {}}</tool_call>')
     assert "tool_call_plaintext" in _cats(prefix + '{"name": "get_weather", "arguments": {"city": "Paris"}}')
+
+
+def test_a_paste_word_wrapped_at_a_width_gets_its_lines_back() -> None:
+    import textwrap
+
+    long = ["2026-12-06 10:00:00,000 - omlx.engine_core - ERROR - [-] - Engine loop error: There is no Stream(gpu, 0) "
+            "in current thread.",
+            "ValueError: [broadcast_shapes] Shapes (4,16,1,2213) and (4,1,1,1962) cannot be broadcast while the "
+            "batch caches were merged"]
+    wrapped = [x for ln in long for x in textwrap.wrap(ln, 80)]
+    assert len(wrapped) > len(long)
+    joined = [ln for ln in unquote_paste(wrapped) if ln]
+    assert joined == long
+    assert "batch_cache_shape" in _cats("\n".join(wrapped))
+    # a short paste with one break: a guard's sentence
+    two = ["oMLX prefill memory guard rejected this prompt: Prefill context too large", "for available memory (kv_len=143)"]
+    assert unquote_paste(two)[0] == " ".join(two)
+
+
+def test_a_servers_own_log_is_not_unwrapped() -> None:
+    # a repeated long line followed by a rule, a long line followed by an access line or a frame: records of their own
+    log = ["huggingface_hub.errors.CacheNotFound: Cache directory not found: /Users/me/.cache/huggingface/hub. "
+           "Please use `cache_dir` argument.", "-" * 40] * 2 + [
+           "2026-12-06 10:00:00,000 - INFO - Prompt processing progress: 1024/4096 (the prompt is long, a line near "
+           "the width)", '127.0.0.1 - - [06/Dec/2026 10:00:00] "POST /v1/chat/completions HTTP/1.1" 200 -']
+    assert unquote_paste(log) == log
+    for f in FIXTURES.glob("*.log"):
+        lines = f.read_text().splitlines()
+        assert unquote_paste(lines) == lines, f.name

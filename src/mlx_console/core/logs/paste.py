@@ -81,7 +81,7 @@ def _unwrap(lines: list[str]) -> list[str]:
     gets its continuation back; the continuation's line is left blank (line numbers are kept). A continuation
     that starts a record of its own is not one."""
     width = max((len(ln) for ln in lines), default=0)
-    at_width = sum(1 for ln in lines if len(ln) == width)
+    at_width = len({ln for ln in lines if len(ln) == width})  # (the same line twice is a repeat, not two cuts)
     # one line cut is enough when the width is a terminal's (its rest must not be indented: a frame, a detail)
     if width < 60 or (at_width < 2 and width not in _TERMINAL_WIDTHS):
         return lines
@@ -97,6 +97,46 @@ def _unwrap(lines: list[str]) -> list[str]:
             out[i + 1:j + 1] = [""] * (j - i)
         i = j + 1
     return out
+
+
+_WORD = re.compile(r"[A-Za-z0-9]")  # a wrapped line's rest has words (a `-----` rule is a line of its own)
+_NEAR_MARGIN = 12  # a word-wrapped line ends at most this many columns short of the paste's widest line
+
+
+def _unwrap_words(lines: list[str], width: int) -> list[str]:
+    """A paste word-wrapped at a width (an editor, a mail, a narrow page: lines broken at a space, a little short
+    of the widest one, `width`): a line that reaches near that width and is followed by a line that starts no
+    record of its own (no time, level, exception or traceback head, no indentation) gets that line back, after a
+    space."""
+    if not 60 <= width <= 200:
+        return lines
+
+    def wrapped(k: int) -> bool:  # line k was cut at a space and line k + 1 is its rest
+        return (len(lines[k]) >= width - _NEAR_MARGIN and " " in lines[k].strip() and bool(lines[k + 1].strip())
+                and not lines[k + 1][:1].isspace() and not _HEAD.match(lines[k + 1])
+                and not _OWN_RECORD.match(lines[k + 1]) and _WORD.search(lines[k + 1]) is not None
+                and (len(lines[k + 1]) < width or " " in lines[k + 1].strip()))  # (not one unbreakable token)
+
+    # (at least two such breaks, or one in a paste of a few lines: a log's own long line followed by a line of
+    # another shape is not a wrap)
+    breaks = len({lines[k] for k in range(len(lines) - 1) if wrapped(k)})  # (a repeated line is one break)
+    if breaks == 0 or breaks == 1 and sum(1 for ln in lines if ln.strip()) > 4:
+        return lines
+    out = list(lines)
+    i = 0
+    while i < len(out) - 1:
+        j = i
+        while j + 1 < len(lines) and wrapped(j):
+            j += 1
+        if j > i:
+            out[i] = " ".join(ln.rstrip() for ln in lines[i:j + 1])
+            out[i + 1:j + 1] = [""] * (j - i)
+        i = j + 1
+    return out
+
+
+# A line that starts a record of its own in other shapes than _HEAD's: a frame, an access log's client address.
+_OWN_RECORD = re.compile(r'(?:File "|at |#\d+ |\d+\s+\S+\s+0x|\d{1,3}(?:\.\d{1,3}){3}\b|[A-Z]+:)')
 
 
 def unquote_paste(lines: Sequence[str]) -> list[str]:
@@ -115,7 +155,7 @@ def unquote_paste(lines: Sequence[str]) -> list[str]:
     cut = _common_indent(out)
     if cut:
         out = [ln[cut:] for ln in out]
-    return _unwrap(out)
+    return _unwrap_words(_unwrap(out), max((len(ln) for ln in out), default=0))
 
 
 def is_wrapped(lines: Sequence[str]) -> bool:
