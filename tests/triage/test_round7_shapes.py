@@ -130,6 +130,7 @@ def _cats(text: str) -> set[str]:
         ("error: command-argument value 'x.gguf' is invalid for argument 'model-path'. File not found",
          "settings_invalid"),
         ("ERROR - the converted weights are missing the vision_tower.* tensors", "model_load_missing_weights"),
+        ("Error: 'model.layers.3.mlp.up_proj.scales'", "model_load_missing_weights"),
         # a macOS crash report: the crashed thread's frames belong to its header line
         ("Exception Type:    EXC_CRASH (SIGABRT)\n\nThread 7 Crashed::  Dispatch queue: com.apple.main-thread\n"
          "0   libsystem_kernel.dylib        \t       0x18a1e25e8 __pthread_kill + 8\n"
