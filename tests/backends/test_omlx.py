@@ -211,41 +211,43 @@ def test_the_supervisor_survives_a_full_disk_and_restarts_the_server(write_confi
     sup = Supervisor(write_config(omlx("o", omlx_base, port, restart="always"),
                                   omlx("p", omlx_base, _free_port())), timings=FAST)
     st = sup.start("o", wait=30)
-    supervisor = psutil.Process(st.supervisor_pid)
-    before = (sup.dir("o") / "state.json").read_bytes()
-    settings = small_state_fs / "model_settings.json"
-    settings.write_text('{"version": 1, "models": {"m": {"top_k": 1}}}')
-    filler = _fill(small_state_fs)
-    try:
-        os.kill(st.pid, signal.SIGKILL)
-        # It restarts the server although it cannot record a thing.
-        new = wait_for(lambda: [c.pid for c in supervisor.children() if c.pid != st.pid and c.status() != "zombie"],
-                       timeout=20)
-        assert supervisor.is_running() and new
-        with pytest.raises(OSError) as e:  # the disk is really full
-            (small_state_fs / "probe").write_bytes(b"x" * 4096)
-        assert e.value.errno == errno.ENOSPC
-        assert (sup.dir("o") / "state.json").read_bytes() == before  # the old state, whole
-        # The CLI says so in one line instead of a traceback, and leaves the old files whole.
-        for args in (["settings", "set", "--file", str(settings), "--offline", "m", "top_k=5"],
-                     ["backends", "start", "p"]):
-            r = subprocess.run([sys.executable, "-m", "mlx_console", *args], capture_output=True, text=True,
-                               env=os.environ.copy(), timeout=60)
-            lines = [ln for ln in r.stderr.splitlines() if ln.startswith("mlx-console")]
-            assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-            assert len(lines) == 1 and "No space left on device" in lines[0], r.stderr
-        assert settings.read_text() == '{"version": 1, "models": {"m": {"top_k": 1}}}'
-        assert not list(small_state_fs.glob("**/*.mlx-console-tmp"))
+    try:  # (the backend and its supervisor never outlive the test, whatever fails)
+        supervisor = psutil.Process(st.supervisor_pid)
+        before = (sup.dir("o") / "state.json").read_bytes()
+        settings = small_state_fs / "model_settings.json"
+        settings.write_text('{"version": 1, "models": {"m": {"top_k": 1}}}')
+        filler = _fill(small_state_fs)
+        try:
+            os.kill(st.pid, signal.SIGKILL)
+            # It restarts the server although it cannot record a thing.
+            new = wait_for(lambda: [c.pid for c in supervisor.children() if c.pid != st.pid and c.status() != "zombie"],
+                           timeout=20)
+            assert supervisor.is_running() and new
+            with pytest.raises(OSError) as e:  # the disk is really full
+                (small_state_fs / "probe").write_bytes(b"x" * 4096)
+            assert e.value.errno == errno.ENOSPC
+            assert (sup.dir("o") / "state.json").read_bytes() == before  # the old state, whole
+            # The CLI says so in one line instead of a traceback, and leaves the old files whole.
+            for args in (["settings", "set", "--file", str(settings), "--offline", "m", "top_k=5"],
+                         ["backends", "start", "p"]):
+                r = subprocess.run([sys.executable, "-m", "mlx_console", *args], capture_output=True, text=True,
+                                   env=os.environ.copy(), timeout=60)
+                lines = [ln for ln in r.stderr.splitlines() if ln.startswith("mlx-console")]
+                assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+                assert len(lines) == 1 and "No space left on device" in lines[0], r.stderr
+            assert settings.read_text() == '{"version": 1, "models": {"m": {"top_k": 1}}}'
+            assert not list(small_state_fs.glob("**/*.mlx-console-tmp"))
+        finally:
+            filler.unlink()
+        try:
+            ready = wait_for(lambda: (s := sup.status("o")).status == "ready" and s.restarts == 1 and s, timeout=20)
+        except AssertionError:
+            pytest.fail(f"{sup.status('o')}\n{(sup.dir('o') / 'supervise.log').read_text()}")
+        assert ready.pid in new and ready.supervisor_pid == supervisor.pid
+        assert any("could not be written" in w and "No space left" in w for w in ready.warnings), ready.warnings
+        assert "No space left on device" in (sup.dir("o") / "supervise.log").read_text()
     finally:
-        filler.unlink()
-    try:
-        ready = wait_for(lambda: (s := sup.status("o")).status == "ready" and s.restarts == 1 and s, timeout=20)
-    except AssertionError:
-        pytest.fail(f"{sup.status('o')}\n{(sup.dir('o') / 'supervise.log').read_text()}")
-    assert ready.pid in new and ready.supervisor_pid == supervisor.pid
-    assert any("could not be written" in w and "No space left" in w for w in ready.warnings), ready.warnings
-    assert "No space left on device" in (sup.dir("o") / "supervise.log").read_text()
-    sup.stop("o")
+        sup.stop("o")
 
 
 @pytest.mark.parametrize("host", ["192.0.2.7", "203.0.113.9,127.0.0.1"])  # TEST-NET: never this machine's
