@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mlx_console.core.errors import ConsoleError
-from mlx_console.core.logs.events import Event, parse_line
+from mlx_console.core.logs.events import PROBLEM_LEVELS, Event, parse_line
 from mlx_console.core.logs.evidence import Evidence, Facts, facts, short_type
 from mlx_console.core.logs.literals import LiteralFinder, required_literals
 
@@ -62,9 +62,11 @@ _UNSUPPORTED = re.compile(r"\(\?(?:[=!]|<[=!])|\\[1-9]|\(\?P=")
 
 def _after_prefix(text: str) -> str | None:
     """The line without the prefix another server or a shortened console format put before what Python printed
-    (events._PREFIX: vllm-metal, loguru, exo, LM Studio...), when it has one."""
-    prefix = parse_line(text).fields.get("prefix")
-    return text[len(prefix):] if prefix else None
+    (events._PREFIX: vllm-metal, loguru, exo, LM Studio...), when it has one and the line is a warning or an
+    error (the lines the fast scan selects anyway: the file and the paste paths find the same)."""
+    parsed = parse_line(text)
+    prefix = parsed.fields.get("prefix")
+    return text[len(prefix):] if prefix and parsed.level in PROBLEM_LEVELS else None
 
 class CatalogError(ConsoleError):
     """A catalogue file is unreadable or an entry in it is invalid."""
