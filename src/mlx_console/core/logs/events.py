@@ -60,7 +60,9 @@ _ERRORISH = re.compile(
 _EMBEDDED_EXC = re.compile(r"[\s.:(\[\"'](?:[A-Za-z_][\w.]*(?:Error|Exception)|Exception): ")
 # A line with no level that still says something failed, in a server's or a wrapper's own words (`Failed to load
 # model: …`, `Runner 3: RunnerFailed`, `mlx runner failed: …`, `Error when loading model: …`).
-_FAILURE_WORDS = re.compile(r"\b(?:[Ff]ailed|FAILED|[Ff]ailure|[Ee]rror|[Uu]nable to|[Cc]ould not|[Cc]annot|[Ff]atal|[Aa]borted|[Cc]rashed)\b")
+_FAILURE_WORDS = re.compile(
+    r"\b(?:[Ff]ailed|FAILED|[Ff]ailure|[Ee]rror|[Uu]nable to|[Cc]ould not|[Cc]annot|[Ff]atal|[Aa]borted|[Cc]rashed)\b"
+)
 _INDENTED_EXC = re.compile(r"\s+(?:[A-Za-z_][\w.]*(?:Error|Exception)|Exception)(?::\s|$)")
 _FIXED_LEVEL = {"thread_exc": "ERROR", "request_exc": "ERROR", "pywarning": "WARNING"}
 # Prefixes that servers embedding mlx-lm (vllm-mlx/vllm-metal, LM Studio, exo, vmlx, LocalAI) or a shortened

@@ -2,10 +2,10 @@
 
 An issue, a chat or a terminal wraps the lines it carries: Markdown quotes and code fences, the prefix a log
 collector puts on every line (`docker compose logs`, `journalctl`, `docker logs -t` / `kubectl logs
---timestamps`, an app that stamps its child's output, macOS's NSLog and `log show`, pm2), the indentation of a list item or a `<details>` block,
-HTML entities and no-break or zero-width spaces where a rendered page was copied. Each line keeps its number (a
-fence becomes a blank line); only the wrapping goes, and only when the text is wrapped that way throughout: a
-server's own log is never changed.
+--timestamps`, an app that stamps its child's output, macOS's NSLog and `log show`, pm2), the indentation of a
+list item or a `<details>` block, HTML entities and no-break or zero-width spaces where a rendered page was
+copied, lines cut or word-wrapped at a width. Each line keeps its number (a fence becomes a blank line); only
+the wrapping goes, and only when the text is wrapped that way throughout: a server's own log is never changed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ _COLLECTOR = (
     # macOS: NSLog / os_log from a Swift app (`2026-12-06 10:00:00.123 swama[1234:5678] `), `log show` / `log
     # stream` (`2026-12-06 10:00:00.123456+0100 0x1a2b  Error  0x0  1234  0  python3: `)
     re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ [\w. -]+\[\d+:[0-9a-fA-Fx]+\] "),
-    re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+[+-]\d{4}\s+0x[0-9a-f]+\s+\w+\s+0x[0-9a-f]+\s+\d+\s+\d+\s+[^:]+: "),
+    re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+[+-]\d{4}\s+0x[0-9a-f]+\s+\w+\s+0x[0-9a-f]+"
+               r"\s+\d+\s+\d+\s+[^:]+: "),
     # pm2 (`0|omlx     | `)
     re.compile(r"^\d+\|[\w.-]+\s*\| ?"),
 )
@@ -99,6 +100,8 @@ def _unwrap(lines: list[str]) -> list[str]:
     return out
 
 
+# A line that starts a record of its own in other shapes than _HEAD's: a frame, an access log's client address.
+_OWN_RECORD = re.compile(r'(?:File "|at |#\d+ |\d+\s+\S+\s+0x|\d{1,3}(?:\.\d{1,3}){3}\b|[A-Z]+:)')
 _WORD = re.compile(r"[A-Za-z0-9]")  # a wrapped line's rest has words (a `-----` rule is a line of its own)
 _NEAR_MARGIN = 12  # a word-wrapped line ends at most this many columns short of the paste's widest line
 
@@ -134,9 +137,6 @@ def _unwrap_words(lines: list[str], width: int) -> list[str]:
         i = j + 1
     return out
 
-
-# A line that starts a record of its own in other shapes than _HEAD's: a frame, an access log's client address.
-_OWN_RECORD = re.compile(r'(?:File "|at |#\d+ |\d+\s+\S+\s+0x|\d{1,3}(?:\.\d{1,3}){3}\b|[A-Z]+:)')
 
 
 def unquote_paste(lines: Sequence[str]) -> list[str]:

@@ -52,7 +52,8 @@ PROBLEM_PATTERNS: tuple[str, ...] = (
     r"[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)\b",
     r"\bException: ",  # Python's base class raised as is (`Exception: msg`)
     r"\b(?:Error|Fatal error)\b",
-    r"\b(?:[Ff]ailed|FAILED|[Ff]ailure|error|[Uu]nable to|[Cc]ould not|[Cc]annot|[Ff]atal|[Aa]borted|[Cc]rashed)\b",  # events._FAILURE_WORDS
+    # events._FAILURE_WORDS (`Error` is in the pattern above)
+    r"\b(?:[Ff]ailed|FAILED|[Ff]ailure|error|[Uu]nable to|[Cc]ould not|[Cc]annot|[Ff]atal|[Aa]borted|[Cc]rashed)\b",
     r'\{\s*"(?:error|detail)"\s*:',  # an error response body
     r"libc\+\+abi: terminating|terminate called|panic: |fatal error: |Segmentation fault|Abort trap|zsh: (?:abort|killed)",
     r"Thread \d+ Crashed\b|Exception Type:\s+EXC_|Crashed Thread:",  # a macOS crash report
