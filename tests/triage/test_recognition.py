@@ -130,3 +130,43 @@ def test_family_variants(line: str, cat: str) -> None:
 )
 def test_normal_lines_are_not_bugs(line: str) -> None:
     assert triage_text(line) == []
+
+
+# mlx_lm.server at --log-level DEBUG logs the reply it sends (server.py: `Outgoing Response: ` + json.dumps(resp,
+# indent="\t")): a tool call left in its content is what the client received, the bug itself.
+_REPLY = (
+    '2026-01-01 10:00:01,000 - DEBUG - Outgoing Response: {{\n\t"id": "chatcmpl-1",\n\t"object": "chat.completion",\n'
+    '\t"choices": [\n\t\t{{\n\t\t\t"index": 0,\n\t\t\t"finish_reason": "{finish}",\n\t\t\t"message": {{\n'
+    '\t\t\t\t"role": "assistant",\n\t\t\t\t"content": {content},\n\t\t\t\t"tool_calls": {calls}\n\t\t\t}}\n\t\t}}\n\t],\n'
+    '\t"usage": {{"prompt_tokens": 40, "completion_tokens": 20, "total_tokens": 60}}\n}}\n'
+)
+_CALL_TEXT = r'"<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"'
+_PARSED = '[{"function": {"name": "get_weather", "arguments": "{\\"city\\": \\"Paris\\"}"}, "type": "function", "id": "1"}]'
+
+
+def test_a_logged_reply_with_the_call_left_in_content_is_a_tool_call_bug(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text(_REPLY.format(finish="stop", content=_CALL_TEXT, calls="[]"), encoding="utf-8")
+    (ev,) = triage_file(log)
+    assert "tool_call_plaintext" in ev.categories and ev.event.first_line == 1
+    assert _cats(log.read_text()) == {"tool_call_plaintext"}  # a paste of it too
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the same call parsed: content empty, tool_calls filled
+        _REPLY.format(finish="tool_calls", content='""', calls=_PARSED),
+        # a request whose system prompt teaches the call format, and tool definitions
+        '2026-01-01 10:00:00,000 - DEBUG - Incoming Request Body: {\n\t"messages": [\n\t\t{\n\t\t\t"role": "system",\n'
+        '\t\t\t"content": "<tool_call>\\n{\\"name\\": <function-name>, \\"arguments\\": <args>}\\n</tool_call>"\n'
+        '\t\t}\n\t],\n\t"tools": []\n}\n',
+        # mlx_lm.server's DEBUG stream of the raw text, which holds the markup of calls that do parse
+        "2026-01-01 10:00:00,500 - DEBUG - <tool_call>\n2026-01-01 10:00:00,501 - DEBUG - {\"name\": \"get_weather\", "
+        "\"arguments\": {}}\n2026-01-01 10:00:00,502 - DEBUG - </tool_call>\n",
+    ],
+)
+def test_request_bodies_and_parsed_replies_are_not_tool_call_bugs(text: str, tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text(text, encoding="utf-8")
+    assert triage_file(log) == [] and triage_text(text) == []

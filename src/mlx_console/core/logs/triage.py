@@ -162,6 +162,10 @@ _LEAD_UP = re.compile(r'"(?:GET|POST|PUT|DELETE|PATCH) /|(?:GET|POST|PUT|DELETE|
                       r'[Ff]etching \d+ files|Starting httpd|[Pp]rompt processing progress')
 _BODY = re.compile(r'\{"|\[\{|\{\'|[Bb]ody\b|[Rr]esponse text|[Rr]equest (?:body|payload|data)|"role"|"content"|'
                    r"[Mm]essages?:|[Pp]rompt:|[Cc]ompletion:|[Oo]utput text")
+# A logged reply (the whole response object), and what only a request has.
+_REPLY = re.compile(r'Outgoing Response|"finish_reason"\s*:|"object"\s*:\s*"chat\.completion|[Rr]esponse body:')
+_REQUEST = re.compile(r'Incoming Request|[Rr]equest (?:[Bb]ody|payload|data)|"messages"\s*:|"tools"\s*:|"prompt"\s*:')
+_REPLY_CATEGORY = "tool_call_plaintext"
 
 
 def _judge(
@@ -170,8 +174,14 @@ def _judge(
 ) -> TriagedEvent | None:
     # DEBUG/TRACE records carry request and response bodies (anything a user typed or a model said):
     # they are never the report of a bug, so patterns are not tried on them. Other debug records are.
+    # One exception: a logged reply (mlx_lm.server's `Outgoing Response:`) shows what the client received,
+    # and a tool call left in its content is the bug itself. Request bodies are never read: a system prompt
+    # or a tool definition teaches the call format in the same words.
     if event.level in _QUIET_LEVELS and _BODY.search(event.text):
-        return None
+        if not _REPLY.search(event.text) or _REQUEST.search(event.text):
+            return None
+        found = [m for m in catalog.match(event, before, backend, None, hints) if _REPLY_CATEGORY in m.categories]
+        return TriagedEvent(event, tuple(found), event_facts(event, before, backend)) if found else None
     f = event_facts(event, before, backend) if event.is_problem else None
     matches = catalog.match(event, before, backend, f, hints)
     if matches or (include_all and event.is_problem):
