@@ -88,6 +88,16 @@ def test_pattern_across_lines_never_matches(engine: str) -> None:
     assert _fast(data, False, engine) == _plain(data, False) == []
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("before", [b"x", b"RuntimeError: boom", b"RuntimeError: There is no Stream(gpu, 1) in current thread."])
+def test_a_raw_tool_call_line_is_found_whatever_line_comes_before(engine: str, before: bytes) -> None:
+    # Hyperscan 0.9.1 missed this line after some lines (not after `x`) while `^\s*` led the pattern: scan.py
+    # hands it the pattern without that prefix.
+    buf = before + b"\n\n <|tool_call>call:bash{command:<|\"|>ls -la<|\"|>}<tool_call|>\n"
+    got = triage_buffer(buf, engine=engine, min_part=1, min_candidates=1)
+    assert [(t.event.first_line, list(t.categories)) for t in got if t.event.first_line == 3] == [(3, ["tool_call_plaintext"])]
+
+
 def test_user_pattern_hyperscan_cannot_compile_falls_back_to_re(tmp_path: Path) -> None:
     if scan.hyperscan is None:
         pytest.skip("hyperscan not installed")

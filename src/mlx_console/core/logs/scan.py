@@ -78,6 +78,15 @@ def _line_numbers(buf: Buf, starts: Sequence[int], lo: int = 0, hi: int | None =
 
 
 _CACHE_MAGIC = b"mlx-console hyperscan db 1\n"
+# A leading `^\s*` matches the empty string at the start of the line: without it the expression finds a
+# superset of lines (each candidate is checked again with the catalogue's `str` regex). Hyperscan 0.9.1 (the
+# wheel's Hyperscan 5.4) misses some lines with it: `^\s*(?:<\|tool_call\|?>|<\|tool_calls_section_begin\|>)`
+# finds ` <|tool_call>` after `x\n\n` but not after `RuntimeError: boom\n\n` (test_fast_path.py).
+_LEADING_BLANKS = re.compile(r"^\^\\s\*")
+
+
+def _hs_expression(p: str) -> bytes:
+    return utf8_pattern(_LEADING_BLANKS.sub("", p)).encode()
 
 
 def _cache_dir() -> Path | None:
@@ -167,7 +176,7 @@ class Scanner:
         return Path(self._cache_dir) / f"hs-{hashlib.sha256(key).hexdigest()[:32]}.db"
 
     def _build_hyperscan(self) -> None:
-        items = [(utf8_pattern(p).encode(), hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_CASELESS if ic else 0),
+        items = [(_hs_expression(p), hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_CASELESS if ic else 0),
                   p, ic) for p, ic in self._pats]
         cache = self._cache_path(items)
         cached = _read_cache(cache) if cache is not None else None
