@@ -1,5 +1,7 @@
-"""Bug shapes added in the seventh recall round of issue 10. They were written from the libraries' own wording
-(tokenizers, mlx's shape errors, tool-call formats of model families), not from a corpus row. Each comes with
+"""Bug shapes added from the seventh recall round of issue 10 on. They were written from the libraries' own wording
+(tokenizers, mlx's shape errors, tool-call formats of model families; from the eighteenth round, jinja2's runtime
+and sandbox errors, swift-jinja's parser, mlx-swift's model factory, and the corpus convention that MLX's
+thread-local stream error is no category), not from a corpus row. Each comes with
 the near misses that must stay quiet."""
 
 from __future__ import annotations
@@ -143,6 +145,22 @@ def _cats(text: str) -> set[str]:
          "0   libsystem_kernel.dylib        \t       0x18a1e25e8 __pthread_kill + 8\n"
          "1   Metal                         \t       0x1930a1db8 MTLReportFailure + 576\n"
          "2   Metal                         \t       0x192f16034 -[_MTLCommandBuffer commit] + 104", "metal_error"),
+        # (eighteenth round)
+        # jinja2's filters and runtime meeting data of another shape while a chat template renders
+        ("TypeError: Can only get item pairs from a mapping.", "chat_template"),
+        ("2026-01-01 10:00:00,000 - ERROR - Failed to generate: no items for cycling given", "chat_template"),
+        ("TypeError: macro 'render_tool' takes no keyword argument 'strict'", "chat_template"),
+        ("TypeError: The loop must have the 'recursive' marker to be called recursively.", "chat_template"),
+        ("SecurityError: access to attribute '__class__' of 'str' object is unsafe.", "chat_template"),
+        ("FilterArgumentError: map requires a filter argument", "chat_template"),
+        # swift-jinja (apps on mlx-swift)
+        ('Error: parser("Parser Error: Expected closing statement token. openSquareBracket != closeStatement.")',
+         "chat_template"),
+        ('Failed to render the prompt: syntax("Expected opening expression token")', "chat_template"),
+        # a model type the backend's code has no class for, in other words
+        ("ValueError: Model type qwen3_next isn't supported yet", "unsupported_arch"),
+        ("ValueError: model_type 'seed_oss' does not supported by this release", "unsupported_arch"),
+        ('Failed to load model: unsupportedModelType("gemma3n")', "unsupported_arch"),
     ],
 )
 def test_round7_shapes(text: str, cat: str) -> None:
@@ -192,6 +210,19 @@ def test_round7_shapes(text: str, cat: str) -> None:
         # a model that fits, a download that worked
         "INFO: Model mlx-community/Qwen3-8B-4bit fits in memory (5.1 GB of 48 GB)",
         "Downloaded 4 files: 200",
+        # (eighteenth round)
+        # a browser's SecurityError in a web UI's log is not a template sandbox
+        "SecurityError: Failed to read the 'localStorage' property from 'Window': Access is denied",
+        "2026-01-01 10:00:00,000 - INFO - Model type llama supported natively, loading",
+        # MLX's thread-local stream error is a version mismatch, whatever path it was raised on (the draft, the KV
+        # quantizer, the batch cache): the corpus's `none` convention
+        "Traceback (most recent call last):\n"
+        '  File "/opt/omlx/omlx/scheduler.py", line 3201, in step\n    responses.extend(self._step_mtp())\n'
+        '  File "/opt/omlx/omlx/speculative/mtp.py", line 88, in _step_mtp\n    mx.eval(draft_tokens)\n'
+        "RuntimeError: There is no Stream(gpu, 1) in current thread.",
+        "Traceback (most recent call last):\n"
+        '  File "/opt/mlx_lm/models/cache.py", line 301, in update_and_fetch\n    self.keys = mx.quantize(keys)\n'
+        "RuntimeError: There is no Stream(gpu, 0) in current thread.",
     ],
 )
 def test_round7_near_misses(text: str) -> None:
