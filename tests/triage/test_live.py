@@ -137,3 +137,41 @@ def test_a_traceback_whose_last_line_stops_unfinished_is_one_event(tmp_path: Pat
         assert [(e.first_line, e.last_line, e.categories) for e in evs] == [
             (2, 5, ["batch_cache_shape", "server_hang"])
         ]
+
+
+def _steps_with_lines(f: Path, stream_frame: float, n: int = 30, gap: float = 0.05) -> tuple[int, list[str]]:
+    """Write n lines `gap` apart from a thread while stepping a console-mode LiveTriage: how many steps carried
+    lines, and every line delivered."""
+    import threading
+
+    got: list[str] = []
+    steps = 0
+    with LiveTriage(f, quiet=0.5, frame=1 / 60, stream_frame=stream_frame) as live:
+        live.initial()
+
+        def write() -> None:
+            with f.open("a") as w:
+                for i in range(n):
+                    w.write(f"2026-01-01 00:00:00,000 - INFO - line {i}\n")
+                    w.flush()
+                    time.sleep(gap)
+
+        t = threading.Thread(target=write)
+        t.start()
+        end = time.monotonic() + n * gap + 10
+        while len(got) < n and time.monotonic() < end:
+            lines = live.step(0.25).lines
+            steps += bool(lines)
+            got += lines
+        t.join()
+    return steps, got
+
+
+def test_a_steady_stream_is_gathered_into_a_few_steps_a_second(tmp_path: Path) -> None:
+    # the console repaints once a step: 20 lines a second must not cost 20 repaints a second
+    f = tmp_path / "server.log"
+    f.write_text("2026-01-01 00:00:00,000 - INFO - start\n")
+    steps, got = _steps_with_lines(f, stream_frame=0.2)
+    assert got == [f"2026-01-01 00:00:00,000 - INFO - line {i}" for i in range(30)]
+    # 1.5 s of writes: the first few steps come one a write, then about five a second (without it, ~30)
+    assert steps <= 4 + 1.5 * 5 + 3

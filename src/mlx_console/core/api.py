@@ -216,14 +216,14 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
 # ---- logs ---------------------------------------------------------------------------------------------------
 
 def live_triage(path: Path, catalog: Callable[[], Catalog], *, history: int, quiet: float, frame: float,
-                hand_over: bool = True) -> LiveTriage:
+                stream_frame: float = 0.0, hand_over: bool = True) -> LiveTriage:
     """The one log pipeline (core/logs/live.py) as a view follows a log: the document first (its end indexed
     at once; `step.opened`), then its last `history` lines triaged over all levels (info lines too, the view
     shows every event), then appends. The view closes the documents it is handed."""
     from mlx_console.core.logs.live import LiveTriage
 
     return LiveTriage(path, catalog, include_all=True, history=history, quiet=quiet, frame=frame,
-                      hand_over=hand_over)
+                      stream_frame=stream_frame, hand_over=hand_over)
 
 
 def load_catalog(extra: list[Path]) -> Catalog:

@@ -19,6 +19,7 @@ from mlx_console.ui.widgets.log_view import LogEvent
 HISTORY_LINES = 2_000   # lines triaged from before the console opened the log (all of them are shown)
 QUIET_FLUSH = 1.0       # s without lines → close the pending event so the last error shows at once
 FRAME_S = 1 / 60        # appends closer together than this are delivered together (one repaint)
+STREAM_FRAME_S = 0.2    # a steady stream of lines is delivered 5 times a second (a line after a pause at once)
 PAUSED_S = 0.25         # while the log is hidden, look again this often
 
 
@@ -58,7 +59,8 @@ def follow(path: Path, deliver: Callable[[Batch], None], stopped: Callable[[], b
     """Deliver batches (the document, appended lines, events, head progress) until `stopped()`. Blocks: run
     it in a thread. A broken catalogue raises (after the document was shown: the view is emptied again)."""
     live = api.live_triage(path, lambda: api.load_catalog(catalogs or []), history=HISTORY_LINES,
-                           quiet=QUIET_FLUSH, hand_over=True, frame=FRAME_S)
+                           quiet=QUIET_FLUSH, hand_over=True, frame=FRAME_S,
+                           stream_frame=STREAM_FRAME_S)
     try:
         while not stopped():
             if paused():

@@ -40,6 +40,11 @@ POLL_S = 0.08
 WATCH_S = 1.0          # with them: a look at the file at least this often (rotation, missed events)
 MISSING_S = 0.5        # a missing file is looked for this often
 HEAD_EVERY_S = 0.1     # how often a step reports how far the start of the file is indexed (history mode)
+# A stream: this many writes in a row, each seen less than STREAM_GAP_S after the step before it. Its lines are
+# gathered into steps `stream_frame` apart (a view repaints a few times a second, not once a line); a line after
+# a pause is still returned at once.
+STREAM_STEPS = 4
+STREAM_GAP_S = 0.15
 
 
 @dataclass
@@ -66,12 +71,14 @@ class LiveTriage:
         history: int | None = None,
         hand_over: bool = False,
         frame: float = 0.0,
+        stream_frame: float = 0.0,
         workers: int = 1,
     ):
         """`catalog`: the catalogue, or a function that loads it (called once, after the document is shown).
         `history`: triage only the last N lines of the file (numbered from 1) and index the rest of it in
         steps, for a view that pages it; else the whole file is triaged at open. `hand_over`: documents are
-        the caller's to close. `frame`: appends closer together than this are returned together. `workers`:
+        the caller's to close. `frame`: appends closer together than this are returned together; `stream_frame`:
+        the same for a steady stream of writes (STREAM_STEPS), so that it costs a few steps a second. `workers`:
         the whole file's triage is shared by that many forked processes when it is big (triage_buffer_counted)."""
         self.path = Path(path)
         self.include_all = include_all
@@ -79,6 +86,8 @@ class LiveTriage:
         self.quiet = quiet
         self.history = history
         self.frame = frame
+        self.stream_frame = stream_frame
+        self._streak = 0  # writes in a row seen soon after the step before them
         self.workers = workers
         self._catalog_source = catalog
         self._catalog: Catalog | None = None if catalog is None or callable(catalog) else catalog
@@ -158,9 +167,11 @@ class LiveTriage:
             self._watch = FileWatch(self.path)
         if self._watch.wait(min(timeout, WATCH_S if self._watch.kind != "timeout" else POLL_S)) and self.frame:
             # A burst of writes: gather what comes within a frame, one step (one repaint) for it.
-            wait = self.frame - (time.monotonic() - self._last_step_at)
-            if wait > 0:
-                time.sleep(wait)
+            since = time.monotonic() - self._last_step_at
+            self._streak = self._streak + 1 if since < STREAM_GAP_S else 0
+            frame = max(self.frame, self.stream_frame) if self._streak >= STREAM_STEPS else self.frame
+            if frame - since > 0:
+                time.sleep(frame - since)
 
     def _poll(self, out: Step) -> None:
         assert self._triager is not None
