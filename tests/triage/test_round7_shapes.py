@@ -161,6 +161,24 @@ def _cats(text: str) -> set[str]:
         ("ValueError: Model type qwen3_next isn't supported yet", "unsupported_arch"),
         ("ValueError: model_type 'seed_oss' does not supported by this release", "unsupported_arch"),
         ('Failed to load model: unsupportedModelType("gemma3n")', "unsupported_arch"),
+        # (nineteenth round) a quantized cache's tuple read as an array by a model's attention
+        ("AttributeError: 'tuple' object has no attribute 'swapaxes'", "kv_cache_quant"),
+        # swift-jinja's filters, swift-transformers' tokenizer errors
+        ('Error: template render failed: join filter requires array', "chat_template"),
+        ('Caught error: .unsupportedTokenizer("BertJapaneseTokenizer")', "tokenizer"),
+        ("Tokenizers/UnigramTokenizer.swift:88: Fatal error: Unexpectedly found nil while unwrapping", "tokenizer"),
+        ("Fatal error: WordPieceTokenizer requires vocab", "tokenizer"),
+        # other CLI parsers refusing a flag (Swift ArgumentParser, Go cobra, Rust clap)
+        ("Error: Unknown option '--ctx-size'", "settings_invalid"),
+        ("Error: unknown flag: --kv-bits", "settings_invalid"),
+        ("error: unexpected argument '--hostname' found", "settings_invalid"),
+        # the Metal compiler's diagnostics on a JIT kernel or on mlx's kernel headers
+        ("program_source:24:9: error: use of undeclared identifier 'bfloat'", "metal_error"),
+        ("mlx/backend/metal/kernels/steel/attn/kernels/steel_attention.h:12:10: fatal error: 'MetalPerformancePrimitives/"
+         "MetalPerformancePrimitives.h' file not found", "metal_error"),
+        # MLX's buffer-size refusal wrapped by a paste after `greater`
+        ("[metal::malloc] Attempting to allocate 447143641344 bytes which is greater\n  than the maximum allowed "
+         "buffer size of 373662154752 bytes.", "oom_inference"),
     ],
 )
 def test_round7_shapes(text: str, cat: str) -> None:
@@ -223,6 +241,10 @@ def test_round7_shapes(text: str, cat: str) -> None:
         "Traceback (most recent call last):\n"
         '  File "/opt/mlx_lm/models/cache.py", line 301, in update_and_fetch\n    self.keys = mx.quantize(keys)\n'
         "RuntimeError: There is no Stream(gpu, 0) in current thread.",
+        # (nineteenth round) a menu's word, a C header of another library, a model's own 2-D positions
+        "Error: Unknown option in the sampling menu",
+        "fatal error: 'omp.h' file not found",
+        "ValueError: [broadcast_shapes] Shapes (1024,768) and (1023,768) cannot be broadcast.",
     ],
 )
 def test_round7_near_misses(text: str) -> None:
