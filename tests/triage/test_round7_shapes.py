@@ -179,6 +179,16 @@ def _cats(text: str) -> set[str]:
         # MLX's buffer-size refusal wrapped by a paste after `greater`
         ("[metal::malloc] Attempting to allocate 447143641344 bytes which is greater\n  than the maximum allowed "
          "buffer size of 373662154752 bytes.", "oom_inference"),
+        # (twentieth round, from the sources of mlx-swift, swift-transformers and swift-jinja) the Swift side
+        ('Error: keyNotFound(path: ["model", "norm"], modules: ["LlamaModel"])', "model_load_missing_weights"),
+        ('Unhandled keys ["lm_head"] in model in LlamaModel', "model_load_missing_weights"),
+        ("Mismatched parameter model.embed_tokens.weight in LlamaModel shape. Actual [32000, 512], expected [32000, 1024]",
+         "model_load_missing_weights"),
+        ("Error: Key model.layers.0.self_attn.q_norm not found in Qwen3Model", "model_load_missing_weights"),
+        ("The tokenizer type 'GPTNeoXTokenizer' is not supported.", "tokenizer"),
+        ("Tokenizer configuration could not be found. The model may be missing required tokenizer files.", "tokenizer"),
+        ('runtime("Cannot call something that is not a function")', "chat_template"),
+        ('Error: resourceNotFound("mlx-community/Nope-4bit")', "model_not_found"),
     ],
 )
 def test_round7_shapes(text: str, cat: str) -> None:
@@ -245,6 +255,9 @@ def test_round7_shapes(text: str, cat: str) -> None:
         "Error: Unknown option in the sampling menu",
         "fatal error: 'omp.h' file not found",
         "ValueError: [broadcast_shapes] Shapes (1024,768) and (1023,768) cannot be broadcast.",
+        # (twentieth round) a settings file's dotted key, a runtime word in prose
+        "KeyError: Key user.name not found in settings",
+        'print("runtime error: none")',
     ],
 )
 def test_round7_near_misses(text: str) -> None:
