@@ -205,6 +205,10 @@ def test_a_servers_own_log_is_not_unwrapped() -> None:
            "2026-12-06 10:00:00,000 - INFO - Prompt processing progress: 1024/4096 (the prompt is long, a line near "
            "the width)", '127.0.0.1 - - [06/Dec/2026 10:00:00] "POST /v1/chat/completions HTTP/1.1" 200 -']
     assert unquote_paste(log) == log
+    # two quoted lines, the first ending its sentence: two records, the second a shell's word for a killed process
+    quoted = ['"Model does not support SSD expert streaming (the model is not MoE). Ignoring --stream-experts flag."',
+              '"zsh: killed ./SwiftLM --model big"']
+    assert unquote_paste(quoted) == quoted and "oom_inference" in _cats("\n".join(quoted))
     for f in FIXTURES.glob("*.log"):
         lines = f.read_text().splitlines()
         assert unquote_paste(lines) == lines, f.name

@@ -104,6 +104,9 @@ def _unwrap(lines: list[str]) -> list[str]:
 _OWN_RECORD = re.compile(r'(?:File "|at |#\d+ |\d+\s+\S+\s+0x|\d{1,3}(?:\.\d{1,3}){3}\b|[A-Z]+:)')
 _WORD = re.compile(r"[A-Za-z0-9]")  # a wrapped line's rest has words (a `-----` rule is a line of its own)
 _NEAR_MARGIN = 12  # a word-wrapped line ends at most this many columns short of the paste's widest line
+# A line that ends a sentence (`flag."`, `done.`) is not taken as cut: joining across a sentence end would not make a
+# message whole, and two quoted log lines of a paste often end so.
+_SENTENCE_END = re.compile(r"""[.!?]["'\u201d\u2019)\]]*\s*$""")
 
 
 def _unwrap_words(lines: list[str], width: int) -> list[str]:
@@ -116,6 +119,7 @@ def _unwrap_words(lines: list[str], width: int) -> list[str]:
 
     def wrapped(k: int) -> bool:  # line k was cut at a space and line k + 1 is its rest
         return (len(lines[k]) >= width - _NEAR_MARGIN and " " in lines[k].strip() and bool(lines[k + 1].strip())
+                and not _SENTENCE_END.search(lines[k])
                 and not lines[k + 1][:1].isspace() and not _HEAD.match(lines[k + 1])
                 and not _OWN_RECORD.match(lines[k + 1]) and _WORD.search(lines[k + 1]) is not None
                 and (len(lines[k + 1]) < width or " " in lines[k + 1].strip()))  # (not one unbreakable token)
