@@ -194,6 +194,16 @@ def _cats(text: str) -> set[str]:
         ("Key language_model.model.layers.15.self_attn.v_proj.weight not found in\nGemma4.Gemma4TextLanguageModel",
          "model_load_missing_weights"),
         ("Incomplete tool call block at end of stream; 120 characters returned as content", "tool_call_plaintext"),
+        # (twenty-first round, from its train rows) a stream that timed out on its generation queue, two settings
+        # a validator refuses together, a weight's shape error wrapped by a paste
+        ("2026-05-04 12:29:50 | ERROR    | app.api.endpoints:handle_stream_response:1037 | Error in stream: TimeoutError: \n"
+         "Traceback (most recent call last):\n"
+         '  File "/opt/py/lib/python3.11/asyncio/tasks.py", line 500, in wait_for\n    return fut.result()\n'
+         '  File "/opt/py/lib/python3.11/asyncio/queues.py", line 158, in get\n    await getter\n'
+         "asyncio.exceptions.CancelledError", "server_hang"),
+        ("ValueError: kv_bits cannot be combined with turboquant_kv; pick one", "settings_invalid"),
+        ("Model 'GLM-5' is unavailable after a previous load failure: Expected shape (160, 1536) but received shape\n"
+         "(160, 960) for parameter model.layers.0.self_attn.wk.weight.", "model_load_missing_weights"),
     ],
 )
 def test_round7_shapes(text: str, cat: str) -> None:
@@ -263,6 +273,11 @@ def test_round7_shapes(text: str, cat: str) -> None:
         # (twentieth round) a settings file's dotted key, a runtime word in prose
         "KeyError: Key user.name not found in settings",
         'print("runtime error: none")',
+        # (twenty-first round) a client that hung up cancels the same await, with no timeout
+        ("2026-05-04 12:29:50 | ERROR    | app.api.endpoints:handle_stream_response:1037 | Error in stream\n"
+         "Traceback (most recent call last):\n"
+         '  File "/opt/py/lib/python3.11/asyncio/queues.py", line 158, in get\n    await getter\n'
+         "asyncio.exceptions.CancelledError"),
     ],
 )
 def test_round7_near_misses(text: str) -> None:
