@@ -107,3 +107,17 @@ Traceback (most recent call last):
 jinja2.exceptions.TemplateError: Conversation roles must alternate
 ----------------------------------------"""
     assert _ranges(log) == [(1, 1, "unknown"), (2, 6, "request_exc")]
+
+
+def test_a_record_that_ends_with_a_colon_goes_on_on_the_next_line() -> None:
+    # `logger.error(f"Engine loop error: {e}")` where the error's text starts on a new line (or a paste wrapped after
+    # the colon): the text, and the traceback after it, are the record's
+    lines = ["2026-04-24 21:49:12,869 - omlx.engine_core - ERROR - [-] - Engine loop error:",
+             "There is no Stream(gpu, 0) in current thread.",
+             "Traceback (most recent call last):", '  File "x.py", line 1, in f', "    y()"]
+    assert [(e.first_line, e.last_line) for e in group_lines(lines)] == [(1, 5)]
+    # an INFO record that ends with a colon, and a record whose next line is a print after a blank: their own
+    info = ["2026-04-24 21:49:12,869 - INFO - Loading model:", "hello from a print"]
+    assert [(e.first_line, e.last_line) for e in group_lines(info)] == [(1, 1), (2, 2)]
+    gap = ["2026-04-24 21:49:12,869 - ERROR - Failed:", "", "hello from a print"]
+    assert [(e.first_line, e.last_line) for e in group_lines(gap)] == [(1, 1), (3, 3)]

@@ -284,6 +284,12 @@ def test_round7_shapes(text: str, cat: str) -> None:
         # takes: a version mismatch of two libraries, not a tokenizer bug
         "TypeError: JsonSchemaTokenizerAdapter.__init__() got an unexpected keyword argument 'vocab'",
         "TypeError: TokenEnforcerTokenizerData.__init__() takes 4 positional arguments but 6 were given",
+        # a phrase of a not_context that a paste wrapped across two lines still counts (mlx-lm's batch generator
+        # refusing a keyword: a version mismatch), and the stream error after a record that ends with a colon
+        "2026-01-01 10:00:00,000 - omlx.engine_core - ERROR - [-] - Engine loop error: BatchGenerator.__init__() got an\n"
+        "unexpected keyword argument 'prompt_progress_callback'",
+        "2026-04-24 21:49:12,869 - omlx.engine_core - ERROR - [-] - Engine loop error:\n"
+        "There is no Stream(gpu, 0) in current thread.",
     ],
 )
 def test_round7_near_misses(text: str) -> None:
@@ -305,3 +311,13 @@ def test_a_line_without_a_level_that_says_it_failed_is_an_error_event(text: str,
     log.write_text("INFO: ok\n" + text + "\n")
     assert [ev.event.level for ev in triage_file(log)] == ["ERROR"]
 
+
+
+def test_a_not_context_phrase_wrapped_across_two_lines_of_an_event_still_counts(tmp_path: Path) -> None:
+    # the exception's message goes on on the next line (the file as written, not a paste: nothing unwraps it)
+    log = tmp_path / "server.log"
+    log.write_text('Traceback (most recent call last):\n  File "/srv/vllm_mlx/constrain.py", line 40, in build\n'
+                   "    data = TokenEnforcerTokenizerData(tok, vocab, eos, a, b)\n"
+                   "TypeError: TokenEnforcerTokenizerData.__init__() takes\n"
+                   "4 positional arguments but 6 were given\n")
+    assert triage_file(log) == []

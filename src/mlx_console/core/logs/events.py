@@ -304,6 +304,12 @@ class Grouper:
             if self._tb == _NO_TB and _FRAME.match(p.message):
                 self._frames_start()
             return None
+        if (not self._blanks and self._tb == _NO_TB and cur.level in PROBLEM_LEVELS and p.fmt == "unknown"
+                and cur.lines[-1].rstrip().endswith(":")):
+            # `Engine loop error:` then the error's own text on the next line (a message that starts with a newline,
+            # or a paste wrapped after the colon): the record's message goes on
+            self._append(text)
+            return None
         return self._start(n, text, p)
 
     def flush(self) -> Event | None:

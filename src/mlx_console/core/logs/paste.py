@@ -159,7 +159,9 @@ def unquote_paste(lines: Sequence[str]) -> list[str]:
     cut = _common_indent(out)
     if cut:
         out = [ln[cut:] for ln in out]
-    return _unwrap_words(_unwrap(out), max((len(ln) for ln in out), default=0))
+    # (the width a word-wrap broke at: the longest line with a space inside; one unbreakable token, a long path,
+    # may stand past it)
+    return _unwrap_words(_unwrap(out), max((len(ln) for ln in out if " " in ln.strip()), default=0))
 
 
 def is_wrapped(lines: Sequence[str]) -> bool:

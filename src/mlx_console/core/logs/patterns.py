@@ -151,10 +151,14 @@ class Entry:
         return self.context_verdict(lines, 1) is None
 
     def context_verdict(self, lines: Sequence[str], first_line: int) -> str | None:
-        """None if the context conditions hold, else why not."""
-        if self._context and not any(p.search(t) for t in lines for p in self._context):
+        """None if the context conditions hold, else why not. Each line is also read joined to the next one, so
+        that a phrase a paste wrapped across two lines (`... got an` / `unexpected keyword argument`) still counts."""
+        if not (self._context or self._not_context):
+            return None
+        joined = [f"{t} {lines[k + 1].lstrip()}" if k + 1 < len(lines) else t for k, t in enumerate(lines)]
+        if self._context and not any(p.search(t) for t in joined for p in self._context):
             return f"no line matches its context ({', '.join(self.context)})"
-        for n, t in enumerate(lines, first_line):
+        for n, t in enumerate(joined, first_line):
             for p in self._not_context:
                 if p.search(t):
                     return f"line {n} matches its not_context {p.pattern!r}"
