@@ -206,6 +206,21 @@ def _cats(text: str) -> set[str]:
          "(160, 960) for parameter model.layers.0.self_attn.wk.weight.", "model_load_missing_weights"),
         # (twenty-second round) a server falling back to the chat template transformers removed
         ("AttributeError: PreTrainedTokenizerFast has no attribute default_chat_template", "chat_template"),
+        # (from the sources of Rapid-MLX, vMLX and mlx-openai-server) their own words
+        ("2026-05-01 10:00:00,000 - vmlx_engine.mllm_batch_generator - ERROR - Cache merge failed: bad dims",
+         "batch_cache_shape"),
+        ("ERROR:vllm_mlx.mllm_batch_generator:Failed to merge per-request KV caches: ValueError: bad", "batch_cache_shape"),
+        ("WARNING - KV dequantization failed in CacheList sub-cache: bad", "kv_cache_quant"),
+        ("WARNING - qwen3: unresolved eos strings ['<|im_end|>'] (not in vocab as single tokens)", "tokenizer"),
+        ("ERROR - Metal runtime error caught in engine loop — failing in-flight requests and clearing buffers: x",
+         "metal_error"),
+        ("WARNING - [Memory pressure] 61.2GB > 58.0GB threshold, forced cache clear", "oom_inference"),
+        ("ERROR - --port must be between 1 and 65535, got 80800.", "settings_invalid"),
+        ("WARNING - Invalid VMLX_DEFAULT_KV_CACHE_QUANTIZATION='q5'; using q4", "settings_invalid"),
+        ("ERROR - Error extracting V3 tool call from response.", "tool_call_plaintext"),
+        ("WARNING - Tool call 'get_weather': arguments is not valid JSON: Expecting value", "tool_call_plaintext"),
+        ("WARNING - Failed to create tool parser 'hermes': No module named 'x'", "tool_call_plaintext"),
+        ("WARNING - Failed to apply MLLM chat template: 'dict object' has no attribute 'text'", "chat_template"),
     ],
 )
 def test_round7_shapes(text: str, cat: str) -> None:
@@ -290,6 +305,9 @@ def test_round7_shapes(text: str, cat: str) -> None:
         "unexpected keyword argument 'prompt_progress_callback'",
         "2026-04-24 21:49:12,869 - omlx.engine_core - ERROR - [-] - Engine loop error:\n"
         "There is no Stream(gpu, 0) in current thread.",
+        # (the same sources) a flag's help text, an environment variable set as it should be
+        "  --port PORT  must be between 1 and 65535 (default 8000)",
+        "INFO - using VMLX_DEFAULT_KV_CACHE_QUANTIZATION=q4",
     ],
 )
 def test_round7_near_misses(text: str) -> None:
