@@ -121,3 +121,15 @@ def test_a_record_that_ends_with_a_colon_goes_on_on_the_next_line() -> None:
     assert [(e.first_line, e.last_line) for e in group_lines(info)] == [(1, 1), (2, 2)]
     gap = ["2026-04-24 21:49:12,869 - ERROR - Failed:", "", "hello from a print"]
     assert [(e.first_line, e.last_line) for e in group_lines(gap)] == [(1, 1), (3, 3)]
+
+
+def test_a_pasted_traceback_tail_without_its_frames_is_one_event() -> None:
+    # only the last source line, its carets and the exception: the code the exception was raised in belongs to it
+    lines = ['    return {"capture_layer_ids": list(drafter.config.target_layer_ids)}',
+             "           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+             "AttributeError: 'ModelConfig' object has no attribute 'target_layer_ids'"]
+    [ev] = group_lines(lines)
+    assert (ev.first_line, ev.last_line, ev.level) == (1, 3, "ERROR") and ev.exception == lines[2]
+    # indented lines of a record's own, a blank line, then an exception: two events
+    apart = ["    detail one", "", "ValueError: bad"]
+    assert [(e.first_line, e.last_line) for e in group_lines(apart)] == [(1, 1), (3, 3)]

@@ -221,6 +221,11 @@ def _cats(text: str) -> set[str]:
         ("WARNING - Tool call 'get_weather': arguments is not valid JSON: Expecting value", "tool_call_plaintext"),
         ("WARNING - Failed to create tool parser 'hermes': No module named 'x'", "tool_call_plaintext"),
         ("WARNING - Failed to apply MLLM chat template: 'dict object' has no attribute 'text'", "chat_template"),
+        # only the last lines of a paste: the rest of a weight's shape error, the Metal compiler's list of standards
+        ("(160, 960) for parameter\nmodel.layers.0.self_attn.wk.weight.\nReload models after fixing the files to retry.",
+         "model_load_missing_weights"),
+        ("note: use 'ios-metal2.0' for 'Metal 2.0 (iOS)' standard\nnote: use 'ios-metal2.1' for 'Metal 2.1 (iOS)' standard",
+         "metal_error"),
     ],
 )
 def test_round7_shapes(text: str, cat: str) -> None:

@@ -63,6 +63,7 @@ _EMBEDDED_EXC = re.compile(r"[\s.:(\[\"'](?:[A-Za-z_][\w.]*(?:Error|Exception)|E
 _FAILURE_WORDS = re.compile(
     r"\b(?:[Ff]ailed|FAILED|[Ff]ailure|[Ee]rror|[Uu]nable to|[Cc]ould not|[Cc]annot|[Ff]atal|[Aa]borted|[Cc]rashed)\b"
 )
+_TB_EXC = re.compile(r"(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt)|Exception): \S")  # a traceback's last line
 _INDENTED_EXC = re.compile(r"\s+(?:[A-Za-z_][\w.]*(?:Error|Exception)|Exception)(?::\s|$)")
 _FIXED_LEVEL = {"thread_exc": "ERROR", "request_exc": "ERROR", "pywarning": "WARNING"}
 # Prefixes that servers embedding mlx-lm (vllm-mlx/vllm-metal, LM Studio, exo, vmlx, LocalAI) or a shortened
@@ -309,6 +310,13 @@ class Grouper:
             # `Engine loop error:` then the error's own text on the next line (a message that starts with a newline,
             # or a paste wrapped after the colon): the record's message goes on
             self._append(text)
+            return None
+        if (not self._blanks and cur.level is None and cur.fmt == "indented" and not cur.has_traceback
+                and _TB_EXC.match(text)):
+            # a paste that keeps only a traceback's last source line (and its carets) and the exception: the
+            # code the exception was raised in is its frame
+            self._append(text)
+            cur.level, cur.exception, cur.has_traceback, self._tb = p.level, text, True, _AFTER_EXC
             return None
         return self._start(n, text, p)
 
