@@ -226,6 +226,9 @@ def _cats(text: str) -> set[str]:
          "model_load_missing_weights"),
         ("note: use 'ios-metal2.0' for 'Metal 2.0 (iOS)' standard\nnote: use 'ios-metal2.1' for 'Metal 2.1 (iOS)' standard",
          "metal_error"),
+        # mojibake in a JSON body that escapes everything above ASCII: UTF-8 bytes as code points
+        ('data: {"choices": [{"delta": {"content": "It\\u00e2\\u0080\\u0099s"}}]}', "tokenizer"),
+        ('"content": "\\u00c3\\u00a9t\\u00c3\\u00a9"', "tokenizer"),
     ],
 )
 def test_round7_shapes(text: str, cat: str) -> None:
@@ -313,6 +316,9 @@ def test_round7_shapes(text: str, cat: str) -> None:
         # (the same sources) a flag's help text, an environment variable set as it should be
         "  --port PORT  must be between 1 and 65535 (default 8000)",
         "INFO - using VMLX_DEFAULT_KV_CACHE_QUANTIZATION=q4",
+        # an escaped accented letter and a no-break space (French typography), escaped accents apart
+        '"content": "caf\\u00e9\\u00a0: oui"',
+        '"content": "caf\\u00e9 \\u00fcber"',
     ],
 )
 def test_round7_near_misses(text: str) -> None:
