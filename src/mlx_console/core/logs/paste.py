@@ -142,7 +142,6 @@ def _unwrap_words(lines: list[str], width: int) -> list[str]:
     return out
 
 
-
 def unquote_paste(lines: Sequence[str]) -> list[str]:
     """The lines of a paste with their wrapping taken off (see the module's doc); the same count of lines."""
     out = list(lines)
