@@ -8,7 +8,9 @@ shipped ones.
 
 An entry matches an event when one of its `patterns` hits a line of it, or, for a warning/error event, when
 each of its evidence keys (`exceptions`, `messages`, `frames`, `loggers`, `nearby`) finds its evidence
-(see evidence.py); `context`/`not_context` then apply to either route.
+(see evidence.py); `context`/`not_context` then apply to either route. A catalogue-wide `[[quiet]]` rule
+(`id`, `pattern`, `why`) gives no category to an event with a line matching its pattern, whichever entry
+recognised it: a convention that holds for every entry is written once, not copied into each `not_context`.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ class Entry:
         that a phrase a paste wrapped across two lines (`... got an` / `unexpected keyword argument`) still counts."""
         if not (self._context or self._not_context):
             return None
-        joined = [f"{t} {lines[k + 1].lstrip()}" if k + 1 < len(lines) else t for k, t in enumerate(lines)]
+        joined = _joined(lines)
         if self._context and not any(p.search(t) for t in joined for p in self._context):
             return f"no line matches its context ({', '.join(self.context)})"
         for n, t in enumerate(joined, first_line):
@@ -257,6 +259,21 @@ def _universe(f: Facts) -> str:
     return "\n".join(parts)
 
 
+@dataclass(frozen=True)
+class Quiet:
+    """A catalogue-wide rule: an event with a line (or a line joined to the next) matching `pattern` is given
+    no category by any entry; `why` is what `--explain` says."""
+
+    id: str
+    pattern: str
+    why: str
+    source: str = ""
+
+    @cached_property
+    def rx(self) -> re.Pattern[str]:
+        return _compile(self.pattern, False, self.source)
+
+
 class Verdict(NamedTuple):
     """`--explain`: one entry that found some evidence in an event, whether it was chosen, and why."""
 
@@ -266,13 +283,18 @@ class Verdict(NamedTuple):
     reasons: tuple[str, ...]
 
 
+def _joined(lines: Sequence[str]) -> list[str]:
+    """Each line joined to the next (a phrase a paste wrapped across two lines still reads whole)."""
+    return [f"{t} {lines[k + 1].lstrip()}" if k + 1 < len(lines) else t for k, t in enumerate(lines)]
+
+
 def _where(path: str, line: int | None) -> str:
     return f"{path}, line {line}" if line else path
 
 
-def _entry_lines(text: str) -> list[int]:
-    """Line numbers of the `[[entry]]` headers, to point errors at the right place."""
-    return [i + 1 for i, ln in enumerate(text.splitlines()) if ln.strip().startswith("[[entry]]")]
+def _entry_lines(text: str, table: str = "entry") -> list[int]:
+    """Line numbers of the `[[entry]]` (or `[[quiet]]`) headers, to point errors at the right place."""
+    return [i + 1 for i, ln in enumerate(text.splitlines()) if ln.strip().startswith(f"[[{table}]]")]
 
 
 def _check(pattern: str, where: str) -> None:
@@ -301,13 +323,19 @@ def _str_list(raw: dict[str, Any], key: str, where: str, *, required: bool = Fal
     return tuple(val)
 
 
+def _table_id(raw: object, where: str, what: str, index: int) -> tuple[dict[str, Any], str]:
+    """A [[entry]]/[[quiet]] table and its id (CatalogError naming where, if it is no table or lacks a good id)."""
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: {what} #{index + 1} must be a table")
+    tid = raw.get("id")
+    if not isinstance(tid, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", tid):
+        raise CatalogError(f"{where}: {what} #{index + 1} needs an 'id' (letters, digits, '-', '_', '.')")
+    return raw, tid
+
+
 def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entry:
     where = _where(source, line)
-    if not isinstance(raw, dict):
-        raise CatalogError(f"{where}: entry #{index + 1} must be a table")
-    eid = raw.get("id")
-    if not isinstance(eid, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", eid):
-        raise CatalogError(f"{where}: entry #{index + 1} needs an 'id' (letters, digits, '-', '_', '.')")
+    raw, eid = _table_id(raw, where, "entry", index)
     where = f"{where}, entry {eid!r}"
     missing = [k for k in _REQUIRED if k not in raw]
     if missing:
@@ -364,14 +392,43 @@ def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entr
     )
 
 
+_QUIET_KEYS = ("id", "pattern", "why")
+
+
+def _parse_quiet(raw: object, source: str, line: int | None, index: int) -> Quiet:
+    where = _where(source, line)
+    raw, qid = _table_id(raw, where, "quiet rule", index)
+    where = f"{where}, quiet rule {qid!r}"
+    unknown = sorted(set(raw) - set(_QUIET_KEYS))
+    if unknown:
+        raise CatalogError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(_QUIET_KEYS)})")
+    for k in ("pattern", "why"):
+        if not isinstance(raw.get(k), str) or not raw[k].strip():
+            raise CatalogError(f"{where}: {k!r} must be a non-empty string")
+    _check(raw["pattern"], where)
+    return Quiet(qid, raw["pattern"], raw["why"].strip(), where)
+
+
 def parse_catalog_text(text: str, source: str) -> list[Entry]:
+    return parse_catalog_file(text, source)[0]
+
+
+def parse_catalog_file(text: str, source: str) -> tuple[list[Entry], list[Quiet]]:
+    """The entries and the quiet rules of one catalogue file (CatalogError naming file, line and key)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise CatalogError(f"{source}: not valid TOML: {e}") from None
-    unknown = sorted(set(data) - {"entry"})
+    unknown = sorted(set(data) - {"entry", "quiet"})
     if unknown:
-        raise CatalogError(f"{source}: unknown top-level key(s) {', '.join(unknown)} (only [[entry]] tables)")
+        raise CatalogError(f"{source}: unknown top-level key(s) {', '.join(unknown)} "
+                           "(only [[entry]] and [[quiet]] tables)")
+    raw_quiet = data.get("quiet", [])
+    if not isinstance(raw_quiet, list):
+        raise CatalogError(f"{source}: 'quiet' must be an array of tables ([[quiet]])")
+    quiet_lines = _entry_lines(text, "quiet")
+    quiet = [_parse_quiet(raw, source, quiet_lines[i] if i < len(quiet_lines) else None, i)
+             for i, raw in enumerate(raw_quiet)]
     raw_entries = data.get("entry", [])
     if not isinstance(raw_entries, list):
         raise CatalogError(f"{source}: 'entry' must be an array of tables ([[entry]])")
@@ -385,7 +442,7 @@ def parse_catalog_text(text: str, source: str) -> list[Entry]:
             raise CatalogError(f"{_where(source, line)}: duplicate entry id {entry.id!r}")
         seen.add(entry.id)
         entries.append(entry)
-    return entries
+    return entries, quiet
 
 
 def shipped_catalog_text() -> str:
@@ -400,8 +457,9 @@ def shipped_catalog_text() -> str:
 class Catalog:
     """An ordered list of entries; earlier entries win ties when choosing an event's main match."""
 
-    def __init__(self, entries: Sequence[Entry]):
+    def __init__(self, entries: Sequence[Entry], quiet: Sequence[Quiet] = ()):
         self.entries: list[Entry] = list(entries)
+        self.quiet: list[Quiet] = list(quiet)
         self._evidence_idx = [i for i, e in enumerate(self.entries) if e.has_evidence_keys]
         self._worth_calls = 0  # events whose evidence literals were looked for (see _evidence_worth_trying)
 
@@ -461,19 +519,45 @@ class Catalog:
     def load(cls, extra_paths: Iterable[str | Path] = (), *, shipped: bool = True) -> Catalog:
         """The shipped catalogue extended/overridden by each file of `extra_paths`, in order."""
         entries: dict[str, Entry] = {}
+        quiet: dict[str, Quiet] = {}
         if shipped:
-            for e in parse_catalog_text(shipped_catalog_text(), "catalog.toml (shipped)"):
-                entries[e.id] = e
+            got, q = parse_catalog_file(shipped_catalog_text(), "catalog.toml (shipped)")
+            entries.update((e.id, e) for e in got)
+            quiet.update((r.id, r) for r in q)
         for p in extra_paths:
             path = Path(p).expanduser()
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as e:
                 raise CatalogError(f"{path}: cannot read catalogue file: {e}") from None
-            for entry in parse_catalog_text(text, str(path)):
+            got, q = parse_catalog_file(text, str(path))
+            for entry in got:
                 entry.validate()  # a user's bad regex is an error at load, naming the file and entry
                 entries[entry.id] = entry  # dict keeps the first insertion position: an override stays in place
-        return cls(list(entries.values()))
+            for r in q:
+                r.rx  # noqa: B018 (compiled now: a bad regex is an error at load)
+                quiet[r.id] = r  # the same id replaces a shipped rule
+        return cls(list(entries.values()), list(quiet.values()))
+
+    def quiet_rule(self, lines: Sequence[str]) -> Quiet | None:
+        """The first catalogue-wide quiet rule that one of these lines (or a line joined to the next) matches."""
+        for _, q in self._quiet_hits(lines, 1):
+            return q
+        return None
+
+    def _quiet_hits(self, lines: Sequence[str], first_line: int) -> Iterable[tuple[int, Quiet]]:
+        for n, t in enumerate(_joined(lines), first_line):
+            for q in self.quiet:
+                if q.rx.search(t):
+                    yield n, q
+
+    def quiet_verdict(self, lines: Sequence[str], first_line: int) -> str | None:
+        """Why no category may be given to these lines (a catalogue-wide quiet rule hits one), else None."""
+        if not self.quiet:
+            return None
+        for n, q in self._quiet_hits(lines, first_line):
+            return f"line {n} matches the catalogue's quiet rule {q.id!r} ({q.why})"
+        return None
 
     @cached_property
     def _pattern_at(self) -> list[tuple[int, int]]:
@@ -520,6 +604,8 @@ class Catalog:
         """Entries whose patterns recognise a group of lines (one event), best first (patterns only)."""
         hit_lines = self._hits(lines, first_line)
         found = [(i, ns) for i, ns in sorted(hit_lines.items()) if self.entries[i].accepts(lines)]
+        if found and self.quiet_verdict(lines, first_line):
+            return []
         return self._order([Match.of(self.entries[i], ns, 0.9, self._pattern_ev(i, ns, lines, first_line))
                             for i, ns in found])
 
@@ -595,7 +681,10 @@ class Catalog:
                 reasons.append("rejected: not every evidence key found its evidence")
             if explain:
                 out.append(Verdict(e.id, e.categories, ok, tuple(reasons)))
-        ordered = self._order(matches)
+        silenced = self.quiet_verdict(lines, first) if matches else None
         if explain:
+            if silenced:
+                out = [v._replace(chosen=False, reasons=(*v.reasons, f"silenced: {silenced}"))
+                       if isinstance(v, Verdict) and v.chosen else v for v in out]
             return out
-        return list(ordered)
+        return [] if silenced else list(self._order(matches))

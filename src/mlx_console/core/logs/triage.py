@@ -33,7 +33,7 @@ from mlx_console.core.logs.evidence import TRACKERS, Evidence, Facts, search_que
 from mlx_console.core.logs.evidence import facts as event_facts
 from mlx_console.core.logs.forked import can_fork, map_forked
 from mlx_console.core.logs.paste import collector_prefixed, is_wrapped, unquote_paste
-from mlx_console.core.logs.patterns import Catalog, Match, Verdict
+from mlx_console.core.logs.patterns import Catalog, Match, Quiet, Verdict
 from mlx_console.core.logs.scan import PARALLEL_MIN, Buf, Scanner
 from mlx_console.core.logs.source import decode_line, split_text, strip_ansi, strip_ansi_bytes
 
@@ -48,6 +48,7 @@ class TriagedEvent:
     event: Event
     matches: tuple[Match, ...]  # best first; empty for an unrecognised warning/error event
     facts: Facts | None = field(default=None, repr=False, compare=False)
+    quiet: Quiet | None = None  # the catalogue-wide rule that gave this event no category, if one did
 
     @property
     def first_line(self) -> int:
@@ -86,6 +87,8 @@ class TriagedEvent:
     def first_move(self) -> str:
         if self.main:
             return self.main.first_move
+        if self.quiet:
+            return self.quiet.why
         if self.severity != "error" or not self.search_query:
             return ""
         urls = self.search_urls
@@ -154,6 +157,7 @@ class TriagedEvent:
             "backend": self.backend,
             "search_query": self.search_query or None,
             "search_urls": self.search_urls,
+            "quiet": self.quiet.id if self.quiet else None,
         }
 
 
@@ -187,7 +191,7 @@ def _judge(
     if matches or (include_all and event.is_problem):
         if f is None:
             f = event_facts(event, before, backend)
-        return TriagedEvent(event, tuple(matches), f)
+        return TriagedEvent(event, tuple(matches), f, None if matches else catalog.quiet_rule(event.lines))
     return None
 
 
