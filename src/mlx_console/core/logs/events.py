@@ -79,6 +79,8 @@ _PREFIX = re.compile(
     # exo's loguru formats: `[ 10:00:00.1234AM | ERROR   ] `, `[ 2026-01-01 10:00:00.123 | ERROR    | m:f:12 ] `
     rf"|\[ ?(?:\d{{4}}-\d\d-\d\d )?\d\d:\d\d:\d\d(?:[.,]\d+)?(?:[AP]M)? \| {_PLV.replace('plevel', 'plevel6')} *(?:\| [^\]]*)?\] ?"
     rf"|\d\d:\d\d:\d\d(?:[.,]\d+)? {_PLV.replace('plevel', 'plevel5')} +"  # short console format
+    # Rich's logging handler: the level padded to eight columns, after an optional `[12/05/26 10:00:00]`
+    r"|(?:\[\d\d/\d\d/\d\d \d\d:\d\d:\d\d\] +)?(?P<plevel8>DEBUG {4}|INFO {5}|WARNING {2}|ERROR {4}|CRITICAL )"
     r"|\d{1,2}:\d\d[AP]M [A-Z]{3} .*?: (?:stderr|stdout) "  # LocalAI's backend relay
     # ISO time then a level, any case (Rust/Go/Zig/Node servers: `2026-01-02T10:00:00.123Z ERROR …`, `[error]`)
     rf"|{_TS}(?:Z|[+-]\d\d:?\d\d)? +\[?(?P<plevel7>{_LV}|error|warn|warning|info|debug|trace|critical|fatal)\]?:? +"
@@ -178,7 +180,7 @@ def _parse_prefixed(text: str) -> ParsedLine | None:
     if not rest.strip():
         return None
     assert m is not None
-    plevel = _norm_level(next((v.upper() for k, v in m.groupdict().items() if k.startswith("plevel") and v), None))
+    plevel = _norm_level(next((v.strip().upper() for k, v in m.groupdict().items() if k.startswith("plevel") and v), None))
     inner = parse_line(rest)
     fields = {**inner.fields, "prefix": text[: len(text) - len(rest)]}
     level = inner.level

@@ -1,0 +1,62 @@
+"""Shapes added in the eighth session on issue 10 (round 23 on): wordings read from the libraries' own source
+(mlx-lm's `No safetensors found in {path}`, swift-transformers' `TokenizerError.chatTemplate`) and Rich's logging
+format, each with the near misses that must stay quiet."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlx_console.core.logs.events import parse_line
+from mlx_console.core.logs.triage import triage_text
+
+
+def _cats(text: str) -> set[str]:
+    return {c for ev in triage_text(text) for c in ev.categories}
+
+
+@pytest.mark.parametrize(
+    ("text", "cat"),
+    [
+        # mlx-lm's loader, also when quoted cut short
+        ("FileNotFoundError: No safetensors found in /Users/u/models/phi-2", "model_load_missing_weights"),
+        ("ERROR:root:No safetensors found ...", "model_load_missing_weights"),
+        # swift-transformers: a tokenizer config without a template, as mlx-swift apps print the error
+        ('Error: chatTemplate("No chat template was specified")', "chat_template"),
+        ("Fatal error: TokenizerError.chatTemplate(\"No chat template was specified\")", "chat_template"),
+        # Rich's logging handler: the level column makes the record an error or a warning event
+        ("[12/05/26 10:00:00] ERROR    Engine loop error: [broadcast_shapes] Shapes (1,8,512,64) and (2,8,1,64) "
+         "cannot be broadcast.    engine.py:88", "batch_cache_shape"),
+        ("WARNING  Received tools but model does not support tool calling.", "tool_call_plaintext"),
+    ],
+)
+def test_round8_shapes(text: str, cat: str) -> None:
+    assert cat in _cats(text), triage_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "INFO:root:Found 4 safetensors files in /Users/u/models/phi-2",
+        "chat template was specified by the request (chat_template_kwargs)",
+        "ERROR    ",  # a bare level column, nothing after it
+    ],
+)
+def test_round8_near_misses(text: str) -> None:
+    assert _cats(text) == set(), triage_text(text)
+
+
+@pytest.mark.parametrize(
+    ("line", "level", "message"),
+    [
+        ("[12/05/26 10:00:00] ERROR    Model load failed: boom    server.py:12", "ERROR",
+         "Model load failed: boom    server.py:12"),
+        ("WARNING  Received tools", "WARNING", "Received tools"),
+        ("CRITICAL Metal device lost", "CRITICAL", "Metal device lost"),
+        # a debug column is read through but is no problem level; one space is no Rich column
+        ("DEBUG    Model type bert not supported by mlx-lm", None, "Model type bert not supported by mlx-lm"),
+        ("ERROR something", "ERROR", "ERROR something"),
+    ],
+)
+def test_rich_level_column(line: str, level: str | None, message: str) -> None:
+    p = parse_line(line)
+    assert (p.level, p.message) == (level, message)
