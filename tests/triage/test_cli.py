@@ -136,3 +136,15 @@ def test_follow_waits_for_a_missing_file(tmp_path: Path) -> None:
         p.wait(timeout=10)
     assert [json.loads(x)["categories"] for x in out.close().splitlines()] == [["port_in_use"]]
     assert "does not exist yet" in err.close() and p.returncode == 0
+
+
+def test_a_state_dir_whose_cache_is_a_file_still_triages(tmp_path: Path) -> None:
+    """The pattern database and the catalogue cache cannot be written: triage works, only slower (it once said
+    "cannot read: Not a directory" about the log)."""
+    state = tmp_path / "state-with-a-file"
+    state.mkdir()
+    (state / "cache").write_text("not a directory")
+    r = _run("triage", str(FIXTURES / "mlx_lm_no_safetensors.log"), "--json",
+             env={**os.environ, "MLX_CONSOLE_STATE_DIR": str(state)})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.decode().splitlines()[0])["categories"][0] == "model_load_missing_weights"

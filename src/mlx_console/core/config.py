@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -246,6 +245,8 @@ def load(path: str | Path | None = None) -> Config:
             raise ConfigError(f"{cfg_path}: config file not found")
         return Config(path=cfg_path, exists=False, backends=[demo_profile()])
     text = _read_text(cfg_path)
+    import tomllib  # (here, not at the top: a console without a config file, and `--help`, never parse TOML)
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -48,8 +48,25 @@ def _seq_literals(seq: Any) -> list[str] | None:
     return best
 
 
+_KNOWN: dict[str, list[str] | None] = {}  # pattern → its literals: computed once, or read from the catalogue cache
+
+
+def remember(known: dict[str, list[str] | None]) -> None:
+    """Literals found earlier (catalog_cache): `required_literals` answers them without parsing the regex."""
+    _KNOWN.update(known)
+
+
 def required_literals(pattern: str) -> list[str] | None:
     """Literals one of which every match of `pattern` contains, for a bytes.find prefilter; None if none."""
+    if pattern in _KNOWN:
+        got = _KNOWN[pattern]
+        return None if got is None else list(got)
+    lits = _required_literals(pattern)
+    _KNOWN[pattern] = lits
+    return None if lits is None else list(lits)
+
+
+def _required_literals(pattern: str) -> list[str] | None:
     try:
         parsed = _parser.parse(pattern)
     except re.error:

@@ -10,7 +10,6 @@ the wrapping goes, and only when the text is wrapped that way throughout: a serv
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Sequence
 
@@ -148,6 +147,8 @@ def unquote_paste(lines: Sequence[str]) -> list[str]:
     if any(_ODD_SPACE.search(ln) or _ZERO_WIDTH.search(ln) for ln in out):
         out = [_ZERO_WIDTH.sub("", _ODD_SPACE.sub(" ", ln)) for ln in out]
     if any(_ENTITY.search(ln) for ln in out) and not any('"' in ln or "<" in ln for ln in out):
+        import html  # (only for a paste with HTML entities)
+
         out = [html.unescape(ln) for ln in out]
     if any(ln.startswith(">") or _FENCE.match(ln) for ln in out):
         out = ["" if _FENCE.match(ln) else _QUOTE.sub("", ln) if ln.startswith(">") else ln for ln in out]

@@ -16,7 +16,6 @@ recognised it: a convention that holds for every entry is written once, not copi
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,9 +23,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mlx_console.core.errors import ConsoleError
+from mlx_console.core.logs import catalog_cache
 from mlx_console.core.logs.events import PROBLEM_LEVELS, Event, parse_line
 from mlx_console.core.logs.evidence import Evidence, Facts, facts, short_type
-from mlx_console.core.logs.literals import LiteralFinder, required_literals
+from mlx_console.core.logs.literals import LiteralFinder, remember, required_literals
 
 CATEGORIES: tuple[str, ...] = (
     "oom_load",
@@ -413,12 +413,34 @@ def parse_catalog_text(text: str, source: str) -> list[Entry]:
     return parse_catalog_file(text, source)[0]
 
 
-def parse_catalog_file(text: str, source: str) -> tuple[list[Entry], list[Quiet]]:
-    """The entries and the quiet rules of one catalogue file (CatalogError naming file, line and key)."""
+def _toml(text: str, source: str) -> dict[str, Any]:
+    import tomllib  # (only when the catalogue cache does not hold this text: ~7 ms of start-up)
+
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise CatalogError(f"{source}: not valid TOML: {e}") from None
+
+
+def _evidence_regexes(data: dict[str, Any]) -> list[str]:
+    """Every evidence regex of the raw entries (what the catalogue cache finds literals for; checked later)."""
+    raw = data.get("entry")
+    out: list[str] = []
+    for e in raw if isinstance(raw, list) else ():
+        for k in _EVIDENCE_KEYS if isinstance(e, dict) and not e.get("ignore_case") else ():
+            v = e.get(k)
+            out += [x for x in ([v] if isinstance(v, str) else v if isinstance(v, list) else []) if isinstance(x, str)]
+    return out
+
+
+def parse_catalog_file(text: str, source: str, cache_dir: Path | None = None) -> tuple[list[Entry], list[Quiet]]:
+    """The entries and the quiet rules of one catalogue file (CatalogError naming file, line and key). With a
+    `cache_dir`, the parsed text (and its evidence regexes' literals) come from the catalogue cache there."""
+    if cache_dir is None:
+        data = _toml(text, source)
+    else:
+        data, lits = catalog_cache.load(text, lambda t: _toml(t, source), _evidence_regexes, required_literals, cache_dir)
+        remember(lits)
     unknown = sorted(set(data) - {"entry", "quiet"})
     if unknown:
         raise CatalogError(f"{source}: unknown top-level key(s) {', '.join(unknown)} "
@@ -516,12 +538,16 @@ class Catalog:
         return out
 
     @classmethod
-    def load(cls, extra_paths: Iterable[str | Path] = (), *, shipped: bool = True) -> Catalog:
-        """The shipped catalogue extended/overridden by each file of `extra_paths`, in order."""
+    def load(cls, extra_paths: Iterable[str | Path] = (), *, shipped: bool = True,
+             cache_dir: Path | None | str = "auto") -> Catalog:
+        """The shipped catalogue extended/overridden by each file of `extra_paths`, in order. Parsed files are
+        cached in `cache_dir` ("auto": the state dir's `cache/`; None: no cache)."""
         entries: dict[str, Entry] = {}
         quiet: dict[str, Quiet] = {}
+        cdir = catalog_cache.default_dir() if cache_dir == "auto" else cache_dir
+        assert not isinstance(cdir, str)
         if shipped:
-            got, q = parse_catalog_file(shipped_catalog_text(), "catalog.toml (shipped)")
+            got, q = parse_catalog_file(shipped_catalog_text(), "catalog.toml (shipped)", cdir)
             entries.update((e.id, e) for e in got)
             quiet.update((r.id, r) for r in q)
         for p in extra_paths:
@@ -530,7 +556,7 @@ class Catalog:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as e:
                 raise CatalogError(f"{path}: cannot read catalogue file: {e}") from None
-            got, q = parse_catalog_file(text, str(path))
+            got, q = parse_catalog_file(text, str(path), cdir)
             for entry in got:
                 entry.validate()  # a user's bad regex is an error at load, naming the file and entry
                 entries[entry.id] = entry  # dict keeps the first insertion position: an override stays in place

@@ -16,6 +16,7 @@ carries a checksum of its payload, so a partial or corrupt cache is rebuilt, nev
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -125,7 +126,8 @@ def _write_cache(path: Path, compiled: list[int], payload: bytes) -> None:
         tmp.write_bytes(_CACHE_MAGIC + head.encode() + b"\n" + payload)
         os.replace(tmp, path)  # readers see the old file or the whole new one
     except OSError:
-        tmp.unlink(missing_ok=True)  # an unwritable state dir only costs the compile next time
+        with contextlib.suppress(OSError):  # (not there, or its directory is a file)
+            tmp.unlink()  # an unwritable state dir only costs the compile next time
 
 
 class Scanner:

@@ -1,0 +1,91 @@
+"""A catalogue file's parsed form, cached in the state dir (`cache/catalog-<hash>.json`).
+
+Reading the shipped catalogue costs a small triage more than its log does: TOML parsing in pure Python (~20 ms
+for ~1,800 lines) and finding the literals each evidence regex requires (~15 ms, the stdlib regex parser). Both
+depend only on the file's text and on the code that reads it, so they are kept as JSON (read in ~1 ms), keyed by
+the SHA-256 of the text and of that code. A cache that is missing, unreadable, corrupt or from other code is
+simply rebuilt; an unwritable state dir only costs the parse next time. A file that does not parse is never
+cached: its error is raised as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+_FORMAT = "mlx-console catalogue cache 1"
+
+
+def _code_tag() -> bytes:
+    """The code that turns text into what is cached: the TOML reader's Python and this project's parsers."""
+    here = Path(__file__).parent
+    parts = [_FORMAT.encode()]
+    for name in ("literals.py", "patterns.py", "catalog_cache.py"):
+        try:
+            parts.append((here / name).read_bytes())
+        except OSError:  # a zipped install: the package version stands for its code
+            from importlib.metadata import version
+
+            parts.append(version("mlx-console").encode())
+            break
+    return b"\0".join(parts)
+
+
+def cache_path(text: str, cache_dir: Path | None) -> Path | None:
+    if cache_dir is None:
+        return None
+    key = hashlib.sha256(_code_tag() + b"\0" + text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return cache_dir / f"catalog-{key}.json"
+
+
+def default_dir() -> Path | None:
+    try:
+        from mlx_console import paths
+
+        return paths.state_dir() / "cache"
+    except OSError:
+        return None
+
+
+def load(
+    text: str,
+    parse: Callable[[str], dict[str, Any]],
+    regexes: Callable[[dict[str, Any]], Iterable[str]],
+    literals: Callable[[str], list[str] | None],
+    cache_dir: Path | None,
+) -> tuple[dict[str, Any], dict[str, list[str] | None]]:
+    """(the parsed TOML, the required literals of each regex `regexes(data)` names), from the cache when it holds
+    them for this text, else computed with `parse` and `literals` and written to the cache."""
+    path = cache_path(text, cache_dir)
+    if path is not None:
+        try:
+            got = json.loads(path.read_text(encoding="utf-8"))
+            if got.get("format") == _FORMAT and isinstance(got.get("data"), dict) and isinstance(got.get("literals"), dict):
+                return got["data"], got["literals"]
+        except (OSError, ValueError, AttributeError):
+            pass  # missing or damaged: rebuilt below
+    data = parse(text)
+    lits = {p: literals(p) for p in dict.fromkeys(regexes(data))}
+    if path is not None:
+        _write(path, {"format": _FORMAT, "data": data, "literals": lits})
+    return data, lits
+
+
+def _write(path: Path, obj: dict[str, Any]) -> None:
+    try:
+        payload = json.dumps(obj, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return  # a user file with TOML dates or the like: not cached (they are refused by the parser anyway)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(payload, encoding="utf-8")
+        os.replace(tmp, path)  # readers see no file or the whole new one
+    except OSError:
+        with contextlib.suppress(OSError):  # (not there, or its directory is a file)
+            tmp.unlink()
