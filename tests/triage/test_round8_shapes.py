@@ -5,6 +5,7 @@ format, each with the near misses that must stay quiet."""
 from __future__ import annotations
 
 import pytest
+from tests.triage.test_catalog import GOOD
 
 from mlx_console.core.logs.events import parse_line
 from mlx_console.core.logs.triage import triage_text
@@ -27,6 +28,13 @@ def _cats(text: str) -> set[str]:
         ("[12/05/26 10:00:00] ERROR    Engine loop error: [broadcast_shapes] Shapes (1,8,512,64) and (2,8,1,64) "
          "cannot be broadcast.    engine.py:88", "batch_cache_shape"),
         ("WARNING  Received tools but model does not support tool calling.", "tool_call_plaintext"),
+        # older mlx's allocator (`malloc_or_wait`), aborting mid-generation
+        ("libc++abi: terminating due to uncaught exception of type std::runtime_error: [malloc_or_wait] Unable to "
+         "allocate 134217728 bytes.", "oom_inference"),
+        # a multi-model server's registry, in Xinference's words
+        ("ValueError: Model not found, name: gemma-3-it, format: mlx, size: 12, quantization: bf16", "model_not_found"),
+        # a reply that ends in an end-of-turn token, with no prompt echoed above it
+        ("2026-01-01 10:00:00,000 - INFO - request done\nThe capital of France is Paris.<|im_end|>", "tokenizer"),
     ],
 )
 def test_round8_shapes(text: str, cat: str) -> None:
@@ -39,6 +47,10 @@ def test_round8_shapes(text: str, cat: str) -> None:
         "INFO:root:Found 4 safetensors files in /Users/u/models/phi-2",
         "chat template was specified by the request (chat_template_kwargs)",
         "ERROR    ",  # a bare level column, nothing after it
+        # a sampling parameter that has no effect under speculative decoding: a note, not a failure
+        "WARNING 05-04 18:21:41 [__init__.py:206] min_p and logit_bias parameters won't work with speculative decoding.",
+        # mlx_lm.generate echoing its prompt: the template's lines end in end-of-turn tokens (not_nearby)
+        "Prompt: <|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>",
     ],
 )
 def test_round8_near_misses(text: str) -> None:
@@ -60,3 +72,20 @@ def test_round8_near_misses(text: str) -> None:
 def test_rich_level_column(line: str, level: str | None, message: str) -> None:
     p = parse_line(line)
     assert (p.level, p.message) == (level, message)
+
+
+def test_not_nearby_reads_the_lines_just_before_the_event_and_explain_says_so() -> None:
+    from mlx_console.core.logs.events import Event
+    from mlx_console.core.logs.patterns import Catalog, parse_catalog_text
+
+    entry = GOOD.replace("patterns = ['my backend is stuck at step \\d+']",
+                         "patterns = ['<\\|im_end\\|>$']\nnot_nearby = ['^Prompt:']")
+    assert "not_nearby" in entry
+    cat = Catalog(parse_catalog_text(entry, "user.toml"))
+    assert [t.categories for t in triage_text("Done.<|im_end|>", cat)] == [["server_hang"]]  # (GOOD's category)
+    echoed = "Prompt: hi\nDone.<|im_end|>"
+    assert triage_text(echoed, cat) == []
+    event = Event(first_line=2, lines=["Done.<|im_end|>"], fmt="unknown", level=None)
+    [v] = cat.explain(event, before=[(1, "Prompt: hi")])
+    assert not v.chosen and "line 1, just before the event, matches its not_nearby '^Prompt:'" in v.reasons
+    assert [w.chosen for w in cat.explain(event, before=[(1, "INFO: request done")])] == [True]

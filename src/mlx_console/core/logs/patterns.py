@@ -54,7 +54,7 @@ _FINDER_AFTER = 32  # events: then the evidence literals are looked for in one p
 
 _REQUIRED = ("id", "category", "severity", "title", "cause", "first_move")
 _EVIDENCE_KEYS = ("exceptions", "messages", "frames", "loggers", "nearby", "text")
-_OPTIONAL = ("patterns", "backends", "references", "ignore_case", "context", "not_context", "action",
+_OPTIONAL = ("patterns", "backends", "references", "ignore_case", "context", "not_context", "not_nearby", "action",
              "skip_levels", *_EVIDENCE_KEYS)
 _SKIPPABLE = ("TRACE", "DEBUG", "INFO", "WARNING", "none")  # `none`: a record without a level (a paste, a print)
 # Syntax the fast engines (hyperscan, RE2) do not accept: refuse it up front so both paths agree.
@@ -88,6 +88,7 @@ class Entry:
     ignore_case: bool = False
     context: tuple[str, ...] = ()
     not_context: tuple[str, ...] = ()
+    not_nearby: tuple[str, ...] = ()  # none of the lines just before the event may match (a prompt echoed above a reply)
     action: str | None = None  # degraded | stop: the supervisor's reaction to a line that hits a pattern
     source: str = ""
     # Evidence keys: regexes over the event's exception types (full match of the short or qualified name),
@@ -131,12 +132,16 @@ class Entry:
         return self._rx(self.not_context)
 
     @cached_property
+    def _not_nearby(self) -> tuple[re.Pattern[str], ...]:
+        return self._rx(self.not_nearby)
+
+    @cached_property
     def _evidence(self) -> tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]:
         return tuple((k, self._rx(getattr(self, k))) for k in _EVIDENCE_KEYS if getattr(self, k))
 
     def validate(self) -> None:
         """Compile every regex now (CatalogError naming the entry if one is invalid)."""
-        for name in ("_compiled", "_context", "_not_context", "_evidence"):
+        for name in ("_compiled", "_context", "_not_context", "_not_nearby", "_evidence"):
             getattr(self, name)
 
     def hits_line(self, text: str, first: Sequence[int] = ()) -> bool:
@@ -164,6 +169,14 @@ class Entry:
             for p in self._not_context:
                 if p.search(t):
                     return f"line {n} matches its not_context {p.pattern!r}"
+        return None
+
+    def nearby_verdict(self, before: Sequence[tuple[int, str]]) -> str | None:
+        """None if no line just before the event matches `not_nearby`, else why not."""
+        for n, t in before if self.not_nearby else ():
+            for p in self._not_nearby:
+                if p.search(t):
+                    return f"line {n}, just before the event, matches its not_nearby {p.pattern!r}"
         return None
 
     @cached_property
@@ -363,12 +376,13 @@ def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entr
     patterns = _str_list(raw, "patterns", where)
     context = _str_list(raw, "context", where)
     not_context = _str_list(raw, "not_context", where)
+    not_nearby = _str_list(raw, "not_nearby", where)
     ev = {k: _str_list(raw, k, where) for k in _EVIDENCE_KEYS}
     skip_levels = _str_list(raw, "skip_levels", where)
     bad_lv = [lv for lv in skip_levels if lv not in _SKIPPABLE]
     if bad_lv:
         raise CatalogError(f"{where}: skip_levels has {bad_lv[0]!r} (allowed: {', '.join(_SKIPPABLE)})")
-    for pat in (*patterns, *context, *not_context, *(p for v in ev.values() for p in v)):
+    for pat in (*patterns, *context, *not_context, *not_nearby, *(p for v in ev.values() for p in v)):
         _check(pat, where)
     if not patterns and not any(ev.values()):
         raise CatalogError(f"{where}: needs 'patterns' or at least one of {', '.join(_EVIDENCE_KEYS)}")
@@ -385,6 +399,7 @@ def _parse_entry(raw: object, source: str, line: int | None, index: int) -> Entr
         ignore_case=ignore_case,
         context=context,
         not_context=not_context,
+        not_nearby=not_nearby,
         action=action,
         skip_levels=skip_levels,
         source=where,
@@ -687,7 +702,7 @@ class Catalog:
             if not problem and e.has_evidence_keys and not ns:
                 reasons.append("not a warning/error event: evidence keys are not tried")
             ok = bool(ns) or full
-            why_not = e.context_verdict(lines, first) if ok else None
+            why_not = (e.context_verdict(lines, first) or e.nearby_verdict(before)) if ok else None
             if why_not:
                 reasons.append(why_not)
                 ok = False
