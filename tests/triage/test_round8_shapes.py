@@ -1,6 +1,7 @@
 """Shapes added in the eighth session on issue 10 (round 23 on): wordings read from the libraries' own source
-(mlx-lm's `No safetensors found in {path}`, swift-transformers' `TokenizerError.chatTemplate`) and Rich's logging
-format, each with the near misses that must stay quiet."""
+(mlx-lm's `No safetensors found in {path}`, swift-transformers' `TokenizerError.chatTemplate`, oMLX's prefix and SSD
+cache, vllm-mlx's prefix cache, mlx-vlm's weight loaders, read with a script over their raise/log calls) or from a
+train row, and Rich's logging format, each with the near misses that must stay quiet."""
 
 from __future__ import annotations
 
@@ -21,6 +22,19 @@ def _cats(text: str) -> set[str]:
         # mlx-lm's loader, also when quoted cut short
         ("FileNotFoundError: No safetensors found in /Users/u/models/phi-2", "model_load_missing_weights"),
         ("ERROR:root:No safetensors found ...", "model_load_missing_weights"),
+        ("FileNotFoundError: No safetensors files found under /Users/u/models/flux2", "model_load_missing_weights"),
+        ("ValueError: Incomplete quantized weights for module: transformer.blocks.3.attn", "model_load_missing_weights"),
+        # oMLX's prefix/SSD cache that cannot rebuild a layer's stored state (the message alone, no logger)
+        ("ERROR - Layer 12: failed to reconstruct RotatingKVCache", "batch_cache_shape"),
+        ("ERROR - Missing N-tuple state for layer 4", "batch_cache_shape"),
+        ("WARNING - Failed to slice KVCache state: [slice] Invalid slice", "batch_cache_shape"),
+        # vllm-mlx's prefix cache and simple engine
+        ("ValueError: exact prefix-trie cache hit is not trimmable", "batch_cache_shape"),
+        ("ValueError: Cache state does not support sequence concatenation", "batch_cache_shape"),
+        ("WARNING - Pure-LLM KV-cache path failed before first token (boom); falling back to uncached stream_generate",
+         "batch_cache_shape"),
+        # argparse's refusal as a server logs it itself (oMLX's cli, at ERROR), not only as `prog: error: …`
+        ("2026-01-01 10:00:00,000 - omlx.cli - ERROR - unrecognized arguments: --max-kv-size 4096", "settings_invalid"),
         # swift-transformers: a tokenizer config without a template, as mlx-swift apps print the error
         ('Error: chatTemplate("No chat template was specified")', "chat_template"),
         ("Fatal error: TokenizerError.chatTemplate(\"No chat template was specified\")", "chat_template"),
@@ -47,6 +61,8 @@ def test_round8_shapes(text: str, cat: str) -> None:
         "INFO:root:Found 4 safetensors files in /Users/u/models/phi-2",
         "chat template was specified by the request (chat_template_kwargs)",
         "ERROR    ",  # a bare level column, nothing after it
+        "INFO - Prefix cache hit for req-3 has empty RotatingKVCache layers",  # (handled: no error words)
+        "the flag is unrecognized by older servers",
         # a sampling parameter that has no effect under speculative decoding: a note, not a failure
         "WARNING 05-04 18:21:41 [__init__.py:206] min_p and logit_bias parameters won't work with speculative decoding.",
         # mlx_lm.generate echoing its prompt: the template's lines end in end-of-turn tokens (not_nearby)
