@@ -126,8 +126,11 @@ async def test_the_theme_chosen_with_colon_theme_is_remembered_across_runs(make_
     async with again.run_test(size=(80, 24)):
         assert again.theme == "light"  # the next run starts on it
     # the config's `theme` edited since: the file the person edited wins
-    edited = make_app()
-    edited.config.theme = "high-contrast"
+    from dataclasses import replace
+
+    from tests.ui.conftest import fixed_config
+
+    edited = make_app(config=replace(fixed_config(), theme="high-contrast"))
     async with edited.run_test(size=(80, 24)):
         assert edited.theme == "high-contrast"
 

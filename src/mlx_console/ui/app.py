@@ -67,6 +67,15 @@ class ConsoleApp(BackendsController, App[int]):
         self.memory_reader = memory_reader or read_memory
         self.startup_notices: list[str] = list(self.theme_set.notices)
         self.startup_notices += registry.validate_keymap(self.keymap_config)
+        # The theme is chosen before the app runs: set in on_mount, Textual re-parsed every stylesheet and re-applied
+        # it to all mounted widgets before the first frame (App.refresh_css); set here, nothing is mounted yet.
+        for theme in self.theme_set.themes.values():
+            self.register_theme(theme)
+        self.register_theme(FALLBACK)
+        start, notice = self.theme_set.resolve(
+            remembered_theme(config.theme, _state_file("console.json")) or config.theme)
+        self.startup_notices += [notice] if notice else []
+        self.theme = start.name
         self.init_backends()
         self.backend_poll: Poller | None = None
         self.memory_poll: Poller | None = None
@@ -99,11 +108,6 @@ class ConsoleApp(BackendsController, App[int]):
 
     def on_mount(self) -> None:
         compositor.install(self.screen)
-        for theme in self.theme_set.themes.values():
-            self.register_theme(theme)
-        self.register_theme(FALLBACK)
-        self.set_theme(remembered_theme(self.config.theme, _state_file("console.json")) or self.config.theme,
-                       at_start=True)
         if self.keymap_config:
             self.set_keymap(self.keymap_config)
         for notice in self.startup_notices:
@@ -409,19 +413,17 @@ class ConsoleApp(BackendsController, App[int]):
     def action_theme(self, name: str) -> None:
         self.set_theme(name)
 
-    def set_theme(self, name: str, at_start: bool = False) -> None:
-        """Switch theme. At start an unusable theme falls back with a notice; `:theme` keeps the current one."""
+    def set_theme(self, name: str) -> None:
+        """Switch theme (`:theme`): an unusable one is refused and the current one kept. (At start, __init__ picks
+        the theme: an unusable one falls back with a notice.)"""
         theme, notice = self.theme_set.resolve(name)
-        if notice and not at_start:
+        if notice:
             known = ", ".join(sorted(self.theme_set.themes))
             self.notify(f"theme {name!r} is not available (known: {known}); keeping {self.theme}",
                         severity="warning", timeout=8)
             return
-        if notice:
-            self.notify(notice, severity="warning", timeout=10)
         self.theme = theme.name
-        if not at_start:
-            remember_theme(theme.name, self.config.theme, _state_file("console.json"))
+        remember_theme(theme.name, self.config.theme, _state_file("console.json"))
         if self.is_mounted:
             self.backends_table.show(self.backends_table.rows_data, force=True)
             self.key_bar.refresh()
