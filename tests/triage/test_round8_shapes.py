@@ -45,6 +45,8 @@ def _cats(text: str) -> set[str]:
         # older mlx's allocator (`malloc_or_wait`), aborting mid-generation
         ("libc++abi: terminating due to uncaught exception of type std::runtime_error: [malloc_or_wait] Unable to "
          "allocate 134217728 bytes.", "oom_inference"),
+        # a server's model discovery skipping an architecture it has no code for (mlx-serve)
+        ("[discovery] skip Qwen3-Coder-30B-A3B-Instruct-8bit: unsupported model_type 'qwen3_moe'", "unsupported_arch"),
         # a multi-model server's registry, in Xinference's words
         ("ValueError: Model not found, name: gemma-3-it, format: mlx, size: 12, quantization: bf16", "model_not_found"),
         # a reply that ends in an end-of-turn token, with no prompt echoed above it
