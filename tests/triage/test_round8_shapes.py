@@ -47,6 +47,13 @@ def _cats(text: str) -> set[str]:
          "allocate 134217728 bytes.", "oom_inference"),
         # a server's model discovery skipping an architecture it has no code for (mlx-serve)
         ("[discovery] skip Qwen3-Coder-30B-A3B-Instruct-8bit: unsupported model_type 'qwen3_moe'", "unsupported_arch"),
+        # oMLX's batched MTP step and mlx-vlm's drafters, in their own words
+        ("_MtpStepFallback: row uid=17 verify produced no tokens", "speculative_decoding"),
+        ("AttributeError: Cannot find target embed_tokens in Model.", "speculative_decoding"),
+        # mlx-vlm's processors: a tokenizer's files or a chat template missing
+        ("FileNotFoundError: Missing Kimi K3 tokenizer files: tiktoken.model", "tokenizer"),
+        ("ValueError: No chat template found. Please provide a chat_template argument or ensure the tokenizer has a "
+         "chat_template attribute.", "chat_template"),
         # a multi-model server's registry, in Xinference's words
         ("ValueError: Model not found, name: gemma-3-it, format: mlx, size: 12, quantization: bf16", "model_not_found"),
         # a reply that ends in an end-of-turn token, with no prompt echoed above it
@@ -65,6 +72,7 @@ def test_round8_shapes(text: str, cat: str) -> None:
         "ERROR    ",  # a bare level column, nothing after it
         "INFO - Prefix cache hit for req-3 has empty RotatingKVCache layers",  # (handled: no error words)
         "the flag is unrecognized by older servers",
+        "AttributeError: Cannot find embed_tokens in Model.",  # (no `target`: a model's own loader, not a drafter)
         # a sampling parameter that has no effect under speculative decoding: a note, not a failure
         "WARNING 05-04 18:21:41 [__init__.py:206] min_p and logit_bias parameters won't work with speculative decoding.",
         # mlx_lm.generate echoing its prompt: the template's lines end in end-of-turn tokens (not_nearby)
