@@ -110,7 +110,7 @@ def test_shipped_quiet_rule_silences_every_entry_on_the_stream_error() -> None:
     """The thread-local stream error is no category, whatever else the event names: here an engine loop error
     and a Metal out-of-memory line (a pattern entry that never had the stream error in its not_context)."""
     cat = Catalog.load()
-    assert [q.id for q in cat.quiet] == ["mlx-thread-stream"]
+    assert [q.id for q in cat.quiet] == ["mlx-thread-stream", "omlx-admin-settings-refused"]
     assert triage_text(STREAM) == []
     without = triage_text(STREAM.replace("There is no Stream(gpu, 0) in current thread.", "boom"))
     assert "oom_inference" in without[0].categories
@@ -131,12 +131,12 @@ def test_user_quiet_rule_adds_and_replaces_by_id(tmp_path: Path) -> None:
     f = tmp_path / "quiet.toml"
     f.write_text(GOOD + QUIET)
     cat = Catalog.load([f])
-    assert [q.id for q in cat.quiet] == ["mlx-thread-stream", "vendor-banner"]
+    assert [q.id for q in cat.quiet] == ["mlx-thread-stream", "omlx-admin-settings-refused", "vendor-banner"]
     assert triage_text("my backend is stuck at step 3", cat)
     assert triage_text("my backend is stuck at step 3; my vendor says: ignore this", cat) == []
     f.write_text(QUIET.replace("vendor-banner", "mlx-thread-stream"))
     cat = Catalog.load([f])
-    assert [q.id for q in cat.quiet] == ["mlx-thread-stream"]
+    assert [q.id for q in cat.quiet] == ["mlx-thread-stream", "omlx-admin-settings-refused"]
     assert triage_text(STREAM, cat)  # the shipped rule was replaced: the stream error is no longer quiet
 
 

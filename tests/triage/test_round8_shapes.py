@@ -115,3 +115,18 @@ def test_not_nearby_reads_the_lines_just_before_the_event_and_explain_says_so() 
     [v] = cat.explain(event, before=[(1, "Prompt: hi")])
     assert not v.chosen and "line 1, just before the event, matches its not_nearby '^Prompt:'" in v.reasons
     assert [w.chosen for w in cat.explain(event, before=[(1, "INFO: request done")])] == [True]
+
+
+def test_a_settings_request_oMLX_refused_is_no_category() -> None:
+    """oMLX's admin API refusing a model's settings (the console's settings editor applies through it) answered its
+    client with a 4xx and changed nothing: no category, also when the setting is a speculative one (the line once
+    read as speculative decoding), and not the line after it either. The card's first move is the quiet rule's."""
+    log = "\n".join(f"2026-12-07 10:00:0{i},123 - omlx.server - WARNING - [-] - PUT /admin/api/models/qwen3-4b/settings "
+                    f"→ 400: {why}" for i, why in enumerate([
+                        "MTP and DFlash cannot both be enabled; choose one speculative-decoding path.",
+                        "Invalid model_type_override: foo",
+                        "DFlash SSD cache requires the in-memory cache to be enabled."]))
+    assert triage_text(log) == []
+    shown = triage_text(log, include_all=True)
+    assert [t.quiet.id if t.quiet else None for t in shown] == ["omlx-admin-settings-refused"] * 3
+    assert shown[0].first_move.startswith("oMLX's admin API refused a request to change a model's settings")
