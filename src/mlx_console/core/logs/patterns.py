@@ -559,8 +559,7 @@ class Catalog:
         cached in `cache_dir` ("auto": the state dir's `cache/`; None: no cache)."""
         entries: dict[str, Entry] = {}
         quiet: dict[str, Quiet] = {}
-        cdir = catalog_cache.default_dir() if cache_dir == "auto" else cache_dir
-        assert not isinstance(cdir, str)
+        cdir = catalog_cache.default_dir() if cache_dir == "auto" else None if cache_dir is None else Path(cache_dir)
         if shipped:
             got, q = parse_catalog_file(shipped_catalog_text(), "catalog.toml (shipped)", cdir)
             entries.update((e.id, e) for e in got)
