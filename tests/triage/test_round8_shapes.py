@@ -31,6 +31,8 @@ def _cats(text: str) -> set[str]:
         # vllm-mlx's prefix cache and simple engine
         ("ValueError: exact prefix-trie cache hit is not trimmable", "batch_cache_shape"),
         ("ValueError: Cache state does not support sequence concatenation", "batch_cache_shape"),
+        ("WARNING - Failed to store prefix cache for req-1: ValueError: [concatenate] All the input array dimensions "
+         "must match exactly", "batch_cache_shape"),
         ("WARNING - Pure-LLM KV-cache path failed before first token (boom); falling back to uncached stream_generate",
          "batch_cache_shape"),
         # argparse's refusal as a server logs it itself (oMLX's cli, at ERROR), not only as `prog: error: …`
@@ -71,6 +73,8 @@ def test_round8_shapes(text: str, cat: str) -> None:
         "chat template was specified by the request (chat_template_kwargs)",
         "ERROR    ",  # a bare level column, nothing after it
         "INFO - Prefix cache hit for req-3 has empty RotatingKVCache layers",  # (handled: no error words)
+        # a prefix cache that could not be stored for a reason that is no cache layout (the disk)
+        "WARNING - Failed to store prefix cache for req-1: OSError: [Errno 28] No space left on device",
         "the flag is unrecognized by older servers",
         "AttributeError: Cannot find embed_tokens in Model.",  # (no `target`: a model's own loader, not a drafter)
         # a sampling parameter that has no effect under speculative decoding: a note, not a failure
