@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests.triage.test_catalog import GOOD
 
-from mlx_console.core.logs import catalog_cache
+from mlx_console.core.logs import cache_files, catalog_cache
 from mlx_console.core.logs.patterns import Catalog, CatalogError, shipped_catalog_text
 from mlx_console.core.logs.triage import triage_text
 
@@ -84,3 +84,20 @@ def test_the_key_covers_the_code_that_reads_the_text(tmp_path: Path) -> None:
     assert a == catalog_cache.cache_path(text, tmp_path)
     assert a != catalog_cache.cache_path(text + "\n", tmp_path)
     assert catalog_cache.cache_path(text, None) is None
+
+
+def test_only_the_newest_cache_files_of_a_kind_are_kept(tmp_path: Path) -> None:
+    """Each edited catalogue (or new release) makes a new cache file: the oldest beyond KEEP are removed, never the
+    one just written, and files of another kind (the pattern database) are left alone."""
+    d = tmp_path / "cache"
+    d.mkdir()
+    other = d / "hs-0123.db"
+    other.write_bytes(b"a pattern database")
+    f = tmp_path / "user.toml"
+    for i in range(cache_files.KEEP + 2):
+        f.write_text(USER.replace("Kick it.", f"Kick it {i} times."))
+        Catalog.load([f], shipped=False, cache_dir=d)
+    kept = _cache_files(d)
+    assert len(kept) == cache_files.KEEP
+    assert catalog_cache.cache_path(f.read_text(), d) in kept  # the last one written
+    assert other.exists()

@@ -10,13 +10,13 @@ cached: its error is raised as before.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from mlx_console.core.logs import cache_files
 
 _FORMAT = "mlx-console catalogue cache 1"
 
@@ -41,15 +41,6 @@ def cache_path(text: str, cache_dir: Path | None) -> Path | None:
         return None
     key = hashlib.sha256(_code_tag() + b"\0" + text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return cache_dir / f"catalog-{key}.json"
-
-
-def default_dir() -> Path | None:
-    try:
-        from mlx_console import paths
-
-        return paths.state_dir() / "cache"
-    except OSError:
-        return None
 
 
 def load(
@@ -81,11 +72,4 @@ def _write(path: Path, obj: dict[str, Any]) -> None:
         payload = json.dumps(obj, ensure_ascii=False)
     except (TypeError, ValueError):
         return  # a user file with TOML dates or the like: not cached (they are refused by the parser anyway)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(payload, encoding="utf-8")
-        os.replace(tmp, path)  # readers see no file or the whole new one
-    except OSError:
-        with contextlib.suppress(OSError):  # (not there, or its directory is a file)
-            tmp.unlink()
+    cache_files.write(path, payload.encode("utf-8"), "catalog-*.json")

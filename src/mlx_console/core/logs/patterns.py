@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mlx_console.core.errors import ConsoleError
-from mlx_console.core.logs import catalog_cache
+from mlx_console.core.logs import cache_files, catalog_cache
 from mlx_console.core.logs.events import PROBLEM_LEVELS, Event, parse_line
 from mlx_console.core.logs.evidence import Evidence, Facts, facts, short_type
 from mlx_console.core.logs.literals import LiteralFinder, remember, required_literals
@@ -559,7 +559,7 @@ class Catalog:
         cached in `cache_dir` ("auto": the state dir's `cache/`; None: no cache)."""
         entries: dict[str, Entry] = {}
         quiet: dict[str, Quiet] = {}
-        cdir = catalog_cache.default_dir() if cache_dir == "auto" else None if cache_dir is None else Path(cache_dir)
+        cdir = cache_files.default_dir() if cache_dir == "auto" else None if cache_dir is None else Path(cache_dir)
         if shipped:
             got, q = parse_catalog_file(shipped_catalog_text(), "catalog.toml (shipped)", cdir)
             entries.update((e.id, e) for e in got)

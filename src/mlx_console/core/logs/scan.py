@@ -16,16 +16,15 @@ carries a checksum of its payload, so a partial or corrupt cache is rebuilt, nev
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import json
 import mmap
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from mlx_console.core.logs import cache_files
 from mlx_console.core.logs.bytepattern import utf8_pattern
 from mlx_console.core.logs.forked import can_fork, map_forked
 from mlx_console.core.logs.patterns import Catalog, required_literals
@@ -90,15 +89,6 @@ def _hs_expression(p: str) -> bytes:
     return utf8_pattern(_LEADING_BLANKS.sub("", p)).encode()
 
 
-def _cache_dir() -> Path | None:
-    try:
-        from mlx_console import paths
-
-        return paths.state_dir() / "cache"
-    except OSError:
-        return None
-
-
 def _read_cache(path: Path) -> tuple[list[int], bytes] | None:
     """(indexes of the compiled patterns, serialized database) if the file is whole and intact."""
     try:
@@ -120,14 +110,7 @@ def _read_cache(path: Path) -> tuple[list[int], bytes] | None:
 
 def _write_cache(path: Path, compiled: list[int], payload: bytes) -> None:
     head = json.dumps({"sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload), "compiled": compiled})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(_CACHE_MAGIC + head.encode() + b"\n" + payload)
-        os.replace(tmp, path)  # readers see the old file or the whole new one
-    except OSError:
-        with contextlib.suppress(OSError):  # (not there, or its directory is a file)
-            tmp.unlink()  # an unwritable state dir only costs the compile next time
+    cache_files.write(path, _CACHE_MAGIC + head.encode() + b"\n" + payload, "hs-*.db")
 
 
 class Scanner:
@@ -150,7 +133,7 @@ class Scanner:
         if engine == "hyperscan" and hyperscan is None:
             raise RuntimeError("hyperscan is not installed")
         self.engine = engine
-        self._cache_dir = _cache_dir() if cache_dir == "auto" else cache_dir
+        self._cache_dir = cache_files.default_dir() if cache_dir == "auto" else cache_dir
         self.cache_hit = False
         self._db: hyperscan.Database | None = None
         self._rest: list[tuple[int, re.Pattern[bytes]]] = []  # (index, pattern) the fast engine refused
