@@ -338,3 +338,44 @@ def test_a_busy_server_is_not_taken_for_a_hung_one(write_config, tiny_llama4_mod
     assert "timed out while busy" in log, log
     assert seen == {"ready"}, f"{seen}\n{log}"
     sup.stop("a")
+
+
+def test_the_first_state_written_after_a_write_failure_already_carries_its_note(tmp_path: Path, capsys) -> None:
+    """state.json unwritable for a while (here its directory is a file, as on a broken disk): the first write that
+    works must hold the "could not be written" note itself. Written by a second write after it, a reader in
+    between saw the new state without the note (a flaky full-disk test under load)."""
+    from types import SimpleNamespace
+
+    from mlx_console.core.lifecycle.daemon import Supervise
+    from mlx_console.core.lifecycle.state import State
+
+    d = tmp_path / "o"
+    d.write_text("not a directory")
+    sup = object.__new__(Supervise)  # only the state-writing part of a supervisor: no spec, no server
+    sup.dir, sup.state = d, State(name="o", kind="omlx", status="ready", warnings=["an earlier warning"])
+    sup.spec = SimpleNamespace(name="o")  # what say() prints its lines under
+    sup.write_error, sup.write_since, sup.write_failed_at = "", 0.0, 0.0
+    sup.write()
+    assert sup.write_error and sup.state.warnings == ["an earlier warning"]
+    d.unlink()
+    d.mkdir()
+    sup.state.restarts = 1
+    writes: list[list[str]] = []
+    real = write_state
+
+    def recording(dir: Path, state: State) -> None:  # the real write, and what each one wrote
+        real(dir, state)
+        writes.append(list(read_state(dir).warnings))
+
+    import mlx_console.core.lifecycle.daemon as daemon
+
+    daemon.write_state, saved = recording, daemon.write_state
+    try:
+        sup.write()
+    finally:
+        daemon.write_state = saved
+    assert len(writes) == 1 and writes[0][0] == "an earlier warning"
+    assert "state.json could not be written" in writes[0][1] and "Not a directory" in writes[0][1]
+    assert read_state(d).restarts == 1 and not sup.write_error
+    said = capsys.readouterr().out
+    assert "supervise[o]: cannot write" in said and "supervise[o]: state.json could not be written" in said

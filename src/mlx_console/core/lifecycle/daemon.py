@@ -180,21 +180,25 @@ class Supervise:
         """state.json, or — on a full, read-only or unwritable disk — say so and keep supervising: the
         server matters more than its record. The old file stays whole (atomic write); the next write
         that works notes how long the state could not be written."""
+        # The first write that works after failures carries the note itself: written after it, a reader could
+        # see the new state without it in between.
+        kept, note = self.state.warnings, ""
+        if self.write_error:
+            note = (f"state.json could not be written for {time.time() - self.write_since:.0f}s "
+                    f"({self.write_error}); supervising went on")
+            self.state.warnings = [w for w in kept if "could not be written" not in w] + [note]
         try:
             write_state(self.dir, self.state)
         except OSError as e:
+            self.state.warnings = kept
             if not self.write_error:
                 self.write_error, self.write_since = f"{e.strerror or e}", time.time()
                 self.say(f"cannot write {self.dir / 'state.json'}: {self.write_error}; still supervising")
             self.write_failed_at = time.time()
             return
-        if self.write_error:
-            note = (f"state.json could not be written for {time.time() - self.write_since:.0f}s "
-                    f"({self.write_error}); supervising went on")
+        if note:
             self.say(note)
             self.write_error = ""
-            self.state.warnings = [w for w in self.state.warnings if "could not be written" not in w] + [note]
-            self.write()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> int:

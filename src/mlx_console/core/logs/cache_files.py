@@ -2,7 +2,8 @@
 each parsed catalogue file (catalog_cache.py, `catalog-<hash>.json`). A file is written whole or not at all (a
 reader sees no file or the complete one), and only the newest `KEEP` of a kind are kept: every new mlx-console
 release or edited catalogue makes a new file, and the old ones (~1 MB each for a pattern database) would pile up.
-A cache that cannot be written only costs the work again next time."""
+A cache that cannot be written only costs the work again next time. No fsync: a cache a crash loses is rebuilt
+(settings files use core/common/atomic.py, which keeps them through power loss)."""
 
 from __future__ import annotations
 
