@@ -340,7 +340,8 @@ def test_a_busy_server_is_not_taken_for_a_hung_one(write_config, tiny_llama4_mod
     sup.stop("a")
 
 
-def test_the_first_state_written_after_a_write_failure_already_carries_its_note(tmp_path: Path, capsys) -> None:
+def test_the_first_state_written_after_a_write_failure_already_carries_its_note(tmp_path: Path, capsys,
+                                                                                  monkeypatch) -> None:
     """state.json unwritable for a while (here its directory is a file, as on a broken disk): the first write that
     works must hold the "could not be written" note itself. Written by a second write after it, a reader in
     between saw the new state without the note (a flaky full-disk test under load)."""
@@ -369,11 +370,8 @@ def test_the_first_state_written_after_a_write_failure_already_carries_its_note(
 
     import mlx_console.core.lifecycle.daemon as daemon
 
-    daemon.write_state, saved = recording, daemon.write_state
-    try:
-        sup.write()
-    finally:
-        daemon.write_state = saved
+    monkeypatch.setattr(daemon, "write_state", recording)
+    sup.write()
     assert len(writes) == 1 and writes[0][0] == "an earlier warning"
     assert "state.json could not be written" in writes[0][1] and "Not a directory" in writes[0][1]
     assert read_state(d).restarts == 1 and not sup.write_error

@@ -22,7 +22,8 @@ _FORMAT = "mlx-console catalogue cache 1"
 
 
 def _code_tag() -> bytes:
-    """The code that turns text into what is cached: the TOML reader's Python and this project's parsers."""
+    """The code that turns text into what is cached (this project's parsers and literal finder): a change to it
+    makes a new key, so a cache written by other code is never read."""
     here = Path(__file__).parent
     parts = [_FORMAT.encode()]
     for name in ("literals.py", "patterns.py", "catalog_cache.py"):
